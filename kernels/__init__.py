@@ -1,0 +1,1 @@
+"""CUDA C sources of trtssd. Installed as ``trtssd.kernels``; loaded by ``trtssd.kernel_loader``."""

@@ -1,0 +1,73 @@
+"""Install only what is missing, so a Jetson keeps JetPack's OpenCV, numpy and TensorRT.
+
+    python tools/ensure_deps.py test     # what `make test` needs
+    python tools/ensure_deps.py bench    # what `make bench` needs
+
+A module that imports already is left alone, whatever installed it; a missing one is
+installed from PyPI with the pip of the running interpreter.
+"""
+import importlib
+import subprocess
+import sys
+
+# (import name, pip requirement). torch 2.13.0 is pinned because the CI machine has that
+# wheel on disk (CPU build); any torch >= 1.10 works for the code.
+COMMON = [
+    ("numpy", "numpy>=1.19"),
+    ("cv2", "opencv-python-headless"),
+    ("onnx", "onnx"),
+    ("tflite", "tflite"),
+    ("flatbuffers", "flatbuffers"),
+]
+GROUPS = {
+    "test": COMMON + [
+        ("pytest", "pytest"),
+        ("vermin", "vermin"),
+        ("onnxruntime", "onnxruntime"),
+        ("ai_edge_litert", "ai-edge-litert"),
+        ("skimage", "scikit-image"),
+        ("torch", "torch==2.13.0"),
+        ("matplotlib", "matplotlib"),
+        ("setuptools", "setuptools"),
+        ("wheel", "wheel"),
+    ],
+    "bench": COMMON + [
+        ("matplotlib", "matplotlib"),
+    ],
+}
+
+
+def missing(group):
+    out = []
+    for module, requirement in GROUPS[group]:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            out.append(requirement)
+    return out
+
+
+def main(argv):
+    if len(argv) != 2 or argv[1] not in GROUPS:
+        sys.exit("usage: python tools/ensure_deps.py {%s}" % "|".join(sorted(GROUPS)))
+    need = missing(argv[1])
+    if argv[1] == "bench":
+        have_backend = False
+        for module in ("tensorrt", "torch", "onnxruntime"):
+            try:
+                importlib.import_module(module)
+                have_backend = True
+                break
+            except Exception:
+                pass
+        if not have_backend:
+            need.append("onnxruntime")
+    if not need:
+        return
+    print("installing: " + " ".join(need))
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q",
+                           "--disable-pip-version-check"] + need)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,74 @@
+"""The contract every inference backend keeps (TensorRT, PyTorch, ONNX Runtime).
+
+A backend holds one network's weights on one device. Buffers are bound once per execution
+context, one context per frame in flight, and ``enqueue`` only enqueues: on CUDA it puts the
+work on the caller's stream and returns without synchronising; on the CPU it runs at once.
+"""
+import abc
+
+import numpy as np
+
+from ..errors import InputError
+
+
+class ExecutionContext(abc.ABC):
+    """One set of bound input/output buffers on one backend."""
+
+    @abc.abstractmethod
+    def enqueue(self, stream=None):
+        """Run the network on the bound buffers (async on ``stream`` for CUDA)."""
+
+    def close(self):
+        """Release what this context owns (never the buffers it was given)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+class Backend(abc.ABC):
+    """One network on one device. Subclasses set the attributes below in ``__init__``."""
+    name = "abstract"
+    device = "cpu"          # 'cuda' or 'cpu'
+    spec = None             # trtssd.spec.ModelSpec
+    max_batch = 1
+    precision = "fp32"
+    input_dtype = np.dtype(np.float32)
+
+    @abc.abstractmethod
+    def create_context(self, images, box_encodings, class_scores):
+        """Bind buffers: images [n,3,H,W] input_dtype; outputs [n,A,4] and [n,A,C] float32.
+
+        On 'cuda' the buffers are objects with ``__cuda_array_interface__``; on 'cpu' numpy
+        arrays. ``n`` may be smaller than ``max_batch``.
+        """
+
+    def output_shapes(self, batch):
+        a, c = self.spec.num_anchors, self.spec.num_classes
+        return (batch, a, 4), (batch, a, c)
+
+    def input_shape(self, batch):
+        return (batch, 3, self.spec.input_height, self.spec.input_width)
+
+    def check_batch(self, batch):
+        if not 1 <= batch <= self.max_batch:
+            raise InputError("batch of %d frames, but this %s backend was made for 1..%d; "
+                             "create it with max_batch=%d" % (batch, self.name, self.max_batch,
+                                                              batch))
+
+    def infer(self, images):
+        """Convenience for tests and scripts: host array in, host arrays out, synchronous."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release weights and device memory."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False

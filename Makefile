@@ -18,6 +18,7 @@ test: $(PY)
 	$(PY) tools/ensure_deps.py test
 	$(VENV)/bin/vermin -t=3.6- --violations --no-tips --backport dataclasses \
 	    --eval-annotations --feature union-types $(VERMIN_TARGETS)
+	tools/py36_check.sh
 	$(PY) -m pytest -q -rs tests
 
 bench: $(PY)

@@ -1,0 +1,241 @@
+"""SSD postprocessing: box decoding, score threshold and NMS, in NumPy and on the GPU.
+
+Semantics: TFLite's ``TFLite_Detection_PostProcess`` op with ``use_regular_nms=false`` and
+``max_classes_per_detection=1`` (the settings of the COCO SSD-MobileNet models), per frame:
+
+1. Decode every anchor's centre-size encoding (ty, tx, th, tw) against its anchor
+   (ya, xa, ha, wa), with the box coder's scales (y_scale, x_scale, h_scale, w_scale)::
+
+       yc = ty / y_scale * ha + ya        xc = tx / x_scale * wa + xa
+       h  = exp(th / h_scale) * ha        w  = exp(tw / w_scale) * wa
+       box = (yc - h/2, xc - w/2, yc + h/2, xc + w/2)   # ymin, xmin, ymax, xmax, normalised
+
+   The NumPy path computes in float64 and rounds to float32, as TFLite does; the CUDA kernel
+   computes in float32 (a few ulp apart, far below a pixel).
+2. Per anchor, the best class among the non-background columns 1..C-1; a tie goes to the
+   lowest column (TFLite's ArgMax keeps the first maximum). Its score is the anchor's score.
+3. Candidates: anchors whose score is ``>= score_threshold`` (TFLite's comparison).
+4. Sort candidates by score, descending; equal scores keep anchor order (TFLite sorts with
+   ``std::stable_sort``, so ties go to the lower anchor index).
+5. Greedy class-agnostic NMS: walk the sorted list; keep the next unsuppressed candidate and
+   suppress every later candidate whose IoU with it is ``> iou_threshold``. IoU is
+   ``inter / (area_a + area_b - inter)`` in float32, and 0 when either box has zero (or
+   negative) area. Stop after ``max_detections`` kept boxes.
+6. Class ids are score columns (1..90 are the COCO ids, the lines of the label file);
+   boxes go to frame pixels: normalised * (input_width, input_height) gives network-input
+   pixels, then ``x_frame = (x_net - pad_x) / scale_x`` (likewise y) inverts the
+   preprocessing's resize and letterbox (trtssd.preprocess.FrameGeometry), and boxes are
+   clipped to [0, frame_width] x [0, frame_height].
+
+``max_detections=None`` means the model's own (``spec.nms.max_detections``, 10 for
+detect.tflite), so results equal the TFLite interpreter's; the GPU path caps it at
+``MAX_DETECTIONS_GPU`` (100).
+"""
+import math
+
+import numpy as np
+
+from .detections import Detections, LabelMap
+from .errors import EnvironmentProblem, InputError, ModelError
+
+MAX_DETECTIONS_GPU = 100
+MAX_CANDIDATES_GPU = 2048   # shared-memory candidate list of the NMS kernel (>= anchors)
+_ROW = 8                    # floats per output row of the kernel
+_HEADER = 8                 # floats before the rows: kept count, candidate count, padding
+_NMS_THREADS = 512
+_BEST_THREADS = 256
+_TILE_FLOATS = 8192         # 32 KB of score rows staged per block of ssd_best_class
+
+
+# ----------------------------------------------------------------------------- NumPy path
+
+def decode_boxes(encodings, anchors, box_coder):
+    """Centre-size encodings [..., A, 4] (ty, tx, th, tw) -> boxes [..., A, 4] (ymin, xmin,
+    ymax, xmax), normalised, float32. Computed in float64 and rounded, as TFLite does."""
+    enc = np.asarray(encodings, dtype=np.float64)
+    anc = np.asarray(anchors, dtype=np.float64)
+    if enc.shape[-1] != 4 or anc.ndim != 2 or anc.shape[1] != 4 or enc.shape[-2] != anc.shape[0]:
+        raise InputError("decode_boxes: encodings [..., A, 4] and anchors [A, 4] needed, got %s "
+                         "and %s; pass the model's box_encodings output and spec.anchors"
+                         % (enc.shape, anc.shape))
+    ya, xa, ha, wa = anc[:, 0], anc[:, 1], anc[:, 2], anc[:, 3]
+    yc = enc[..., 0] / float(box_coder.y_scale) * ha + ya
+    xc = enc[..., 1] / float(box_coder.x_scale) * wa + xa
+    hh = (0.5 * np.exp(enc[..., 2] / float(box_coder.h_scale)) * ha).astype(np.float32)
+    hw = (0.5 * np.exp(enc[..., 3] / float(box_coder.w_scale)) * wa).astype(np.float32)
+    yc = yc.astype(np.float32)
+    xc = xc.astype(np.float32)
+    return np.stack([yc - hh, xc - hw, yc + hh, xc + hw], axis=-1)
+
+
+def iou_one_to_many(box, boxes):
+    """IoU of one (ymin, xmin, ymax, xmax) box with [M, 4] boxes, float32, TFLite's formula."""
+    box = np.asarray(box, dtype=np.float32)
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    area_a = (box[2] - box[0]) * (box[3] - box[1])
+    area_b = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    iy0 = np.maximum(box[0], boxes[:, 0])
+    ix0 = np.maximum(box[1], boxes[:, 1])
+    iy1 = np.minimum(box[2], boxes[:, 2])
+    ix1 = np.minimum(box[3], boxes[:, 3])
+    zero = np.float32(0)
+    inter = np.maximum(iy1 - iy0, zero) * np.maximum(ix1 - ix0, zero)
+    union = (area_a + area_b) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / union
+    iou[(area_b <= 0) | (area_a <= 0)] = 0
+    return iou.astype(np.float32)
+
+
+def nms_fast(boxes, scores, iou_threshold, max_detections):
+    """Greedy class-agnostic NMS; returns the kept indices into ``boxes``, best first.
+
+    Sorting is stable (equal scores keep their input order); a later box is suppressed by a
+    kept one when their IoU is > iou_threshold.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    if boxes.shape[0] != scores.shape[0]:
+        raise InputError("nms_fast: %d boxes but %d scores" % (boxes.shape[0], scores.shape[0]))
+    order = np.argsort(-scores, kind="stable")
+    sboxes = boxes[order]
+    alive = np.ones(len(order), dtype=bool)
+    keep = []
+    i = 0
+    n = len(order)
+    while i < n and len(keep) < max_detections:
+        if not alive[i]:
+            nxt = np.flatnonzero(alive[i:])
+            if nxt.size == 0:
+                break
+            i += int(nxt[0])
+        keep.append(int(order[i]))
+        if i + 1 < n:
+            alive[i + 1:] &= ~(iou_one_to_many(sboxes[i], sboxes[i + 1:]) > iou_threshold)
+        i += 1
+    return np.asarray(keep, dtype=np.intp)
+
+
+def boxes_to_frame(boxes_norm, geometry, input_width, input_height):
+    """Normalised (ymin, xmin, ymax, xmax) [K, 4] -> frame pixels (x1, y1, x2, y2), clipped.
+
+    ``geometry`` is a trtssd.preprocess.FrameGeometry (x_net = x_frame * scale_x + pad_x), or
+    None to report network-input pixels.
+    """
+    b = np.asarray(boxes_norm, dtype=np.float64).reshape(-1, 4)
+    x_net = b[:, [1, 3]] * float(input_width)
+    y_net = b[:, [0, 2]] * float(input_height)
+    if geometry is None:
+        fw, fh = float(input_width), float(input_height)
+        xs, ys = x_net, y_net
+    else:
+        fw, fh = float(geometry.frame_width), float(geometry.frame_height)
+        xs = (x_net - float(geometry.pad_x)) / float(geometry.scale_x)
+        ys = (y_net - float(geometry.pad_y)) / float(geometry.scale_y)
+    xs = np.clip(xs, 0.0, fw)
+    ys = np.clip(ys, 0.0, fh)
+    return np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1).astype(np.float32)
+
+
+def _names(labels, class_ids):
+    if labels is None:
+        return None
+    if isinstance(labels, LabelMap):
+        return [labels.name(c) for c in class_ids]
+    return [str(labels[c]) if 0 <= c < len(labels) else "class %d" % c for c in class_ids]
+
+
+def _check_labels(labels, spec):
+    if isinstance(labels, LabelMap):
+        labels.check(spec.num_classes)
+    elif labels is not None and len(labels) != spec.num_classes:
+        raise ModelError("%d label names but the model has %d classes (background included); "
+                         "use the label file that came with this model" % (len(labels),
+                                                                           spec.num_classes))
+
+
+def _resolve(spec, score_threshold, max_detections, cap=None):
+    thr = spec.nms.score_threshold if score_threshold is None else score_threshold
+    try:
+        thr = float(thr)
+    except (TypeError, ValueError):
+        raise InputError("score_threshold must be a number in [0, 1], got %r" % (thr,))
+    if not (0.0 <= thr <= 1.0):
+        raise InputError("score_threshold must be in [0, 1] (scores are sigmoid outputs), "
+                         "got %r" % thr)
+    md = spec.nms.max_detections if max_detections is None else max_detections
+    if int(md) != md or int(md) < 1:
+        raise InputError("max_detections must be a positive integer, got %r" % (md,))
+    md = int(md)
+    if cap is not None and md > cap:
+        raise InputError("max_detections=%d exceeds the GPU postprocessor's limit of %d; ask "
+                         "for at most %d" % (md, cap, cap))
+    iou = float(spec.nms.iou_threshold)
+    if not (0.0 < iou <= 1.0):
+        raise ModelError("the model's NMS IoU threshold %r is outside (0, 1]; re-convert the "
+                         "model" % iou)
+    if int(spec.nms.max_classes_per_detection) != 1 or bool(spec.nms.use_regular_nms):
+        raise ModelError("model %r asks for max_classes_per_detection=%s, use_regular_nms=%s; "
+                         "trtssd implements TFLite's fast NMS with one class per box only"
+                         % (spec.name, spec.nms.max_classes_per_detection,
+                            spec.nms.use_regular_nms))
+    return thr, md, iou
+
+
+def _geometries(geometries, n):
+    if geometries is None:
+        return [None] * n
+    if not isinstance(geometries, (list, tuple)):
+        geometries = [geometries]
+    if len(geometries) < n:
+        raise InputError("%d frames of outputs but %d FrameGeometry; pass the geometries "
+                         "that the preprocessing returned, one per frame" % (n, len(geometries)))
+    return list(geometries[:n])
+
+
+def postprocess_cpu(box_encodings, class_scores, spec, geometries, score_threshold,
+                    max_detections=None, labels=None):
+    """NumPy decode + threshold + NMS of a batch -> one Detections per frame.
+
+    ``box_encodings`` [N, A, 4] and ``class_scores`` [N, A, C] (or without the batch axis),
+    float; ``geometries`` one FrameGeometry per frame (None: network-input pixels);
+    ``labels`` a LabelMap or list of names indexed by class id (or None).
+    """
+    enc = np.asarray(box_encodings, dtype=np.float32)
+    sc = np.asarray(class_scores, dtype=np.float32)
+    if enc.ndim == 2:
+        enc = enc[None]
+    if sc.ndim == 2:
+        sc = sc[None]
+    a, c = spec.num_anchors, int(spec.num_classes)
+    if enc.ndim != 3 or enc.shape[1:] != (a, 4):
+        raise InputError("box_encodings must be [N, %d, 4] for model %r, got %s; pass the "
+                         "backend's box_encodings output" % (a, spec.name, enc.shape))
+    if sc.ndim != 3 or sc.shape[1:] != (a, c) or sc.shape[0] != enc.shape[0]:
+        raise InputError("class_scores must be [%d, %d, %d] for model %r, got %s; pass the "
+                         "backend's class_scores output" % (enc.shape[0], a, c, spec.name,
+                                                           sc.shape))
+    thr, md, iou = _resolve(spec, score_threshold, max_detections)
+    _check_labels(labels, spec)
+    geos = _geometries(geometries, enc.shape[0])
+    # Thresholding first with the caller's threshold (say 0.3) instead of TFLite's 1e-8 and
+    # filtering afterwards gives the same detections above it: the greedy walk visits boxes
+    # in descending score order, so a box below the threshold is visited after every box
+    # above it and can never suppress one of them, and the max_detections cut keeps a prefix
+    # of that order; the kept boxes above the threshold are therefore exactly the same.
+    out = []
+    for f in range(enc.shape[0]):
+        fg = sc[f, :, 1:]
+        best_col = np.argmax(fg, axis=1)                   # first maximum, as TFLite's ArgMax
+        best = fg[np.arange(a), best_col]
+        cand = np.flatnonzero(best >= thr)                 # ascending anchor order
+        if cand.size == 0:
+            out.append(Detections.empty(with_labels=labels is not None))
+            continue
+        boxes = decode_boxes(enc[f, cand], spec.anchors[cand], spec.box_coder)
+        keep = nms_fast(boxes, best[cand], iou, md)
+        cls = (best_col[cand[keep]] + 1).astype(np.int32)
+        out.append(Detections(boxes_to_frame(boxes[keep], geos[f], spec.input_width,
+                                             spec.input_height),
+                              best[cand[keep]], cls, _names(labels, cls)))
+    return out

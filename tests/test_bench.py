@@ -163,7 +163,7 @@ def test_quick_defaults():
 def test_runs_expand_depths_and_sources():
     plan = bench.BenchPlan(_args("--modes", "sync,pipelined,multi", "--depths", "2,3",
                                  "--sources-count", "5", "--batch", "2"), gpu_reason=None)
-    assert plan.runs() == [("sync", "sync", None, 2, 1),
+    assert plan.runs() == [("sync", "sync", None, 1, 1),      # --batch is for pipelined
                            ("pipelined-d2", "pipelined", 2, 2, 1),
                            ("pipelined-d3", "pipelined", 3, 2, 1),
                            ("multi-x5", "multi", None, 5, 5)]
@@ -184,18 +184,22 @@ def test_ceiling_first_then_every_mode_with_warmup(fakes):
     last_enqueue = max(i for i, e in enumerate(log) if e[0] == "enqueue")
     assert last_enqueue < first_pipeline                 # the ceiling is measured first
     runs = [e for e in log if e[0] == "pipeline"]
-    # each CPU mode: a warm-up run of 2 frames, then the measured run of 6
-    assert [(r[1], r[5]) for r in runs] == [("sync", 2), ("sync", 6), ("async", 2),
-                                            ("async", 6)]
+    # each mode that runs on the CPU: a warm-up run of 2 frames, then the measured run of 6;
+    # the gpu mode needs a CUDA backend and is skipped
+    assert [(r[1], r[2], r[5]) for r in runs] == [
+        ("sync", 2, 2), ("sync", 2, 6), ("async", 2, 2), ("async", 2, 6),
+        ("pipelined", 2, 2), ("pipelined", 2, 6), ("pipelined", 3, 2), ("pipelined", 3, 6),
+        ("pipelined", 4, 2), ("pipelined", 4, 6), ("multi", 2, 2), ("multi", 2, 6)]
     names = [m["name"] for m in res["modes"]]
     assert names == ["sync", "async", "gpu", "pipelined-d2", "pipelined-d3", "pipelined-d4",
                      "multi-x8"]
     by = {m["name"]: m for m in res["modes"]}
-    for n in ("gpu", "pipelined-d2", "pipelined-d3", "pipelined-d4", "multi-x8"):
-        assert by[n]["status"] == "skipped" and "no CUDA device (test)" in by[n]["reason"]
+    assert by["gpu"]["status"] == "skipped" and "no CUDA device (test)" in by["gpu"]["reason"]
+    assert [c["batch"] for c in res["ceilings"]] == [1, 8]
     c = report.ceiling_for(res, 1)
     assert c["clock"] == "host" and c["ms"]["n"] == plan.ceiling_reps and c["fps"] > 0
-    for n in ("sync", "async"):
+    assert by["multi-x8"]["ceiling_batch"] == 8
+    for n in ("sync", "async", "pipelined-d2", "pipelined-d3", "pipelined-d4"):
         m = by[n]
         assert m["status"] == "ok" and m["frames"] == 6 and m["label"] == "end-to-end"
         assert m["fps"] == pytest.approx(50.0)
@@ -295,7 +299,7 @@ def test_quick_bench_on_the_cpu_with_the_real_model(tflite_model, tmp_path):
     assert res["environment"]["command"].endswith("--out-dir " + str(out))
     assert res["ceilings"][0]["clock"] == "host"
     by = {m["name"]: m for m in res["modes"]}
-    for n in ("sync", "async"):
+    for n in ("sync", "async", "pipelined-d2", "pipelined-d3", "pipelined-d4", "multi-x8"):
         m = by[n]
         assert m["status"] == "ok", m
         assert m["frames"] > 0 and m["fps"] > 0 and m["wall_s"] > 0
@@ -303,8 +307,8 @@ def test_quick_bench_on_the_cpu_with_the_real_model(tflite_model, tmp_path):
         assert m["latency_ms"]["n"] > 0 and m["latency_ms"]["p50"] > 0
         assert "inference" in m["stages"] and m["stages"]["inference"]["n"] > 0
         assert m["dropped"] == 0                       # a synthetic non-live source never drops
-    for n in ("gpu", "pipelined-d2", "pipelined-d3", "pipelined-d4", "multi-x8"):
-        assert by[n]["status"] == "skipped" and by[n]["reason"], by[n]
+    assert by["gpu"]["status"] == "skipped" and by["gpu"]["reason"], by["gpu"]
+    assert [c["batch"] for c in res["ceilings"]] == [1, 8]      # multi x8 has its own
     with open(str(out / "bench.png"), "rb") as f:
         assert f.read(8) == PNG_MAGIC
     cv2 = pytest.importorskip("cv2")
@@ -317,8 +321,13 @@ def test_missing_model_falls_back_to_synthetic_and_says_so(tmp_path, monkeypatch
     pytest.importorskip("onnx")
     from trtssd import models
 
+    real = models.resolve_model
+
     def no_model(path=None):
-        raise ModelError("no model given (test)")
+        if not path:                  # as if neither --model, $TRTSSD_MODEL nor the file
+            raise ModelError("no model given (test)")
+        return real(path)
+    monkeypatch.delenv("TRTSSD_MODEL", raising=False)
     monkeypatch.setattr(models, "resolve_model", no_model)
     monkeypatch.setenv("TRTSSD_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "o"

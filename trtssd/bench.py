@@ -37,7 +37,6 @@ from . import report
 from .errors import EnvironmentProblem, InputError, ModelError, TrtssdError
 
 ALL_MODES = ("sync", "async", "gpu", "pipelined", "multi")
-GPU_MODES = ("gpu", "pipelined", "multi")
 BACKENDS = ("auto", "torch", "onnxruntime", "tensorrt")
 DEFAULT_SOURCE = "synthetic:1920x1080"
 QUICK_SOURCE = "synthetic:640x360"
@@ -169,9 +168,8 @@ class BenchPlan(object):
         else:
             self.device = "cpu" if gpu_reason else "cuda"
             if gpu_reason:
-                self.notes.append("no usable CUDA GPU here (%s): running the CPU modes with "
-                                  "ONNX Runtime; gpu, pipelined and multi are skipped"
-                                  % gpu_reason)
+                self.notes.append("no usable CUDA GPU here (%s): running on the CPU with "
+                                  "ONNX Runtime; the gpu mode is skipped" % gpu_reason)
         if self.device == "cuda" and gpu_reason:
             raise EnvironmentProblem("--device cuda, but there is no usable CUDA GPU here (%s); "
                                      "run without --device to benchmark the CPU modes"
@@ -220,8 +218,8 @@ class BenchPlan(object):
             elif m == "multi":
                 n = self.args.sources_count
                 out.append(("multi-x%d" % n, m, None, n, n))
-            else:
-                out.append((m, m, None, self.args.batch, 1))
+            else:            # sync, async and gpu infer one frame at a time
+                out.append((m, m, None, 1, 1))
         return out
 
 
@@ -445,6 +443,84 @@ class _Tracker(object):
         return False
 
 
+class GpuUtilSampler(object):
+    """GPU busy fraction sampled from NVML while a run goes on, for modes that do not report one.
+
+    NVML's utilization is the share of its last sample period (1/6 s to 1 s, by product) in
+    which one or more kernels ran: coarse, and it counts any process's kernels. Read through
+    ctypes from the driver's ``libnvidia-ml.so.1`` (no extra package). ``fraction()`` is None
+    when NVML is missing or nothing was sampled.
+    """
+
+    def __init__(self, pci_bus_id=None, period_s=0.1):
+        self.samples = []
+        self._stop = threading.Event()
+        self._thread = None
+        self._nvml = None
+        self._handle = None
+        self.period_s = period_s
+        try:
+            import ctypes
+            lib = ctypes.CDLL("libnvidia-ml.so.1")
+            if lib.nvmlInit_v2() != 0:
+                return
+            handle = ctypes.c_void_p()
+            if pci_bus_id:
+                rc = lib.nvmlDeviceGetHandleByPciBusId_v2(pci_bus_id.encode("ascii"),
+                                                          ctypes.byref(handle))
+            else:
+                rc = lib.nvmlDeviceGetHandleByIndex_v2(0, ctypes.byref(handle))
+            if rc != 0:
+                lib.nvmlShutdown()
+                return
+            self._nvml, self._handle, self._ct = lib, handle, ctypes
+        except (OSError, AttributeError):
+            self._nvml = None
+
+    def _read(self):
+        ct = self._ct
+
+        class Util(ct.Structure):
+            _fields_ = [("gpu", ct.c_uint), ("memory", ct.c_uint)]
+        u = Util()
+        if self._nvml.nvmlDeviceGetUtilizationRates(self._handle, ct.byref(u)) == 0:
+            self.samples.append(u.gpu / 100.0)
+
+    def _loop(self):
+        while not self._stop.wait(self.period_s):
+            self._read()
+
+    def __enter__(self):
+        if self._nvml is not None:
+            self._thread = threading.Thread(target=self._loop, name="trtssd-bench-nvml")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except Exception:
+                pass
+        return False
+
+    def fraction(self):
+        return float(np.mean(self.samples)) if self.samples else None
+
+
+def _pci_bus_id():
+    try:
+        import pycuda.driver as drv
+        drv.init()
+        return drv.Device(0).pci_bus_id()
+    except Exception:
+        return None
+
+
 # ---------------------------------------------------------------------------------------------
 # model, backend, sources
 # ---------------------------------------------------------------------------------------------
@@ -568,11 +644,12 @@ def _measure_ceiling_cuda(backend, batch, plan, progress, host_in, box_shape, cl
             boxes = DeviceArray(box_shape, np.float32)
             scores = DeviceArray(cls_shape, np.float32)
             try:
-                images.copy_from_host(host_in, stream=stream)
-                nan = np.full(box_shape, np.nan, np.float32)
-                boxes.copy_from_host(nan, stream=stream)
-                scores.copy_from_host(np.full(cls_shape, np.nan, np.float32), stream=stream)
-                stream.synchronize()
+                # setup copies are synchronous (pageable host arrays); outputs poisoned with
+                # NaN (0xFF bytes) so the check below sees whether the network wrote them
+                images.copy_from_host(host_in)
+                boxes.fill_bytes(0xFF)
+                scores.fill_bytes(0xFF)
+                drv.Context.synchronize()
                 ec = backend.create_context(images, boxes, scores)
                 try:
                     ec.enqueue(stream)
@@ -593,9 +670,9 @@ def _measure_ceiling_cuda(backend, batch, plan, progress, host_in, box_shape, cl
                             times.append(timer.elapsed_ms() / plan.ceiling_inner)
                 finally:
                     ec.close()
-                h_boxes = boxes.copy_to_host(stream=stream)
-                h_scores = scores.copy_to_host(stream=stream)
                 stream.synchronize()
+                h_boxes = boxes.copy_to_host()
+                h_scores = scores.copy_to_host()
             finally:
                 for a in (images, boxes, scores):
                     a.close()
@@ -610,8 +687,16 @@ def _measure_ceiling_cuda(backend, batch, plan, progress, host_in, box_shape, cl
 # ---------------------------------------------------------------------------------------------
 
 def skip_reason(plan, mode, backend):
-    """Why ``mode`` cannot run in this bench, or None."""
-    if mode in GPU_MODES:
+    """Why ``mode`` cannot run in this bench, or None.
+
+    The pipeline says which modes need a CUDA backend (``GPU_ONLY_MODES``: ``gpu``); the
+    others also run on a CPU backend (``pipelined`` and ``multi`` then overlap host threads).
+    """
+    try:
+        from .pipeline import GPU_ONLY_MODES as gpu_only
+    except ImportError:
+        gpu_only = ("gpu",)
+    if mode in gpu_only:
         if plan.gpu_reason:
             return "needs a CUDA GPU and pycuda: %s" % plan.gpu_reason
         if backend is not None and getattr(backend, "device", "cpu") != "cuda":
@@ -623,6 +708,7 @@ def skip_reason(plan, mode, backend):
 def run_mode(plan, backend, mode, depth, batch, nsources, progress, label):
     """Warm-up run (discarded), then the measured run; returns its RunStats."""
     from .pipeline import PipelineOptions, run as run_pipeline
+    sample_gpu = getattr(backend, "device", "cpu") == "cuda"
 
     def once(max_frames, duration_s, what):
         srcs = open_sources(plan, nsources)
@@ -634,9 +720,20 @@ def run_mode(plan, backend, mode, depth, batch, nsources, progress, label):
             def count():
                 return sum(int(getattr(s, "frames_read", 0) or 0) for s in srcs)
             total = max_frames if duration_s is None else None
+            sampler = GpuUtilSampler(_pci_bus_id()) if sample_gpu else None
             with progress.track(what, count, total, duration_s):
-                return run_pipeline(srcs if mode == "multi" else srcs[0], backend, sink=None,
-                                    options=opts)
+                if sampler is None:
+                    return run_pipeline(srcs if mode == "multi" else srcs[0], backend,
+                                        sink=None, options=opts)
+                with sampler:
+                    st = run_pipeline(srcs if mode == "multi" else srcs[0], backend,
+                                      sink=None, options=opts)
+                if st.gpu_busy is None and sampler.fraction() is not None:
+                    st.gpu_busy = sampler.fraction()
+                    st.notes.append("GPU busy: NVML utilization sampled every %.1f s (%d "
+                                    "samples; coarse, counts every process's kernels)"
+                                    % (sampler.period_s, len(sampler.samples)))
+                return st
         finally:
             for s in srcs:
                 try:
@@ -686,6 +783,9 @@ def bench(plan, progress=None, argv=None):
         if model_info["synthetic"]:
             notes.insert(0, "SYNTHETIC WEIGHTS: the model file was not found; these figures "
                             "are for timing only, detections are meaningless")
+        if plan.args.batch > 1 and set(plan.modes) & set(("sync", "async", "gpu")):
+            notes.append("--batch %d applies to pipelined; sync, async and gpu infer one "
+                         "frame at a time (their ceiling is batch 1)" % plan.args.batch)
         if plan.synthetic_size is None and "multi" in plan.modes:
             notes.append("multi runs %d synthetic sources at the source's resolution %dx%d"
                          % ((plan.args.sources_count,) + tuple(plan.resolution)))

@@ -152,3 +152,12 @@ def test_empty_stats_give_zero_fps_not_errors():
     assert e["fps"] == 0.0 and e["fraction_of_ceiling"] is None
     assert e["latency_ms"] == {"n": 0}
     assert not math.isnan(e["frames"])
+
+
+def test_notes_shared_by_modes_are_printed_once():
+    res = _result()
+    for m in res["modes"][:2]:
+        m["notes"] = ["every stage timed on the host"]
+    text = report.format_table(res)
+    assert text.count("every stage timed on the host") == 1
+    assert "sync, pipelined-d2: every stage timed on the host" in text

@@ -318,7 +318,8 @@ def command_line(argv=None):
 
 def collect_environment(plan, backend, gpu_reason, argv=None):
     env = {
-        "date": datetime.datetime.utcnow().replace(microsecond=0).isoformat() + "Z",
+        "date": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        .isoformat().replace("+00:00", "Z"),
         "command": command_line(argv),
         "python": platform.python_version(),
         "platform": platform.platform(),

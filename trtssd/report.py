@@ -156,7 +156,8 @@ def header_lines(result):
                     (" " + env["backend_version"]) if env.get("backend_version") else "",
                     cfg.get("device", "?"),
                     cfg.get("precision", "?"), cfg.get("batch", "?"),
-                    "on" if cfg.get("cuda_graph") else "off"))
+                    ("on" if cfg.get("cuda_graph") else "off") if cfg.get("device") == "cuda"
+                    else "n/a"))
     lines.append("source: %s (%sx%s) | %s per mode | model: %s"
                  % (cfg.get("source", "?"), cfg.get("width", "?"), cfg.get("height", "?"),
                     ("%s frames" % cfg["frames"]) if cfg.get("frames") else
@@ -209,9 +210,16 @@ def format_table(result):
                    "overlap in pipelined modes)")
         out.append(_table(["mode"] + list(STAGES), rows))
     notes = list(result.get("notes", []))
+    by_text = []          # a note several modes share is printed once, naming them all
     for m in result.get("modes", []):
         for n in m.get("notes", []) or []:
-            notes.append("%s: %s" % (m["name"], n))
+            for entry in by_text:
+                if entry[0] == n:
+                    entry[1].append(m["name"])
+                    break
+            else:
+                by_text.append((n, [m["name"]]))
+    notes.extend("%s: %s" % (", ".join(names), n) for n, names in by_text)
     if notes:
         out.append("")
         out.extend("note: " + n for n in notes)

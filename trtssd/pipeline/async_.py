@@ -1,0 +1,68 @@
+"""``async``: the seed's trt_ssd_async.py. A producer thread owns the device for its whole
+life (the context is current in it) and does capture, preprocessing, inference and
+postprocessing; the caller's thread draws and writes the newest result.
+
+The hand-over holds one result. Live source: a newer result replaces one the consumer has
+not taken yet (newest wins; the replaced one is counted as dropped). File source: the
+producer waits until the consumer took the previous result, so every frame is shown.
+"""
+import threading
+
+from .base import Delivery, Dropped, Result, close_all, frame_pool, start_capture
+from .stages import Closed, Crew
+
+
+def run(sources, layer, sink, options, stats):
+    source = sources[0]
+    crew = Crew()
+    lock = threading.Lock()
+    handoff = crew.channel(1, drop_oldest=bool(source.live))
+    dropped = Dropped()
+    pool = None
+    try:
+        with layer.activate():
+            pool = frame_pool(layer, source, 4)
+        capture = start_capture(source, stats, options, pool, lock)
+        deliver = Delivery(sink, stats, options, lock=lock)
+
+        def producer():
+            try:
+                with layer.activate():
+                    slot = layer.make_slot()
+                    try:
+                        while True:
+                            frame = capture.read(crew.stop)
+                            if frame is None:
+                                break
+                            try:
+                                slot.submit([frame])
+                                dets, timings = slot.result()
+                            except BaseException:
+                                frame.done()
+                                raise
+                            r = Result([frame], dets, timings)
+                            try:
+                                dropped.add(handoff.put(r))
+                            except Closed:
+                                frame.done()
+                                raise
+                    finally:
+                        slot.close()
+            finally:
+                handoff.close()
+
+        crew.spawn("producer", producer)
+        while True:
+            try:
+                r = handoff.get()
+            except Closed:
+                break
+            deliver.timings(r.timings)
+            deliver(r.frames[0], r.detections[0])
+    finally:
+        crew.halt()
+        alive = crew.join()
+        stats.dropped += dropped.n
+        if not alive:
+            close_all(layer, [pool])
+    crew.reraise()

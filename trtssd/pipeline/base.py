@@ -1,0 +1,136 @@
+"""What the modes share: delivering results to the sink, frame budgets, drop counts."""
+import threading
+import time
+
+from .stages import Capture, FramePool, record
+
+
+class Result(object):
+    """Frames with their detections and stage timings, on their way to the sink."""
+    __slots__ = ("frames", "detections", "timings", "slot")
+
+    def __init__(self, frames, detections=None, timings=(), slot=None):
+        self.frames = frames
+        self.detections = detections
+        self.timings = timings
+        self.slot = slot
+
+
+class Budget(object):
+    """How many frames may still be read, shared by the capture threads of a run."""
+
+    def __init__(self, total):
+        self.left = total
+        self._lock = threading.Lock()
+
+    def take(self):
+        if self.left is None:
+            return True
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+
+class Dropped(object):
+    """A thread-safe count of dropped frames; discards what it counts."""
+
+    def __init__(self):
+        self.n = 0
+        self._lock = threading.Lock()
+
+    def add(self, item):
+        from .stages import discard
+        if item is None:
+            return
+        frames = getattr(item, "frames", None)
+        with self._lock:
+            self.n += len(frames) if frames is not None else 1
+        discard(item)
+
+
+class BudgetedCapture(Capture):
+    """A Capture whose frame limit is a shared Budget and whose end is a shared deadline."""
+
+    def __init__(self, source, stats, pool, budget, deadline, lock):
+        Capture.__init__(self, source, stats, pool, None, deadline, lock)
+        self.budget = budget
+
+    def read(self, stop):
+        if self.ended or stop.is_set():
+            return None
+        if not self.budget.take():
+            self.ended = True
+            return None
+        f = Capture.read(self, stop)
+        if f is None and self.budget.left is not None:
+            with self.budget._lock:
+                self.budget.left += 1     # the frame was not there: give its place back
+        return f
+
+
+def start_capture(source, stats, options, pool, lock, budget=None, deadline=None):
+    budget = budget if budget is not None else Budget(options.max_frames)
+    if deadline is None and options.duration_s is not None:
+        deadline = time.perf_counter() + float(options.duration_s)
+    return BudgetedCapture(source, stats, pool, budget, deadline, lock)
+
+
+def frame_pool(layer, source, count):
+    """Reused frame buffers for ``source`` (None when its frame size is unknown)."""
+    h, w = int(getattr(source, "height", 0) or 0), int(getattr(source, "width", 0) or 0)
+    if h <= 0 or w <= 0:
+        return None
+    return FramePool(layer, (h, w, 3), count)
+
+
+class Delivery(object):
+    """Hands one frame's result to the sink (in the caller's thread) and keeps the books:
+    stage timings, draw time, capture -> result latency, frames."""
+
+    def __init__(self, sink, stats, options, labels=None, lock=None):
+        self.sink = sink
+        self.stats = stats
+        self.draw = bool(options.draw) and not getattr(sink, "draws", False)
+        self.labels = labels
+        self.lock = lock or threading.Lock()
+
+    def timings(self, timings):
+        with self.lock:
+            for stage, ms, clock in timings:
+                self.stats.add(stage, ms, clock)
+
+    def __call__(self, frame, detections):
+        t_result = time.perf_counter()
+        try:
+            self.sink.write(frame, detections)
+            if self.draw:
+                from ..sinks import annotate
+                annotate(frame, detections, self.labels)
+        finally:
+            frame.done()
+        t1 = time.perf_counter()
+        with self.lock:
+            self.stats.add("draw", (t1 - t_result) * 1e3)
+            self.stats.latency_ms.append((t_result - frame.t_capture) * 1e3)
+            self.stats.frames += 1
+
+
+def close_all(layer, things):
+    """Close slots and pools in order under the device's context; the first error wins."""
+    err = None
+    with layer.activate():
+        for t in things:
+            if t is None:
+                continue
+            try:
+                t.close()
+            except Exception as e:
+                err = err or e
+    if err is not None:
+        raise err
+
+
+__all__ = ["Result", "Budget", "Dropped", "start_capture", "frame_pool", "Delivery",
+           "close_all", "record"]

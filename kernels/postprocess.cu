@@ -203,6 +203,7 @@ extern "C" __global__ void ssd_nms(const float* __restrict__ box_encodings,  // 
 
     // 3. decode the owned positions into registers.
     float y0[PER_THREAD], x0[PER_THREAD], y1[PER_THREAD], x1[PER_THREAD];
+#pragma unroll
     for (int k = 0; k < PER_THREAD; ++k) {
         const int p = t + k * NMS_THREADS;
         y0[k] = x0[k] = y1[k] = x1[k] = 0.0f;
@@ -232,7 +233,8 @@ extern "C" __global__ void ssd_nms(const float* __restrict__ box_encodings,  // 
         const int i = pos;
         if (i % NMS_THREADS == t) {
             const int ki = i / NMS_THREADS;
-            for (int k = 0; k < PER_THREAD; ++k) {
+        #pragma unroll
+    for (int k = 0; k < PER_THREAD; ++k) {
                 if (k == ki) {
                     s_kept_box[0] = y0[k];
                     s_kept_box[1] = x0[k];
@@ -254,7 +256,8 @@ extern "C" __global__ void ssd_nms(const float* __restrict__ box_encodings,  // 
         __syncthreads();
         const float ky0 = s_kept_box[0], kx0 = s_kept_box[1];
         const float ky1 = s_kept_box[2], kx1 = s_kept_box[3];
-        for (int k = 0; k < PER_THREAD; ++k) {
+    #pragma unroll
+    for (int k = 0; k < PER_THREAD; ++k) {
             const int p = t + k * NMS_THREADS;
             if (p > i && p < n && !s_dead[p]) {
                 if (ssd_iou(ky0, kx0, ky1, kx1, y0[k], x0[k], y1[k], x1[k]) > iou_threshold)

@@ -31,8 +31,6 @@ Semantics: TFLite's ``TFLite_Detection_PostProcess`` op with ``use_regular_nms=f
 detect.tflite), so results equal the TFLite interpreter's; the GPU path caps it at
 ``MAX_DETECTIONS_GPU`` (100).
 """
-import math
-
 import numpy as np
 
 from .detections import Detections, LabelMap
@@ -225,17 +223,241 @@ def postprocess_cpu(box_encodings, class_scores, spec, geometries, score_thresho
     # of that order; the kept boxes above the threshold are therefore exactly the same.
     out = []
     for f in range(enc.shape[0]):
-        fg = sc[f, :, 1:]
-        best_col = np.argmax(fg, axis=1)                   # first maximum, as TFLite's ArgMax
-        best = fg[np.arange(a), best_col]
-        cand = np.flatnonzero(best >= thr)                 # ascending anchor order
-        if cand.size == 0:
-            out.append(Detections.empty(with_labels=labels is not None))
-            continue
-        boxes = decode_boxes(enc[f, cand], spec.anchors[cand], spec.box_coder)
-        keep = nms_fast(boxes, best[cand], iou, md)
-        cls = (best_col[cand[keep]] + 1).astype(np.int32)
-        out.append(Detections(boxes_to_frame(boxes[keep], geos[f], spec.input_width,
+        anchors, cls, scores, boxes = select_frame(enc[f], sc[f], spec, thr, md, iou)
+        out.append(Detections(boxes_to_frame(boxes, geos[f], spec.input_width,
                                              spec.input_height),
-                              best[cand[keep]], cls, _names(labels, cls)))
+                              scores, cls, _names(labels, cls)))
     return out
+
+
+def select_frame(box_encodings, class_scores, spec, score_threshold, max_detections,
+                 iou_threshold=None):
+    """One frame ([A, 4], [A, C]) -> (anchor indices, class ids, scores, normalised boxes
+    (ymin, xmin, ymax, xmax)) of the kept detections, best first. The reference the GPU
+    kernels are tested against (they report the anchor index too)."""
+    iou = spec.nms.iou_threshold if iou_threshold is None else iou_threshold
+    a = spec.num_anchors
+    fg = np.asarray(class_scores, dtype=np.float32)[:, 1:]
+    best_col = np.argmax(fg, axis=1)                   # first maximum, as TFLite's ArgMax
+    best = fg[np.arange(a), best_col]
+    cand = np.flatnonzero(best >= score_threshold)     # ascending anchor order
+    if cand.size == 0:
+        return (np.zeros(0, np.intp), np.zeros(0, np.int32), np.zeros(0, np.float32),
+                np.zeros((0, 4), np.float32))
+    boxes = decode_boxes(np.asarray(box_encodings, np.float32)[cand], spec.anchors[cand],
+                         spec.box_coder)
+    keep = nms_fast(boxes, best[cand], iou, max_detections)
+    idx = cand[keep]
+    return idx, (best_col[idx] + 1).astype(np.int32), best[idx], boxes[keep]
+
+
+# ----------------------------------------------------------------------------- GPU path
+
+def _pow2_at_least(n):
+    p = 1
+    while p < n:
+        p <<= 1
+    return p
+
+
+def kernel_defines(spec, max_candidates=None):
+    """The #defines of kernels/postprocess.cu for ``spec`` (also used by the CPU-shim tests)."""
+    c = int(spec.num_classes)
+    a = spec.num_anchors
+    if c > _TILE_FLOATS:
+        raise ModelError("model %r has %d classes; the GPU postprocessing handles at most %d "
+                         "(use postprocess_cpu)" % (spec.name, c, _TILE_FLOATS))
+    cap = max_candidates or max(_NMS_THREADS, _pow2_at_least(a))
+    if a > cap or cap > 4096:
+        raise ModelError("model %r has %d anchors; the GPU NMS keeps at most %d candidates in "
+                         "shared memory (4096 at most). Use postprocess_cpu for this model"
+                         % (spec.name, a, min(cap, 4096)))
+    tile = 1
+    while tile * 2 <= min(_BEST_THREADS, _TILE_FLOATS // c):
+        tile *= 2
+    return {"NUM_CLASSES": c, "TILE_A": tile, "PARTS": _BEST_THREADS // tile,
+            "NMS_THREADS": _NMS_THREADS, "MAX_CAND": cap, "MAX_DET": MAX_DETECTIONS_GPU}
+
+
+def _device_pointer(obj, shape, what):
+    """Device address of ``obj`` (cuda-array-interface object, DeviceArray, pycuda allocation
+    or integer), checking dtype float32, C order and shape [>= shape[0], *shape[1:]] when the
+    object describes itself."""
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if hasattr(obj, "__cuda_array_interface__"):
+        from .cuda import cuda_array_info
+        ptr, shp, strides, dtype = cuda_array_info(obj)
+        if dtype != np.float32:
+            raise InputError("%s must be float32 on the device, got %s; the backends' outputs "
+                             "are float32" % (what, dtype))
+        if len(shp) != len(shape) or shp[0] < shape[0] or tuple(shp[1:]) != tuple(shape[1:]):
+            raise InputError("%s has shape %s; need [%d or more, %s]; pass the backend's output "
+                             "buffer for this model" % (what, shp, shape[0],
+                                                        ", ".join(str(s) for s in shape[1:])))
+        want = []
+        step = 4
+        for s in reversed(shp):
+            want.append(step)
+            step *= s
+        if tuple(strides) != tuple(reversed(want)) and np.prod(shp) > 1:
+            raise InputError("%s must be C-contiguous on the device (strides %s); pass a "
+                             "contiguous buffer (tensor.contiguous())" % (what, strides))
+        if ptr == 0:
+            raise InputError("%s is a null device pointer (closed buffer?)" % what)
+        return int(ptr)
+    ptr = getattr(obj, "ptr", None)
+    if ptr is not None:
+        return int(ptr)
+    try:
+        return int(obj)   # pycuda DeviceAllocation
+    except (TypeError, ValueError):
+        raise InputError("%s must be a device buffer (__cuda_array_interface__, "
+                         "trtssd.cuda.DeviceArray, pycuda allocation or int pointer), got %s"
+                         % (what, type(obj).__name__))
+
+
+class GpuPostprocessor(object):
+    """Decode + threshold + NMS on the GPU; only the kept boxes come back to the host.
+
+    Construct and call with the CUDA context current (``with ctx.active():``). Anchors are
+    uploaded once; device scratch, the result buffer and its pinned host copy are allocated
+    here, so ``enqueue`` allocates nothing::
+
+        post = GpuPostprocessor(spec, max_batch=8, score_threshold=0.3)
+        post.enqueue(box_dev, score_dev, batch, stream)     # two kernels + one async copy
+        ...                                                 # overlap other work
+        dets = post.results(geometries, labels)             # waits for the copy's event
+
+    ``max_detections`` None means the model's own (``spec.nms.max_detections``), at most
+    ``MAX_DETECTIONS_GPU``. Semantics: the module docstring (the same as ``postprocess_cpu``).
+    One postprocessor holds one batch in flight: make one per frame in flight.
+    """
+
+    def __init__(self, spec, max_batch=1, score_threshold=None, max_detections=None):
+        self.spec = spec
+        self.score_threshold, self.max_detections, self.iou_threshold = _resolve(
+            spec, score_threshold, max_detections, cap=MAX_DETECTIONS_GPU)
+        if int(max_batch) < 1:
+            raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
+        self.max_batch = int(max_batch)
+        self.defines = kernel_defines(spec)
+        self._stride = _HEADER + MAX_DETECTIONS_GPU * _ROW
+        self._closed = False
+        self._pending = 0
+        self._bufs = []
+        from . import kernel_loader
+        from .cuda import DeviceArray, driver, pinned_empty
+        drv = driver()
+        opts = ["-O3"]   # no --use_fast_math: decode and IoU must match the NumPy reference
+        self._k_best = kernel_loader.get_function("postprocess.cu", "ssd_best_class",
+                                                  self.defines, "PiPP", options=opts)
+        self._k_nms = kernel_loader.get_function("postprocess.cu", "ssd_nms", self.defines,
+                                                 "PPPPiffffffiP", options=opts)
+        a = spec.num_anchors
+        try:
+            self._anchors = DeviceArray((a, 4), np.float32)
+            self._bufs.append(self._anchors)
+            self._anchors.copy_from_host(np.ascontiguousarray(spec.anchors, np.float32))
+            self._best_score = DeviceArray((self.max_batch, a), np.float32)
+            self._bufs.append(self._best_score)
+            self._best_class = DeviceArray((self.max_batch, a), np.int32)
+            self._bufs.append(self._best_class)
+            self._out_dev = DeviceArray((self.max_batch, self._stride), np.float32)
+            self._bufs.append(self._out_dev)
+            self._out_host = pinned_empty((self.max_batch, self._stride), np.float32)
+            self._out_host.fill(np.nan)
+            self._event = drv.Event()
+        except Exception:
+            self.close()
+            raise
+        self._drv = drv
+        self._grid_best = ((a + self.defines["TILE_A"] - 1) // self.defines["TILE_A"], 1)
+        self._block_best = (self.defines["TILE_A"] * self.defines["PARTS"], 1, 1)
+        bc = spec.box_coder
+        self._coder = tuple(np.float32(v) for v in (bc.y_scale, bc.x_scale, bc.h_scale,
+                                                     bc.w_scale))
+
+    def enqueue(self, box_dev, score_dev, batch, stream=None):
+        """Enqueue decode + NMS of ``batch`` frames on ``stream`` (a pycuda Stream or None) and
+        the copy of the kept rows to pinned host memory. Returns at once."""
+        if self._closed:
+            raise InputError("this GpuPostprocessor was closed; make a new one")
+        batch = int(batch)
+        if not 1 <= batch <= self.max_batch:
+            raise InputError("batch %d is outside 1..max_batch=%d; make the postprocessor with "
+                             "a larger max_batch" % (batch, self.max_batch))
+        a, c = self.spec.num_anchors, int(self.spec.num_classes)
+        bptr = _device_pointer(box_dev, (batch, a, 4), "box_encodings")
+        sptr = _device_pointer(score_dev, (batch, a, c), "class_scores")
+        self._k_best.prepared_async_call(
+            (self._grid_best[0], batch), self._block_best, stream,
+            sptr, np.int32(a), self._best_score.ptr, self._best_class.ptr)
+        self._k_nms.prepared_async_call(
+            (batch, 1), (_NMS_THREADS, 1, 1), stream,
+            bptr, self._anchors.ptr, self._best_score.ptr, self._best_class.ptr, np.int32(a),
+            np.float32(self.score_threshold), np.float32(self.iou_threshold),
+            self._coder[0], self._coder[1], self._coder[2], self._coder[3],
+            np.int32(self.max_detections), self._out_dev.ptr)
+        self._drv.memcpy_dtoh_async(self._out_host[:batch], self._out_dev.ptr, stream)
+        self._event.record(stream)
+        self._pending = batch
+        return self
+
+    def wait(self):
+        """Block until the last ``enqueue``'s copy to the host is complete."""
+        if self._pending:
+            self._event.synchronize()
+        return self
+
+    def raw_results(self, wait=True):
+        """Per frame, the kept rows [K, 8]: ymin, xmin, ymax, xmax (normalised), score, class,
+        anchor index, 0 (a copy). For tests and debugging."""
+        if not self._pending:
+            raise InputError("no batch was enqueued; call enqueue() first")
+        if wait:
+            self.wait()
+        rows = []
+        for f in range(self._pending):
+            o = self._out_host[f]
+            k = o[0]
+            if not (0 <= k <= self.max_detections) or k != int(k):
+                raise EnvironmentProblem(
+                    "GPU postprocessing returned %r boxes for frame %d: the kernel did not run "
+                    "or its result was read before the stream finished; synchronise the stream "
+                    "(or call wait()) before results()" % (k, f))
+            rows.append(np.array(o[_HEADER:_HEADER + int(k) * _ROW]).reshape(int(k), _ROW))
+        return rows
+
+    def results(self, geometries, labels=None, wait=True):
+        """One Detections per frame of the last ``enqueue`` (boxes in frame pixels)."""
+        if labels is not None:
+            _check_labels(labels, self.spec)
+        rows = self.raw_results(wait=wait)
+        geos = _geometries(geometries, len(rows))
+        out = []
+        for r, g in zip(rows, geos):
+            cls = r[:, 5].astype(np.int32)
+            out.append(Detections(boxes_to_frame(r[:, :4], g, self.spec.input_width,
+                                                 self.spec.input_height),
+                                  r[:, 4], cls, _names(labels, cls)))
+        return out
+
+    def close(self):
+        """Free the device and pinned buffers (context current). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for b in self._bufs:
+            b.close()
+        self._bufs = []
+        host = getattr(self, "_out_host", None)
+        if host is not None:
+            host.close()
+            self._out_host = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,164 @@
+"""GPU decode + NMS (kernels/postprocess.cu through GpuPostprocessor) against the NumPy path.
+
+Skips without a GPU (the cuda_context fixture says why). Inputs are fresh seeded random
+outputs of a model shaped like the COCO SSD (1917 anchors, 91 score columns), outputs
+poisoned with 0xFF (NaN) before each launch and checked overwritten.
+"""
+import numpy as np
+import pytest
+
+from trtssd.errors import InputError, ModelError
+from trtssd.postprocess import (GpuPostprocessor, MAX_DETECTIONS_GPU, postprocess_cpu,
+                                select_frame)
+from trtssd.spec import BoxCoder, ModelSpec, NmsParams
+
+pytestmark = pytest.mark.gpu
+f32 = np.float32
+
+
+class Geo(object):
+    def __init__(self, fw, fh, sx, sy, px, py):
+        self.frame_width, self.frame_height = fw, fh
+        self.scale_x, self.scale_y, self.pad_x, self.pad_y = sx, sy, px, py
+
+
+def coco_like_spec(rng, num_anchors=1917, num_classes=91, max_det=10):
+    centres = rng.uniform(0.1, 0.9, size=(40, 2))
+    yx = centres[rng.integers(0, 40, size=num_anchors)] + rng.normal(0, 0.02, (num_anchors, 2))
+    hw = rng.uniform(0.03, 0.6, size=(num_anchors, 2))
+    anchors = np.concatenate([yx, hw], axis=1).astype(f32)
+    return ModelSpec("coco-like", 300, 300, (128,) * 3, (1 / 128.,) * 3, "RGB", num_classes,
+                     anchors, BoxCoder(10., 10., 5., 5.), NmsParams(1e-8, 0.6, max_det, 1, 100,
+                                                                   False))
+
+
+def outputs(rng, spec, n, hot=300, levels=None):
+    """Sigmoid of random logits, mostly low, with `hot` high-scoring anchors per frame."""
+    a, c = spec.num_anchors, spec.num_classes
+    enc = rng.normal(0, 1.0, size=(n, a, 4)).astype(f32)
+    logits = rng.normal(-8, 1.5, size=(n, a, c))       # max over 90 columns ~ 0.01 after sigmoid
+    for f in range(n):
+        idx = rng.choice(a, size=min(hot, a), replace=False)
+        logits[f, idx, rng.integers(1, c, size=len(idx))] = rng.uniform(-2, 4, size=len(idx))
+    scores = 1 / (1 + np.exp(-logits))
+    if levels:
+        scores = np.round(scores * levels) / levels   # quantised: ties across anchors/classes
+    return enc, scores.astype(f32)
+
+
+def run_gpu(post, enc, scores, stream=None):
+    from trtssd.cuda import DeviceArray
+    n = enc.shape[0]
+    with DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s:
+        e.copy_from_host(np.ascontiguousarray(enc))
+        s.copy_from_host(np.ascontiguousarray(scores))
+        # Poison every output and scratch buffer (0xFF bytes: NaN floats, -1 ints).
+        post._out_dev.fill_bytes(0xFF)
+        post._best_score.fill_bytes(0xFF)
+        post._best_class.fill_bytes(0xFF)
+        post._out_host.fill(np.nan)
+        post.enqueue(e, s, n, stream)
+        rows = post.raw_results()      # waits on the event recorded after the copy
+    return rows
+
+
+def check_rows(rows, enc, scores, spec, thr, md):
+    total = 0
+    for f, r in enumerate(rows):
+        idx, cls, sc, boxes = select_frame(enc[f], scores[f], spec, thr, md)
+        assert r.shape == (len(idx), 8), "frame %d: %d kept on the GPU, %d in NumPy" % (
+            f, r.shape[0], len(idx))
+        assert np.all(np.isfinite(r)), "a kept row was not fully written"
+        np.testing.assert_array_equal(r[:, 6].astype(np.int64), idx)     # the same anchors
+        np.testing.assert_array_equal(r[:, 5].astype(np.int32), cls)     # the same classes
+        np.testing.assert_array_equal(r[:, 4], sc)                       # scores are copied
+        # Boxes: float32 on the GPU (expf, FMA) vs float64-then-rounded in NumPy; coordinates
+        # are O(1), so a few ulp is ~1e-6 (a 300x300 input pixel is 3e-3).
+        np.testing.assert_allclose(r[:, :4], boxes, rtol=0, atol=2e-6)
+        assert np.all(r[:, 7] == 0)
+        total += len(idx)
+    return total
+
+
+@pytest.mark.parametrize("batch", [1, 8])
+def test_gpu_matches_numpy(cuda_context, batch):
+    rng = np.random.default_rng(100 + batch)
+    spec = coco_like_spec(rng)
+    enc, scores = outputs(rng, spec, batch)
+    with GpuPostprocessor(spec, max_batch=8, score_threshold=0.3,
+                          max_detections=MAX_DETECTIONS_GPU) as post:
+        rows = run_gpu(post, enc, scores)
+        assert check_rows(rows, enc, scores, spec, 0.3, MAX_DETECTIONS_GPU) > 0
+        # Detections in frame pixels equal the NumPy path's (same boxes to ~1e-6 normalised).
+        geos = [Geo(1920, 1080, 300 / 1920., 300 / 1080., 0, 0) for _ in range(batch)]
+        gpu = post.results(geos)
+        cpu = postprocess_cpu(enc, scores, spec, geos, 0.3, max_detections=MAX_DETECTIONS_GPU)
+        for g, c in zip(gpu, cpu):
+            np.testing.assert_array_equal(g.class_ids, c.class_ids)
+            np.testing.assert_allclose(g.boxes, c.boxes, rtol=0, atol=1e-2)   # 2e-6 * 1920
+
+
+@pytest.mark.parametrize("case", ["all_candidates", "ties", "none", "cap", "stream"])
+def test_gpu_edge_cases(cuda_context, case):
+    from trtssd.cuda import driver
+    rng = np.random.default_rng({"all_candidates": 1, "ties": 2, "none": 3, "cap": 4,
+                                 "stream": 5}[case])
+    spec = coco_like_spec(rng)
+    n = 3
+    thr, md, stream = 0.3, 10, None
+    if case == "all_candidates":
+        thr = 1e-8                    # TFLite's own threshold: all 1917 anchors are sorted
+        enc, scores = outputs(rng, spec, n)
+    elif case == "ties":
+        enc, scores = outputs(rng, spec, n, levels=255)
+        md = 100
+    elif case == "none":
+        enc, scores = outputs(rng, spec, n, hot=0)
+        thr = 0.999
+    elif case == "cap":
+        enc, scores = outputs(rng, spec, n, hot=1500)
+        thr, md = 0.05, 100           # more survivors than the cap: exactly 100 kept
+    else:
+        enc, scores = outputs(rng, spec, n)
+        stream = driver().Stream()
+    with GpuPostprocessor(spec, max_batch=n, score_threshold=thr, max_detections=md) as post:
+        rows = run_gpu(post, enc, scores, stream)
+        total = check_rows(rows, enc, scores, spec, thr, md)
+    if case == "none":
+        assert total == 0
+    elif case == "cap":
+        assert [len(r) for r in rows] == [100] * n
+    else:
+        assert total > 0
+
+
+def test_gpu_odd_model_shape(cuda_context):
+    # 997 anchors, 13 classes: tiles and the candidate list are not full.
+    rng = np.random.default_rng(9)
+    spec = coco_like_spec(rng, num_anchors=997, num_classes=13)
+    enc, scores = outputs(rng, spec, 5, hot=200)
+    with GpuPostprocessor(spec, max_batch=5, score_threshold=0.2, max_detections=50) as post:
+        assert check_rows(run_gpu(post, enc, scores), enc, scores, spec, 0.2, 50) > 0
+
+
+def test_gpu_bad_input_rejected_before_launch(cuda_context):
+    from trtssd.cuda import DeviceArray
+    rng = np.random.default_rng(10)
+    spec = coco_like_spec(rng)
+    with GpuPostprocessor(spec, max_batch=2, score_threshold=0.3) as post:
+        with DeviceArray((2, 1917, 4), np.float32) as e, \
+                DeviceArray((2, 1917, 90), np.float32) as wrong, \
+                DeviceArray((2, 1917, 91), np.float16) as half:
+            with pytest.raises(InputError, match="class_scores has shape"):
+                post.enqueue(e, wrong, 2)
+            with pytest.raises(InputError, match="float32"):
+                post.enqueue(e, half, 2)
+            with pytest.raises(InputError, match="max_batch"):
+                post.enqueue(e, wrong, 3)
+        with pytest.raises(InputError, match="enqueue"):
+            post.raw_results()
+    with pytest.raises(InputError, match="limit of 100"):
+        GpuPostprocessor(spec, max_detections=101)
+    big = coco_like_spec(rng, num_anchors=5000)
+    with pytest.raises(ModelError, match="5000 anchors"):
+        GpuPostprocessor(big)

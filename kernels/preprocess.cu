@@ -1,0 +1,173 @@
+// preprocess.cu: camera frame(s) -> network input, in one pass.
+//
+// uint8 HWC frames (1, 3 or 4 channels, any row pitch) are resized (bilinear with OpenCV's
+// INTER_LINEAR half-pixel mapping, or OpenCV's INTER_NEAREST), optionally letterboxed, and
+// normalised per channel, y = (x - mean[c]) * scale[c], with the channels reordered, into
+// float32 or float16, NCHW or NHWC. One thread per output pixel computes all three channels.
+//
+// Compile-time constants (prepended as #defines by trtssd/kernel_loader.py):
+//   IN_CH                      channels of the input: 1 (grey, expanded to 3), 3 or 4
+//   OUT_C0_SRC..OUT_C2_SRC     the input channel each output channel reads
+//   OUT_HALF                   1: float16 output, 0: float32
+//   OUT_NHWC                   1: NHWC output, 0: NCHW
+//   NEAREST                    1: nearest neighbour (OpenCV INTER_NEAREST), 0: bilinear
+//
+// Batches: blockIdx.z is the frame. Frames of one size are described once by `frame`, frame z
+// starting at frame.src + z * frame_stride; frames of different sizes by a table in device
+// memory (`table`, one FrameDesc per frame; when table is not NULL `frame` is ignored).
+//
+// trtssd-variants: {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 3, "OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 1}
+// trtssd-variants: {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 0} | {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 1}
+// trtssd-variants: {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 1}
+#include <cuda_fp16.h>
+
+#ifndef IN_CH
+#define IN_CH 3
+#endif
+#ifndef OUT_C0_SRC
+#define OUT_C0_SRC 2
+#endif
+#ifndef OUT_C1_SRC
+#define OUT_C1_SRC 1
+#endif
+#ifndef OUT_C2_SRC
+#define OUT_C2_SRC 0
+#endif
+#ifndef OUT_HALF
+#define OUT_HALF 0
+#endif
+#ifndef OUT_NHWC
+#define OUT_NHWC 0
+#endif
+#ifndef NEAREST
+#define NEAREST 0
+#endif
+
+#if IN_CH != 1 && IN_CH != 3 && IN_CH != 4
+#error "IN_CH must be 1, 3 or 4"
+#endif
+#if OUT_C0_SRC >= IN_CH || OUT_C1_SRC >= IN_CH || OUT_C2_SRC >= IN_CH
+#error "an OUT_Cn_SRC channel index is not below IN_CH"
+#endif
+
+#if OUT_HALF
+typedef __half out_t;
+#define TO_OUT(v) __float2half_rn(v)
+#else
+typedef float out_t;
+#define TO_OUT(v) (v)
+#endif
+
+// 64 bytes; the host builds the same layout with numpy (trtssd/preprocess.py FRAME_DESC_DTYPE).
+struct FrameDesc {
+    const unsigned char* src;   // first byte of the frame's first row
+    long long pitch;            // bytes from one row to the next (any value >= in_w * IN_CH)
+    double nn_x, nn_y;          // nearest: source pixels per output pixel, as OpenCV computes it
+    int in_w, in_h;             // frame size in pixels
+    float sx, sy;               // bilinear: source pixels per output pixel (in / inner)
+    int off_x, off_y;           // letterbox: where the resized frame starts in the output
+    int inner_w, inner_h;       // letterbox: size of the resized frame (out_w, out_h without)
+};
+
+// One source coordinate of the bilinear filter with OpenCV's INTER_LINEAR edge handling:
+// src = (dst + 0.5) * scale - 0.5; left of the first pixel centre or right of the last one,
+// the weight of the neighbour is 0 (OpenCV sets fx = 0 and clamps the index).
+__device__ __forceinline__ void linear_coord(int dst, float scale, int size, int& i0, int& i1,
+                                             float& a)
+{
+    float f = ((float)dst + 0.5f) * scale - 0.5f;
+    int i = __float2int_rd(f);
+    a = f - (float)i;
+    if (i < 0) { i = 0; a = 0.0f; }
+    if (i >= size - 1) { i = size - 1; a = 0.0f; }
+    i0 = i;
+    i1 = min(i + 1, size - 1);
+}
+
+// Bilinear blend of the four neighbours p00 (top left), p01, p10, p11, in float.
+__device__ __forceinline__ float bilerp(const unsigned char* p00, const unsigned char* p01,
+                                        const unsigned char* p10, const unsigned char* p11,
+                                        float ax, float ay)
+{
+    const float a = (float)__ldg(p00), b = (float)__ldg(p01);
+    const float c = (float)__ldg(p10), e = (float)__ldg(p11);
+    const float top = a + ax * (b - a);
+    const float bot = c + ax * (e - c);
+    return top + ay * (bot - top);
+}
+
+extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
+    const FrameDesc* __restrict__ table, const FrameDesc frame, const long long frame_stride,
+    out_t* __restrict__ out, const int out_w, const int out_h,
+    const float mean0, const float mean1, const float mean2,
+    const float scale0, const float scale1, const float scale2,
+    const float pad0, const float pad1, const float pad2)
+{
+    const int x = blockIdx.x * blockDim.x + threadIdx.x;
+    const int y = blockIdx.y * blockDim.y + threadIdx.y;
+    const int z = blockIdx.z;
+    if (x >= out_w || y >= out_h) return;
+
+    FrameDesc d;
+    const unsigned char* base;
+    if (table != NULL) {
+        d = table[z];
+        base = d.src;
+    } else {
+        d = frame;
+        base = frame.src + (long long)z * frame_stride;
+    }
+
+    float v0, v1, v2;
+    const int ix = x - d.off_x;
+    const int iy = y - d.off_y;
+    if (ix < 0 || iy < 0 || ix >= d.inner_w || iy >= d.inner_h) {
+        v0 = pad0; v1 = pad1; v2 = pad2;          // already normalised by the host
+    } else {
+#if NEAREST
+        // OpenCV INTER_NEAREST: src = min(floor(dst * (1 / (out / in))), in - 1), in double.
+        const int sx = min((int)floor((double)ix * d.nn_x), d.in_w - 1);
+        const int sy = min((int)floor((double)iy * d.nn_y), d.in_h - 1);
+        const unsigned char* p = base + (long long)sy * d.pitch + (long long)sx * IN_CH;
+        v0 = (float)__ldg(p + OUT_C0_SRC);
+        v1 = (float)__ldg(p + OUT_C1_SRC);
+        v2 = (float)__ldg(p + OUT_C2_SRC);
+#else
+        int x0, x1, y0, y1;
+        float ax, ay;
+        linear_coord(ix, d.sx, d.in_w, x0, x1, ax);
+        linear_coord(iy, d.sy, d.in_h, y0, y1, ay);
+        const unsigned char* r0 = base + (long long)y0 * d.pitch;
+        const unsigned char* r1 = base + (long long)y1 * d.pitch;
+        const long long c0 = (long long)x0 * IN_CH, c1 = (long long)x1 * IN_CH;
+        v0 = bilerp(r0 + c0 + OUT_C0_SRC, r0 + c1 + OUT_C0_SRC, r1 + c0 + OUT_C0_SRC,
+                    r1 + c1 + OUT_C0_SRC, ax, ay);
+#if IN_CH == 1
+        v1 = v0;
+        v2 = v0;
+#else
+        v1 = bilerp(r0 + c0 + OUT_C1_SRC, r0 + c1 + OUT_C1_SRC, r1 + c0 + OUT_C1_SRC,
+                    r1 + c1 + OUT_C1_SRC, ax, ay);
+        v2 = bilerp(r0 + c0 + OUT_C2_SRC, r0 + c1 + OUT_C2_SRC, r1 + c0 + OUT_C2_SRC,
+                    r1 + c1 + OUT_C2_SRC, ax, ay);
+#endif
+#endif
+        v0 = (v0 - mean0) * scale0;
+        v1 = (v1 - mean1) * scale1;
+        v2 = (v2 - mean2) * scale2;
+    }
+
+    const long long plane = (long long)out_w * out_h;
+    out_t* o = out + (long long)z * 3 * plane;
+#if OUT_NHWC
+    const long long i = ((long long)y * out_w + x) * 3;
+    o[i] = TO_OUT(v0);
+    o[i + 1] = TO_OUT(v1);
+    o[i + 2] = TO_OUT(v2);
+#else
+    const long long i = (long long)y * out_w + x;
+    o[i] = TO_OUT(v0);
+    o[i + plane] = TO_OUT(v1);
+    o[i + 2 * plane] = TO_OUT(v2);
+#endif
+}

@@ -281,7 +281,9 @@ class _CudaContext(ExecutionContext):
         if stream is None:
             ts = torch.cuda.current_stream()
         else:
-            handle = getattr(stream, "handle", stream)
+            handle = getattr(stream, "handle_int", None)
+            if handle is None:
+                handle = getattr(stream, "handle", stream)
             ts = torch.cuda.ExternalStream(int(handle))
         with torch.cuda.stream(ts):
             if self.graph is not None:

@@ -14,7 +14,6 @@ from trtssd import bench, report
 from trtssd.errors import EnvironmentProblem, InputError, ModelError, TrtssdError
 from trtssd.stats import RunStats
 
-from conftest import gpu_unavailable_reason
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

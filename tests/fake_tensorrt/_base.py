@@ -532,7 +532,10 @@ def make_module(version, features, docs):
                 config.timing_cache.data += b";entry"
             io = [{"name": t.name, "input": True, "shape": list(t.shape), "dtype": int(t.dtype)}
                   for t in network.inputs]
-            io += [{"name": t.name, "input": False, "shape": list(t.shape),
+            # shape inference: with a static input the batch dimension of outputs is known
+            io += [{"name": t.name, "input": False,
+                    "shape": [inp.shape[0] if (k == 0 and d < 0 and not dynamic) else d
+                              for k, d in enumerate(t.shape)],
                     "dtype": int(t.dtype)} for t in network.outputs]
             header = {"version": version, "io": io, "profiles": [[list(s) for s in p]
                                                                   for p in profiles],

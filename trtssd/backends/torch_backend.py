@@ -280,6 +280,8 @@ class _CudaContext(ExecutionContext):
         torch = self.torch
         if stream is None:
             ts = torch.cuda.current_stream()
+        elif isinstance(stream, torch.cuda.Stream):     # a torch stream works as well
+            ts = stream
         else:
             handle = getattr(stream, "handle_int", None)
             if handle is None:

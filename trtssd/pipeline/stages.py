@@ -537,29 +537,21 @@ class CudaHostSlot(Slot, _Postprocessing):
 
 
 def free_pinned(arr):
-    """Close the owner of a pinned array from trtssd.cuda.pinned_empty (found through the
-    array's ``base`` chain)."""
-    try:
-        from .. import cuda as _cuda
-        fn = getattr(_cuda, "free_pinned", None)
-        if fn is not None:
-            fn(arr)
-            return
-    except ImportError:
-        pass
-    obj = arr
+    """Free a pinned array from trtssd.cuda.pinned_empty now (its ``close()``), or, for another
+    page-locked array, the pycuda host allocation at the end of its ``base`` chain."""
+    close = getattr(arr, "close", None)
+    if close is not None:
+        close()
+        return
+    obj = getattr(arr, "base", None)
     for _ in range(4):
-        close = getattr(obj, "close", None)
-        if close is not None and not isinstance(obj, np.ndarray):
-            close()
+        if obj is None:
             return
         free = getattr(obj, "free", None)
         if free is not None and not isinstance(obj, np.ndarray):
             free()
             return
         obj = getattr(obj, "base", None)
-        if obj is None:
-            return
 
 
 class GpuSlot(Slot):

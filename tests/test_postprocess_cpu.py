@@ -225,3 +225,40 @@ def test_nothing_above_threshold_gives_empty():
     dets = postprocess_cpu(enc, scores * 0, spec, None, 0.3)
     assert [len(d) for d in dets] == [0, 0]
     assert isinstance(dets[0], Detections)
+
+
+def test_matches_tflite_postprocess_op_on_real_pictures(tflite_model):
+    """Our NumPy path fed the op's own (dequantised) inputs gives the op's outputs: the same
+    classes and scores in the same order (quantised scores: many exact ties) and boxes."""
+    interp_mod = pytest.importorskip("ai_edge_litert.interpreter",
+                                     reason="the official interpreter (ai-edge-litert) is needed")
+    skdata = pytest.importorskip("skimage.data", reason="test pictures come from scikit-image")
+    cv2 = pytest.importorskip("cv2", reason="OpenCV resizes the test pictures")
+    it = interp_mod.Interpreter(model_path=tflite_model, experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    op = [o for o in it._get_ops_details() if "Detection_PostProcess" in o["op_name"]][0]
+    details = {t["index"]: t for t in it.get_tensor_details()}
+
+    def dequantised(i):
+        scale, zero = details[i]["quantization"]
+        return ((it.get_tensor(i).astype(np.float64) - zero) * scale).astype(f32)
+
+    checked = 0
+    for img in (skdata.astronaut(), skdata.chelsea(), skdata.coffee()):
+        x = cv2.resize(img, (300, 300), interpolation=cv2.INTER_LINEAR)[None]
+        it.set_tensor(it.get_input_details()[0]["index"], x)
+        it.invoke()
+        enc, scores, anchors = [dequantised(i) for i in op["inputs"]]
+        boxes, classes, op_scores, num = [it.get_tensor(i) for i in op["outputs"]]
+        spec = ModelSpec("detect", 300, 300, (128,) * 3, (1 / 128.,) * 3, "RGB", 91, anchors,
+                         BoxCoder(10., 10., 5., 5.), NmsParams(1e-8, 0.6, 10, 1, 100, False))
+        d = postprocess_cpu(enc, scores, spec, None, 1e-8)[0]
+        n = int(num[0])
+        assert len(d) == n == 10
+        assert (d.class_ids - 1).tolist() == classes[0, :n].astype(int).tolist()
+        assert d.scores.tolist() == op_scores[0, :n].tolist()
+        # The op does not clip; ours clips to the input. Same float64 decode: ~1e-7.
+        want = np.clip(boxes[0, :n][:, [1, 0, 3, 2]], 0, 1) * 300
+        np.testing.assert_allclose(d.boxes, want, rtol=0, atol=1e-4)
+        checked += len(np.unique(d.scores)) < n      # pictures with tied scores
+    assert checked >= 1

@@ -30,7 +30,9 @@
 //
 // No warp intrinsics and no assumption of warp-synchronous execution: every exchange goes
 // through shared memory and __syncthreads (the CPU shim runs threads as fibers).
-// Compile-time constants come as #defines from trtssd.postprocess.
+// Compile-time constants come as #defines from trtssd.postprocess.kernel_defines(spec);
+// the variants CI compiles (the COCO SSD's, and two other shapes):
+// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "NMS_THREADS": 512, "MAX_CAND": 2048, "MAX_DET": 100} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "NMS_THREADS": 512, "MAX_CAND": 4096, "MAX_DET": 100} | {"NUM_CLASSES": 2, "TILE_A": 256, "PARTS": 1, "NMS_THREADS": 512, "MAX_CAND": 512, "MAX_DET": 100}
 
 #ifndef NUM_CLASSES
 #error "NUM_CLASSES (score columns, background included) must be defined"

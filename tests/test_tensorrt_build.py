@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from fake_tensorrt import GENERATIONS, make
-from fake_tensorrt.devmem import FakeCudaContext, HostDeviceArray
+from fake_tensorrt.devmem import HostDeviceArray
 from fake_tensorrt.models import A, C, H, W, write_onnx
 
 from trtssd import engine_build as eb

@@ -737,7 +737,7 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
 
 def onnx_for_model(model_path):
     """An .onnx path for ``model_path`` (.onnx as is; .tflite converted through trtssd.models)."""
-    if model_path.lower().endswith(".tflite"):
+    if model_path.lower().endswith(".tflite") or model_path == "synthetic":
         from .models import onnx_for
         return onnx_for(model_path)
     if not model_path.lower().endswith(".onnx"):

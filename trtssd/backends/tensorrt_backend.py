@@ -233,7 +233,7 @@ class TensorRTBackend(Backend):
         self._own_cuda = False
         gpu = gpu or eb.gpu_identity(device)
         path = str(model)
-        if path.lower().endswith((".onnx", ".tflite")):
+        if path.lower().endswith((".onnx", ".tflite")) or path == "synthetic":
             options = build_options or eb.BuildOptions(precision=precision, max_batch=max_batch,
                                                        dynamic_batch=dynamic_batch,
                                                        device=device)

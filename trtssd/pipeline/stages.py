@@ -206,10 +206,12 @@ class FramePool(object):
     """``count`` frame buffers of one shape from the device layer (pinned on CUDA), handed out
     and given back; allocated up front in the caller's thread."""
 
-    def __init__(self, layer, shape, count):
+    def __init__(self, layer, shape, count, buffers=None):
         self.layer = layer
         self.shape = tuple(int(v) for v in shape)
-        self._all = [layer.frame_buffer(self.shape) for _ in range(int(count))]
+        self._borrowed = buffers is not None
+        self._all = (list(buffers) if buffers is not None
+                     else [layer.frame_buffer(self.shape) for _ in range(int(count))])
         self._free = collections.deque(self._all)
         self._cond = threading.Condition()
 
@@ -234,6 +236,8 @@ class FramePool(object):
     def close(self):
         bufs, self._all = self._all, []
         self._free.clear()
+        if self._borrowed:
+            return
         for b in bufs:
             self.layer.free_frame_buffer(b)
 
@@ -320,6 +324,12 @@ class Slot(object):
 
     def result(self):
         raise NotImplementedError
+
+    def frame_buffer(self, shape):
+        """A buffer of this slot that frames of ``shape`` can be decoded into so that the slot
+        reads them without a copy, or None. Only for a schedule that reads one frame, runs
+        it and delivers it before reading the next (``sync``/``gpu``)."""
+        return None
 
     def close(self):
         pass
@@ -626,6 +636,14 @@ class GpuSlot(Slot):
     def wait(self):
         if self._pending is not None:
             self.done.synchronize()
+
+    def frame_buffer(self, shape):
+        # the preprocessor's pinned staging of batch slot 0: a frame decoded there is uploaded
+        # from it directly (no host copy); only when it has exactly the frame's shape, so the
+        # decoder can write it in place
+        if tuple(shape) != tuple(self.pre.max_frame_shape):
+            return None
+        return self.pre.staging(0)
 
     def result(self):
         self.wait()

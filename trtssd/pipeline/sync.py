@@ -4,6 +4,16 @@ trt_ssd.py). Which device work runs is the device layer's business: CPU preproce
 import threading
 
 from .base import Delivery, close_all, frame_pool, start_capture
+from .stages import FramePool
+
+
+def _slot_pool(layer, slot, source):
+    """The slot's own input buffer as the one frame buffer, where it has the frame's size."""
+    h, w = int(getattr(source, "height", 0) or 0), int(getattr(source, "width", 0) or 0)
+    if h <= 0 or w <= 0:
+        return None
+    buf = slot.frame_buffer((h, w, 3))
+    return None if buf is None else FramePool(layer, (h, w, 3), 1, buffers=[buf])
 
 
 def run(sources, layer, sink, options, stats):
@@ -12,8 +22,8 @@ def run(sources, layer, sink, options, stats):
     slot = pool = None
     try:
         with layer.activate():
-            pool = frame_pool(layer, source, 1)
             slot = layer.make_slot()
+            pool = _slot_pool(layer, slot, source) or frame_pool(layer, source, 1)
             capture = start_capture(source, stats, options, pool, None)
             deliver = Delivery(sink, stats, options)
             while True:

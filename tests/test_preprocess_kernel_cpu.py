@@ -1,0 +1,148 @@
+"""kernels/preprocess.cu, its real source, run on the CPU through the shim, against cpu_preprocess.
+
+The kernel gets exactly the arguments GpuPreprocessor gives it (the same FrameDesc records from
+trtssd.preprocess.fill_frame_desc and the same normalisation constants); only the pointers are
+host addresses. Outputs are poisoned with NaN and surrounded by guard bands that must stay
+untouched. Tolerances: OpenCV's uint8 bilinear rounds its fixed-point result to an integer while
+the kernel blends in float, so they may differ by up to one grey level before normalisation
+(times |scale| after); float16 adds half an ulp (relative 2^-11); nearest must match exactly
+up to that fp16 rounding.
+"""
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+
+from kernel_shim import compile_cpu_module
+from trtssd.preprocess import (BLOCK, FRAME_DESC_DTYPE, INPUT_FORMATS, FrameGeometry,
+                               PreprocessOptions, cpu_preprocess, fill_frame_desc,
+                               kernel_norm_args)
+
+pytest.importorskip("cv2")
+GUARD = 37
+
+
+def tolerance(o):
+    grey = 1.0 if o.interpolation == "linear" else 0.0
+    atol = grey * float(np.max(np.abs(o.scale))) + 1e-5
+    rtol = 2.0 ** -11 if o.dtype == "float16" else 1e-6
+    if o.dtype == "float16":
+        atol += 2.0 ** -24
+    return atol, rtol
+
+
+def run_kernel(frames, o, force_table=False, uniform_stride=None):
+    """Launch preprocess_u8 on the shim. ``frames``: list of HWC/HW uint8 host arrays (any
+    strides with packed pixels). Uniform path when all share shape and pitch and sit at a
+    constant stride (``uniform_stride`` bytes apart), else the descriptor table."""
+    mod = compile_cpu_module("preprocess.cu", o.kernel_defines())
+    n = len(frames)
+    total = int(np.prod(o.output_shape(n)))
+    flat = np.full(total + 2 * GUARD, np.nan, o.np_dtype)
+    out = flat[GUARD:GUARD + total].reshape(o.output_shape(n))
+    geoms = [FrameGeometry.compute(f.shape[1], f.shape[0], o) for f in frames]
+    norm = [np.float32(v) for v in kernel_norm_args(o)]
+    grid = ((o.width + BLOCK[0] - 1) // BLOCK[0], (o.height + BLOCK[1] - 1) // BLOCK[1], n)
+    desc0 = np.zeros((), FRAME_DESC_DTYPE)
+    if force_table:
+        table = np.zeros(n, FRAME_DESC_DTYPE)
+        for k, (f, g) in enumerate(zip(frames, geoms)):
+            fill_frame_desc(table[k], o, g, f.__array_interface__["data"][0], f.strides[0])
+        mod.launch("preprocess_u8", grid, BLOCK, table, desc0.tobytes(), np.int64(0), out,
+                   np.int32(o.width), np.int32(o.height), *norm)
+    else:
+        f0 = frames[0]
+        fill_frame_desc(desc0, o, geoms[0], f0.__array_interface__["data"][0], f0.strides[0])
+        mod.launch("preprocess_u8", grid, BLOCK, None, desc0.tobytes(),
+                   np.int64(uniform_stride or 0), out, np.int32(o.width), np.int32(o.height),
+                   *norm)
+    assert np.isnan(flat[:GUARD]).all() and np.isnan(flat[GUARD + total:]).all(), \
+        "the kernel wrote outside its output"
+    assert not np.isnan(out).any(), "the kernel left output elements unwritten"
+    return out, geoms
+
+
+def check(frames, o, **kw):
+    got, geoms = run_kernel(frames, o, **kw)
+    ref, rgeoms = cpu_preprocess(frames, o)
+    assert geoms == rgeoms
+    atol, rtol = tolerance(o)
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), atol=atol,
+                               rtol=rtol, err_msg=str(o))
+
+
+def frame(rng, h, w, fmt, gray2d=False):
+    c = INPUT_FORMATS[fmt][0]
+    shape = (h, w) if (c == 1 and gray2d) else (h, w, c)
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NCHW", "NHWC"],
+                             ["linear", "nearest"]))
+
+
+@pytest.mark.parametrize("fmt,dtype,layout,interp", ALL)
+def test_every_variant(fmt, dtype, layout, interp):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s" % (fmt, dtype, layout, interp)).encode()))
+    for order in ("RGB", "BGR"):
+        o = PreprocessOptions(width=int(rng.integers(40, 130)), height=int(rng.integers(40, 130)),
+                              dtype=dtype, layout=layout, interpolation=interp, input_format=fmt,
+                              channel_order=order, mean=tuple(rng.uniform(0, 255, 3)),
+                              scale=tuple(rng.uniform(-0.03, 0.03, 3)))
+        f = frame(rng, int(rng.integers(1, 300)), int(rng.integers(1, 300)), fmt,
+                  gray2d=rng.random() < 0.5)
+        check([f], o)
+
+
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+@pytest.mark.parametrize("size", [(1, 1), (781, 1823), (1823, 781), (2, 3), (300, 300), (600, 600)])
+def test_odd_and_extreme_sizes(size, interp):
+    rng = np.random.default_rng(size[0] * 7 + size[1])
+    o = PreprocessOptions(interpolation=interp)          # 300x300, BGR -> RGB, x*2/255-1
+    check([frame(rng, size[0], size[1], "BGR")], o)
+
+
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+@pytest.mark.parametrize("shape", [(1080, 1920), (1920, 1080), (7, 3000), (300, 300), (1, 1)])
+def test_letterbox(shape, interp):
+    rng = np.random.default_rng(shape[0])
+    o = PreprocessOptions(width=320, height=240, letterbox=True, pad_value=114,
+                          interpolation=interp, dtype="float16", layout="NHWC")
+    f = frame(rng, shape[0], shape[1], "RGB")
+    check([f], o)
+
+
+def test_uniform_batch_with_stride_and_crop():
+    # Frames are crops of bigger frames laid out at a constant stride: pitch != width * 3,
+    # frame stride != height * pitch, exactly what the GPU uniform path gets.
+    rng = np.random.default_rng(11)
+    big = rng.integers(0, 256, (5, 211, 333, 3), dtype=np.uint8)
+    crops = [big[k, 3:190, 5:301] for k in range(5)]
+    o = PreprocessOptions(width=123, height=77)
+    check(crops, o, uniform_stride=big.strides[0])
+
+
+def test_mixed_sizes_by_table():
+    rng = np.random.default_rng(12)
+    frames = [frame(rng, 480, 640, "BGRA"), frame(rng, 1, 1, "BGRA"),
+              frame(rng, 721, 1279, "BGRA")[7:, 3:], frame(rng, 300, 300, "BGRA")]
+    for interp in ("linear", "nearest"):
+        o = PreprocessOptions(input_format="BGRA", interpolation=interp, letterbox=True,
+                              pad_value=0, mean=(123.675, 116.28, 103.53),
+                              scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
+        check(frames, o, force_table=True)
+
+
+def test_quantised_ssd_normalisation():
+    # (x - 128) / 128 as detect.tflite wants, RGB order from BGR frames.
+    rng = np.random.default_rng(13)
+    o = PreprocessOptions(mean=128, scale=1 / 128)
+    check([frame(rng, 480, 640, "BGR")], o)
+
+
+def test_wrong_defines_do_not_compile():
+    # The kernel refuses a channel map that would read past the pixel.
+    with pytest.raises(RuntimeError, match="OUT_Cn_SRC"):
+        compile_cpu_module("preprocess.cu", dict(PreprocessOptions(input_format="GRAY")
+                                                 .kernel_defines(), OUT_C0_SRC=2))

@@ -39,6 +39,9 @@ def run(sources, layer, sink, options, stats):
             pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2)
             for _ in range(depth):
                 slots.append(layer.make_slot())
+                # a short last batch needs its own contexts: made here, before the threads
+                # start, since making one may capture a CUDA graph
+                slots[-1].prepare(range(1, batch))
         capture = start_capture(source, stats, options, pool, lock)
         deliver = Delivery(sink, stats, options, lock=lock)
 

@@ -325,6 +325,11 @@ class Slot(object):
     def result(self):
         raise NotImplementedError
 
+    def prepare(self, sizes):
+        """Create now (in the calling thread) what batches of these sizes need, e.g. execution
+        contexts whose creation captures a CUDA graph, which must not overlap other threads'
+        CUDA calls."""
+
     def frame_buffer(self, shape):
         """A buffer of this slot that frames of ``shape`` can be decoded into so that the slot
         reads them without a copy, or None. Only for a schedule that reads one frame, runs
@@ -409,6 +414,10 @@ class CpuSlot(Slot, _Postprocessing):
             self._ctx[n] = ctx
         return ctx
 
+    def prepare(self, sizes):
+        for n in sizes:
+            self._context(int(n))
+
     def submit(self, frames):
         from ..preprocess import cpu_preprocess
         n = len(frames)
@@ -486,6 +495,10 @@ class CudaHostSlot(Slot, _Postprocessing):
                                               _rows(self.d_scores, n, self._views))
             self._ctx[n] = ctx
         return ctx
+
+    def prepare(self, sizes):
+        for n in sizes:
+            self._context(int(n))
 
     def submit(self, frames):
         from ..preprocess import cpu_preprocess
@@ -610,6 +623,10 @@ class GpuSlot(Slot):
             self._ctx[n] = ctx
         return ctx
 
+    def prepare(self, sizes):
+        for n in sizes:
+            self._context(int(n))
+
     def submit(self, frames):
         n = len(frames)
         if not 1 <= n <= self.max_batch:
@@ -727,7 +744,13 @@ class HostPrepLayer(_CudaLayer):
 
     def make_slot(self):
         cls = CudaHostSlot if self.gpu else CpuSlot
-        return cls(self.backend, self.prep, self.max_batch, *self.args)
+        slot = cls(self.backend, self.prep, self.max_batch, *self.args)
+        try:
+            slot.prepare([self.max_batch])
+        except BaseException:
+            slot.close()
+            raise
+        return slot
 
 
 class GpuLayer(_CudaLayer):
@@ -753,4 +776,10 @@ class GpuLayer(_CudaLayer):
         self._init_cuda()
 
     def make_slot(self):
-        return GpuSlot(self.backend, self.prep, self.max_batch, self.max_frame_shape, *self.args)
+        slot = GpuSlot(self.backend, self.prep, self.max_batch, self.max_frame_shape, *self.args)
+        try:
+            slot.prepare([self.max_batch])
+        except BaseException:
+            slot.close()
+            raise
+        return slot

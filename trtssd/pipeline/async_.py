@@ -63,6 +63,10 @@ def run(sources, layer, sink, options, stats):
         crew.halt()
         alive = crew.join()
         stats.dropped += dropped.n
-        if not alive:
+        if alive:
+            stats.notes.append("threads %s were still blocked when the run ended (in a source "
+                               "read?); their buffers were left to the process's exit"
+                               % ", ".join(alive))
+        else:
             close_all(layer, [pool])
     crew.reraise()

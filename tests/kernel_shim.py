@@ -10,7 +10,7 @@ The .cu is compiled by g++ as C++ with ``-include kernels/cpu_shim.h`` and the s
 the text compiled). Arguments, in the kernel's parameter order:
 - numpy arrays for pointer parameters (the pointer to their first element is passed; the
   array must be C-contiguous, or a view whose first element is where the kernel should start),
-  or None for a null pointer;
+  None for a null pointer, or a Python int holding a host address;
 - numpy scalars for value parameters (np.int32, np.uint32, np.float32, np.float64, np.int64,
   np.uint64 ...); their size must equal the C type's, which is checked;
 - bytes or a numpy structured scalar (np.void) for struct parameters passed by value.
@@ -156,9 +156,11 @@ class CpuModule(object):
                     holder = ctypes.c_void_p(0)
                 elif isinstance(arg, np.ndarray):
                     holder = ctypes.c_void_p(arg.__array_interface__["data"][0])
+                elif type(arg) is int:      # a raw host address (fake device memory in tests)
+                    holder = ctypes.c_void_p(arg)
                 else:
-                    raise TypeError("%s: parameter %d (%s %s) is a pointer: pass a numpy array or "
-                                    "None, got %r" % (name, i, ctype, pname, type(arg)))
+                    raise TypeError("%s: parameter %d (%s %s) is a pointer: pass a numpy array, "
+                                    "an int address or None, got %r" % (name, i, ctype, pname, type(arg)))
                 keep.append(holder)
                 argv[i] = ctypes.addressof(holder)
                 continue

@@ -146,3 +146,184 @@ def test_wrong_defines_do_not_compile():
     with pytest.raises(RuntimeError, match="OUT_Cn_SRC"):
         compile_cpu_module("preprocess.cu", dict(PreprocessOptions(input_format="GRAY")
                                                  .kernel_defines(), OUT_C0_SRC=2))
+
+
+# --------------------------------------------------------------------------------------------
+# GpuPreprocessor's host side (staging, uploads, uniform/table choice, output views, errors)
+# driven on the CPU: a fake pycuda driver whose "device memory" is host memory and whose
+# kernel launches run the real kernel on the shim. This is not a GPU test; it catches host
+# logic bugs before the GPU run.
+
+class _FakeAlloc(object):
+    def __init__(self, n):
+        self.buf = np.zeros(max(n, 1), np.uint8)
+
+    def __int__(self):
+        return self.buf.ctypes.data
+
+    def free(self):
+        self.buf = None
+
+
+class _FakeEvent(object):
+    def __init__(self, *a):
+        self.recorded = 0
+
+    def record(self, stream=None):
+        self.recorded += 1
+
+    def synchronize(self):
+        pass
+
+    def query(self):
+        return True
+
+
+class _FakeStream(object):
+    def __init__(self, *a):
+        self.waits = 0
+        self.handle = id(self)
+
+    def wait_for_event(self, ev):
+        self.waits += 1
+
+
+class _FakeDriver(object):
+    Event = _FakeEvent
+    Stream = _FakeStream
+
+    class event_flags(object):
+        DISABLE_TIMING = 2
+
+    class Context(object):
+        @staticmethod
+        def synchronize():
+            pass
+
+    def __init__(self):
+        self.copies = []
+
+    def mem_alloc(self, n):
+        return _FakeAlloc(n)
+
+    def memcpy_htod_async(self, dst, src, stream=None):
+        import ctypes
+        self.copies.append((int(dst), src.nbytes))
+        ctypes.memmove(int(dst), src.ctypes.data, src.nbytes)
+
+    memcpy_htod = memcpy_htod_async
+
+    def memcpy_dtoh(self, dst, src):
+        import ctypes
+        ctypes.memmove(dst.ctypes.data, int(src), dst.nbytes)
+
+    memcpy_dtoh_async = memcpy_dtoh
+
+    def memset_d8(self, ptr, value, n, stream=None):
+        import ctypes
+        ctypes.memset(int(ptr), value, n)
+
+    memset_d8_async = memset_d8
+
+
+class _ShimFunction(object):
+    def __init__(self, mod, fmt):
+        assert fmt == "P64sqPii" + "f" * 9
+        self.mod = mod
+        self.launches = []
+
+    def prepared_async_call(self, grid, block, stream, table, frame, stride, out, w, h, *norm):
+        self.launches.append("table" if table else "uniform")
+        self.mod.launch("preprocess_u8", grid, block, table or None, frame, np.int64(stride),
+                        out, np.int32(w), np.int32(h), *[np.float32(v) for v in norm])
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    import trtssd.cuda as tcuda
+    import trtssd.kernel_loader as loader
+    drv = _FakeDriver()
+    monkeypatch.setattr(tcuda, "_driver", drv)
+    fns = []
+
+    def get_function(name, kernel, defines=None, arg_types=None, options=None):
+        fns.append(_ShimFunction(compile_cpu_module(name, defines), arg_types))
+        return fns[-1]
+
+    def pinned_empty(shape, dtype, mapped=False):
+        arr = np.zeros(shape, dtype).view(tcuda.PinnedArray)
+        arr.owner = tcuda._PinnedOwner(None, arr.ctypes.data if mapped else None)
+        return arr
+
+    monkeypatch.setattr(loader, "get_function", get_function)
+    monkeypatch.setattr(tcuda, "pinned_empty", pinned_empty)
+    drv.fns = fns
+    return drv
+
+
+def _check_host(pre, frames, o, ref_frames=None, out=None, stream=None):
+    (pre._out if out is None else out).fill_bytes(0xFF)
+    res, geoms = pre.preprocess(frames, out=out, stream=stream)
+    got = res.get()
+    assert not np.isnan(got).any()
+    ref, rgeoms = cpu_preprocess(ref_frames if ref_frames is not None else frames, o)
+    assert geoms == rgeoms
+    atol, rtol = tolerance(o)
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), atol=atol, rtol=rtol)
+    return res
+
+
+@pytest.mark.parametrize("mapped", [False, True])
+def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
+    from trtssd.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(31)
+    o = PreprocessOptions(width=57, height=43, dtype="float16", letterbox=True, pad_value=7)
+    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped) as pre:
+        fn = fake_gpu.fns[-1]
+        # uniform batch of host frames: copied into slots, one launch on the uniform path
+        frames = [frame(rng, 119, 157, "BGR") for _ in range(3)]
+        _check_host(pre, frames, o)
+        assert fn.launches[-1] == "uniform"
+        # mixed sizes, a strided crop among them: the descriptor table
+        frames = [frame(rng, 33, 21, "BGR"), frame(rng, 120, 160, "BGR")[5:, 9:150], frame(rng, 1, 1, "BGR")]
+        for _ in range(6):                       # more calls than the table ring has slots
+            _check_host(pre, frames, o)
+            assert fn.launches[-1] == "table"
+        # frames decoded straight into staging: no host copy, uploads merged when adjacent
+        s0, s1 = pre.staging(0), pre.staging(1)
+        s0[...] = frame(rng, 120, 160, "BGR")
+        s1[...] = frame(rng, 120, 160, "BGR")
+        n_copies = len(fake_gpu.copies)
+        _check_host(pre, [s0, s1], o, ref_frames=[s0.copy(), s1.copy()])
+        assert len(fake_gpu.copies) - n_copies == (0 if mapped else 1)
+        assert fn.launches[-1] == "uniform"
+        crop = pre.staging(0)[:50, :70]
+        _check_host(pre, crop, o, ref_frames=crop.copy())
+        # device-resident frames (any row pitch) are read in place
+        big = frame(rng, 90, 130, "BGR")
+        d = DeviceArray(big.shape, np.uint8).copy_from_host(big)
+        n_copies = len(fake_gpu.copies)
+        _check_host(pre, d, o, ref_frames=big)
+        assert len(fake_gpu.copies) == n_copies
+        # caller's out, on a stream: the result is out itself and knows its stream
+        out = DeviceArray(o.output_shape(1), np.float16)
+        st = _FakeStream()
+        res = _check_host(pre, big, o, out=out, stream=st)
+        assert res is out and out.__cuda_array_interface__["stream"] == st.handle
+        assert st.waits == 1                     # ordered after the previous call's stream
+        with pytest.raises(Exception, match="position"):
+            pre.preprocess([frame(rng, 5, 5, "BGR"), pre.staging(0)])
+        with pytest.raises(Exception, match="max_frame_shape"):
+            pre.preprocess(frame(rng, 121, 161, "BGR"))
+        with pytest.raises(Exception, match="shape"):
+            pre.preprocess(big, out=DeviceArray(o.output_shape(2), np.float16))
+
+
+def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(32)
+    o = PreprocessOptions(width=31, height=29, input_format="GRAY", layout="NHWC",
+                          interpolation="nearest")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(64, 64)) as pre:
+        _check_host(pre, [frame(rng, 64, 64, "GRAY", gray2d=True), frame(rng, 10, 63, "GRAY")], o)

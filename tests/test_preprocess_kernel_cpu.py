@@ -306,6 +306,12 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
         n_copies = len(fake_gpu.copies)
         _check_host(pre, d, o, ref_frames=big)
         assert len(fake_gpu.copies) == n_copies
+        # an [N, H, W, C] device batch: N frames, uniform path, no copy
+        batch = rng.integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)
+        d4 = DeviceArray(batch.shape, np.uint8).copy_from_host(batch)
+        n_copies = len(fake_gpu.copies)
+        _check_host(pre, d4, o, ref_frames=list(batch))
+        assert len(fake_gpu.copies) == n_copies and fn.launches[-1] == "uniform"
         # caller's out, on a stream: the result is out itself and knows its stream
         out = DeviceArray(o.output_shape(1), np.float16)
         st = _FakeStream()
@@ -327,3 +333,11 @@ def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):
                           interpolation="nearest")
     with GpuPreprocessor(o, max_batch=2, max_frame_shape=(64, 64)) as pre:
         _check_host(pre, [frame(rng, 64, 64, "GRAY", gray2d=True), frame(rng, 10, 63, "GRAY")], o)
+
+
+def test_sanitize_script_on_the_shim(fake_gpu, capsys):
+    # benchmarks/bench_preprocess.py --sanitize (the compute-sanitizer run) with the fake
+    # driver: its every-variant loop runs and agrees with the CPU path.
+    from benchmarks.bench_preprocess import sanitize_run
+    assert sanitize_run() == 0
+    assert "0 mismatches" in capsys.readouterr().out

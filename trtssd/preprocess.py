@@ -18,7 +18,8 @@ import threading
 import numpy as np
 from dataclasses import dataclass
 
-from .errors import EnvironmentProblem, InputError
+from .cuda import DeviceArray, cuda_array_info   # no work at import; pycuda stays lazy
+from .errors import InputError
 
 INPUT_FORMATS = {
     # format: (channels, index of R, G, B in a pixel)
@@ -221,6 +222,10 @@ def _frame_list(frames):
         return list(frames)
     if isinstance(frames, np.ndarray) and frames.ndim == 4:
         return [frames[i] for i in range(frames.shape[0])]
+    if isinstance(frames, DeviceArray) and frames.ndim == 4:
+        n, step = frames.shape[0], int(np.prod(frames.shape[1:])) * frames.dtype.itemsize
+        return [DeviceArray.view(frames.ptr + k * step, frames.shape[1:], frames.dtype, frames)
+                for k in range(n)]
     return [frames]
 
 
@@ -441,11 +446,9 @@ class GpuPreprocessor(object):
         if out is None:
             view = self._out_views.get(n)
             if view is None:
-                from .cuda import DeviceArray
                 view = self._out_views[n] = DeviceArray.view(self._out.ptr, shape, o.np_dtype,
                                                              owner=self._out)
             return view, view.ptr
-        from .cuda import cuda_array_info
         if not hasattr(out, "__cuda_array_interface__"):
             raise InputError("out must be a device array (trtssd.cuda.DeviceArray, a CUDA torch "
                              "tensor, a CuPy array), got %s" % type(out).__name__)
@@ -552,8 +555,13 @@ class GpuPreprocessor(object):
                     descs.append((self._frames_dev_base + off, w * ch, w, h))
                     if not self.mapped:
                         uploads.append((off, off + h * w * ch))
+            elif isinstance(f, DeviceArray):            # fast path: C-contiguous by design
+                _check_dtype(f.dtype, what)
+                h, w, _ = _frame_hwc(f.shape, o, what)
+                if f.ptr == 0:
+                    raise InputError("%s is a closed DeviceArray" % what)
+                descs.append((f.ptr, w * ch, w, h))
             elif hasattr(f, "__cuda_array_interface__"):
-                from .cuda import cuda_array_info
                 ptr, shape, strides, dtype = cuda_array_info(f)
                 _check_dtype(dtype, what)
                 h, w, _ = _frame_hwc(shape, o, what)
@@ -619,17 +627,12 @@ class GpuPreprocessor(object):
         for k, f in enumerate(frames):
             if isinstance(f, np.ndarray):
                 self._slot_event[k] = ev       # slot k held frame k (copied or in place)
-        if isinstance(out_obj, _device_array_type()):
+        if isinstance(out_obj, DeviceArray):
             out_obj.stream = stream
         return out_obj, geoms
 
     def _staging_flat(self, start, end):
         return self._staging.reshape(-1)[start:end]
-
-
-def _device_array_type():
-    from .cuda import DeviceArray
-    return DeviceArray
 
 
 class _NullContext(object):

@@ -1,0 +1,308 @@
+"""Preprocessing microbenchmark: frame -> 300x300 network input, our kernel vs OpenCV vs PyTorch.
+
+    python -m benchmarks.bench_preprocess [--json out.json] [--reps 200] [--quick]
+    compute-sanitizer --tool memcheck --error-exitcode 1 \
+        python -m benchmarks.bench_preprocess --sanitize
+
+Cases: 480p, 720p, 1080p, 4K BGR uint8 -> 300x300 RGB, x*2/255-1, float32 and float16,
+batch 1 and 8. Every GPU result is first checked against cpu_preprocess (OpenCV).
+
+What is measured (medians with p5/p95 over --reps repetitions):
+- ``kernel_us``: GPU time of one launch, by CUDA events around it, with the GPU kept busy by a
+  large memset enqueued just before, so the events, the kernel and the host's launch latency
+  do not overlap: the kernel's own duration plus the event granularity (~1-2 us), not the
+  launch rate. (Nsight Compute gives the pure kernel duration; see NOTES.md.)
+- ``b2b_us``: per launch, events around --b2b launches back to back; when the kernel is
+  shorter than the launch this is the launch rate, not the kernel.
+- ``host_us``: wall time of one ``preprocess()`` call from Python (frames already on the
+  device, or in the staging buffers for ``host_us_staging``, which adds the H2D enqueue).
+- ``h2d_kernel_us``: GPU time of copy + kernel from pinned staging (what a discrete GPU pays).
+- OpenCV: ``cpu_preprocess`` per call on this CPU (one thread, cv2.setNumThreads(1)).
+- PyTorch: permute, float, interpolate(bilinear, align_corners=False, antialias=False),
+  channel flip, normalise (and .half()), the same events-with-filler method and host cost.
+Bytes: frame rows the bilinear filter reads (2 per output row, at most the frame) plus the
+output written; GB/s = bytes / kernel time.
+"""
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+SIZES = {"480p": (480, 640), "720p": (720, 1280), "1080p": (1080, 1920), "4K": (2160, 3840)}
+FILLER_BYTES = 256 << 20     # a memset of 256 MiB keeps an H100 busy ~100 us
+
+
+def pct(samples):
+    s = np.asarray(samples, np.float64)
+    return {"median": float(np.median(s)), "p5": float(np.percentile(s, 5)),
+            "p95": float(np.percentile(s, 95)), "n": int(len(s))}
+
+
+def bytes_touched(h, w, n, out_bytes_per_frame, out_h=300):
+    rows = min(h, 2 * out_h)
+    return n * (rows * w * 3 + out_bytes_per_frame)
+
+
+def tolerance(o):
+    atol = (1.0 if o.interpolation == "linear" else 0.0) * float(np.max(np.abs(o.scale))) + 1e-5
+    if o.dtype == "float16":
+        atol += 2.0 ** -24
+    return atol, (2.0 ** -11 if o.dtype == "float16" else 1e-6)
+
+
+class Timer(object):
+    """GPU duration of enqueued work, with a filler memset so that host latency is excluded."""
+
+    def __init__(self, filler_ptr):
+        from trtssd.cuda import driver
+        self.drv = driver()
+        self.filler = filler_ptr
+        self.a, self.b = self.drv.Event(), self.drv.Event()
+
+    def time_us(self, enqueue, filler=True):
+        if filler:
+            self.drv.memset_d8_async(self.filler, 0, FILLER_BYTES, None)
+        self.a.record()
+        enqueue()
+        self.b.record()
+        self.b.synchronize()
+        return self.b.time_since(self.a) * 1000.0
+
+
+def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
+    from trtssd.cuda import DeviceArray, driver
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
+    drv = driver()
+    rng = np.random.default_rng(h + n)
+    frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    o = PreprocessOptions(dtype=dtype)
+    res = {}
+    with GpuPreprocessor(o, max_batch=n, max_frame_shape=(h, w, 3)) as pre:
+        dev = DeviceArray(frames.shape, np.uint8).copy_from_host(frames)
+        if check:
+            out, _ = pre.preprocess(dev)
+            drv.Context.synchronize()
+            ref, _ = cpu_preprocess(frames, o)
+            got = out.get().astype(np.float32)
+            res["max_abs_diff_vs_opencv"] = float(np.max(np.abs(got - ref.astype(np.float32))))
+            atol, rtol = tolerance(o)
+            res["check"] = bool(np.allclose(got, ref.astype(np.float32), atol=atol, rtol=rtol))
+        for _ in range(20):
+            pre.preprocess(dev)
+        drv.Context.synchronize()
+        res["kernel_us"] = pct([timer.time_us(lambda: pre.preprocess(dev)) for _ in range(reps)])
+
+        def burst():
+            for _ in range(b2b):
+                pre.preprocess(dev)
+        res["b2b_us"] = pct([timer.time_us(burst, filler=False) / b2b for _ in range(max(5, reps // 20))])
+        host = []
+        for i in range(reps * 5):
+            t0 = time.perf_counter()
+            pre.preprocess(dev)
+            host.append((time.perf_counter() - t0) * 1e6)
+            if i % 100 == 99:
+                drv.Context.synchronize()
+        drv.Context.synchronize()
+        res["host_us"] = pct(host)
+        # Frames in the pinned staging (decoded there): H2D + kernel.
+        staged = [pre.staging(i)[:h, :w] for i in range(n)]
+        for i in range(n):
+            staged[i][...] = frames[i]
+        res["h2d_kernel_us"] = pct([timer.time_us(lambda: pre.preprocess(staged))
+                                    for _ in range(max(10, reps // 4))])
+        host = []
+        for i in range(reps):
+            t0 = time.perf_counter()
+            pre.preprocess(staged)
+            host.append((time.perf_counter() - t0) * 1e6)
+            drv.Context.synchronize()
+        res["host_us_staging"] = pct(host)
+        dev.close()
+    out_bytes = 3 * 300 * 300 * np.dtype(dtype).itemsize
+    res["bytes"] = bytes_touched(h, w, n, out_bytes)
+    res["GBps"] = res["bytes"] / (res["kernel_us"]["median"] * 1e-6) / 1e9
+    return res
+
+
+def bench_torch(h, w, n, dtype, reps, timer):
+    try:
+        import torch
+        import torch.nn.functional as F
+    except ImportError:
+        return {"skipped": "torch is not installed"}
+    if not torch.cuda.is_available():
+        return {"skipped": "torch has no CUDA"}
+    rng = np.random.default_rng(h + n)
+    x = torch.from_numpy(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)).cuda()
+    half = dtype == "float16"
+
+    def chain():
+        t = x.permute(0, 3, 1, 2).float()
+        t = F.interpolate(t, size=(300, 300), mode="bilinear", align_corners=False, antialias=False)
+        t = t.flip(1)                          # BGR -> RGB
+        t = (t - 127.5) * (1 / 127.5)
+        return t.half() if half else t
+
+    for _ in range(20):
+        chain()
+    torch.cuda.synchronize()
+    res = {"kernel_us": pct([timer.time_us(chain) for _ in range(reps)])}
+    host = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        chain()
+        host.append((time.perf_counter() - t0) * 1e6)
+        if i % 50 == 49:
+            torch.cuda.synchronize()
+    torch.cuda.synchronize()
+    res["host_us"] = pct(host)
+    return res
+
+
+def bench_opencv(h, w, n, dtype, reps):
+    import cv2
+    from trtssd.preprocess import PreprocessOptions, cpu_preprocess
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(h + n)
+    frames = list(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
+    o = PreprocessOptions(dtype=dtype)
+    out = np.empty(o.output_shape(n), o.np_dtype)
+    cpu_preprocess(frames, o, out=out)
+    t = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        cpu_preprocess(frames, o, out=out)
+        t.append((time.perf_counter() - t0) * 1e6)
+    return {"call_us": pct(t), "threads": 1}
+
+
+def sanitize_run():
+    """Each variant once at small odd sizes, checked: run this under compute-sanitizer."""
+    import itertools
+    from trtssd.cuda import DeviceArray, driver
+    from trtssd.preprocess import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions,
+                                   cpu_preprocess)
+    drv = driver()
+    rng = np.random.default_rng(0)
+    failures = 0
+    runs = 0
+    for fmt, dtype, layout, interp, lb in itertools.product(
+            sorted(INPUT_FORMATS), ["float32", "float16"], ["NCHW", "NHWC"],
+            ["linear", "nearest"], [False, True]):
+        c = INPUT_FORMATS[fmt][0]
+        o = PreprocessOptions(width=67, height=45, dtype=dtype, layout=layout,
+                              interpolation=interp, input_format=fmt, letterbox=lb, pad_value=3)
+        frames = [rng.integers(0, 256, (h, w, c), dtype=np.uint8)
+                  for h, w in ((97, 131), (1, 1), (45, 67))]
+        with GpuPreprocessor(o, max_batch=3, max_frame_shape=(97, 131, c),
+                             mapped=(fmt == "BGR" and dtype == "float32")) as pre:
+            d = DeviceArray(frames[0].shape, np.uint8).copy_from_host(frames[0])
+            for batch in ([frames[0]], frames, [d], [frames[0]] * 3):   # single, table, device, uniform
+                pre._out.fill_bytes(0xFF)
+                out, _ = pre.preprocess(batch)
+                drv.Context.synchronize()
+                got = out.get().astype(np.float32)
+                ref = cpu_preprocess([frames[0] if b is d else b for b in batch], o)[0]
+                atol, rtol = tolerance(o)
+                ok = np.allclose(got, ref.astype(np.float32), atol=atol, rtol=rtol)
+                runs += 1
+                if not ok:
+                    failures += 1
+                    print("MISMATCH", o, [getattr(b, "shape", None) for b in batch])
+            d.close()
+    print("sanitize run: %d launches, %d mismatches" % (runs, failures))
+    return 1 if failures else 0
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", help="write every number here")
+    p.add_argument("--reps", type=int, default=200)
+    p.add_argument("--b2b", type=int, default=100, help="launches per back-to-back burst")
+    p.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
+    p.add_argument("--batches", nargs="*", type=int, default=[1, 8])
+    p.add_argument("--dtypes", nargs="*", default=["float32", "float16"])
+    p.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
+    p.add_argument("--no-opencv", action="store_true")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--sanitize", action="store_true",
+                   help="run each variant once, checked, and exit (for compute-sanitizer)")
+    p.add_argument("--device", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.reps, args.b2b = 20, 20
+
+    from trtssd.cuda import CudaContext, DeviceArray
+    ctx = CudaContext(args.device)
+    with ctx.active():
+        if args.sanitize:
+            return sanitize_run()
+        filler = DeviceArray((FILLER_BYTES,), np.uint8)
+        timer = Timer(filler.ptr)
+        env = {"gpu": ctx.name, "cc": "%d.%d" % ctx.compute_capability,
+               "python": platform.python_version(), "numpy": np.__version__,
+               "date": time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime()),
+               "command": " ".join(sys.argv)}
+        try:
+            import cv2
+            env["opencv"] = cv2.__version__
+        except ImportError:
+            args.no_opencv = True
+        try:
+            import pycuda
+            env["pycuda"] = pycuda.VERSION_TEXT
+        except Exception:
+            pass
+        rows = []
+        for size in args.sizes:
+            h, w = SIZES[size]
+            for n in args.batches:
+                for dtype in args.dtypes:
+                    row = {"size": size, "frame": [h, w], "batch": n, "dtype": dtype,
+                           "ours": bench_ours(ctx, h, w, n, dtype, args.reps, args.b2b, timer)}
+                    if not args.no_torch:
+                        row["torch"] = bench_torch(h, w, n, dtype, args.reps, timer)
+                    if not args.no_opencv:
+                        row["opencv"] = bench_opencv(h, w, n, dtype, max(5, args.reps // 10))
+                    rows.append(row)
+                    print_row(row)
+        filler.close()
+    ctx.close()
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"env": env, "rows": rows}, f, indent=1)
+        print("wrote", args.json)
+    return 0 if all(r["ours"].get("check", True) for r in rows) else 1
+
+
+def print_row(r):
+    o = r["ours"]
+    t = r.get("torch", {})
+    cv = r.get("opencv", {})
+
+    def m(d, k):
+        return "%8.1f" % d[k]["median"] if k in d else "%8s" % "-"
+    if not getattr(print_row, "header", False):
+        print("%-6s %2s %-8s | %8s %8s %8s %8s %8s %7s | %8s %8s | %9s | %s" % (
+            "size", "N", "dtype", "kern_us", "b2b_us", "host_us", "hostStg", "h2d+k", "GB/s",
+            "torch_k", "torch_h", "opencv_us", "check"))
+        print_row.header = True
+    print("%-6s %2d %-8s | %s %s %s %s %s %7.0f | %s %s | %9s | %s" % (
+        r["size"], r["batch"], r["dtype"], m(o, "kernel_us"), m(o, "b2b_us"), m(o, "host_us"),
+        m(o, "host_us_staging"), m(o, "h2d_kernel_us"), o["GBps"], m(t, "kernel_us"),
+        m(t, "host_us"), ("%9.0f" % cv["call_us"]["median"]) if "call_us" in cv else "-",
+        "ok (max diff %.3g)" % o["max_abs_diff_vs_opencv"] if o.get("check") else "MISMATCH"))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

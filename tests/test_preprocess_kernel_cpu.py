@@ -312,6 +312,13 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
         n_copies = len(fake_gpu.copies)
         _check_host(pre, d4, o, ref_frames=list(batch))
         assert len(fake_gpu.copies) == n_copies and fn.launches[-1] == "uniform"
+        # cached launch plans: fresh arrays (ids may be reused) and crops that move
+        for k in range(4):
+            base = frame(rng, 120, 160, "BGR")
+            _check_host(pre, base[k:k + 100, 2 * k:2 * k + 140], o)
+            sv = pre.staging(0)[k:k + 60, k:k + 80]
+            sv[...] = frame(rng, 60, 80, "BGR")
+            _check_host(pre, sv, o, ref_frames=sv.copy())
         # caller's out, on a stream: the result is out itself and knows its stream
         out = DeviceArray(o.output_shape(1), np.float16)
         st = _FakeStream()

@@ -126,6 +126,13 @@ def stream_handle(stream):
     return int(handle)
 
 
+def _count(shape):
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
 class DeviceArray(object):
     """A C-contiguous array in device memory: owning, or a borrowed view of someone's memory.
 
@@ -141,7 +148,7 @@ class DeviceArray(object):
         if any(s < 0 for s in self.shape):
             raise InputError("DeviceArray shape %s has a negative dimension" % (self.shape,))
         self.dtype = np.dtype(dtype)
-        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.nbytes = _count(self.shape) * self.dtype.itemsize
         self._alloc = driver().mem_alloc(max(self.nbytes, 1))
         self.ptr = int(self._alloc)
         self.owner = None
@@ -154,7 +161,7 @@ class DeviceArray(object):
         self = cls.__new__(cls)
         self.shape = tuple(int(s) for s in shape)
         self.dtype = np.dtype(dtype)
-        self.nbytes = int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        self.nbytes = _count(self.shape) * self.dtype.itemsize
         self._alloc = None
         self.ptr = int(ptr)
         self.owner = owner
@@ -168,7 +175,7 @@ class DeviceArray(object):
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return _count(self.shape)
 
     @property
     def ndim(self):

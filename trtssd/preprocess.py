@@ -14,6 +14,7 @@ fixed-point weights and rounds to uint8, so the two differ by less than one grey
 normalisation (measured worst 0.82 over random sizes); nearest is identical.
 """
 import threading
+import weakref
 
 import numpy as np
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ FRAME_DESC_DTYPE = np.dtype({
 # table*, FrameDesc (64 bytes), frame_stride, out*, out_w, out_h, mean[3], scale[3], pad[3].
 KERNEL_ARG_FORMAT = "P64sqPii" + "f" * 9
 BLOCK = (32, 8, 1)
+_ZERO_DESC = bytes(FRAME_DESC_DTYPE.itemsize)
 
 
 def _three(name, value):
@@ -385,7 +387,8 @@ class GpuPreprocessor(object):
         self._last_stream = None
         self._last_event = None
         self._geom_cache = {}
-        self._desc_cache = {}
+        self._plans = {}
+        self._grid = ((o.width + BLOCK[0] - 1) // BLOCK[0], (o.height + BLOCK[1] - 1) // BLOCK[1])
         self._norm_args = tuple(float(v) for v in kernel_norm_args(o))
 
     def close(self):
@@ -469,21 +472,6 @@ class GpuPreprocessor(object):
             raise InputError("out has a null device pointer (closed or freed)")
         return out, ptr
 
-    def _desc_bytes(self, ptr, pitch, w, h):
-        key = (ptr, pitch, w, h)
-        b = self._desc_cache.get(key)
-        if b is None:
-            rec = np.zeros((), FRAME_DESC_DTYPE)
-            self._fill_desc(rec, ptr, pitch, w, h)
-            b = rec.tobytes()
-            if len(self._desc_cache) > 4096:
-                self._desc_cache.clear()
-            self._desc_cache[key] = b
-        return b
-
-    def _fill_desc(self, rec, ptr, pitch, w, h):
-        fill_frame_desc(rec, self.options, self.geometry(w, h), ptr, pitch)
-
     # ------------------------------------------------------------------ the call
     def preprocess(self, frames, out=None, stream=None):
         """Enqueue the preprocessing of ``frames`` on ``stream`` (None: the legacy default stream).
@@ -501,19 +489,105 @@ class GpuPreprocessor(object):
 
     __call__ = preprocess
 
+    def _frame_key(self, frames):
+        """A cheap key of what the frames are, or None. Host arrays are keyed by identity (the
+        plan keeps weak references and checks them), device arrays by pointer and shape."""
+        if isinstance(frames, DeviceArray):
+            return (0, frames.ptr, frames.shape, frames.dtype)
+        if isinstance(frames, np.ndarray):
+            return (1, id(frames), frames.shape, frames.strides, frames.dtype)
+        if isinstance(frames, (list, tuple)):
+            key = [2]
+            for f in frames:
+                if isinstance(f, DeviceArray):
+                    key.append((f.ptr, f.shape, f.dtype))
+                elif isinstance(f, np.ndarray):
+                    key.append((id(f), f.shape, f.strides, f.dtype))
+                else:
+                    return None
+            return tuple(key)
+        return None
+
+    @staticmethod
+    def _same_objects(refs, frames):
+        if refs is None:
+            return True
+        if isinstance(frames, np.ndarray):
+            return refs[0]() is frames
+        for r, f in zip(refs, frames):
+            if r is not None and r() is not f:
+                return False
+        return True
+
     def _preprocess(self, frames, out, stream):
+        key = self._frame_key(frames)
+        plan = self._plans.get(key) if key is not None else None
+        if plan is None or not self._same_objects(plan[7], frames):
+            plan = self._make_plan(frames)      # validates; raises InputError before any launch
+            if key is not None:
+                if len(self._plans) > 256:
+                    self._plans.clear()
+                self._plans[key] = plan
+        n, copies, uploads, uniform_args, table, geoms, host_slots, _ = plan
+        out_obj, out_ptr = self._output(out, n)
+        drv = self._drv
+        if copies:
+            flist = frames if isinstance(frames, (list, tuple)) else _frame_list(frames)
+            for k, dst in copies:
+                ev = self._slot_event[k]
+                if ev is not None:
+                    ev.synchronize()     # the previous call's copy/kernel of this slot ended
+                np.copyto(dst, flist[k])
+
+        # Device buffers (frames, table, output) may still be read by the previous call's
+        # kernel on another stream: order this stream after it, without blocking the host.
+        if stream is not None and self._last_event is not None and stream is not self._last_stream:
+            stream.wait_for_event(self._last_event)
+        for dev_ptr, src in uploads:
+            drv.memcpy_htod_async(dev_ptr, src, stream)
+
+        call = self._calls % self._ring
+        ev = self._events[call]
+        if table is None:
+            table_ptr, frame_bytes, stride = uniform_args
+        else:
+            if self._event_used[call]:
+                ev.synchronize()     # the call that last used this table slot has finished
+            tab = self._table_host[call][:n]
+            tab[...] = table
+            table_ptr = self._table_dev.ptr + call * self.max_batch * FRAME_DESC_DTYPE.itemsize
+            drv.memcpy_htod_async(table_ptr, tab, stream)
+            frame_bytes, stride = _ZERO_DESC, 0
         o = self.options
+        self._fn.prepared_async_call(self._grid + (n,), BLOCK, stream, table_ptr, frame_bytes,
+                                     stride, out_ptr, o.width, o.height, *self._norm_args)
+        ev.record(stream)
+        self._event_used[call] = True
+        self._calls += 1
+        self._last_event = ev
+        self._last_stream = stream
+        for k in host_slots:
+            self._slot_event[k] = ev       # slot k held frame k (copied or in place)
+        if isinstance(out_obj, DeviceArray):
+            out_obj.stream = stream
+        return out_obj, list(geoms)
+
+    def _make_plan(self, frames):
+        """Validate ``frames`` and work out the call: which frames to copy into which staging
+        slot, which byte ranges to upload, and the kernel's uniform or table arguments."""
+        o = self.options
+        frames_in = frames
         frames = _frame_list(frames)
         n = len(frames)
         if not 1 <= n <= self.max_batch:
             raise InputError("%d frames given but this GpuPreprocessor holds 1..%d: create it with "
                              "max_batch=%d or split the batch" % (n, self.max_batch, max(n, 1)))
-        out_obj, out_ptr = self._output(out, n)
-        drv = self._drv
         slot_bytes = self._slot_bytes
         ch = o.in_channels
         descs = []          # (device ptr, pitch, w, h)
-        uploads = []        # (start, end) byte ranges of the staging to copy to the device
+        ranges = []         # (start, end) byte ranges of the staging to copy to the device
+        copies = []         # (slot, staging view to copy frame k into)
+        host_slots = []
         geoms = []
         for i, f in enumerate(frames):
             what = "frame %d" % i
@@ -522,8 +596,8 @@ class GpuPreprocessor(object):
                 h, w, _ = _frame_hwc(f.shape, o, what)
                 addr = f.__array_interface__["data"][0]
                 off = addr - self._staging_base
-                in_staging = 0 <= off < self._staging.nbytes
-                if in_staging:
+                host_slots.append(i)
+                if 0 <= off < self._staging.nbytes:
                     if off // slot_bytes != i:
                         raise InputError("%s is a view of staging slot %d: pass staging(i) views "
                                          "at position i of the batch" % (what, off // slot_bytes))
@@ -531,13 +605,12 @@ class GpuPreprocessor(object):
                     end = off + (h - 1) * rs + w * ch
                     if (f.ndim == 3 and (f.strides[1] != ch or f.strides[2] != 1)) or \
                             (f.ndim == 2 and f.strides[1] != 1) or rs <= 0 or \
-                            end > (off // slot_bytes + 1) * slot_bytes:
+                            end > (i + 1) * slot_bytes:
                         raise InputError("%s is a view of the staging buffers that the kernel "
                                          "cannot read (strides %s): use staging(i)[:h, :w] crops"
                                          % (what, f.strides))
                     descs.append((self._frames_dev_base + off, rs, w, h))
-                    if not self.mapped:
-                        uploads.append((off, end))
+                    ranges.append((off, end))
                 else:
                     if h * w * ch > slot_bytes:
                         raise InputError("%s is %dx%dx%d, bigger than the buffers sized for "
@@ -546,16 +619,12 @@ class GpuPreprocessor(object):
                                          % (what, h, w, ch, self.max_frame_shape,
                                             max(h, self.max_frame_shape[0]),
                                             max(w, self.max_frame_shape[1]), ch))
-                    ev = self._slot_event[i]
-                    if ev is not None:
-                        ev.synchronize()     # the previous call's copy/kernel of this slot ended
-                    dst = self._staging[i, :h * w * ch].reshape((h, w) if f.ndim == 2 else (h, w, ch))
-                    np.copyto(dst, f)
                     off = i * slot_bytes
+                    dst = self._staging[i, :h * w * ch].reshape((h, w) if f.ndim == 2 else (h, w, ch))
+                    copies.append((i, dst))
                     descs.append((self._frames_dev_base + off, w * ch, w, h))
-                    if not self.mapped:
-                        uploads.append((off, off + h * w * ch))
-            elif isinstance(f, DeviceArray):            # fast path: C-contiguous by design
+                    ranges.append((off, off + h * w * ch))
+            elif isinstance(f, DeviceArray):            # C-contiguous by design
                 _check_dtype(f.dtype, what)
                 h, w, _ = _frame_hwc(f.shape, o, what)
                 if f.ptr == 0:
@@ -578,20 +647,14 @@ class GpuPreprocessor(object):
                                  "__cuda_array_interface__" % (what, type(f).__name__))
             geoms.append(self.geometry(w, h))
 
-        # Device buffers (frames, table, output) may still be read by the previous call's
-        # kernel on another stream: order this stream after it, without blocking the host.
-        if stream is not None and self._last_event is not None and stream is not self._last_stream:
-            stream.wait_for_event(self._last_event)
-
-        # One copy per run of adjacent staging ranges.
-        if uploads:
-            start, end = uploads[0]
-            for s, e in uploads[1:] + [(None, None)]:
+        uploads = []
+        if ranges and not self.mapped:          # one copy per run of adjacent ranges
+            start, end = ranges[0]
+            for s, e in ranges[1:] + [(None, None)]:
                 if s is not None and s == end:
                     end = e
                     continue
-                drv.memcpy_htod_async(self._frames_dev_base + start,
-                                      self._staging_flat(start, end), stream)
+                uploads.append((self._frames_dev_base + start, self._staging_flat(start, end)))
                 start, end = s, e
 
         ptr0, pitch0, w0, h0 = descs[0]
@@ -599,37 +662,23 @@ class GpuPreprocessor(object):
         stride = descs[1][0] - ptr0 if n > 1 else 0
         if uniform and n > 1:
             uniform = all(descs[k][0] == ptr0 + k * stride for k in range(n))
-        call = self._calls % self._ring
-        ev = self._events[call]
         if uniform:
-            table_ptr = 0
-            frame_bytes = self._desc_bytes(ptr0, pitch0, w0, h0)
+            rec = np.zeros((), FRAME_DESC_DTYPE)
+            fill_frame_desc(rec, o, geoms[0], ptr0, pitch0)
+            uniform_args = (0, rec.tobytes(), stride)
+            table = None
         else:
-            if self._event_used[call]:
-                ev.synchronize()     # the call that last used this table slot has finished
-            tab = self._table_host[call]
+            uniform_args = None
+            table = np.zeros(n, FRAME_DESC_DTYPE)
             for k, (p, pitch, w, h) in enumerate(descs):
-                self._fill_desc(tab[k], p, pitch, w, h)
-            nbytes = n * FRAME_DESC_DTYPE.itemsize
-            table_ptr = self._table_dev.ptr + call * self.max_batch * FRAME_DESC_DTYPE.itemsize
-            drv.memcpy_htod_async(table_ptr, tab[:n], stream)
-            frame_bytes = bytes(FRAME_DESC_DTYPE.itemsize)
-            stride = 0
-
-        grid = ((o.width + BLOCK[0] - 1) // BLOCK[0], (o.height + BLOCK[1] - 1) // BLOCK[1], n)
-        self._fn.prepared_async_call(grid, BLOCK, stream, table_ptr, frame_bytes, stride,
-                                     out_ptr, o.width, o.height, *self._norm_args)
-        ev.record(stream)
-        self._event_used[call] = True
-        self._calls += 1
-        self._last_event = ev
-        self._last_stream = stream
-        for k, f in enumerate(frames):
-            if isinstance(f, np.ndarray):
-                self._slot_event[k] = ev       # slot k held frame k (copied or in place)
-        if isinstance(out_obj, DeviceArray):
-            out_obj.stream = stream
-        return out_obj, geoms
+                fill_frame_desc(table[k], o, geoms[k], p, pitch)
+        if isinstance(frames_in, np.ndarray):
+            refs = [weakref.ref(frames_in)]
+        elif isinstance(frames_in, (list, tuple)):
+            refs = [weakref.ref(f) if isinstance(f, np.ndarray) else None for f in frames_in]
+        else:
+            refs = None
+        return (n, copies, uploads, uniform_args, table, geoms, host_slots, refs)
 
     def _staging_flat(self, start, end):
         return self._staging.reshape(-1)[start:end]

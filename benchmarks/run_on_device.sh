@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Everything trtssd checks and measures on a lent GPU, in one call (the device machine keeps
+# nothing between calls, so one script builds, checks and times).
+#
+#   ../shared/device/stage.sh && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|bench|all]
+#
+# check: GPU tests and compute-sanitizer; bench: microbenchmarks and `trtssd bench`.
+# Writes logs and JSON under $OUT (the device tool's output folder) or bench-out/.
+set -uo pipefail
+phase=${1:-all}
+OUT=${OUT:-bench-out}
+mkdir -p "$OUT"
+export TRTSSD_MODEL_DIR=${TRTSSD_MODEL_DIR:-$PWD/.device-carry/models}
+export TRTSSD_MODEL=${TRTSSD_MODEL:-$TRTSSD_MODEL_DIR/detect.tflite}
+export TRTSSD_CACHE=${TRTSSD_CACHE:-/tmp/trtssd-cache}
+export PYTHONUNBUFFERED=1
+step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
+run() { local t=$1; shift; timeout "$t" "$@"; local rc=$?; echo "-- rc=$rc: $*"; return 0; }
+
+step "environment"
+date -u
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv
+python3 -c "import sys, numpy, cv2, torch; print(sys.version.split()[0], 'numpy', numpy.__version__, 'cv2', cv2.__version__, 'torch', torch.__version__)"
+
+if [ "$phase" = check ] || [ "$phase" = all ]; then
+    step "GPU tests"
+    run 300 python3 -m pytest -q -rs -p no:cacheprovider \
+        tests/test_preprocess_gpu.py tests/test_postprocess_gpu.py tests/test_backends_gpu.py \
+        tests/test_pipeline_gpu.py tests/test_bench.py tests/test_tensorrt_build.py \
+        tests/test_kernels_compile.py
+    step "compute-sanitizer memcheck: every preprocessing variant"
+    run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m benchmarks.bench_preprocess --sanitize
+    step "compute-sanitizer memcheck + racecheck: postprocessing kernels"
+    run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k matches_numpy
+    run 240 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k matches_numpy
+fi
+
+if [ "$phase" = bench ] || [ "$phase" = all ]; then
+    step "preprocessing microbenchmark"
+    run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
+    step "preprocessing kernel duration, Nsight Compute (1080p, batch 1 and 8, float32)"
+    for b in 1 8; do
+        run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+            --metrics gpu__time_duration.sum,dram__bytes.sum \
+            python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
+            --quick --no-torch --no-opencv
+    done
+    step "postprocessing microbenchmark"
+    run 180 python3 benchmarks/bench_postprocess.py --json "$OUT/postprocess.json"
+    step "network alone, PyTorch backend"
+    run 300 python3 benchmarks/bench_backend.py --batch 1 8 32 --precision fp32 fp16 \
+        --mode graph eager --json "$OUT/backend.json"
+    step "trtssd bench (make bench), PyTorch backend, CUDA graph, fp32, synthetic 1080p"
+    run 420 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
+        --json "$OUT/bench.json" --chart "$OUT/bench.png"
+fi
+step "done"

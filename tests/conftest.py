@@ -18,12 +18,12 @@ def model_file(name="detect.tflite"):
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def tflite_model():
     return model_file("detect.tflite")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def label_file():
     return model_file("coco_labels.txt")
 

@@ -105,7 +105,9 @@ def test_two_contexts_share_weights_and_run_on_two_streams(cuda_context, onnx_pa
         c.enqueue(s)
     for i, s in enumerate(streams):
         s.synchronize()
-        np.testing.assert_allclose(bufs[i][1].copy_to_host(), b_all[i:i + 1], atol=0.05)
+        # TF32 error is relative: the largest encodings (|th| ~ 8, tiny anchors) moved 0.053
+        # (0.65%) on the H100 on 2026-11-27; a wrong binding or stream would be off by ~1 or NaN.
+        np.testing.assert_allclose(bufs[i][1].copy_to_host(), b_all[i:i + 1], atol=0.05, rtol=0.01)
         np.testing.assert_allclose(bufs[i][2].copy_to_host(), s_all[i:i + 1], atol=0.01)
 
 

@@ -1,6 +1,6 @@
 """Every kernels/*.cu, in every variant it declares, compiles with nvcc for the GPUs we serve.
 
-Architectures: sm_53 (Jetson Nano), sm_72 (Xavier), sm_87 (Orin), sm_90 (H100). nvcc 13
+Architectures: sm_53 (Jetson Nano), sm_72 (Xavier), sm_75 (T4, the oldest desktop GPU we support), sm_86 (RTX 30), sm_87 (Orin), sm_90 (H100). nvcc 13
 dropped sm_53 and sm_72 (offline compilation for Maxwell/Pascal/Volta): where the installed nvcc
 cannot target one, that case skips and says so; those boards build with their JetPack's CUDA
 (10.2 / 11.4), which this test covers whenever it runs there. The variants come from the
@@ -17,7 +17,7 @@ import pytest
 from conftest import nvcc_path
 from trtssd import kernel_loader
 
-ARCHS = ["sm_53", "sm_72", "sm_87", "sm_90"]
+ARCHS = ["sm_53", "sm_72", "sm_75", "sm_86", "sm_87", "sm_90"]
 SOURCES = kernel_loader.kernel_sources()
 _arch_list = {}
 

@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH_ARGS ?=
+ENGINE_ARGS ?= $(or $(TRTSSD_MODEL),../shared/models/detect.tflite)
 VERMIN_TARGETS := trtssd engines benchmarks kernels tools
 
 .PHONY: test bench engines vermin venv clean

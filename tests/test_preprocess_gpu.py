@@ -250,3 +250,68 @@ def test_bad_input_raises_before_launch(cuda_context):
         d.close()
     with pytest.raises(InputError, match="closed"):
         pre.preprocess(good)
+
+
+def _pinned_frame(rng, shape, mapped=False):
+    from trtssd.cuda import pinned_empty
+    p = pinned_empty(shape, np.uint8, mapped=mapped)
+    p[...] = rng.integers(0, 256, shape, dtype=np.uint8)
+    return p
+
+
+def test_pinned_frames_and_crops(cuda_context):
+    # PinnedArray frames are uploaded from their own memory (no staging copy), crops with the
+    # parent's pitch, an [N, H, W, C] pinned block in one copy; on a stream, twice (cached plan).
+    from trtssd.cuda import driver
+    rng = np.random.default_rng(28)
+    o = PreprocessOptions(dtype="float16")
+    stream = driver().Stream()
+    with GpuPreprocessor(o, max_batch=4, max_frame_shape=(720, 1280, 3)) as pre:
+        pre._staging.fill(0)
+        p = _pinned_frame(rng, (720, 1280, 3))
+        for _ in range(2):
+            run_and_check(pre, p, o, stream=stream, ref_frames=np.array(p))
+        crop = p[13:701, 31:1211]
+        run_and_check(pre, crop, o, stream=stream, ref_frames=crop.copy())
+        block = _pinned_frame(rng, (4, 301, 457, 3))
+        run_and_check(pre, block, o, ref_frames=list(np.array(block)))
+        run_and_check(pre, [block[k, 3:290, 5:450] for k in range(4)], o,
+                      ref_frames=[block[k, 3:290, 5:450].copy() for k in range(4)])
+        assert not pre._staging.any(), "a pinned frame went through the staging"
+        for a in (p, block):
+            a.close()
+
+
+def test_pinned_plain_device_staging_mixed(cuda_context):
+    rng = np.random.default_rng(29)
+    o = PreprocessOptions(letterbox=True, pad_value=114, layout="NHWC",
+                          mean=(123.675, 116.28, 103.53), scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
+    with GpuPreprocessor(o, max_batch=5, max_frame_shape=(480, 640, 3)) as pre:
+        plain = rand_frame(rng, 333, 444, "BGR")
+        p = _pinned_frame(rng, (480, 640, 3))
+        big = _pinned_frame(rng, (1080, 1920, 3))       # its crop's span exceeds a slot
+        dev_host = rand_frame(rng, 201, 301, "BGR")
+        d = to_device(dev_host)
+        s3 = pre.staging(3)[:100, :200]
+        s3[...] = rand_frame(rng, 100, 200, "BGR")
+        frames = [plain, p[7:, 9:600], d, s3, big[100:400, 200:700]]
+        refs = [plain, p[7:, 9:600].copy(), dev_host, s3.copy(), big[100:400, 200:700].copy()]
+        for _ in range(3):
+            run_and_check(pre, frames, o, ref_frames=refs)
+        d.close()
+        p.close()
+        big.close()
+
+
+def test_pinned_mapped_zero_copy(cuda_context):
+    # mapped=True and a mapped PinnedArray: the kernel reads it through the mapping (over PCIe
+    # on a discrete GPU: slow, but it must be right).
+    rng = np.random.default_rng(30)
+    o = PreprocessOptions(interpolation="nearest")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(240, 320, 3), mapped=True) as pre:
+        m = _pinned_frame(rng, (240, 320, 3), mapped=True)
+        run_and_check(pre, [m, m[3:200, 5:300]], o, ref_frames=[np.array(m), m[3:200, 5:300].copy()])
+        u = _pinned_frame(rng, (240, 320, 3))            # not mapped: through the staging
+        run_and_check(pre, u, o, ref_frames=np.array(u))
+        m.close()
+        u.close()

@@ -207,9 +207,11 @@ class _FakeDriver(object):
         return _FakeAlloc(n)
 
     def memcpy_htod_async(self, dst, src, stream=None):
+        # src: any contiguous buffer, as pycuda takes it (numpy views, ctypes arrays)
         import ctypes
-        self.copies.append((int(dst), src.nbytes))
-        ctypes.memmove(int(dst), src.ctypes.data, src.nbytes)
+        buf = np.frombuffer(src, np.uint8)
+        self.copies.append((int(dst), buf.nbytes, buf.ctypes.data))
+        ctypes.memmove(int(dst), buf.ctypes.data, buf.nbytes)
 
     memcpy_htod = memcpy_htod_async
 
@@ -227,32 +229,55 @@ class _FakeDriver(object):
 
 
 class _ShimFunction(object):
+    """pycuda's prepared Function: prepared_async_call (the pre-2011 path GpuPreprocessor falls
+    back to) and _launch_kernel with a packed parameter buffer (what it uses when present)."""
+
     def __init__(self, mod, fmt):
         assert fmt == "P64sqPii" + "f" * 9
         self.mod = mod
         self.launches = []
+        self.kinds = []
 
     def prepared_async_call(self, grid, block, stream, table, frame, stride, out, w, h, *norm):
+        self.kinds.append("prepared")
+        self._run(grid, block, table, frame, stride, out, w, h, *norm)
+
+    def _run(self, grid, block, table, frame, stride, out, w, h, *norm):
         self.launches.append("table" if table else "uniform")
         self.mod.launch("preprocess_u8", grid, block, table or None, frame, np.int64(stride),
                         out, np.int32(w), np.int32(h), *[np.float32(v) for v in norm])
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
+class _ShimFunctionDirect(_ShimFunction):
+    def _launch_kernel(self, grid, block, buf, shared, stream):
+        import struct
+        # the C parameter list: table*, FrameDesc (64 bytes), long long, out*, int, int, 9 floats
+        assert len(buf) == 132 and shared == 0 and len(grid) == 3
+        self.kinds.append("direct")
+        self._run(grid, block, *struct.unpack("@P64sqPii9f", buf))
+
+
+@pytest.fixture(params=["direct", "prepared"])
+def fake_gpu(monkeypatch, request):
     import trtssd.cuda as tcuda
     import trtssd.kernel_loader as loader
     drv = _FakeDriver()
     monkeypatch.setattr(tcuda, "_driver", drv)
     fns = []
+    cls = _ShimFunctionDirect if request.param == "direct" else _ShimFunction
 
     def get_function(name, kernel, defines=None, arg_types=None, options=None):
-        fns.append(_ShimFunction(compile_cpu_module(name, defines), arg_types))
+        fns.append(cls(compile_cpu_module(name, defines), arg_types))
         return fns[-1]
 
     def pinned_empty(shape, dtype, mapped=False):
-        arr = np.zeros(shape, dtype).view(tcuda.PinnedArray)
-        arr.owner = tcuda._PinnedOwner(None, arr.ctypes.data if mapped else None)
+        # laid out as pinned_empty's: an array over an allocation object (here a ctypes
+        # buffer) that the owner keeps; mapped: the "device pointer" is the host address
+        import ctypes
+        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
+        base = np.ndarray(shape, dtype, buffer=alloc)
+        arr = base.view(tcuda.PinnedArray)
+        arr.owner = tcuda._PinnedOwner(alloc, base.ctypes.data if mapped else None)
         return arr
 
     monkeypatch.setattr(loader, "get_function", get_function)
@@ -348,3 +373,174 @@ def test_sanitize_script_on_the_shim(fake_gpu, capsys):
     from benchmarks.bench_preprocess import sanitize_run
     assert sanitize_run() == 0
     assert "0 mismatches" in capsys.readouterr().out
+
+
+def test_launch_path(fake_gpu):
+    # _launch_kernel with the plan's packed buffer when pycuda has it, else prepared_async_call;
+    # the packed buffer follows the output pointer when the caller's out changes
+    from trtssd.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(40)
+    o = PreprocessOptions(width=33, height=21)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(50, 60, 3)) as pre:
+        fn = fake_gpu.fns[-1]
+        f = frame(rng, 50, 60, "BGR")
+        outs = [DeviceArray(o.output_shape(1), np.float32) for _ in range(2)]
+        for out in outs + outs:
+            _check_host(pre, f, o, out=out)
+        _check_host(pre, [f, frame(rng, 7, 9, "BGR")], o)          # table path
+        want = "direct" if isinstance(fn, _ShimFunctionDirect) else "prepared"
+        assert set(fn.kinds) == {want} and fn.launches[-1] == "table"
+
+
+def _pinned(shape, mapped=False):
+    import trtssd.cuda as tcuda
+    return tcuda.pinned_empty(shape, np.uint8, mapped=mapped)
+
+
+def _staging_untouched(pre, marker=0xA5):
+    return bool((pre._staging == marker).all())
+
+
+def test_pinned_frames_upload_from_their_own_memory(fake_gpu):
+    # A PinnedArray frame (or a packed crop of one) is uploaded straight from its memory: the
+    # staging stays untouched (no np.copyto) and the copy's source is the frame's address.
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(41)
+    o = PreprocessOptions(width=47, height=39, dtype="float16")
+    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(90, 120, 3)) as pre:
+        pre._staging[...] = 0xA5
+        p = _pinned((90, 120, 3))
+        p[...] = frame(rng, 90, 120, "BGR")
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, p, o, ref_frames=np.array(p))
+        assert fake_gpu.copies[n0:] == [(pre._frames_dev_base, p.nbytes, p.ctypes.data)]
+        # the same frame, new content: the cached plan uploads again
+        p[...] = frame(rng, 90, 120, "BGR")
+        _check_host(pre, p, o, ref_frames=np.array(p))
+        assert len(fake_gpu.copies) == n0 + 2
+        # a crop: the rows it spans, read with the parent's pitch
+        crop = p[7:80, 11:101]
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, crop, o, ref_frames=crop.copy())
+        span = (crop.shape[0] - 1) * p.strides[0] + crop.shape[1] * 3
+        assert fake_gpu.copies[n0:] == [(pre._frames_dev_base, span, crop.ctypes.data)]
+        # an [N, H, W, C] pinned batch: one copy of the whole block, uniform launch
+        batch = _pinned((3, 40, 50, 3))
+        batch[...] = rng.integers(0, 256, batch.shape, dtype=np.uint8)
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, batch, o, ref_frames=list(np.array(batch)))
+        assert fake_gpu.copies[n0:] == [(pre._frames_dev_base, batch.nbytes, batch.ctypes.data)]
+        assert fake_gpu.fns[-1].launches[-1] == "uniform"
+        # the same through a list of its frames, and crops of it at a constant stride
+        _check_host(pre, list(batch), o, ref_frames=list(np.array(batch)))
+        crops = [batch[k, 1:39, 2:49] for k in range(3)]
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, crops, o, ref_frames=[c.copy() for c in crops])
+        assert len(fake_gpu.copies) == n0 + 1 and fake_gpu.fns[-1].launches[-1] == "uniform"
+        assert _staging_untouched(pre)
+
+
+def test_pinned_mixed_with_plain_staging_and_device_frames(fake_gpu):
+    from trtssd.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(42)
+    o = PreprocessOptions(width=52, height=44, letterbox=True, pad_value=9, layout="NHWC")
+    with GpuPreprocessor(o, max_batch=5, max_frame_shape=(80, 100, 3)) as pre:
+        p = _pinned((80, 100, 3))
+        p[...] = frame(rng, 80, 100, "BGR")
+        big = _pinned((200, 300, 3))          # bigger than the slots: a crop of it whose span
+        big[...] = frame(rng, 200, 300, "BGR")  # does not fit goes through the staging
+        plain = frame(rng, 61, 77, "BGR")
+        d_host = frame(rng, 33, 44, "BGR")
+        d = DeviceArray(d_host.shape, np.uint8).copy_from_host(d_host)
+        s3 = pre.staging(3)[:50, :70]
+        s3[...] = frame(rng, 50, 70, "BGR")
+        frames = [plain, p[3:, :90], d, s3, big[10:70, 20:110]]
+        refs = [plain, p[3:, :90].copy(), d_host, s3.copy(), big[10:70, 20:110].copy()]
+        for _ in range(3):                    # cached plan, three times
+            _check_host(pre, frames, o, ref_frames=refs)
+            assert fake_gpu.fns[-1].launches[-1] == "table"
+        # a crop of a pinned frame that is not packed pixels is copied (np.copyto handles it)
+        every2 = p[:, ::2]
+        _check_host(pre, every2, o, ref_frames=every2.copy())
+        d.close()
+
+
+def test_pinned_mapped_read_in_place(fake_gpu):
+    # mapped=True: a mapped PinnedArray is read through its device pointer (no copy at all);
+    # an unmapped one is copied into the mapped staging. (The fake's device pointer of mapped
+    # memory is its host address, so the kernel on the shim reads the same bytes.)
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(43)
+    o = PreprocessOptions(width=41, height=37, interpolation="nearest")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(64, 80, 3), mapped=True) as pre:
+        pre._staging[...] = 0xA5
+        m = _pinned((64, 80, 3), mapped=True)
+        m[...] = frame(rng, 64, 80, "BGR")
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, [m, m[5:60, 3:70]], o, ref_frames=[np.array(m), m[5:60, 3:70].copy()])
+        # only the descriptor table (2 x 64 bytes) was uploaded
+        assert [c[1] for c in fake_gpu.copies[n0:]] == [128] and _staging_untouched(pre)
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, m[1:, 2:], o, ref_frames=m[1:, 2:].copy())
+        assert len(fake_gpu.copies) == n0 and fake_gpu.fns[-1].launches[-1] == "uniform"
+        u = _pinned((64, 80, 3))
+        u[...] = frame(rng, 64, 80, "BGR")
+        _check_host(pre, u, o, ref_frames=np.array(u))
+        assert len(fake_gpu.copies) == n0 and not _staging_untouched(pre)
+
+
+def test_context_pushed_only_when_not_current(fake_gpu):
+    from trtssd.preprocess import GpuPreprocessor
+    pushes = []
+
+    class Ctx(object):                       # CudaContext's shape: _ctx (pycuda) and active()
+        class _ctx(object):
+            handle = 1234
+
+        from contextlib import contextmanager
+
+        @contextmanager
+        def active(self):
+            pushes.append(1)
+            yield self
+
+    current = [None]
+
+    class Context(object):
+        @staticmethod
+        def get_current():
+            return current[0]
+
+        @staticmethod
+        def synchronize():
+            pass
+    fake_gpu.Context = Context
+    o = PreprocessOptions(width=20, height=10)
+    f = np.zeros((30, 40, 3), np.uint8)
+    pre = GpuPreprocessor(o, max_frame_shape=(30, 40, 3), context=Ctx())
+    n0 = len(pushes)
+    pre.preprocess(f)
+    assert len(pushes) == n0 + 1              # not current: pushed
+    current[0] = Ctx._ctx
+    pre.preprocess(f)
+    assert len(pushes) == n0 + 1              # current already: not pushed again
+    pre.close()
+
+
+def test_pinned_copies_are_not_pinned(fake_gpu):
+    # p.copy() is a PinnedArray (numpy keeps the subclass, and the owner) in ordinary memory:
+    # it must go through the staging, never be uploaded or (mapped) read as the original.
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(44)
+    o = PreprocessOptions(width=30, height=20)
+    for mapped in (False, True):
+        with GpuPreprocessor(o, max_frame_shape=(40, 50, 3), mapped=mapped) as pre:
+            p = _pinned((40, 50, 3), mapped=True)
+            p[...] = frame(rng, 40, 50, "BGR")
+            c = p.copy()
+            c[...] = frame(rng, 40, 50, "BGR")
+            pre._staging[...] = 0xA5
+            _check_host(pre, c, o, ref_frames=np.array(c))
+            assert not _staging_untouched(pre)

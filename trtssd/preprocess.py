@@ -13,13 +13,14 @@ The GPU kernel computes the bilinear blend in float; OpenCV's uint8 path blends 
 fixed-point weights and rounds to uint8, so the two differ by less than one grey level before
 normalisation (measured worst 0.82 over random sizes); nearest is identical.
 """
+import struct
 import threading
 import weakref
 
 import numpy as np
 from dataclasses import dataclass
 
-from .cuda import DeviceArray, cuda_array_info   # no work at import; pycuda stays lazy
+from .cuda import DeviceArray, PinnedArray, cuda_array_info   # no work at import; pycuda lazy
 from .errors import InputError
 
 INPUT_FORMATS = {
@@ -44,6 +45,9 @@ FRAME_DESC_DTYPE = np.dtype({
 # Kernel parameters for pycuda's prepared call (native alignment, as the C parameter list):
 # table*, FrameDesc (64 bytes), frame_stride, out*, out_w, out_h, mean[3], scale[3], pad[3].
 KERNEL_ARG_FORMAT = "P64sqPii" + "f" * 9
+# The same layout packed by Python's struct (native alignment, as pycuda's _pvt_struct packs it),
+# once per plan for _launch_kernel: 132 bytes.
+_KERNEL_ARGS = struct.Struct("@" + KERNEL_ARG_FORMAT)
 BLOCK = (32, 8, 1)
 _ZERO_DESC = bytes(FRAME_DESC_DTYPE.itemsize)
 
@@ -347,15 +351,30 @@ class GpuPreprocessor(object):
         self._slot_bytes = mfs[0] * mfs[1] * mfs[2]
         self._closed = True
         self._lock = threading.Lock()
+        # the pycuda Context the CudaContext retained (its _ctx), to skip pushing it when it is
+        # current already
+        self._ctx_handle = getattr(getattr(context, "_ctx", None), "handle", None)
+        self._drv = None
         with self._activated():
             self._setup(max(2, int(table_ring)))
         self._closed = False
 
     # ------------------------------------------------------------------ setup / teardown
     def _activated(self):
-        if self.context is not None:
-            return self.context.active()
-        return _NullContext()
+        """The context made current for a call: nothing when it already is (a push and a pop
+        through CudaContext.active cost a few microseconds of Python)."""
+        ctx = self.context
+        if ctx is None:
+            return _NULL_CONTEXT
+        handle = self._ctx_handle
+        if handle is not None:
+            try:
+                cur = self._drv.Context.get_current() if self._drv is not None else None
+            except Exception:
+                cur = None
+            if cur is not None and getattr(cur, "handle", None) == handle:
+                return _NULL_CONTEXT
+        return ctx.active()
 
     def _setup(self, ring):
         from . import cuda
@@ -365,6 +384,9 @@ class GpuPreprocessor(object):
         o = self.options
         self._fn = kernel_loader.get_function("preprocess.cu", "preprocess_u8",
                                               o.kernel_defines(), KERNEL_ARG_FORMAT)
+        # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every
+        # call; the plans pack them once and launch directly (older pycuda: prepared call)
+        self._launch = getattr(self._fn, "_launch_kernel", None)
         self._staging = cuda.pinned_empty((self.max_batch, self._slot_bytes), np.uint8,
                                           mapped=self.mapped)
         self._staging_base = self._staging.ctypes.data
@@ -378,8 +400,9 @@ class GpuPreprocessor(object):
         self._out_views = {}
         self._ring = ring
         self._table_host = cuda.pinned_empty((ring, self.max_batch), FRAME_DESC_DTYPE)
-        self._table_dev = cuda.DeviceArray((ring, self.max_batch * FRAME_DESC_DTYPE.itemsize),
-                                           np.uint8)
+        self._table_bytes = self.max_batch * FRAME_DESC_DTYPE.itemsize
+        self._table_dev = cuda.DeviceArray((ring, self._table_bytes), np.uint8)
+        self._table_dev_base = self._table_dev.ptr
         self._events = [drv.Event(drv.event_flags.DISABLE_TIMING) for _ in range(ring)]
         self._event_used = [False] * ring
         self._slot_event = [None] * self.max_batch     # event of the last call that used slot i
@@ -390,6 +413,8 @@ class GpuPreprocessor(object):
         self._plans = {}
         self._grid = ((o.width + BLOCK[0] - 1) // BLOCK[0], (o.height + BLOCK[1] - 1) // BLOCK[1])
         self._norm_args = tuple(float(v) for v in kernel_norm_args(o))
+        self._tail_args = (o.width, o.height) + self._norm_args
+        self._out_dtype = o.np_dtype
 
     def close(self):
         """Free every buffer now (waits for work this object enqueued)."""
@@ -443,15 +468,9 @@ class GpuPreprocessor(object):
         if self._closed:
             raise InputError("this GpuPreprocessor was closed; create a new one")
 
-    def _output(self, out, n):
+    def _check_out(self, out, n):
         o = self.options
         shape = o.output_shape(n)
-        if out is None:
-            view = self._out_views.get(n)
-            if view is None:
-                view = self._out_views[n] = DeviceArray.view(self._out.ptr, shape, o.np_dtype,
-                                                             owner=self._out)
-            return view, view.ptr
         if not hasattr(out, "__cuda_array_interface__"):
             raise InputError("out must be a device array (trtssd.cuda.DeviceArray, a CUDA torch "
                              "tensor, a CuPy array), got %s" % type(out).__name__)
@@ -476,14 +495,25 @@ class GpuPreprocessor(object):
     def preprocess(self, frames, out=None, stream=None):
         """Enqueue the preprocessing of ``frames`` on ``stream`` (None: the legacy default stream).
 
-        ``frames``: one frame or a list (up to ``max_batch``, any mix of sizes) of uint8 HWC
-        host arrays (any row pitch; copied through the pinned staging unless they *are* a
-        staging buffer) or device arrays with ``__cuda_array_interface__`` (read in place; the
-        caller keeps them alive and unchanged until the stream has run the kernel).
+        ``frames``: one frame or a list (up to ``max_batch``, any mix of sizes and kinds) of
+        - uint8 HWC (or HW for GRAY) numpy arrays, any row pitch: copied through the pinned
+          staging into the device, unless they *are* a staging buffer (``staging(i)``);
+        - ``trtssd.cuda.PinnedArray`` frames (``pinned_empty``) or views of them with packed
+          pixels: uploaded straight from their own memory by an asynchronous copy on
+          ``stream`` (a crop: the rows it spans), no host copy; with ``mapped=True`` and a
+          mapped PinnedArray, the kernel reads it in place (zero copy);
+        - device arrays with ``__cuda_array_interface__``: read in place.
+        Contract for pinned and device frames: the caller keeps them alive and unchanged until
+        ``stream`` has run this call's kernel (record an event after the call, or synchronise).
+        Plain host frames are copied before ``preprocess`` returns and may be reused at once.
         Returns ``(output, [FrameGeometry])``: ``out`` if given, else a DeviceArray view of the
         internal output buffer (valid until the next call). Nothing is synchronised.
         """
-        self._check_open()
+        if self._closed:
+            raise InputError("this GpuPreprocessor was closed; create a new one")
+        if self.context is None:
+            with self._lock:
+                return self._preprocess(frames, out, stream)
         with self._lock, self._activated():
             return self._preprocess(frames, out, stream)
 
@@ -492,26 +522,25 @@ class GpuPreprocessor(object):
     def _frame_key(self, frames):
         """A cheap key of what the frames are, or None. Host arrays are keyed by identity (the
         plan keeps weak references and checks them), device arrays by pointer and shape."""
-        if isinstance(frames, DeviceArray):
-            return (0, frames.ptr, frames.shape, frames.dtype)
-        if isinstance(frames, np.ndarray):
-            return (1, id(frames), frames.shape, frames.strides, frames.dtype)
-        if isinstance(frames, (list, tuple)):
-            key = [2]
+        t = type(frames)
+        if t is list or t is tuple:
+            key = []
             for f in frames:
-                if isinstance(f, DeviceArray):
-                    key.append((f.ptr, f.shape, f.dtype))
-                elif isinstance(f, np.ndarray):
+                if isinstance(f, np.ndarray):
                     key.append((id(f), f.shape, f.strides, f.dtype))
+                elif isinstance(f, DeviceArray):
+                    key.append((f.ptr, f.shape, f.dtype))
                 else:
                     return None
             return tuple(key)
+        if isinstance(frames, np.ndarray):
+            return (id(frames), frames.shape, frames.strides, frames.dtype)
+        if isinstance(frames, DeviceArray):
+            return (frames.ptr, frames.shape, frames.dtype, 0)
         return None
 
     @staticmethod
     def _same_objects(refs, frames):
-        if refs is None:
-            return True
         if isinstance(frames, np.ndarray):
             return refs[0]() is frames
         for r, f in zip(refs, frames):
@@ -519,21 +548,28 @@ class GpuPreprocessor(object):
                 return False
         return True
 
+    def _output(self, out, plan):
+        if out is None:
+            return plan.out_view, plan.out_view.ptr
+        if isinstance(out, DeviceArray):      # always C-contiguous: check shape and dtype only
+            if out.shape == plan.out_shape and out.dtype == self._out_dtype and out.ptr:
+                return out, out.ptr
+        return self._check_out(out, plan.n)
+
     def _preprocess(self, frames, out, stream):
         key = self._frame_key(frames)
         plan = self._plans.get(key) if key is not None else None
-        if plan is None or not self._same_objects(plan[7], frames):
+        if plan is None or (plan.refs is not None and not self._same_objects(plan.refs, frames)):
             plan = self._make_plan(frames)      # validates; raises InputError before any launch
             if key is not None:
                 if len(self._plans) > 256:
                     self._plans.clear()
                 self._plans[key] = plan
-        n, copies, uploads, uniform_args, table, geoms, host_slots, _ = plan
-        out_obj, out_ptr = self._output(out, n)
+        out_obj, out_ptr = self._output(out, plan)
         drv = self._drv
-        if copies:
+        if plan.copies:
             flist = frames if isinstance(frames, (list, tuple)) else _frame_list(frames)
-            for k, dst in copies:
+            for k, dst in plan.copies:
                 ev = self._slot_event[k]
                 if ev is not None:
                     ev.synchronize()     # the previous call's copy/kernel of this slot ended
@@ -541,36 +577,89 @@ class GpuPreprocessor(object):
 
         # Device buffers (frames, table, output) may still be read by the previous call's
         # kernel on another stream: order this stream after it, without blocking the host.
-        if stream is not None and self._last_event is not None and stream is not self._last_stream:
-            stream.wait_for_event(self._last_event)
-        for dev_ptr, src in uploads:
+        last = self._last_event
+        if last is not None and stream is not self._last_stream and stream is not None:
+            stream.wait_for_event(last)
+        for dev_ptr, src in plan.uploads:
             drv.memcpy_htod_async(dev_ptr, src, stream)
 
         call = self._calls % self._ring
         ev = self._events[call]
-        if table is None:
-            table_ptr, frame_bytes, stride = uniform_args
+        if plan.table is None:
+            args = plan.args
+            if args is None or plan.args_out != out_ptr:
+                args = plan.args = self._pack(0, plan.uniform, plan.stride, out_ptr)
+                plan.args_out = out_ptr
         else:
             if self._event_used[call]:
                 ev.synchronize()     # the call that last used this table slot has finished
+            n = plan.n
             tab = self._table_host[call][:n]
-            tab[...] = table
-            table_ptr = self._table_dev.ptr + call * self.max_batch * FRAME_DESC_DTYPE.itemsize
+            tab[...] = plan.table
+            table_ptr = self._table_dev_base + call * self._table_bytes
             drv.memcpy_htod_async(table_ptr, tab, stream)
-            frame_bytes, stride = _ZERO_DESC, 0
-        o = self.options
-        self._fn.prepared_async_call(self._grid + (n,), BLOCK, stream, table_ptr, frame_bytes,
-                                     stride, out_ptr, o.width, o.height, *self._norm_args)
+            args = self._pack(table_ptr, _ZERO_DESC, 0, out_ptr)
+        launch = self._launch
+        if launch is not None:
+            launch(plan.grid, BLOCK, args, 0, stream)
+        else:                                    # a pycuda without _launch_kernel
+            self._fn.prepared_async_call(plan.grid, BLOCK, stream,
+                                         *_KERNEL_ARGS.unpack(args))
         ev.record(stream)
         self._event_used[call] = True
         self._calls += 1
         self._last_event = ev
         self._last_stream = stream
-        for k in host_slots:
-            self._slot_event[k] = ev       # slot k held frame k (copied or in place)
+        for k in plan.host_slots:
+            self._slot_event[k] = ev       # staging slot k held frame k (copied or in place)
         if isinstance(out_obj, DeviceArray):
             out_obj.stream = stream
-        return out_obj, list(geoms)
+        return out_obj, list(plan.geoms)
+
+    def _pack(self, table_ptr, frame_bytes, stride, out_ptr):
+        """The kernel's parameter buffer, laid out as the C parameter list (native alignment)."""
+        return _KERNEL_ARGS.pack(table_ptr, frame_bytes, stride, out_ptr, *self._tail_args)
+
+    def _host_frame(self, i, f, h, w, what):
+        """How host frame ``i`` reaches the device: ('staging', off, pitch, end) for a view of
+        the staging, ('pinned', addr, pitch, span) for a pinned frame uploaded from its own
+        memory, ('mapped', device address, pitch) for a mapped one read in place, or
+        ('copy',) for a copy through staging slot i."""
+        ch = self.options.in_channels
+        slot_bytes = self._slot_bytes
+        addr = f.__array_interface__["data"][0]
+        rs = f.strides[0]
+        if f.ndim == 3:
+            packed = rs > 0 and f.strides[1] == ch and f.strides[2] == 1
+        else:
+            packed = rs > 0 and f.strides[1] == 1
+        span = (h - 1) * rs + w * ch
+        off = addr - self._staging_base
+        if 0 <= off < self._staging.nbytes:
+            if off // slot_bytes != i:
+                raise InputError("%s is a view of staging slot %d: pass staging(i) views "
+                                 "at position i of the batch" % (what, off // slot_bytes))
+            if not packed or off + span > (i + 1) * slot_bytes:
+                raise InputError("%s is a view of the staging buffers that the kernel "
+                                 "cannot read (strides %s): use staging(i)[:h, :w] crops"
+                                 % (what, f.strides))
+            return ("staging", off, rs, off + span)
+        root = _pinned_root(f) if packed and isinstance(f, PinnedArray) else None
+        if root is not None:
+            dptr = f.owner.device_ptr
+            if self.mapped:
+                if dptr is not None:
+                    return ("mapped", dptr + (addr - root.__array_interface__["data"][0]), rs)
+            elif span <= slot_bytes:
+                return ("pinned", addr, rs, span)
+        if h * w * ch > slot_bytes:
+            raise InputError("%s is %dx%dx%d, bigger than the buffers sized for "
+                             "max_frame_shape=%s: create the GpuPreprocessor with "
+                             "max_frame_shape=(%d, %d, %d) or larger"
+                             % (what, h, w, ch, self.max_frame_shape,
+                                max(h, self.max_frame_shape[0]),
+                                max(w, self.max_frame_shape[1]), ch))
+        return ("copy",)
 
     def _make_plan(self, frames):
         """Validate ``frames`` and work out the call: which frames to copy into which staging
@@ -584,9 +673,11 @@ class GpuPreprocessor(object):
                              "max_batch=%d or split the batch" % (n, self.max_batch, max(n, 1)))
         slot_bytes = self._slot_bytes
         ch = o.in_channels
-        descs = []          # (device ptr, pitch, w, h)
+        dev_base = self._frames_dev_base
+        descs = []          # (device ptr, pitch, w, h); None for pinned uploads, placed below
         ranges = []         # (start, end) byte ranges of the staging to copy to the device
         copies = []         # (slot, staging view to copy frame k into)
+        pinned = []         # (slot, host address, pitch, span, w, h)
         host_slots = []
         geoms = []
         for i, f in enumerate(frames):
@@ -594,35 +685,23 @@ class GpuPreprocessor(object):
             if isinstance(f, np.ndarray):
                 _check_dtype(f.dtype, what)
                 h, w, _ = _frame_hwc(f.shape, o, what)
-                addr = f.__array_interface__["data"][0]
-                off = addr - self._staging_base
-                host_slots.append(i)
-                if 0 <= off < self._staging.nbytes:
-                    if off // slot_bytes != i:
-                        raise InputError("%s is a view of staging slot %d: pass staging(i) views "
-                                         "at position i of the batch" % (what, off // slot_bytes))
-                    rs = f.strides[0]
-                    end = off + (h - 1) * rs + w * ch
-                    if (f.ndim == 3 and (f.strides[1] != ch or f.strides[2] != 1)) or \
-                            (f.ndim == 2 and f.strides[1] != 1) or rs <= 0 or \
-                            end > (i + 1) * slot_bytes:
-                        raise InputError("%s is a view of the staging buffers that the kernel "
-                                         "cannot read (strides %s): use staging(i)[:h, :w] crops"
-                                         % (what, f.strides))
-                    descs.append((self._frames_dev_base + off, rs, w, h))
+                how = self._host_frame(i, f, h, w, what)
+                if how[0] == "staging":
+                    _, off, rs, end = how
+                    host_slots.append(i)
+                    descs.append((dev_base + off, rs, w, h))
                     ranges.append((off, end))
+                elif how[0] == "pinned":
+                    pinned.append((i,) + how[1:] + (w, h))
+                    descs.append(None)
+                elif how[0] == "mapped":
+                    descs.append((how[1], how[2], w, h))
                 else:
-                    if h * w * ch > slot_bytes:
-                        raise InputError("%s is %dx%dx%d, bigger than the buffers sized for "
-                                         "max_frame_shape=%s: create the GpuPreprocessor with "
-                                         "max_frame_shape=(%d, %d, %d) or larger"
-                                         % (what, h, w, ch, self.max_frame_shape,
-                                            max(h, self.max_frame_shape[0]),
-                                            max(w, self.max_frame_shape[1]), ch))
                     off = i * slot_bytes
                     dst = self._staging[i, :h * w * ch].reshape((h, w) if f.ndim == 2 else (h, w, ch))
                     copies.append((i, dst))
-                    descs.append((self._frames_dev_base + off, w * ch, w, h))
+                    host_slots.append(i)
+                    descs.append((dev_base + off, w * ch, w, h))
                     ranges.append((off, off + h * w * ch))
             elif isinstance(f, DeviceArray):            # C-contiguous by design
                 _check_dtype(f.dtype, what)
@@ -654,34 +733,96 @@ class GpuPreprocessor(object):
                 if s is not None and s == end:
                     end = e
                     continue
-                uploads.append((self._frames_dev_base + start, self._staging_flat(start, end)))
+                uploads.append((dev_base + start, self._staging_flat(start, end)))
                 start, end = s, e
+        uploads.extend(self._pinned_uploads(pinned, descs, n))
 
         ptr0, pitch0, w0, h0 = descs[0]
         uniform = all(d[1:] == (pitch0, w0, h0) for d in descs)
         stride = descs[1][0] - ptr0 if n > 1 else 0
         if uniform and n > 1:
             uniform = all(descs[k][0] == ptr0 + k * stride for k in range(n))
+        plan = _Plan()
+        plan.n = n
+        plan.copies = copies
+        plan.uploads = uploads
+        plan.geoms = geoms
+        plan.host_slots = host_slots
+        plan.grid = self._grid + (n,)
+        plan.out_shape = o.output_shape(n)
+        view = self._out_views.get(n)
+        if view is None:
+            view = self._out_views[n] = DeviceArray.view(self._out.ptr, plan.out_shape,
+                                                         o.np_dtype, owner=self._out)
+        plan.out_view = view
         if uniform:
             rec = np.zeros((), FRAME_DESC_DTYPE)
             fill_frame_desc(rec, o, geoms[0], ptr0, pitch0)
-            uniform_args = (0, rec.tobytes(), stride)
-            table = None
+            plan.uniform, plan.stride, plan.table = rec.tobytes(), stride, None
         else:
-            uniform_args = None
             table = np.zeros(n, FRAME_DESC_DTYPE)
             for k, (p, pitch, w, h) in enumerate(descs):
                 fill_frame_desc(table[k], o, geoms[k], p, pitch)
+            plan.uniform, plan.stride, plan.table = None, 0, table
+        plan.args = plan.args_out = None
         if isinstance(frames_in, np.ndarray):
-            refs = [weakref.ref(frames_in)]
+            plan.refs = [weakref.ref(frames_in)]
         elif isinstance(frames_in, (list, tuple)):
-            refs = [weakref.ref(f) if isinstance(f, np.ndarray) else None for f in frames_in]
+            plan.refs = [weakref.ref(f) if isinstance(f, np.ndarray) else None for f in frames_in]
         else:
-            refs = None
-        return (n, copies, uploads, uniform_args, table, geoms, host_slots, refs)
+            plan.refs = None
+        return plan
+
+    def _pinned_uploads(self, pinned, descs, n):
+        """Uploads of pinned frames from their own memory, and their device addresses (filled
+        into ``descs``). A whole batch laid out at a constant stride in one pinned block (an
+        [N, H, W, C] PinnedArray) is one copy; otherwise frame i goes to device slot i."""
+        import ctypes
+        if not pinned:
+            return []
+        dev_base = self._frames_dev_base
+        if n > 1 and len(pinned) == n:
+            a0 = pinned[0][1]
+            step = pinned[1][1] - a0
+            first = pinned[0][2:]
+            if step >= 0 and all(p[1] == a0 + k * step and p[2:] == first
+                                 for k, p in enumerate(pinned)):
+                total = (n - 1) * step + first[1]
+                if total <= self.max_batch * self._slot_bytes:
+                    for k, (_, _, rs, _, w, h) in enumerate(pinned):
+                        descs[k] = (dev_base + k * step, rs, w, h)
+                    # a raw view of the pinned memory: no reference that keeps the frame alive
+                    return [(dev_base, (ctypes.c_ubyte * total).from_address(a0))]
+        uploads = []
+        for i, addr, rs, span, w, h in pinned:
+            dst = dev_base + i * self._slot_bytes
+            descs[i] = (dst, rs, w, h)
+            uploads.append((dst, (ctypes.c_ubyte * span).from_address(addr)))
+        return uploads
 
     def _staging_flat(self, start, end):
         return self._staging.reshape(-1)[start:end]
+
+
+class _Plan(object):
+    """What a call with the same frames does again (GpuPreprocessor's plan cache)."""
+    __slots__ = ("n", "copies", "uploads", "geoms", "host_slots", "grid", "out_shape", "out_view",
+                 "uniform", "stride", "table", "args", "args_out", "refs")
+
+
+def _pinned_root(f):
+    """The array pinned_empty made over the whole page-locked allocation that PinnedArray ``f``
+    (or a view of it) lives in, or None when ``f`` does not live there: ``f.copy()``, ``f + 1``
+    are PinnedArrays too (numpy keeps the subclass and __array_finalize__ the owner) but in
+    ordinary memory, and a closed owner's memory is gone."""
+    owner = getattr(f, "owner", None)
+    alloc = getattr(owner, "base", None)
+    if alloc is None:
+        return None
+    obj = f
+    while isinstance(obj.base, np.ndarray):
+        obj = obj.base
+    return obj if obj.base is alloc else None
 
 
 class _NullContext(object):
@@ -690,3 +831,6 @@ class _NullContext(object):
 
     def __exit__(self, *exc):
         return False
+
+
+_NULL_CONTEXT = _NullContext()

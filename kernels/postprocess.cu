@@ -2,7 +2,7 @@
 // TFLite's "fast" (class-agnostic, one class per anchor) greedy NMS.
 //
 // The semantics are those of trtssd.postprocess.postprocess_cpu (the NumPy reference); see
-// that module's docstring. Two kernels, enqueued back to back on one stream:
+// that module's docstring. Four kernels, enqueued back to back on one stream:
 //
 //   ssd_best_class  grid (ceil(A / TILE_A), N), block TILE_A * PARTS threads.
 //       Stages a tile of TILE_A anchors' score rows ([TILE_A, NUM_CLASSES] floats, contiguous
@@ -12,18 +12,30 @@
 //       best_score[N, A] and best_class[N, A]. This pass reads all the scores (~700 KB per
 //       frame for the COCO SSD), so it spreads over many blocks instead of one per frame.
 //
-//   ssd_nms  grid (N), block NMS_THREADS threads: one block per frame.
+//   ssd_sort  grid (N), block SORT_THREADS threads: one block per frame.
 //       1. compacts anchors with best_score >= score_threshold into shared memory
 //          (atomicAdd on a shared counter: the order is arbitrary, the sort fixes it);
 //       2. bitonic-sorts them by (score descending, anchor index ascending): a total order,
 //          so the result is deterministic and equals a stable sort by score;
-//       3. each thread decodes the boxes of the sorted positions it owns
-//          (p = threadIdx.x + k * NMS_THREADS) into registers;
-//       4. greedy NMS: every thread scans the shared "suppressed" flags for the next live
-//          position i (all threads read the same flags, so all find the same i); the owner of
-//          i writes the output row and publishes its box; barrier; every thread tests its
-//          own live positions > i against it (IoU > iou_threshold suppresses); barrier.
-//          Stops after max_det kept boxes or when no live position is left.
+//       3. decodes the sorted candidates into global scratch: cand_box[N, MAX_CAND] (float4
+//          ymin, xmin, ymax, xmax), cand_score, cand_anchor, and cand_count[N].
+//
+//   ssd_nms_mask  grid (WORDS * (WORDS + 1) / 2, N), block 64 threads; WORDS = MAX_CAND / 64.
+//       Block b is the tile (r, c), r <= c, of the suppression matrix: thread t computes the
+//       64-bit word mask[i][c] of row i = 64 r + t, whose bit j is set when candidate
+//       64 c + j > i has IoU > iou_threshold with candidate i. Tiles past the frame's
+//       candidate count exit at once (the grid is sized for MAX_CAND: the host does not know
+//       the count). mask is [N, MAX_CAND, WORDS] uint64 in global memory; only the words of
+//       rows < count in tiles c >= r are written, and only those are read.
+//
+//   ssd_nms_scan  grid (N), block 64 threads: the greedy walk over the matrix, one chunk of
+//       64 sorted candidates at a time. removed[w] (shared, thread w owns word w) holds the
+//       candidates suppressed by the boxes kept in earlier chunks. Thread 0 walks the chunk's
+//       live bits lowest first (ffs): keeps the candidate and clears the bits its diagonal
+//       word suppresses (exactly the greedy order: a kept candidate only suppresses later
+//       ones). Barrier. Each thread t then ORs into removed[t] (t > chunk) the rows of the
+//       boxes just kept, while the next chunk's diagonal words are prefetched. Barrier.
+//       Stops after max_det kept boxes; the rows are then written by all threads.
 //       Output per frame: out[f * OUT_STRIDE + 0] = kept count, [1] = candidate count,
 //       then rows of ROW floats from HEADER: ymin, xmin, ymax, xmax (normalised), score,
 //       class (score column), anchor index, 0. Only rows < count are written.
@@ -32,7 +44,7 @@
 // through shared memory and __syncthreads (the CPU shim runs threads as fibers).
 // Compile-time constants come as #defines from trtssd.postprocess.kernel_defines(spec);
 // the variants CI compiles (the COCO SSD's, and two other shapes):
-// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "NMS_THREADS": 512, "MAX_CAND": 2048, "MAX_DET": 100} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "NMS_THREADS": 512, "MAX_CAND": 4096, "MAX_DET": 100} | {"NUM_CLASSES": 2, "TILE_A": 256, "PARTS": 1, "NMS_THREADS": 512, "MAX_CAND": 512, "MAX_DET": 100}
+// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100} | {"NUM_CLASSES": 2, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 64, "MAX_DET": 100}
 
 #ifndef NUM_CLASSES
 #error "NUM_CLASSES (score columns, background included) must be defined"
@@ -43,8 +55,8 @@
 #ifndef PARTS
 #define PARTS 4
 #endif
-#ifndef NMS_THREADS
-#define NMS_THREADS 512
+#ifndef SORT_THREADS
+#define SORT_THREADS 1024
 #endif
 #ifndef MAX_CAND
 #define MAX_CAND 2048
@@ -57,14 +69,25 @@
 #define ROW 8
 #define HEADER 8
 #define OUT_STRIDE (HEADER + MAX_DET * ROW)
-#define PER_THREAD (MAX_CAND / NMS_THREADS)
+#define BITS 64                        // candidates per mask word = threads of mask/scan blocks
+#define WORDS (MAX_CAND / BITS)        // mask words per row
 #define NO_CLASS 0x7fffffff
 
-#if (MAX_CAND % NMS_THREADS) != 0
-#error "MAX_CAND must be a multiple of NMS_THREADS"
+#if (MAX_CAND & (MAX_CAND - 1)) != 0 || MAX_CAND < BITS || MAX_CAND > BITS * BITS
+#error "MAX_CAND must be a power of two in [64, 4096] (bitonic sort; one scan thread per word)"
 #endif
-#if (MAX_CAND & (MAX_CAND - 1)) != 0
-#error "MAX_CAND must be a power of two (bitonic sort)"
+
+typedef unsigned long long u64;
+
+#ifdef TRTSSD_CPU_SHIM
+// The shim has no rounding intrinsics; g++ on x86-64 without -mfma does not contract.
+static inline float __fmul_rn(float a, float b) { return a * b; }
+static inline float __fadd_rn(float a, float b) { return a + b; }
+static inline float __fsub_rn(float a, float b) { return a - b; }
+static inline float __fdiv_rn(float a, float b) { return a / b; }
+static inline int ssd_ffsll(u64 x) { return __builtin_ffsll((long long)x); }
+#else
+__device__ __forceinline__ int ssd_ffsll(u64 x) { return __ffsll((long long)x); }
 #endif
 
 extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int num_anchors,
@@ -123,34 +146,36 @@ extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int 
     }
 }
 
-// IoU as TFLite computes it, in float: 0 when either box has no area.
-__device__ float ssd_iou(float ay0, float ax0, float ay1, float ax1,
-                         float by0, float bx0, float by1, float bx1)
+// IoU as TFLite computes it, in float: 0 when either box has no area. The _rn intrinsics
+// keep nvcc from fusing a product into an FMA, so the rounding is NumPy's, bit for bit.
+__device__ __forceinline__ float ssd_area(float4 b)
 {
-    const float area_a = (ay1 - ay0) * (ax1 - ax0);
-    const float area_b = (by1 - by0) * (bx1 - bx0);
-    if (area_a <= 0.0f || area_b <= 0.0f) return 0.0f;
-    const float iy0 = fmaxf(ay0, by0);
-    const float ix0 = fmaxf(ax0, bx0);
-    const float iy1 = fminf(ay1, by1);
-    const float ix1 = fminf(ax1, bx1);
-    const float inter = fmaxf(iy1 - iy0, 0.0f) * fmaxf(ix1 - ix0, 0.0f);
-    return inter / (area_a + area_b - inter);
+    return __fmul_rn(b.z - b.x, b.w - b.y);
 }
 
-extern "C" __global__ void ssd_nms(const float* __restrict__ box_encodings,  // [N, A, 4]
-                                   const float* __restrict__ anchors,        // [A, 4] yc xc h w
-                                   const float* __restrict__ best_score,     // [N, A]
-                                   const int* __restrict__ best_class,       // [N, A]
-                                   int num_anchors, float score_threshold,
-                                   float iou_threshold, float y_scale, float x_scale,
-                                   float h_scale, float w_scale, int max_det,
-                                   float* __restrict__ out)                  // [N, OUT_STRIDE]
+__device__ __forceinline__ float ssd_iou(float4 a, float area_a, float4 b, float area_b)
+{
+    if (area_a <= 0.0f || area_b <= 0.0f) return 0.0f;
+    const float iy0 = fmaxf(a.x, b.x);
+    const float ix0 = fmaxf(a.y, b.y);
+    const float iy1 = fminf(a.z, b.z);
+    const float ix1 = fminf(a.w, b.w);
+    const float inter = __fmul_rn(fmaxf(iy1 - iy0, 0.0f), fmaxf(ix1 - ix0, 0.0f));
+    return __fdiv_rn(inter, __fsub_rn(__fadd_rn(area_a, area_b), inter));
+}
+
+extern "C" __global__ void ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
+                                    const float* __restrict__ anchors,        // [A, 4] yc xc h w
+                                    const float* __restrict__ best_score,     // [N, A]
+                                    int num_anchors, float score_threshold,
+                                    float y_scale, float x_scale, float h_scale, float w_scale,
+                                    float4* __restrict__ cand_box,           // [N, MAX_CAND]
+                                    float* __restrict__ cand_score,          // [N, MAX_CAND]
+                                    int* __restrict__ cand_anchor,           // [N, MAX_CAND]
+                                    int* __restrict__ cand_count)            // [N]
 {
     __shared__ float s_score[MAX_CAND];
     __shared__ int s_anchor[MAX_CAND];
-    __shared__ unsigned char s_dead[MAX_CAND];
-    __shared__ float s_kept_box[4];
     __shared__ int s_count;
 
     const int frame = blockIdx.x;
@@ -161,7 +186,7 @@ extern "C" __global__ void ssd_nms(const float* __restrict__ box_encodings,  // 
     __syncthreads();
 
     // 1. candidates: best score >= threshold (TFLite keeps score >= threshold).
-    for (int a = t; a < num_anchors; a += NMS_THREADS) {
+    for (int a = t; a < num_anchors; a += SORT_THREADS) {
         const float s = best_score[base + a];
         if (s >= score_threshold) {
             const int p = atomicAdd(&s_count, 1);
@@ -173,102 +198,173 @@ extern "C" __global__ void ssd_nms(const float* __restrict__ box_encodings,  // 
     const int n = s_count;
     int size = 1;
     while (size < n) size <<= 1;
-    for (int p = n + t; p < size; p += NMS_THREADS) {  // padding sorts after every candidate
+    for (int p = n + t; p < size; p += SORT_THREADS) {  // padding sorts after every candidate
         s_score[p] = -INFINITY;
         s_anchor[p] = NO_CLASS;
     }
-    for (int p = t; p < n; p += NMS_THREADS) s_dead[p] = 0;
     __syncthreads();
 
-    // 2. bitonic sort of [0, size): "better" = higher score, then lower anchor index.
+    // 2. bitonic sort of [0, size): "better" = higher score, then lower anchor index. Pair q
+    //    of a stage is (i, i | j) with i = q with a 0 bit inserted at bit j.
+    const int half = size >> 1;
     for (int k = 2; k <= size; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
-            for (int i = t; i < size; i += NMS_THREADS) {
-                const int ixj = i ^ j;
-                if (ixj > i) {
-                    const float si = s_score[i], sj = s_score[ixj];
-                    const int ai = s_anchor[i], aj = s_anchor[ixj];
-                    const bool j_better = sj > si || (sj == si && aj < ai);
-                    const bool i_better = si > sj || (si == sj && ai < aj);
-                    // (i & k) == 0: this run ends best-first; else worst-first.
-                    if (((i & k) == 0) ? j_better : i_better) {
-                        s_score[i] = sj;
-                        s_score[ixj] = si;
-                        s_anchor[i] = aj;
-                        s_anchor[ixj] = ai;
-                    }
+            for (int q = t; q < half; q += SORT_THREADS) {
+                const int i = ((q & ~(j - 1)) << 1) | (q & (j - 1));
+                const int ixj = i | j;
+                const float si = s_score[i], sj = s_score[ixj];
+                const int ai = s_anchor[i], aj = s_anchor[ixj];
+                const bool j_better = sj > si || (sj == si && aj < ai);
+                const bool i_better = si > sj || (si == sj && ai < aj);
+                // (i & k) == 0: this run ends best-first; else worst-first.
+                if (((i & k) == 0) ? j_better : i_better) {
+                    s_score[i] = sj;
+                    s_score[ixj] = si;
+                    s_anchor[i] = aj;
+                    s_anchor[ixj] = ai;
                 }
             }
             __syncthreads();
         }
     }
 
-    // 3. decode the owned positions into registers.
-    float y0[PER_THREAD], x0[PER_THREAD], y1[PER_THREAD], x1[PER_THREAD];
-#pragma unroll
-    for (int k = 0; k < PER_THREAD; ++k) {
-        const int p = t + k * NMS_THREADS;
-        y0[k] = x0[k] = y1[k] = x1[k] = 0.0f;
-        if (p < n) {
-            const int a = s_anchor[p];
-            const float* e = box_encodings + (base + a) * 4;
-            const float* an = anchors + (size_t)a * 4;
-            const float yc = e[0] / y_scale * an[2] + an[0];
-            const float xc = e[1] / x_scale * an[3] + an[1];
-            const float hh = 0.5f * expf(e[2] / h_scale) * an[2];
-            const float hw = 0.5f * expf(e[3] / w_scale) * an[3];
-            y0[k] = yc - hh;
-            x0[k] = xc - hw;
-            y1[k] = yc + hh;
-            x1[k] = xc + hw;
+    // 3. decode the sorted candidates into the scratch arrays.
+    const size_t cbase = (size_t)frame * MAX_CAND;
+    for (int p = t; p < n; p += SORT_THREADS) {
+        const int a = s_anchor[p];
+        const float* e = box_encodings + (base + a) * 4;
+        const float* an = anchors + (size_t)a * 4;
+        const float yc = e[0] / y_scale * an[2] + an[0];
+        const float xc = e[1] / x_scale * an[3] + an[1];
+        const float hh = 0.5f * expf(e[2] / h_scale) * an[2];
+        const float hw = 0.5f * expf(e[3] / w_scale) * an[3];
+        cand_box[cbase + p] = make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
+        cand_score[cbase + p] = s_score[p];
+        cand_anchor[cbase + p] = a;
+    }
+    if (t == 0) cand_count[frame] = n;
+}
+
+extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   // [N, MAX_CAND]
+                                        const int* __restrict__ cand_count,    // [N]
+                                        float iou_threshold,
+                                        u64* __restrict__ mask)           // [N, MAX_CAND, WORDS]
+{
+    __shared__ float4 s_box[BITS];
+    __shared__ float s_area[BITS];
+
+    const int frame = blockIdx.y;
+    const int t = threadIdx.x;
+    const int n = cand_count[frame];
+    const int nb = (n + BITS - 1) / BITS;
+    // Tile b -> (r, c), c >= r: row r of the triangle holds WORDS - r tiles.
+    int r = 0;
+    int rem = blockIdx.x;
+    while (rem >= WORDS - r) {
+        rem -= WORDS - r;
+        ++r;
+    }
+    const int c = r + rem;
+    if (c >= nb) return;   // the whole block: before any barrier
+
+    const size_t cbase = (size_t)frame * MAX_CAND;
+    const int col0 = c * BITS;
+    const int ncol = min(BITS, n - col0);
+    if (t < ncol) {
+        const float4 b = cand_box[cbase + col0 + t];
+        s_box[t] = b;
+        s_area[t] = ssd_area(b);
+    }
+    __syncthreads();
+
+    const int i = r * BITS + t;
+    if (i < n) {
+        const float4 b = cand_box[cbase + i];
+        const float area = ssd_area(b);
+        u64 word = 0;
+        for (int j = (r == c) ? t + 1 : 0; j < ncol; ++j) {
+            if (ssd_iou(b, area, s_box[j], s_area[j]) > iou_threshold) word |= 1ull << j;
         }
+        mask[(cbase + i) * WORDS + c] = word;
+    }
+}
+
+extern "C" __global__ void ssd_nms_scan(const float4* __restrict__ cand_box,    // [N, MAX_CAND]
+                                        const float* __restrict__ cand_score,   // [N, MAX_CAND]
+                                        const int* __restrict__ cand_anchor,    // [N, MAX_CAND]
+                                        const int* __restrict__ cand_count,     // [N]
+                                        const u64* __restrict__ mask,   // [N, MAX_CAND, WORDS]
+                                        const int* __restrict__ best_class,     // [N, A]
+                                        int num_anchors, int max_det,
+                                        float* __restrict__ out)                // [N, OUT_STRIDE]
+{
+    __shared__ u64 s_removed[WORDS];
+    __shared__ u64 s_diag[2][BITS];
+    __shared__ int s_keep[MAX_DET];
+    __shared__ int s_kept;
+    __shared__ int s_first;
+
+    const int frame = blockIdx.x;
+    const int t = threadIdx.x;
+    const int n = cand_count[frame];
+    const int nb = (n + BITS - 1) / BITS;
+    const size_t cbase = (size_t)frame * MAX_CAND;
+    const u64* fmask = mask + cbase * WORDS;
+
+    if (t < WORDS) s_removed[t] = 0;
+    if (t < n) s_diag[0][t] = fmask[(size_t)t * WORDS];
+    if (t == 0) {
+        s_kept = 0;
+        s_first = 0;
+    }
+    __syncthreads();
+
+    for (int c = 0; c < nb; ++c) {
+        if (t == 0) {
+            int kept = s_kept;
+            const int lo = c * BITS;
+            const int len = min(BITS, n - lo);
+            const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
+            u64 live = ~s_removed[c] & valid;
+            s_first = kept;
+            while (live != 0ull && kept < max_det) {
+                const int b = ssd_ffsll(live) - 1;
+                s_keep[kept++] = lo + b;
+                live &= ~(s_diag[c & 1][b] | (1ull << b));
+            }
+            s_kept = kept;
+        }
+        __syncthreads();
+        const int kept = s_kept;
+        if (kept >= max_det) break;   // the same in every thread
+        const int first = s_first;
+        // Prefetch the next chunk's diagonal words; OR the new rows into the later words.
+        const int nrow = (c + 1) * BITS + t;
+        if (nrow < n) s_diag[(c + 1) & 1][t] = fmask[(size_t)nrow * WORDS + c + 1];
+        if (t > c && t < nb) {
+            u64 acc = 0;
+#pragma unroll 4
+            for (int k = first; k < kept; ++k) acc |= fmask[(size_t)s_keep[k] * WORDS + t];
+            s_removed[t] |= acc;
+        }
+        __syncthreads();
     }
 
-    // 4. greedy NMS. pos, kept and i are the same in every thread (read from shared flags
-    //    that only change between the two barriers of a round, and only at positions > i).
+    const int kept = s_kept;
     float* out_f = out + (size_t)frame * OUT_STRIDE;
-    int kept = 0;
-    int pos = 0;
-    while (kept < max_det) {
-        while (pos < n && s_dead[pos]) ++pos;
-        if (pos >= n) break;
-        const int i = pos;
-        if (i % NMS_THREADS == t) {
-            const int ki = i / NMS_THREADS;
-        #pragma unroll
-    for (int k = 0; k < PER_THREAD; ++k) {
-                if (k == ki) {
-                    s_kept_box[0] = y0[k];
-                    s_kept_box[1] = x0[k];
-                    s_kept_box[2] = y1[k];
-                    s_kept_box[3] = x1[k];
-                    float* row = out_f + HEADER + kept * ROW;
-                    const int a = s_anchor[i];
-                    row[0] = y0[k];
-                    row[1] = x0[k];
-                    row[2] = y1[k];
-                    row[3] = x1[k];
-                    row[4] = s_score[i];
-                    row[5] = (float)best_class[base + a];
-                    row[6] = (float)a;
-                    row[7] = 0.0f;
-                }
-            }
-        }
-        __syncthreads();
-        const float ky0 = s_kept_box[0], kx0 = s_kept_box[1];
-        const float ky1 = s_kept_box[2], kx1 = s_kept_box[3];
-    #pragma unroll
-    for (int k = 0; k < PER_THREAD; ++k) {
-            const int p = t + k * NMS_THREADS;
-            if (p > i && p < n && !s_dead[p]) {
-                if (ssd_iou(ky0, kx0, ky1, kx1, y0[k], x0[k], y1[k], x1[k]) > iou_threshold)
-                    s_dead[p] = 1;
-            }
-        }
-        __syncthreads();
-        ++kept;
-        pos = i + 1;
+    for (int k = t; k < kept; k += BITS) {
+        const int p = s_keep[k];
+        const float4 b = cand_box[cbase + p];
+        const int a = cand_anchor[cbase + p];
+        float* row = out_f + HEADER + k * ROW;
+        row[0] = b.x;
+        row[1] = b.y;
+        row[2] = b.z;
+        row[3] = b.w;
+        row[4] = cand_score[cbase + p];
+        row[5] = (float)best_class[(size_t)frame * num_anchors + a];
+        row[6] = (float)a;
+        row[7] = 0.0f;
     }
     if (t == 0) {
         out_f[0] = (float)kept;

@@ -54,8 +54,9 @@ def run_gpu(post, enc, scores, stream=None):
         s.copy_from_host(np.ascontiguousarray(scores))
         # Poison every output and scratch buffer (0xFF bytes: NaN floats, -1 ints).
         post._out_dev.fill_bytes(0xFF)
-        post._best_score.fill_bytes(0xFF)
-        post._best_class.fill_bytes(0xFF)
+        for scratch in (post._best_score, post._best_class, post._cand_box, post._cand_score,
+                        post._cand_anchor, post._cand_count, post._mask):
+            scratch.fill_bytes(0xFF)
         post._out_host.fill(np.nan)
         post.enqueue(e, s, n, stream)
         rows = post.raw_results()      # waits on the event recorded after the copy
@@ -130,6 +131,52 @@ def test_gpu_edge_cases(cuda_context, case):
         assert [len(r) for r in rows] == [100] * n
     else:
         assert total > 0
+
+
+def clustered_spec(rng, iou, num_anchors=1917, clusters=12):
+    """Anchors around a few centres with similar sizes: heavy overlap, long suppression chains."""
+    centres = rng.uniform(0.2, 0.8, size=(clusters, 2))
+    yx = centres[rng.integers(0, clusters, size=num_anchors)] + rng.normal(0, 0.01,
+                                                                          (num_anchors, 2))
+    hw = rng.uniform(0.1, 0.3, size=(num_anchors, 2))
+    return ModelSpec("clustered", 300, 300, (128,) * 3, (1 / 128.,) * 3, "RGB", 91,
+                     np.concatenate([yx, hw], 1).astype(f32), BoxCoder(10., 10., 5., 5.),
+                     NmsParams(1e-8, iou, 10, 1, 100, False))
+
+
+@pytest.mark.parametrize("iou,md,batch", [(0.6, 100, 1), (0.3, 100, 8), (0.9, 100, 8),
+                                          (0.75, 37, 3)])
+def test_gpu_all_anchors_heavy_overlap(cuda_context, iou, md, batch):
+    # TFLite's threshold: all 1917 anchors enter the sort and the suppression matrix (30 x 30
+    # words), boxes overlap heavily; with IoU 0.9 the 100 cap is reached deep in the list.
+    rng = np.random.default_rng(int(iou * 100) + batch)
+    spec = clustered_spec(rng, iou)
+    enc = rng.normal(0, 0.3, size=(batch, 1917, 4)).astype(f32)
+    scores = (1 / (1 + np.exp(-rng.normal(0, 2, size=(batch, 1917, 91))))).astype(f32)
+    with GpuPostprocessor(spec, max_batch=batch, score_threshold=1e-8,
+                          max_detections=md) as post:
+        rows = run_gpu(post, enc, scores)
+        assert post._out_host[:batch, 1].tolist() == [1917.0] * batch
+        assert check_rows(rows, enc, scores, spec, 1e-8, md) > 2 * batch
+
+
+def test_gpu_repeated_enqueue_same_result(cuda_context):
+    # The scratch (mask, candidates) is reused between calls: a second batch with fewer
+    # candidates must not see the first batch's leftovers.
+    rng = np.random.default_rng(40)
+    spec = clustered_spec(rng, 0.6)
+    enc = rng.normal(0, 0.3, size=(2, 1917, 4)).astype(f32)
+    many = (1 / (1 + np.exp(-rng.normal(0, 2, size=(2, 1917, 91))))).astype(f32)
+    few = np.array(many)
+    few[:, 64:, 1:] = 0.01   # only the first 64 anchors can pass 0.3
+    from trtssd.cuda import DeviceArray
+    with GpuPostprocessor(spec, max_batch=2, score_threshold=0.3, max_detections=100) as post, \
+            DeviceArray(enc.shape, np.float32) as e, DeviceArray(many.shape, np.float32) as s:
+        e.copy_from_host(enc)
+        for scores in (many, few, many):
+            s.copy_from_host(scores)
+            post.enqueue(e, s, 2)
+            check_rows(post.raw_results(), enc, scores, spec, 0.3, 100)
 
 
 def test_gpu_odd_model_shape(cuda_context):

@@ -36,20 +36,37 @@ def make_outputs(rng, spec, n, hot, levels=None):
     return enc, scores.astype(f32)
 
 
-def run_kernels(spec, enc, scores, thr, max_det):
+def run_kernels(spec, enc, scores, thr, max_det, scratch=None):
+    """The four kernels in GpuPostprocessor's order, every output and scratch buffer poisoned.
+    ``scratch``: a dict that receives the scratch arrays (for tests of the intermediate state).
+    """
     d = kernel_defines(spec)
     mod = compile_cpu_module("postprocess.cu", defines=d)
     n, a, c = scores.shape
+    mc = d["MAX_CAND"]
+    words = mc // 64
     best_s = np.full((n, a), np.nan, f32)                    # poisoned
     best_c = np.full((n, a), -7, np.int32)
     mod.launch("ssd_best_class", ((a + d["TILE_A"] - 1) // d["TILE_A"], n, 1),
                (d["TILE_A"] * d["PARTS"], 1, 1), scores, np.int32(a), best_s, best_c)
+    cand_box = np.full((n, mc, 4), np.nan, f32)
+    cand_score = np.full((n, mc), np.nan, f32)
+    cand_anchor = np.full((n, mc), -7, np.int32)
+    cand_count = np.full((n,), -7, np.int32)
+    mask = np.full((n, mc, words), 0xA5A5A5A5A5A5A5A5, np.uint64)
+    bc = spec.box_coder
+    mod.launch("ssd_sort", (n, 1, 1), (d["SORT_THREADS"], 1, 1), enc, spec.anchors, best_s,
+               np.int32(a), f32(thr), f32(bc.y_scale), f32(bc.x_scale), f32(bc.h_scale),
+               f32(bc.w_scale), cand_box, cand_score, cand_anchor, cand_count)
+    mod.launch("ssd_nms_mask", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
+               cand_count, f32(spec.nms.iou_threshold), mask)
     stride = 8 + d["MAX_DET"] * 8
     out = np.full((n, stride), np.nan, f32)                  # poisoned
-    bc = spec.box_coder
-    mod.launch("ssd_nms", (n, 1, 1), (d["NMS_THREADS"], 1, 1), enc, spec.anchors, best_s, best_c,
-               np.int32(a), f32(thr), f32(spec.nms.iou_threshold), f32(bc.y_scale),
-               f32(bc.x_scale), f32(bc.h_scale), f32(bc.w_scale), np.int32(max_det), out)
+    mod.launch("ssd_nms_scan", (n, 1, 1), (64, 1, 1), cand_box, cand_score, cand_anchor,
+               cand_count, mask, best_c, np.int32(a), np.int32(max_det), out)
+    if scratch is not None:
+        scratch.update(cand_box=cand_box, cand_score=cand_score, cand_anchor=cand_anchor,
+                       cand_count=cand_count, mask=mask)
     return best_s, best_c, out
 
 
@@ -137,3 +154,241 @@ def test_iou_exactly_at_threshold_does_not_suppress():
         _, _, out = run_kernels(spec, enc, scores, 0.5, 10)
         assert out[0, 8 + 6:8 + int(out[0, 0]) * 8:8].astype(int).tolist() == want
         assert select_frame(enc[0], scores[0], spec, 0.5, 10)[0].tolist() == want
+
+
+def make_clustered_spec(rng, a, c, iou, clusters=12, spread=0.01):
+    """Anchors around a few centres with similar sizes: heavy overlap, long suppression chains."""
+    centres = rng.uniform(0.2, 0.8, size=(clusters, 2))
+    yx = centres[rng.integers(0, clusters, size=a)] + rng.normal(0, spread, (a, 2))
+    hw = rng.uniform(0.1, 0.3, size=(a, 2))
+    return ModelSpec("clustered", 300, 300, (128,) * 3, (1 / 128.,) * 3, "RGB", c,
+                     np.concatenate([yx, hw], 1).astype(f32), BoxCoder(10., 10., 5., 5.),
+                     NmsParams(1e-8, iou, 10, 1, 100, False))
+
+
+@pytest.mark.parametrize("iou,max_det,seed", [
+    (0.6, 100, 11),    # every one of 1917 anchors is a candidate; 12 clusters: few kept
+    (0.3, 100, 12),    # stronger suppression
+    (0.9, 100, 13),    # weak suppression: the 100 cap is reached deep in the list
+    (0.75, 37, 14),    # cap reached inside a 64-candidate chunk
+])
+def test_all_anchors_candidates_heavy_overlap(iou, max_det, seed):
+    rng = np.random.default_rng(seed)
+    spec = make_clustered_spec(rng, 1917, 91, iou)
+    enc = (rng.normal(0, 0.3, size=(2, 1917, 4))).astype(f32)
+    logits = rng.normal(0, 2, size=(2, 1917, 91))
+    scores = (1 / (1 + np.exp(-logits))).astype(f32)
+    scratch = {}
+    run_kernels(spec, enc, scores, 1e-8, max_det, scratch)
+    assert scratch["cand_count"].tolist() == [1917, 1917]
+    total = check(spec, enc, scores, 1e-8, max_det)
+    assert total > 2
+
+
+@pytest.mark.parametrize("n_cand", [1, 63, 64, 65, 128, 129, 200])
+def test_candidate_counts_at_word_boundaries(n_cand):
+    # Exactly n_cand anchors pass; 0.99 IoU keeps nearly all, so the walk crosses every chunk.
+    rng = np.random.default_rng(20 + n_cand)
+    spec = make_spec(rng, 200, 5, iou=0.99)
+    enc = rng.normal(0, 1.0, size=(1, 200, 4)).astype(f32)
+    scores = np.full((1, 200, 5), 0.01, f32)
+    idx = rng.choice(200, size=n_cand, replace=False)
+    scores[0, idx, rng.integers(1, 5, size=n_cand)] = rng.uniform(0.5, 1.0, n_cand).astype(f32)
+    _, _, out = run_kernels(spec, enc, scores, 0.4, 100)
+    assert out[0, 1] == n_cand
+    assert check(spec, enc, scores, 0.4, 100) == min(100, len(select_frame(
+        enc[0], scores[0], spec, 0.4, 100)[0]))
+    assert out[0, 0] >= min(n_cand, 2)
+
+
+def test_sorted_candidates_and_suppression_matrix():
+    # The intermediate state, checked directly: the sort is NumPy's stable order, and every
+    # mask word the scan may read equals NumPy's IoU > threshold test on the kernel's boxes,
+    # bit for bit (the kernel's IoU is rounded as NumPy's: no FMA contraction).
+    from trtssd.postprocess import iou_one_to_many
+    rng = np.random.default_rng(30)
+    spec = make_clustered_spec(rng, 1917, 91, 0.5)
+    enc, scores = make_outputs(rng, spec, 2, 700, levels=64)   # quantised: many tied scores
+    scratch = {}
+    run_kernels(spec, enc, scores, 0.2, 100, scratch)
+    fg = scores[:, :, 1:].max(axis=2)
+    for f in range(2):
+        cand = np.flatnonzero(fg[f] >= 0.2)
+        order = cand[np.argsort(-fg[f][cand], kind="stable")]
+        n = len(order)
+        assert n > 128 and scratch["cand_count"][f] == n
+        np.testing.assert_array_equal(scratch["cand_anchor"][f, :n], order)
+        np.testing.assert_array_equal(scratch["cand_score"][f, :n], fg[f][order])
+        boxes = scratch["cand_box"][f, :n]
+        assert np.all(np.isfinite(boxes))
+        mask = scratch["mask"][f]
+        for i in range(n):
+            sup = np.zeros(n, bool)
+            sup[i + 1:] = iou_one_to_many(boxes[i], boxes[i + 1:]) > 0.5
+            for w in range(i // 64, (n + 63) // 64):
+                seg = sup[w * 64:(w + 1) * 64]
+                want = int(np.sum(seg.astype(np.uint64) << np.arange(len(seg), dtype=np.uint64)))
+                assert int(mask[i, w]) == want, "frame %d row %d word %d" % (f, i, w)
+
+
+# --------------------------------------------------------------------------------------------
+# GpuPostprocessor's host side (buffers, the four launches' arguments in the order of the
+# kernels' parameter lists, the copy, events) driven on the CPU: a fake pycuda driver whose
+# "device memory" is host memory, and whose prepared functions run the real kernels on the
+# shim. Not a GPU test: it catches argument-order and format mistakes before the GPU run.
+
+class _Alloc(object):
+    def __init__(self, n):
+        self.buf = np.zeros(max(n, 1), np.uint8)
+
+    def __int__(self):
+        return self.buf.ctypes.data
+
+    def free(self):
+        self.buf = None
+
+
+class _Event(object):
+    def __init__(self, *a):
+        self.recorded = 0
+
+    def record(self, stream=None):
+        self.recorded += 1
+
+    def synchronize(self):
+        pass
+
+    def time_since(self, other):
+        return 0.001
+
+
+class _Stream(object):
+    def synchronize(self):
+        pass
+
+
+class _Driver(object):
+    Event = _Event
+    Stream = _Stream
+
+    def mem_alloc(self, n):
+        return _Alloc(n)
+
+    def memcpy_htod(self, dst, src, stream=None):
+        import ctypes
+        buf = np.ascontiguousarray(src).view(np.uint8).reshape(-1)
+        ctypes.memmove(int(dst), buf.ctypes.data, buf.nbytes)
+
+    memcpy_htod_async = memcpy_htod
+
+    def memcpy_dtoh(self, dst, src, stream=None):
+        import ctypes
+        assert dst.flags.c_contiguous
+        ctypes.memmove(dst.ctypes.data, int(src), dst.nbytes)
+
+    memcpy_dtoh_async = memcpy_dtoh
+
+    def memset_d8(self, ptr, value, n, stream=None):
+        import ctypes
+        ctypes.memset(int(ptr), value, n)
+
+    memset_d8_async = memset_d8
+
+
+class _Prepared(object):
+    _PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPifffffPPPP", "ssd_nms_mask": "PPfP",
+               "ssd_nms_scan": "PPPPPPiiP"}
+
+    def __init__(self, mod, kernel, fmt, calls):
+        assert fmt == self._PARAMS[kernel], (kernel, fmt)
+        self.mod, self.kernel, self.fmt, self.calls = mod, kernel, fmt, calls
+
+    def prepared_async_call(self, grid, block, stream, *args):
+        assert len(args) == len(self.fmt)
+        conv = []
+        for code, v in zip(self.fmt, args):
+            if code == "P":
+                assert isinstance(v, int) and v != 0, (self.kernel, v)
+                conv.append(v)
+            else:
+                want = {"i": np.int32, "f": np.float32}[code]
+                assert isinstance(v, want), (self.kernel, code, type(v))
+                conv.append(v)
+        self.calls.append(self.kernel)
+        self.mod.launch(self.kernel, tuple(grid) + (1,) * (3 - len(grid)), block, *conv)
+
+
+@pytest.fixture
+def fake_gpu(monkeypatch):
+    import trtssd.cuda as tcuda
+    import trtssd.kernel_loader as loader
+    drv = _Driver()
+    drv.calls = []
+    monkeypatch.setattr(tcuda, "_driver", drv)
+
+    def get_function(name, kernel, defines=None, arg_types=None, options=None):
+        return _Prepared(compile_cpu_module(name, defines), kernel, arg_types, drv.calls)
+
+    def pinned_empty(shape, dtype, mapped=False):
+        import ctypes
+        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
+        base = np.ndarray(shape, dtype, buffer=alloc)
+        arr = base.view(tcuda.PinnedArray)
+        arr.owner = tcuda._PinnedOwner(alloc, None)
+        return arr
+
+    monkeypatch.setattr(loader, "get_function", get_function)
+    monkeypatch.setattr(tcuda, "pinned_empty", pinned_empty)
+    return drv
+
+
+@pytest.mark.parametrize("threshold,hot", [(0.3, 300), (1e-8, 0), (0.3, 20), (0.999, 0)])
+def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
+    from trtssd.cuda import DeviceArray
+    from trtssd.postprocess import GpuPostprocessor, postprocess_cpu
+    rng = np.random.default_rng(50)
+    spec = make_spec(rng, 1917, 91)
+    enc, scores = make_outputs(rng, spec, 3, hot)
+    with GpuPostprocessor(spec, max_batch=4, score_threshold=threshold,
+                          max_detections=100) as post, \
+            DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s:
+        e.copy_from_host(enc)
+        s.copy_from_host(scores)
+        for buf in (post._best_score, post._best_class, post._cand_box, post._cand_score,
+                    post._cand_anchor, post._cand_count, post._mask, post._out_dev):
+            buf.fill_bytes(0xFF)
+        events = [fake_gpu.Event() for _ in range(6)]
+        post.enqueue(e, s, 3, events=events)
+        assert fake_gpu.calls == ["ssd_best_class", "ssd_sort", "ssd_nms_mask", "ssd_nms_scan"]
+        assert [ev.recorded for ev in events] == [1] * 6
+        rows = post.raw_results()
+        gpu = post.results(None)
+        cpu = postprocess_cpu(enc, scores, spec, None, threshold, max_detections=100)
+    for f in range(3):
+        idx = select_frame(enc[f], scores[f], spec, threshold, 100)[0]
+        np.testing.assert_array_equal(rows[f][:, 6].astype(np.int64), idx)
+        np.testing.assert_array_equal(gpu[f].class_ids, cpu[f].class_ids)
+        np.testing.assert_allclose(gpu[f].boxes, cpu[f].boxes, rtol=0, atol=1e-3)
+    with pytest.raises(Exception, match="6 pycuda Events"):
+        post2 = GpuPostprocessor(spec, max_batch=1, score_threshold=0.3)
+        try:
+            with DeviceArray((1, 1917, 4), np.float32) as e1, \
+                    DeviceArray((1, 1917, 91), np.float32) as s1:
+                post2.enqueue(e1, s1, 1, events=[])
+        finally:
+            post2.close()
+
+
+def test_bench_postprocess_on_the_shim(fake_gpu, monkeypatch, capsys):
+    # benchmarks/bench_postprocess.py's GPU path (checked against NumPy, events between the
+    # launches) with the fake driver: the lent GPU run must not be the first run of it.
+    import benchmarks.bench_postprocess as bp
+    monkeypatch.setattr(bp, "FILLER_BYTES", 1024)
+    spec = bp.coco_like()
+    enc, scores = bp.outputs(spec, 2, hot=40)
+    res = bp.bench_gpu(spec, enc, scores, 0.3, iters=2, warmup_s=0.0)
+    assert set(bp.STEPS) <= set(res) and res["total"]["n"] == 2
+    assert len(res["kept_per_frame"]) == 2 and min(res["candidates_per_frame"]) > 0
+    bp.print_table({"what": "x", "rows": [{"case": "realistic", "batch": 2, "gpu": res,
+                                           "numpy": res["total"]}]})
+    assert "realistic" in capsys.readouterr().out

@@ -37,10 +37,11 @@ from .detections import Detections, LabelMap
 from .errors import EnvironmentProblem, InputError, ModelError
 
 MAX_DETECTIONS_GPU = 100
-MAX_CANDIDATES_GPU = 2048   # shared-memory candidate list of the NMS kernel (>= anchors)
+MAX_CANDIDATES_GPU = 4096   # anchors the GPU NMS takes (all may pass the threshold, as in TFLite)
 _ROW = 8                    # floats per output row of the kernel
 _HEADER = 8                 # floats before the rows: kept count, candidate count, padding
-_NMS_THREADS = 512
+_SORT_THREADS = 1024        # ssd_sort: one block per frame
+_BITS = 64                  # candidates per suppression-mask word = threads of mask/scan blocks
 _BEST_THREADS = 256
 _TILE_FLOATS = 8192         # 32 KB of score rows staged per block of ssd_best_class
 
@@ -267,16 +268,20 @@ def kernel_defines(spec, max_candidates=None):
     if c > _TILE_FLOATS:
         raise ModelError("model %r has %d classes; the GPU postprocessing handles at most %d "
                          "(use postprocess_cpu)" % (spec.name, c, _TILE_FLOATS))
-    cap = max_candidates or max(_NMS_THREADS, _pow2_at_least(a))
-    if a > cap or cap > 4096:
-        raise ModelError("model %r has %d anchors; the GPU NMS keeps at most %d candidates in "
-                         "shared memory (4096 at most). Use postprocess_cpu for this model"
-                         % (spec.name, a, min(cap, 4096)))
+    # Every anchor may pass the score threshold (TFLite does not cap the candidates either),
+    # so the candidate list is sized for all anchors: a power of two (bitonic sort), at least
+    # one mask word, at most 64 words (one scan thread each).
+    cap = max_candidates or max(_BITS, _pow2_at_least(a))
+    if a > cap or cap > MAX_CANDIDATES_GPU or cap & (cap - 1) or cap < _BITS:
+        raise ModelError("model %r has %d anchors; the GPU NMS sorts at most %d candidates in "
+                         "shared memory (a power of two, %d at most). Use postprocess_cpu for "
+                         "this model" % (spec.name, a, min(cap, MAX_CANDIDATES_GPU),
+                                         MAX_CANDIDATES_GPU))
     tile = 1
     while tile * 2 <= min(_BEST_THREADS, _TILE_FLOATS // c):
         tile *= 2
     return {"NUM_CLASSES": c, "TILE_A": tile, "PARTS": _BEST_THREADS // tile,
-            "NMS_THREADS": _NMS_THREADS, "MAX_CAND": cap, "MAX_DET": MAX_DETECTIONS_GPU}
+            "SORT_THREADS": _SORT_THREADS, "MAX_CAND": cap, "MAX_DET": MAX_DETECTIONS_GPU}
 
 
 def _device_pointer(obj, shape, what):
@@ -325,7 +330,7 @@ class GpuPostprocessor(object):
     here, so ``enqueue`` allocates nothing::
 
         post = GpuPostprocessor(spec, max_batch=8, score_threshold=0.3)
-        post.enqueue(box_dev, score_dev, batch, stream)     # two kernels + one async copy
+        post.enqueue(box_dev, score_dev, batch, stream)     # four kernels + one async copy
         ...                                                 # overlap other work
         dets = post.results(geometries, labels)             # waits for the copy's event
 
@@ -352,9 +357,15 @@ class GpuPostprocessor(object):
         opts = ["-O3"]   # no --use_fast_math: decode and IoU must match the NumPy reference
         self._k_best = kernel_loader.get_function("postprocess.cu", "ssd_best_class",
                                                   self.defines, "PiPP", options=opts)
-        self._k_nms = kernel_loader.get_function("postprocess.cu", "ssd_nms", self.defines,
-                                                 "PPPPiffffffiP", options=opts)
+        self._k_sort = kernel_loader.get_function("postprocess.cu", "ssd_sort", self.defines,
+                                                  "PPPifffffPPPP", options=opts)
+        self._k_mask = kernel_loader.get_function("postprocess.cu", "ssd_nms_mask",
+                                                  self.defines, "PPfP", options=opts)
+        self._k_scan = kernel_loader.get_function("postprocess.cu", "ssd_nms_scan",
+                                                  self.defines, "PPPPPPiiP", options=opts)
         a = spec.num_anchors
+        mc = self.defines["MAX_CAND"]
+        words = mc // _BITS
         try:
             self._anchors = DeviceArray((a, 4), np.float32)
             self._bufs.append(self._anchors)
@@ -363,6 +374,18 @@ class GpuPostprocessor(object):
             self._bufs.append(self._best_score)
             self._best_class = DeviceArray((self.max_batch, a), np.int32)
             self._bufs.append(self._best_class)
+            # Scratch of the NMS: sorted candidates, their count, the suppression matrix
+            # (bit j of mask[f, i, w]: candidate 64 w + j is suppressed by candidate i).
+            self._cand_box = DeviceArray((self.max_batch, mc, 4), np.float32)
+            self._bufs.append(self._cand_box)
+            self._cand_score = DeviceArray((self.max_batch, mc), np.float32)
+            self._bufs.append(self._cand_score)
+            self._cand_anchor = DeviceArray((self.max_batch, mc), np.int32)
+            self._bufs.append(self._cand_anchor)
+            self._cand_count = DeviceArray((self.max_batch,), np.int32)
+            self._bufs.append(self._cand_count)
+            self._mask = DeviceArray((self.max_batch, mc, words), np.uint64)
+            self._bufs.append(self._mask)
             self._out_dev = DeviceArray((self.max_batch, self._stride), np.float32)
             self._bufs.append(self._out_dev)
             self._out_host = pinned_empty((self.max_batch, self._stride), np.float32)
@@ -374,13 +397,17 @@ class GpuPostprocessor(object):
         self._drv = drv
         self._grid_best = ((a + self.defines["TILE_A"] - 1) // self.defines["TILE_A"], 1)
         self._block_best = (self.defines["TILE_A"] * self.defines["PARTS"], 1, 1)
+        self._mask_tiles = words * (words + 1) // 2
         bc = spec.box_coder
         self._coder = tuple(np.float32(v) for v in (bc.y_scale, bc.x_scale, bc.h_scale,
                                                      bc.w_scale))
 
-    def enqueue(self, box_dev, score_dev, batch, stream=None):
+    def enqueue(self, box_dev, score_dev, batch, stream=None, events=None):
         """Enqueue decode + NMS of ``batch`` frames on ``stream`` (a pycuda Stream or None) and
-        the copy of the kept rows to pinned host memory. Returns at once."""
+        the copy of the kept rows to pinned host memory. Returns at once.
+
+        ``events`` (for benchmarks): None, or 6 pycuda Events recorded on ``stream`` before
+        ssd_best_class, ssd_sort, ssd_nms_mask, ssd_nms_scan, the copy, and after the copy."""
         if self._closed:
             raise InputError("this GpuPostprocessor was closed; make a new one")
         batch = int(batch)
@@ -390,16 +417,41 @@ class GpuPostprocessor(object):
         a, c = self.spec.num_anchors, int(self.spec.num_classes)
         bptr = _device_pointer(box_dev, (batch, a, 4), "box_encodings")
         sptr = _device_pointer(score_dev, (batch, a, c), "class_scores")
+        if events is not None and len(events) != 6:
+            raise InputError("events must be None or 6 pycuda Events, got %d" % len(events))
+        ev = events or (None,) * 6
+        if ev[0] is not None:
+            ev[0].record(stream)
         self._k_best.prepared_async_call(
             (self._grid_best[0], batch), self._block_best, stream,
             sptr, np.int32(a), self._best_score.ptr, self._best_class.ptr)
-        self._k_nms.prepared_async_call(
-            (batch, 1), (_NMS_THREADS, 1, 1), stream,
-            bptr, self._anchors.ptr, self._best_score.ptr, self._best_class.ptr, np.int32(a),
-            np.float32(self.score_threshold), np.float32(self.iou_threshold),
+        if ev[1] is not None:
+            ev[1].record(stream)
+        self._k_sort.prepared_async_call(
+            (batch, 1), (_SORT_THREADS, 1, 1), stream,
+            bptr, self._anchors.ptr, self._best_score.ptr, np.int32(a),
+            np.float32(self.score_threshold),
             self._coder[0], self._coder[1], self._coder[2], self._coder[3],
+            self._cand_box.ptr, self._cand_score.ptr, self._cand_anchor.ptr,
+            self._cand_count.ptr)
+        if ev[2] is not None:
+            ev[2].record(stream)
+        self._k_mask.prepared_async_call(
+            (self._mask_tiles, batch), (_BITS, 1, 1), stream,
+            self._cand_box.ptr, self._cand_count.ptr, np.float32(self.iou_threshold),
+            self._mask.ptr)
+        if ev[3] is not None:
+            ev[3].record(stream)
+        self._k_scan.prepared_async_call(
+            (batch, 1), (_BITS, 1, 1), stream,
+            self._cand_box.ptr, self._cand_score.ptr, self._cand_anchor.ptr,
+            self._cand_count.ptr, self._mask.ptr, self._best_class.ptr, np.int32(a),
             np.int32(self.max_detections), self._out_dev.ptr)
+        if ev[4] is not None:
+            ev[4].record(stream)
         self._drv.memcpy_dtoh_async(self._out_host[:batch], self._out_dev.ptr, stream)
+        if ev[5] is not None:
+            ev[5].record(stream)
         self._event.record(stream)
         self._pending = batch
         return self

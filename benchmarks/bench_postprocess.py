@@ -1,13 +1,20 @@
-"""Time SSD decode + NMS: the GPU kernels (CUDA events) and the NumPy path, batch 1 and 8.
+"""Time SSD decode + NMS: the GPU kernels one by one (CUDA events) and the NumPy path.
 
-    python benchmarks/bench_postprocess.py [--iters 500] [--json out.json] [--cpu-only]
+    python benchmarks/bench_postprocess.py [--iters 500] [--batches 1,8] [--json out.json]
+                                           [--cases worst,realistic,all] [--cpu-only]
 
 Inputs are shaped like the COCO SSD's outputs (1917 anchors, 91 score columns): sigmoid of
-random logits, low everywhere except a few hundred high-scoring anchors per frame, so the
-threshold (0.3) passes a few hundred candidates as on real pictures. The GPU result is
-checked against NumPy before timing. GPU time is the kernels and the copy of the kept rows,
-measured by events on one stream around each repetition (median and 10th/90th percentiles);
-NumPy time is wall-clock per call. Nothing here runs at import.
+random logits, low everywhere except some high-scoring anchors per frame. Cases:
+- worst: 300 hot anchors, threshold 0.3: ~250 candidates, 100 boxes kept (round 1's case);
+- realistic: 30 hot anchors, threshold 0.3: ~25 candidates, as on a real picture;
+- all: threshold 1e-8 (TFLite's own): all 1917 anchors are candidates.
+The GPU result is checked against NumPy before timing. GPU times: a 256 MiB memset (a filler,
+~100 us) is queued first so the whole enqueue reaches the stream before the GPU gets to it;
+events between the launches then give each kernel's time (with its launch gap) and the total
+without host latency. "idle" is the interval of events around one enqueue on an idle stream
+(round 1's number: it includes the host's submission time when that is longer); "host" is
+the back-to-back host time per enqueue. Medians and 10th/90th percentiles. NumPy time is
+wall-clock per call. Nothing here runs at import.
 """
 import argparse
 import json
@@ -63,35 +70,55 @@ def bench_numpy(spec, enc, scores, threshold, iters):
     return stats_ms(t)
 
 
+STEPS = ("best_class", "sort", "mask", "scan", "copy")
+FILLER_BYTES = 256 << 20     # a memset of 256 MiB keeps an H100 busy ~100 us
+CASES = {"worst": (300, None), "realistic": (30, None), "all": (300, 1e-8)}
+
+
 def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3):
-    from trtssd.cuda import DeviceArray, EventTimer, driver
+    from trtssd.cuda import DeviceArray, driver
     from trtssd.postprocess import GpuPostprocessor, select_frame
+    drv = driver()
     batch = enc.shape[0]
-    stream = driver().Stream()
+    stream = drv.Stream()
     with DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s, \
+            DeviceArray((FILLER_BYTES,), np.uint8) as filler, \
             GpuPostprocessor(spec, max_batch=batch, score_threshold=threshold,
                              max_detections=100) as post:
         e.copy_from_host(enc)
         s.copy_from_host(scores)
         post.enqueue(e, s, batch, stream)
         rows = post.raw_results()
-        kept = []
+        kept, cands = [], []
         for f in range(batch):   # correctness first
             idx = select_frame(enc[f], scores[f], spec, threshold, 100)[0]
             if rows[f][:, 6].astype(np.int64).tolist() != idx.tolist():
                 raise SystemExit("GPU result differs from NumPy at frame %d: not timing" % f)
             kept.append(len(idx))
+            cands.append(int(post._out_host[f, 1]))
         t_end = time.perf_counter() + warmup_s
         while time.perf_counter() < t_end:
             post.enqueue(e, s, batch, stream)
             post.wait()
-        timer = EventTimer(stream)
-        samples = []
+        ev = [drv.Event() for _ in range(len(STEPS) + 1)]
+        steps = dict((k, []) for k in STEPS)
+        total = []
         for _ in range(iters):
-            timer.start()
+            filler.fill_bytes(0, stream)
+            post.enqueue(e, s, batch, stream, events=ev)
+            ev[-1].synchronize()
+            for k, name in enumerate(STEPS):
+                steps[name].append(ev[k + 1].time_since(ev[k]))
+            total.append(ev[-1].time_since(ev[0]))
+        # Events around one enqueue on an idle stream (round 1's measurement).
+        a, b = drv.Event(), drv.Event()
+        idle = []
+        for _ in range(iters):
+            a.record(stream)
             post.enqueue(e, s, batch, stream)
-            timer.stop()
-            samples.append(timer.elapsed_ms())
+            b.record(stream)
+            b.synchronize()
+            idle.append(b.time_since(a))
         # Back-to-back throughput from the host's view (includes Python launch overhead).
         stream.synchronize()
         t0 = time.perf_counter()
@@ -99,24 +126,31 @@ def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3):
             post.enqueue(e, s, batch, stream)
         stream.synchronize()
         host_ms = (time.perf_counter() - t0) * 1e3 / iters
-    out = stats_ms(samples)
-    out["host_ms_per_call"] = host_ms
-    out["kept_per_frame"] = kept
+    out = {"total": stats_ms(total), "idle": stats_ms(idle), "host_ms_per_call": host_ms,
+           "kept_per_frame": kept, "candidates_per_frame": cands}
+    for name in STEPS:
+        out[name] = stats_ms(steps[name])
     return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iters", type=int, default=500)
-    ap.add_argument("--threshold", type=float, default=0.3)
+    ap.add_argument("--threshold", type=float, default=0.3,
+                    help="score threshold of the worst and realistic cases")
     ap.add_argument("--batches", default="1,8")
+    ap.add_argument("--cases", default="worst,realistic,all",
+                    help="comma-separated, from: " + ", ".join(sorted(CASES)))
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--cpu-only", action="store_true", help="NumPy path only")
     args = ap.parse_args(argv)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    for c in cases:
+        if c not in CASES:
+            ap.error("unknown case %r; choose from %s" % (c, ", ".join(sorted(CASES))))
     spec = coco_like()
-    results = {"what": "SSD decode + NMS, 1917 anchors x 91 classes, threshold %.2f, "
-                       "max 100 detections (synthetic outputs)" % args.threshold,
-               "rows": []}
+    results = {"what": "SSD decode + NMS, 1917 anchors x 91 classes, max 100 detections "
+                       "(synthetic outputs)", "rows": []}
     ctx = None
     gpu_reason = None
     if not args.cpu_only:
@@ -128,35 +162,52 @@ def main(argv=None):
             gpu_reason = "%s: %s" % (type(e).__name__, e)
             results["gpu_skipped"] = gpu_reason
     try:
-        for b in [int(x) for x in args.batches.split(",")]:
-            enc, scores = outputs(spec, b)
-            row = {"batch": b,
-                   "numpy": bench_numpy(spec, enc, scores, args.threshold,
-                                        max(10, args.iters // 10))}
-            if ctx is not None:
-                with ctx.active():
-                    row["gpu"] = bench_gpu(spec, enc, scores, args.threshold, args.iters)
-            results["rows"].append(row)
+        for case in cases:
+            hot, thr = CASES[case]
+            thr = args.threshold if thr is None else thr
+            for b in [int(x) for x in args.batches.split(",")]:
+                enc, scores = outputs(spec, b, hot=hot)
+                np_iters = max(5, args.iters // (50 if case == "all" else 10))
+                row = {"case": case, "threshold": thr, "batch": b,
+                       "numpy": bench_numpy(spec, enc, scores, thr, np_iters)}
+                if ctx is not None:
+                    with ctx.active():
+                        row["gpu"] = bench_gpu(spec, enc, scores, thr, args.iters)
+                results["rows"].append(row)
     finally:
         if ctx is not None:
             ctx.close()
-    print(results["what"] + ("" if ctx is None else " on " + results["device"]))
-    if gpu_reason:
-        print("GPU skipped: " + gpu_reason)
-    print("%5s | %-31s | %-31s | %s" % ("batch", "GPU events ms median [p10,p90]",
-                                        "NumPy ms median [p10,p90]", "GPU us/frame"))
-    for r in results["rows"]:
-        n = r["numpy"]
-        g = r.get("gpu")
-        gtxt = "-" if g is None else "%.4f [%.4f, %.4f]" % (g["median_ms"], g["p10_ms"],
-                                                          g["p90_ms"])
-        per = "-" if g is None else "%.1f" % (g["median_ms"] * 1e3 / r["batch"])
-        print("%5d | %-31s | %-31s | %s" % (r["batch"], gtxt, "%.3f [%.3f, %.3f]" % (
-            n["median_ms"], n["p10_ms"], n["p90_ms"]), per))
+    print_table(results, gpu_reason)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     return results
+
+
+def print_table(results, gpu_reason=None):
+    print(results["what"] + (" on " + results["device"] if "device" in results else ""))
+    if gpu_reason:
+        print("GPU skipped: " + gpu_reason)
+    cols = ("case", "batch", "cand", "kept") + STEPS + ("total", "us/frame", "idle", "host",
+                                                        "NumPy ms")
+    print("GPU columns: median us (events); idle: events around one enqueue on an idle "
+          "stream; host: us per enqueue back to back")
+    print(" | ".join("%9s" % c for c in cols))
+    for r in results["rows"]:
+        g = r.get("gpu")
+        cells = [r["case"], "%d" % r["batch"]]
+        if g is None:
+            cells += ["-"] * (len(cols) - 3)
+        else:
+            cells += ["%.0f" % np.mean(g["candidates_per_frame"]),
+                      "%.0f" % np.mean(g["kept_per_frame"])]
+            cells += ["%.1f" % (g[k]["median_ms"] * 1e3) for k in STEPS]
+            cells += ["%.1f" % (g["total"]["median_ms"] * 1e3),
+                      "%.1f" % (g["total"]["median_ms"] * 1e3 / r["batch"]),
+                      "%.1f" % (g["idle"]["median_ms"] * 1e3),
+                      "%.1f" % (g["host_ms_per_call"] * 1e3)]
+        cells.append("%.3f" % r["numpy"]["median_ms"])
+        print(" | ".join("%9s" % c for c in cells))
 
 
 if __name__ == "__main__":

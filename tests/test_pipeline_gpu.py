@@ -183,3 +183,62 @@ def test_live_source_on_the_gpu_drops_and_counts(torch_backends):
     st = run(src, b1, Slow(), PipelineOptions(mode="pipelined", depth=2))
     assert seen == sorted(seen) and len(seen) == st.frames
     assert st.dropped > 0 and st.frames + st.dropped == 300
+
+
+def _pictures():
+    pytest.importorskip("skimage")
+    from skimage import data
+    return [cv2.resize(np.ascontiguousarray(getattr(data, n)()[:, :, ::-1]), SIZE,
+                       interpolation=cv2.INTER_AREA) for n in SEQUENCE[:3]]
+
+
+def test_synthetic_pinned_ring_frames_on_the_gpu(torch_backends):
+    # synthetic frames live in pinned ring buffers from the CUDA layer and are uploaded in
+    # place (no host copy); a buffer given back to the ring before its slot ran would show
+    # another picture to the network. Every GPU mode must match sync on the same pictures
+    # (sync reads the same ring through OpenCV on the host).
+    from trtssd.sources import SyntheticSource
+    pics = _pictures()
+    n = 24
+
+    def go(backend, mode, depth=2, nsources=1):
+        srcs = [SyntheticSource(SIZE[0], SIZE[1], frames=n, images=pics, source_id="s%d" % k)
+                for k in range(nsources)]
+        keep = Keep()
+        st = run(srcs if mode == "multi" else srcs[0], backend, keep,
+                 PipelineOptions(mode=mode, depth=depth, source_timeout_ms=5000))
+        assert all(s.ring_size == 0 for s in srcs)      # the rings were given back
+        return st, keep.got
+
+    b1 = torch_backends(1)
+    st, ref = go(b1, "sync")
+    assert st.frames == n
+    for mode, depth in (("gpu", 1), ("pipelined", 2), ("pipelined", 4)):
+        st, got = go(b1, mode, depth)
+        assert st.frames == n and st.dropped == 0, (mode, depth)
+        assert_match(got, ref, "ring %s depth %d" % (mode, depth))
+    b3 = torch_backends(3)
+    st, got = go(b3, "multi", 2, nsources=3)
+    assert st.frames == 3 * n
+    for k in range(3):
+        mine = [g for g in got if g[0] == "s%d" % k]
+        assert [g[1] for g in mine] == list(range(n))
+        assert_match([("s0",) + g[1:] for g in mine], ref, "ring multi source %d" % k)
+
+
+def test_no_pycuda_object_is_freed_out_of_its_context(video, torch_backends):
+    # "stream/event in out-of-thread context could not be cleaned up": a pycuda object
+    # collected in a thread without the context. Every mode must free its objects under the
+    # context, in the thread that made them, before run() returns.
+    import gc
+    import warnings
+    b1, b2 = torch_backends(1), torch_backends(2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for mode, depth in (("sync", 1), ("async", 1), ("gpu", 1), ("pipelined", 3)):
+            run_mode(video, b1, mode, depth)
+        run_mode(video, b2, "multi", 2, nsources=2)
+        gc.collect()
+    bad = [str(w.message) for w in caught if "context" in str(w.message)
+           and "clean" in str(w.message)]
+    assert bad == [], bad

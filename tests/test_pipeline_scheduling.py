@@ -71,8 +71,10 @@ class FakeSlot(Slot):
     def __init__(self, layer, k):
         self.layer, self.k = layer, k
         self.pending = None
+        self.held = []
         self.ready_at = 0.0
         self.closed = False
+        self.thread = threading.current_thread()
 
     def submit(self, frames):
         L = self.layer
@@ -91,6 +93,9 @@ class FakeSlot(Slot):
                 L.batches.append(len(frames))
         # what the device "reads" now: the pixels of each frame
         self.pending = [(f.source_id, frame_number(f.image)) for f in frames]
+        # pooled/ring frames: the device reads their buffers until the result (a direct
+        # upload from pinned memory), so they must not be given back before
+        self.held = [f for f in frames if f.release is not None]
         self.ready_at = time.perf_counter() + L.latency
 
     def ready(self):
@@ -114,12 +119,23 @@ class FakeSlot(Slot):
             if L.fail_result_at is not None and L.results - 1 == L.fail_result_at:
                 self.pending = None
                 raise Boom("device failed at result %d" % (L.results - 1))
+        for f in self.held:
+            if f.release is None:
+                L.violations.append("frame %s#%d given back before its slot's result"
+                                    % (f.source_id, f.index))
+        self.held = []
         out = [FakeDetections(s, i) for s, i in self.pending]
         self.pending = None
         return out, [("inference", 1.0, "fake")]
 
     def close(self):
+        # pycuda objects must be freed with the context current in the thread that made
+        # them ("... in out-of-thread context could not be cleaned up")
         self.layer.check_active("close")
+        if threading.current_thread() is not self.thread:
+            self.layer.violations.append("slot %d made in %s, closed in %s"
+                                         % (self.k, self.thread.name,
+                                            threading.current_thread().name))
         self.closed = True
 
 
@@ -135,6 +151,7 @@ class FakeLayer(DeviceLayer):
         self.batches = []
         self.allocated = []
         self.freed = []
+        self.buffer_threads = {}
         self.violations = []
 
     def check_active(self, what):
@@ -164,10 +181,16 @@ class FakeLayer(DeviceLayer):
         self.check_active("frame_buffer")
         b = np.full(shape, 0xFF, np.uint8)
         self.allocated.append(id(b))
+        self.buffer_threads[id(b)] = threading.current_thread()
         return b
 
     def free_frame_buffer(self, buf):
         self.check_active("free_frame_buffer")
+        made_in = self.buffer_threads.pop(id(buf), None)
+        if made_in is not threading.current_thread():
+            self.violations.append("frame buffer made in %s, freed in %s"
+                                   % (getattr(made_in, "name", None),
+                                      threading.current_thread().name))
         self.freed.append(id(buf))
 
 
@@ -468,4 +491,92 @@ def test_ten_thousand_frames_leave_host_memory_flat(monkeypatch):
     growth = sum(d.size_diff for d in marks[9999].compare_to(marks[1000], "filename"))
     assert growth < 128 * 1024, "host memory grew by %d bytes over 9,000 frames" % growth
     assert len(layer.allocated) == len(layer.freed) and len(layer.allocated) < 20
+    assert_clean(layer)
+
+
+class RingCheckSink(object):
+    """Checks each synthetic frame against the source's own rendering of frame i."""
+    draws = False
+
+    def __init__(self, refs):
+        self.refs = refs
+        self.got = []
+        self.bad = []
+
+    def write(self, frame, det):
+        if (det.source_id, det.index) != (frame.source_id, frame.index):
+            self.bad.append("frame %s#%d got the result of %s#%d"
+                            % (frame.source_id, frame.index, det.source_id, det.index))
+        if frame.image.flags.writeable:
+            self.bad.append("frame %d is writable: not a ring view" % frame.index)
+        if not np.array_equal(frame.image, self.refs[frame.source_id][frame.index]):
+            self.bad.append("frame %s#%d shows another picture" % (frame.source_id, frame.index))
+        self.got.append((frame.source_id, frame.index))
+
+
+def _ring_source(name, n, seed=0):
+    from trtssd.sources import SyntheticSource
+    # pictures whose first pixel is 0: the fake device reads "frame number" 0 from all
+    pics = [np.zeros((6, 8, 3), np.uint8) for _ in range(3)]
+    for k, p in enumerate(pics):
+        p[1:, :, :] = 10 * k + seed
+    src = SyntheticSource(8, 6, frames=n, images=pics, source_id=name)
+    ref = [pics[i % 3] for i in range(n)]
+    return src, ref
+
+
+@pytest.mark.parametrize("mode,depth,batch", SINGLE + [("multi", 2, 3), ("multi", 3, 3)],
+                         ids=IDS + ["multi-d2", "multi-d3"])
+def test_synthetic_ring_frames_from_the_layer_given_back_after_the_result(mode, depth, batch):
+    # the synthetic source renders into buffers from the layer's allocator (pinned on CUDA)
+    # and hands them out without a copy; each goes back to the ring only after its slot's
+    # result (FakeSlot checks), every buffer is freed in the thread that made it, under the
+    # layer's context, and every frame shows its own picture
+    nsrc = 3 if mode == "multi" else 1
+    pairs = [_ring_source("s%d" % k, 25 + 7 * k, seed=k) for k in range(nsrc)]
+    srcs = [p[0] for p in pairs]
+    layer = FakeLayer(latency=0.003, max_batch=batch)
+    sink = RingCheckSink(dict((p[0].source_id, p[1]) for p in pairs))
+    # ring frames share buffers, so the fake slot cannot read a frame number from the
+    # pixels: it names the frames it was given instead (the sink checks the pixels)
+    orig = FakeSlot.submit
+
+    def submit(self, frames):
+        orig(self, frames)
+        self.pending = [(f.source_id, f.index) for f in frames]
+    FakeSlot.submit = submit
+    try:
+        stats = run_bounded(srcs if mode == "multi" else srcs[0], None, sink,
+                            opts(mode, depth, batch, source_timeout_ms=200), device=layer)
+    finally:
+        FakeSlot.submit = orig
+    assert sink.bad == []
+    for s in srcs:
+        assert [i for sid, i in sink.got if sid == s.source_id] == list(range(s.frames))
+        assert s.ring_size == 0                       # the run gave the ring back
+    assert stats.frames == sum(s.frames for s in srcs) and stats.dropped == 0
+    assert len(layer.allocated) >= 3 * nsrc           # the rings came from the layer
+    assert_clean(layer)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_multi_keeps_depth_rounds_in_flight(depth):
+    # a slow device and sources whose frames are ready at once: the driver must fill every
+    # slot (and never more) while the first round still computes, as in pipelined
+    layer = FakeLayer(latency=0.05, max_batch=3)
+    srcs = [CountingSource(4 * depth, name="s%d" % k) for k in range(3)]
+    sink = ListSink()
+    stats = run_bounded(srcs, None, sink, opts("multi", depth, source_timeout_ms=500),
+                        device=layer)
+    assert sink.bad == []
+    assert layer.max_inflight == depth and len(layer.slots) == depth
+    assert stats.frames == 12 * depth
+    assert_clean(layer)
+
+
+def test_async_slot_closed_in_the_thread_that_made_it():
+    # async makes its slot in the producer thread: it must close it there, under the context
+    layer = FakeLayer(latency=0.001)
+    run_bounded(CountingSource(10), None, ListSink(), opts("async"), device=layer)
+    assert len(layer.slots) == 1 and layer.slots[0].thread.name == "trtssd-producer"
     assert_clean(layer)

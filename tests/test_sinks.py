@@ -126,3 +126,19 @@ def test_window_without_a_screen_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(EnvironmentProblem, match="--output"):
         K.open_sink("window")
+
+
+def test_annotate_draws_on_a_copy_of_a_read_only_frame():
+    # a synthetic source's ring buffers are shared by every frame that shows the same
+    # picture: drawing must not write into them
+    shared = np.full((96, 128, 3), 40, np.uint8)
+    ro = shared.view()
+    ro.flags.writeable = False
+    f = Frame(0, ro, "ring")
+    img = K.annotate(f, dets())
+    assert img is f.annotated and img is not ro and img.flags.writeable
+    assert not np.all(img == 40)                           # boxes drawn on the copy
+    assert np.all(shared == 40)                            # the shared buffer untouched
+    assert K.annotate(f, dets()) is img                    # once per frame
+    w = Frame(1, np.full((96, 128, 3), 40, np.uint8), "pool")
+    assert K.annotate(w, dets()) is w.image                # writable: in place

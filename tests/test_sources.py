@@ -203,3 +203,87 @@ def test_open_source_rejects_nonsense():
     src = S.SyntheticSource(4, 4, frames=1)
     assert S.open_source(src) is src
     assert os.path.splitext("x.JPG".lower())[1] in S.IMAGE_EXTENSIONS
+
+
+class _Alloc(object):
+    """A counting allocator standing in for the CUDA layer's pinned_empty."""
+
+    def __init__(self):
+        self.made, self.freed = [], []
+
+    def allocate(self, shape):
+        b = np.full(shape, 0xEE, np.uint8)
+        self.made.append(b)
+        return b
+
+    def free(self, b):
+        self.freed.append(b)
+
+
+def test_synthetic_frames_are_read_only_views_without_copies():
+    src = S.SyntheticSource(40, 30, frames=9)
+    fs = list(src)
+    assert all(not f.image.flags.writeable for f in fs)
+    # no copy per frame: frame i and i+4 (the 4 pictures cycle) share one buffer
+    assert np.shares_memory(fs[0].image, fs[4].image)
+    assert not np.shares_memory(fs[0].image, fs[1].image)
+    with pytest.raises(ValueError):
+        fs[0].image[0, 0, 0] = 1                       # read-only: nobody draws on it
+
+
+def test_synthetic_ring_from_a_lent_allocator_blocks_and_gives_back():
+    import threading
+    ref = [f.image.copy() for f in S.SyntheticSource(40, 30, frames=12)]
+    alloc, stop = _Alloc(), threading.Event()
+    src = S.SyntheticSource(40, 30, frames=12)
+    assert src.provide_buffers(alloc.allocate, alloc.free, count=5, stop=stop) is True
+    assert src.ring_size == 8 and len(alloc.made) == 8     # rounded up to the 4 pictures' multiple
+    fs = [src.read() for _ in range(8)]
+    for i, f in enumerate(fs):
+        assert f.index == i and np.array_equal(f.image, ref[i])
+        assert any(np.shares_memory(f.image, b) for b in alloc.made)   # in the lent memory
+        assert not f.image.flags.writeable
+    # every buffer is out: the next read waits for frame 0's buffer (back-pressure)
+    got = []
+    t = threading.Thread(target=lambda: got.append(src.read()))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and got == []
+    fs[0].done()
+    t.join(5)
+    assert not t.is_alive() and got[0].index == 8 and np.array_equal(got[0].image, ref[8])
+    assert np.shares_memory(got[0].image, fs[0].image)
+    # a stop wakes a waiting read, which then ends
+    t = threading.Thread(target=lambda: got.append(src.read()))
+    t.start()
+    t.join(0.3)
+    stop.set()
+    t.join(5)
+    assert not t.is_alive() and got[1] is None
+    for f in fs[1:] + got[:1]:
+        f.done()
+        f.done()                                             # idempotent
+    src.release_buffers()
+    assert len(alloc.freed) == 8 and src.ring_size == 0
+    assert src.read().index == 9                             # standalone again, no ring
+
+
+def test_live_synthetic_ring_drops_frames_whose_buffer_is_out():
+    alloc = _Alloc()
+    src = S.SyntheticSource(16, 8, frames=40, live=True, fps=200,
+                            images=[np.full((8, 16, 3), v, np.uint8) for v in (1, 2)])
+    src.provide_buffers(alloc.allocate, alloc.free, count=2)
+    a, b = src.read(), src.read()          # both buffers out
+    assert (a.index, b.index) == (0, 1)
+    import threading
+    timer = threading.Timer(0.05, a.done)   # buffer 0 comes back ~10 frames later
+    timer.start()
+    c = src.read()                          # frames due meanwhile are dropped, like a camera's
+    timer.join()
+    assert c is not None and c.index > 2 and c.index % 2 == 0     # buffer 0's next frame
+    assert src.skipped == c.index - 2
+    assert int(c.image[0, 0, 0]) == 1
+    for f in (b, c):
+        f.done()
+    src.release_buffers()
+    assert len(alloc.freed) == 2

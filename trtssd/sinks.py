@@ -4,8 +4,8 @@ A sink has ``write(frame, detections)`` and ``close()`` and is a context manager
 ``open_sink(path_or_none, labels=None)`` picks one from the output's name:
 ``None``/``""``/``"null"`` -> nothing, ``*.jsonl``/``*.json`` -> JSON lines, ``*.mp4``/``*.avi``/
 ``*.mkv`` -> annotated video, ``window``/``:window`` -> a window, anything else -> a folder of
-annotated images. Drawing sinks draw on ``frame.image`` itself (once per frame, shared by
-several sinks through ``frame.annotated``).
+annotated images. Drawing sinks draw on ``frame.image`` itself, or on a copy of a read-only
+frame (once per frame, shared by several sinks through ``frame.annotated``).
 
 JSON lines, one object per frame, boxes in pixels of the original frame:
 ``{"source": ..., "frame": N, "detections": [{"box": [x1, y1, x2, y2], "score": S,
@@ -64,10 +64,14 @@ def detection_dicts(det, labels=None):
 
 
 def annotate(frame, detections, labels=None):
-    """Draw the detections on ``frame.image`` (once; later calls return the same picture)."""
+    """Draw the detections on ``frame.image`` in place, or on a copy when the frame is
+    read-only (a buffer shared with other frames, e.g. a synthetic source's pinned ring);
+    once per frame: later calls return the same picture."""
     if frame.annotated is not None:
         return frame.annotated
     img = frame.image
+    if not img.flags.writeable:
+        img = img.copy()
     try:
         from . import draw as _draw
         fn = getattr(_draw, "draw_detections", None)

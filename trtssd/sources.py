@@ -6,13 +6,24 @@ Every source has ``read(out=None) -> Frame or None`` (None = end of stream), ``l
 decodes straight into the given uint8 HWC array (e.g. a pinned buffer) when OpenCV can; the
 returned ``Frame.image`` is then that array, otherwise a new one.
 
+Buffers: a source either decodes into buffers the caller lends (``read(out=buf)``; the pipeline
+lends pooled pinned buffers, which the GPU preprocessor uploads without a second copy) or,
+like a camera with N driver buffers, hands out buffers of its own. The pipeline offers its
+allocator (pinned memory on CUDA) through ``provide_buffers(allocate, free, count, stop)``;
+a source that keeps buffers of its own answers True and from then on ``read()`` hands out
+its buffers, each given back by ``Frame.done()``; ``release_buffers()`` frees them (the
+pipeline calls it in the thread and context that allocated them, after the run).
+``SyntheticSource`` does so; the decoding sources answer False.
+
 ``live`` tells the pipeline how to handle back-pressure: a live source (camera, RTSP, a paced
 synthetic source) keeps producing whether we keep up or not, so the oldest waiting frame is
 dropped and counted; a file never drops, every frame gets its result.
 
 OpenCV is imported lazily, so importing this module needs only numpy.
 """
+import functools
 import os
+import threading
 import time
 
 import numpy as np
@@ -95,6 +106,18 @@ class Source(object):
 
     def read(self, out=None):
         raise NotImplementedError
+
+    def provide_buffers(self, allocate, free=None, count=4, stop=None):
+        """Offer an allocator (``allocate(shape) -> uint8 array``, ``free(array)``) for frame
+        buffers the source keeps itself, at least ``count`` of them (the frames the caller may
+        hold at once). True: ``read()`` now hands out the source's own buffers (give each back
+        with ``Frame.done()``); False (this base class): lend buffers with ``read(out=...)``.
+        ``stop``: a threading.Event that makes a ``read`` waiting for a free buffer return
+        None."""
+        return False
+
+    def release_buffers(self):
+        """Free the buffers ``provide_buffers`` allocated (after every frame was given back)."""
 
     def close(self):
         self._closed = True
@@ -334,6 +357,16 @@ class SyntheticSource(Source):
     width x height); by default a few seeded random pictures. ``live=True`` with ``fps``
     paces the frames like a camera: a reader that falls behind skips frames, which are counted
     in ``skipped`` (a camera would have overwritten them).
+
+    Zero copy: the pictures are rendered once, and ``read()`` (without ``out``) hands out a
+    read-only view of a pre-rendered buffer, no copy. A pipeline lends its allocator through
+    ``provide_buffers``: the pictures are then rendered once into a ring of ``count`` (or
+    more) buffers from it (pinned memory on CUDA, uploaded to the GPU by a direct H2D), and
+    each frame holds its ring buffer until ``Frame.done()``. Like a camera with N V4L2/NVMM
+    buffers, a file-like source then waits for its next buffer to come back (back-pressure)
+    and a live one drops the frame (counted in ``skipped``). So synthetic frames are
+    pre-rendered in pinned memory; the capture cost models a DMA camera, not a decoder.
+    ``read(out=array)`` still copies the picture into ``array``.
     """
 
     def __init__(self, width=1920, height=1080, frames=None, live=False, seed=0, fps=None,
@@ -362,6 +395,27 @@ class SyntheticSource(Source):
         if not self._images:
             raise InputError("synthetic source: images must hold at least one picture")
         self._t0 = None
+        self._ring = None
+        self._views = []
+        for im in self._images:
+            v = im.view()
+            v.flags.writeable = False
+            self._views.append(v)
+
+    def provide_buffers(self, allocate, free=None, count=4, stop=None):
+        self.release_buffers()
+        self._ring = _FrameRing(self._images, count, allocate, free, stop)
+        return True
+
+    def release_buffers(self):
+        ring, self._ring = self._ring, None
+        if ring is not None:
+            ring.close()
+
+    @property
+    def ring_size(self):
+        """Buffers of the lent ring (0 when none was provided)."""
+        return 0 if self._ring is None else len(self._ring.views)
 
     def _fit(self, im):
         if im.ndim == 2:
@@ -391,14 +445,103 @@ class SyntheticSource(Source):
                         behind = min(behind, self.frames - self._next_index - 1)
                     self._next_index += max(0, behind)
                     self.skipped += max(0, behind)
+        ring = self._ring
+        if out is None and ring is not None:
+            return self._read_ring(ring)
         t = time.perf_counter()
         src = self._images[self._next_index % len(self._images)]
         dst = _check_out(out, src.shape)
         if dst is None:
+            if out is None:           # zero copy: a read-only view of the rendered picture
+                return self._frame(self._views[self._next_index % len(self._views)], t)
             dst = src.copy()
         else:
             np.copyto(dst, src)
         return self._frame(dst, t)
+
+    def _read_ring(self, ring):
+        """The next frame in its ring buffer: a file-like source waits for the buffer, a live
+        one drops the frame when its buffer is still out (the next one is due 1/fps later)."""
+        while True:
+            i = self._next_index
+            k = i % len(ring.views)
+            if ring.take(k, None if not self.live else 0.0):
+                break
+            if ring.stopped() or self._closed:
+                return None
+            # live and every buffer out: the camera drops this frame; wait for the next one
+            self._next_index += 1
+            self.skipped += 1
+            if self.frames is not None and self._next_index >= self.frames:
+                return None
+            due = self._t0 + self._next_index / self.fps
+            now = time.perf_counter()
+            if now < due:
+                time.sleep(due - now)
+        f = Frame(i, ring.views[k], self.source_id, time.perf_counter(), ring.releasers[k])
+        self._next_index = i + 1
+        return f
+
+
+class _FrameRing(object):
+    """Frame buffers of a SyntheticSource from a lent allocator, each rendered once with the
+    picture it always shows (buffer k: picture k % pictures), handed out as read-only views
+    and taken back by their frame's ``release``."""
+
+    def __init__(self, pictures, count, allocate, free, stop):
+        n = len(pictures)
+        count = max(int(count), n)
+        count = -(-count // n) * n        # a multiple of the pictures: buffer k keeps its own
+        self.free_fn = free
+        self.stop = stop
+        self.buffers = []
+        self.views = []
+        try:
+            for k in range(count):
+                b = allocate(pictures[0].shape)
+                self.buffers.append(b)
+                np.copyto(b, pictures[k % n])
+                v = b.view()
+                v.flags.writeable = False
+                self.views.append(v)
+        except BaseException:
+            self.close()
+            raise
+        self.out = [False] * count
+        self.cond = threading.Condition()
+        self.releasers = [functools.partial(self.put, k) for k in range(count)]
+
+    def stopped(self):
+        return self.stop is not None and self.stop.is_set()
+
+    def take(self, k, timeout=None):
+        """Mark buffer k as handed out; waits while it is out (``timeout`` None: until it
+        comes back or ``stop`` is set). False if it did not come back in time."""
+        with self.cond:
+            if not self.out[k]:
+                self.out[k] = True
+                return True
+            deadline = None if timeout is None else time.perf_counter() + timeout
+            while self.out[k]:
+                if self.stopped():
+                    return False
+                wait = 0.25 if deadline is None else min(0.25, deadline - time.perf_counter())
+                if wait <= 0:
+                    return False
+                self.cond.wait(wait)
+            self.out[k] = True
+            return True
+
+    def put(self, k):
+        with self.cond:
+            self.out[k] = False
+            self.cond.notify()
+
+    def close(self):
+        bufs, self.buffers, self.views = self.buffers, [], []
+        for b in bufs:
+            if self.free_fn is not None:
+                self.free_fn(b)
 
 
 def open_source(text, **kw):

@@ -21,9 +21,9 @@ def run(sources, layer, sink, options, stats):
     pool = None
     try:
         with layer.activate():
-            pool = frame_pool(layer, source, 4)
-        capture = start_capture(source, stats, options, pool, lock)
-        deliver = Delivery(sink, stats, options, lock=lock)
+            pool = frame_pool(layer, source, 4, crew.stop)
+        capture = start_capture(source, stats, options, pool, None)
+        deliver = Delivery(sink, stats, options)
 
         def producer():
             try:

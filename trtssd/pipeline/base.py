@@ -77,44 +77,73 @@ def start_capture(source, stats, options, pool, lock, budget=None, deadline=None
     return BudgetedCapture(source, stats, pool, budget, deadline, lock)
 
 
-def frame_pool(layer, source, count):
-    """Reused frame buffers for ``source`` (None when its frame size is unknown)."""
+def frame_pool(layer, source, count, stop=None, own_only=False):
+    """Frame buffers for ``source``, at least ``count`` (the frames the run may hold at once):
+    the source's own ring from the layer's allocator (pinned on CUDA) when the source keeps
+    buffers of its own (``Source.provide_buffers``, e.g. SyntheticSource), else reused buffers
+    it decodes into (a FramePool; None when its frame size is unknown, or with ``own_only``).
+    The returned object's
+    ``close()`` frees them; call it under ``layer.activate()`` after every frame came back."""
+    provide = getattr(source, "provide_buffers", None)
+    if provide is not None and provide(layer.frame_buffer, layer.free_frame_buffer, count, stop):
+        return SourceBuffers(source)
+    if own_only:
+        return None
     h, w = int(getattr(source, "height", 0) or 0), int(getattr(source, "width", 0) or 0)
     if h <= 0 or w <= 0:
         return None
     return FramePool(layer, (h, w, 3), count)
 
 
+class SourceBuffers(object):
+    """The buffers a source keeps itself (see frame_pool); the Capture reads without ``out``."""
+    owned_by_source = True
+
+    def __init__(self, source):
+        self.source = source
+
+    def close(self):
+        self.source.release_buffers()
+
+
 class Delivery(object):
-    """Hands one frame's result to the sink (in the caller's thread) and keeps the books:
-    stage timings, draw time, capture -> result latency, frames."""
+    """Hands one frame's result to the sink (in the caller's thread only) and keeps the books:
+    stage timings, sink and draw time (stage 'draw', only when something draws), capture ->
+    result latency, frames. Drawing (``options.draw`` with a sink that does not draw itself)
+    happens on the frame in place, or on a copy when the frame is read-only (a shared
+    buffer, e.g. a synthetic source's ring)."""
 
     def __init__(self, sink, stats, options, labels=None, lock=None):
         self.sink = sink
+        self.write = sink.write
         self.stats = stats
-        self.draw = bool(options.draw) and not getattr(sink, "draws", False)
+        sink_draws = bool(getattr(sink, "draws", False))
+        self.draw = bool(options.draw) and not sink_draws
+        self.timed = self.draw or sink_draws
         self.labels = labels
-        self.lock = lock or threading.Lock()
+        # one thread writes each list of the stats (this one: the stages of the results,
+        # draw, latency, frames; a capture thread: capture), so no lock is needed
+        self.stage_ms = stats.stage_ms
+        self.latency = stats.latency_ms
 
     def timings(self, timings):
-        with self.lock:
-            for stage, ms, clock in timings:
-                self.stats.add(stage, ms, clock)
+        add = self.stats.add
+        for stage, ms, clock in timings:
+            add(stage, ms, clock)
 
     def __call__(self, frame, detections):
         t_result = time.perf_counter()
         try:
-            self.sink.write(frame, detections)
+            self.write(frame, detections)
             if self.draw:
                 from ..sinks import annotate
                 annotate(frame, detections, self.labels)
         finally:
             frame.done()
-        t1 = time.perf_counter()
-        with self.lock:
-            self.stats.add("draw", (t1 - t_result) * 1e3)
-            self.stats.latency_ms.append((t_result - frame.t_capture) * 1e3)
-            self.stats.frames += 1
+        if self.timed:
+            self.stats.add("draw", (time.perf_counter() - t_result) * 1e3)
+        self.latency.append((t_result - frame.t_capture) * 1e3)
+        self.stats.frames += 1
 
 
 def close_all(layer, things):
@@ -132,5 +161,5 @@ def close_all(layer, things):
         raise err
 
 
-__all__ = ["Result", "Budget", "Dropped", "start_capture", "frame_pool", "Delivery",
-           "close_all", "record"]
+__all__ = ["Result", "Budget", "Dropped", "start_capture", "frame_pool", "SourceBuffers",
+           "Delivery", "close_all", "record"]

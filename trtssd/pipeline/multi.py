@@ -1,55 +1,68 @@
-"""``multi``: several sources, one inference per round.
+"""``multi``: several sources, one inference per round, ``depth`` rounds in flight.
 
-A capture thread per source keeps that source's newest frame (live: a newer frame replaces
-one not yet taken, counted as dropped; file: the thread waits until the frame was taken).
-Each round waits at most ``source_timeout_ms`` in all for the sources' frames, batches those
-that came into one inference (batch <= number of sources) and hands each frame's detections
-to the sink, per source, in each source's frame order. The run ends when every source ended.
+A capture thread per source reads that source (into pooled pinned buffers, or the source's
+own pinned ring) and queues its frames (live: a newer frame replaces one not yet taken,
+counted as dropped; file: the thread waits while ``depth`` frames are queued). Each round
+waits at most ``source_timeout_ms`` in all for the sources' frames and batches those that came
+(batch <= number of sources); the batches run on ``depth`` slots with the ``pipelined``
+schedule (a driver thread that only enqueues, completion in the caller's thread: see
+pipelined.run_slots), so the upload of one round overlaps the network of the previous one.
+The frames of a batch are uploaded straight from each source's pinned buffer (different
+pointers: the GPU preprocessor's descriptor-table path, one launch). Each frame's detections
+reach the sink per source in that source's frame order. The run ends when every source ended.
 """
-import threading
 import time
 
-from .base import Budget, Delivery, Dropped, close_all, frame_pool, start_capture
+from .base import Budget, Delivery, Dropped, frame_pool, start_capture
+from .pipelined import finish, run_slots
 from .stages import Closed, Crew, Timeout, discard
 
 
 def run(sources, layer, sink, options, stats):
     crew = Crew()
-    lock = threading.Lock()
-    chans = [crew.channel(1, drop_oldest=bool(s.live)) for s in sources]
+    depth = int(options.depth)
+    chans = [crew.channel(1 if s.live else depth, drop_oldest=bool(s.live)) for s in sources]
     dropped = Dropped()
     budget = Budget(options.max_frames)
     deadline = (time.perf_counter() + float(options.duration_s)
                 if options.duration_s is not None else None)
     pools = []
-    slot = None
+    slots = []
     timeout = float(options.source_timeout_ms) / 1e3
+    nsrc = len(sources)
     try:
         with layer.activate():
-            for s in sources:
-                pools.append(frame_pool(layer, s, 4))
-            slot = layer.make_slot()
-        deliver = Delivery(sink, stats, options, lock=lock)
+            for s, ch in zip(sources, chans):
+                # queued + one per round in flight + the round being gathered, the frame
+                # being read and the one being delivered
+                pools.append(frame_pool(layer, s, ch.capacity + depth + 3, crew.stop))
+            for _ in range(depth):
+                slots.append(layer.make_slot())
+                # a round with fewer frames than sources needs its own contexts: made here,
+                # before the threads start (making one may capture a CUDA graph)
+                slots[-1].prepare(range(1, min(nsrc, int(layer.max_batch))))
+        deliver = Delivery(sink, stats, options)
 
         def capture_main(source, pool, chan):
-            capture = start_capture(source, stats, options, pool, lock, budget, deadline)
+            capture = start_capture(source, stats, options, pool, None, budget, deadline)
             try:
                 while True:
                     frame = capture.read(crew.stop)
                     if frame is None:
                         break
                     try:
-                        dropped.add(chan.put(frame))
+                        d = chan.put(frame)
                     except Closed:
                         frame.done()
                         raise
+                    if d is not None:
+                        dropped.add(d)
             finally:
                 chan.close()
 
-        for k, s in enumerate(sources):
-            crew.spawn("capture-%d" % k, capture_main, s, pools[k], chans[k])
-        open_ = list(range(len(sources)))
-        with layer.activate():
+        open_ = list(range(nsrc))
+
+        def take_batch():
             while open_:
                 t_end = time.perf_counter() + timeout
                 frames = []
@@ -61,33 +74,16 @@ def run(sources, layer, sink, options, stats):
                     except Closed:
                         if crew.stop.is_set():
                             discard(frames)
-                            frames = []
-                            open_ = []
-                            break
+                            del open_[:]
+                            return []
                         open_.remove(k)
-                if not frames:
-                    continue
-                try:
-                    slot.submit(frames)
-                    dets, timings = slot.result()
-                except BaseException:
-                    discard(frames)
-                    raise
-                deliver.timings(timings)
-                for k, frame in enumerate(frames):
-                    try:
-                        deliver(frame, dets[k])
-                    except BaseException:
-                        discard(frames[k + 1:])
-                        raise
+                if frames:
+                    return frames
+            return []
+
+        for k, s in enumerate(sources):
+            crew.spawn("capture-%d" % k, capture_main, s, pools[k], chans[k])
+        run_slots(crew, layer, slots, take_batch, deliver)
     finally:
-        crew.halt()
-        alive = crew.join()
-        stats.dropped += dropped.n
-        if alive:
-            stats.notes.append("threads %s were still blocked when the run ended (in a source "
-                               "read?); their buffers were left to the process's exit"
-                               % ", ".join(alive))
-        else:
-            close_all(layer, [slot] + pools)
+        finish(crew, stats, dropped, layer, slots + pools)
     crew.reraise()

@@ -1,18 +1,23 @@
 """``pipelined``: several frames in flight (``depth`` slots; 2 = double buffering).
 
 Threads:
-- capture: reads the source into pooled (pinned) buffers and queues the frames; on a live
-  source a full queue drops its oldest frame (counted), on a file it waits;
+- capture: reads the source into pooled (pinned) buffers, or takes the source's own pinned
+  buffers (a synthetic source's ring), and queues the frames; on a live source a full queue
+  drops its oldest frame (counted), on a file it waits;
 - driver: takes ``batch`` frames, waits until slot ``n % depth`` is free (the only slot it
   must reuse: the completion stage has taken its result), and enqueues everything for them on
-  that slot's stream (upload, preprocess, infer, postprocess, download of the kept boxes, an
-  event); it never waits on the GPU;
+  that slot's stream (upload straight from the frame's pinned buffer, preprocess, infer,
+  postprocess, download of the kept boxes, an event); it never waits on the GPU;
 - completion (the caller's thread): takes the slots in submission order, waits for each one's
   event, reads its result, frees the slot and hands the frames to the sink. Results therefore
-  come out in frame order.
+  come out in frame order. A frame's buffer goes back to its pool or ring only then, after
+  the slot's event: the upload read it in place until that point.
 
-Slots and buffers are made and closed in the caller's thread; each thread makes the device's
-context current for its whole life.
+Slots and buffers are made and closed in the caller's thread, under the device's context;
+each thread makes the device's context current for its whole life.
+
+``run_slots`` is that driver + completion schedule, shared with ``multi`` (whose batches are
+rounds over several sources).
 """
 import threading
 
@@ -20,30 +25,108 @@ from .base import Delivery, Dropped, Result, close_all, frame_pool, start_captur
 from .stages import Closed, Crew, Timeout, discard
 
 
+def run_slots(crew, layer, slots, take_batch, deliver):
+    """Drive ``slots`` round robin with the batches ``take_batch()`` returns (an empty list
+    ends the stream) from a driver thread, and complete them in submission order in the
+    calling thread, delivering each frame's result. Returns when the stream ended or the
+    crew stopped; the driver's errors reach ``crew``."""
+    depth = len(slots)
+    inflight = crew.channel(depth)
+    free = [threading.Event() for _ in range(depth)]
+    for ev in free:
+        ev.set()
+    stop = crew.stop
+
+    def driver_main():
+        n = 0
+        try:
+            with layer.activate():
+                while True:
+                    frames = take_batch()
+                    if not frames:
+                        break
+                    i = n % depth
+                    ev = free[i]
+                    try:
+                        if not ev.is_set():
+                            while not ev.wait(0.25):
+                                if stop.is_set():
+                                    raise Closed()
+                        ev.clear()
+                        slots[i].submit(frames)
+                    except BaseException:
+                        discard(frames)
+                        raise
+                    n += 1
+                    r = Result(frames, slot=i)
+                    try:
+                        inflight.put(r)
+                    except Closed:
+                        discard(r)
+                        raise
+        finally:
+            inflight.close()
+
+    crew.spawn("driver", driver_main)
+    timings = deliver.timings
+    with layer.activate():
+        while True:
+            try:
+                r = inflight.get()
+            except Closed:
+                break
+            frames = r.frames
+            try:
+                slot = slots[r.slot]
+                slot.wait()
+                dets, t = slot.result()
+            except BaseException:
+                discard(r)
+                raise
+            free[r.slot].set()
+            timings(t)
+            for k, frame in enumerate(frames):
+                try:
+                    deliver(frame, dets[k])
+                except BaseException:
+                    discard(frames[k + 1:])
+                    raise
+
+
+def finish(crew, stats, dropped, layer, things):
+    """The end of a threaded run: stop and join the threads, count drops, free what the run
+    made (only when no thread is still inside a source read), re-raise the first error."""
+    crew.halt()
+    alive = crew.join()
+    stats.dropped += dropped.n
+    if alive:
+        stats.notes.append("threads %s were still blocked when the run ended (in a source "
+                           "read?); their buffers were left to the process's exit"
+                           % ", ".join(alive))
+    else:
+        close_all(layer, things)
+
+
 def run(sources, layer, sink, options, stats):
     source = sources[0]
     depth, batch = int(options.depth), int(options.batch)
     live = bool(source.live)
     crew = Crew()
-    lock = threading.Lock()
     queue = crew.channel(batch if live else depth * batch, drop_oldest=live)
-    inflight = crew.channel(depth)
-    free = [threading.Event() for _ in range(depth)]
-    for ev in free:
-        ev.set()
     dropped = Dropped()
     slots = []
     pool = None
     try:
         with layer.activate():
-            pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2)
+            pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2,
+                              crew.stop)
             for _ in range(depth):
                 slots.append(layer.make_slot())
                 # a short last batch needs its own contexts: made here, before the threads
                 # start, since making one may capture a CUDA graph
                 slots[-1].prepare(range(1, batch))
-        capture = start_capture(source, stats, options, pool, lock)
-        deliver = Delivery(sink, stats, options, lock=lock)
+        capture = start_capture(source, stats, options, pool, None)
+        deliver = Delivery(sink, stats, options)
 
         def capture_main():
             try:
@@ -52,10 +135,12 @@ def run(sources, layer, sink, options, stats):
                     if frame is None:
                         break
                     try:
-                        dropped.add(queue.put(frame))
+                        d = queue.put(frame)
                     except Closed:
                         frame.done()
                         raise
+                    if d is not None:
+                        dropped.add(d)
             finally:
                 queue.close()
 
@@ -71,65 +156,8 @@ def run(sources, layer, sink, options, stats):
                     break
             return frames
 
-        def driver_main():
-            n = 0
-            try:
-                with layer.activate():
-                    while True:
-                        frames = take_batch()
-                        if not frames:
-                            break
-                        i = n % depth
-                        try:
-                            while not free[i].wait(0.25):
-                                if crew.stop.is_set():
-                                    raise Closed()
-                            free[i].clear()
-                            slots[i].submit(frames)
-                        except BaseException:
-                            discard(frames)
-                            raise
-                        n += 1
-                        r = Result(frames, slot=i)
-                        try:
-                            inflight.put(r)
-                        except Closed:
-                            discard(r)
-                            raise
-            finally:
-                inflight.close()
-
         crew.spawn("capture", capture_main)
-        crew.spawn("driver", driver_main)
-        with layer.activate():
-            while True:
-                try:
-                    r = inflight.get()
-                except Closed:
-                    break
-                try:
-                    slot = slots[r.slot]
-                    slot.wait()
-                    dets, timings = slot.result()
-                except BaseException:
-                    discard(r)
-                    raise
-                free[r.slot].set()
-                deliver.timings(timings)
-                for k, frame in enumerate(r.frames):
-                    try:
-                        deliver(frame, dets[k])
-                    except BaseException:
-                        discard(r.frames[k + 1:])
-                        raise
+        run_slots(crew, layer, slots, take_batch, deliver)
     finally:
-        crew.halt()
-        alive = crew.join()
-        stats.dropped += dropped.n
-        if alive:
-            stats.notes.append("threads %s were still blocked when the run ended (in a source "
-                               "read?); their buffers were left to the process's exit"
-                               % ", ".join(alive))
-        else:
-            close_all(layer, slots + [pool])
+        finish(crew, stats, dropped, layer, slots + [pool])
     crew.reraise()

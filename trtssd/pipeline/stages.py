@@ -20,6 +20,7 @@ the end of a stream or aborted on a stop), ``FramePool`` (reused frame buffers),
 (threads whose first exception stops everything and is re-raised in the caller).
 """
 import collections
+import functools
 import threading
 import time
 
@@ -203,7 +204,8 @@ class Crew(object):
 
 class FramePool(object):
     """``count`` frame buffers of one shape from the device layer (pinned on CUDA), handed out
-    and given back; allocated up front in the caller's thread."""
+    and given back; allocated up front in the caller's thread. ``releaser(buf)`` is the
+    callable that gives ``buf`` back (made once per buffer, not per frame)."""
 
     def __init__(self, layer, shape, count, buffers=None):
         self.layer = layer
@@ -213,6 +215,7 @@ class FramePool(object):
                      else [layer.frame_buffer(self.shape) for _ in range(int(count))])
         self._free = collections.deque(self._all)
         self._cond = threading.Condition()
+        self._releasers = dict((id(b), functools.partial(self.put, b)) for b in self._all)
 
     def get(self, stop):
         with self._cond:
@@ -227,6 +230,9 @@ class FramePool(object):
             self._free.append(buf)
             self._cond.notify()
 
+    def releaser(self, buf):
+        return self._releasers[id(buf)]
+
     @property
     def free(self):
         with self._cond:
@@ -235,6 +241,7 @@ class FramePool(object):
     def close(self):
         bufs, self._all = self._all, []
         self._free.clear()
+        self._releasers = {}
         if self._borrowed:
             return
         for b in bufs:
@@ -242,18 +249,20 @@ class FramePool(object):
 
 
 class Capture(object):
-    """Reads one source for a run: into pooled buffers when the size is known, timing the
-    read, stopping at ``max_frames`` reads or the deadline."""
+    """Reads one source for a run: into pooled buffers when the size is known (or the
+    source's own buffers, when ``pool`` says it keeps them), timing the read, stopping at
+    ``max_frames`` reads or the deadline. Only this capture's thread appends to the stats'
+    'capture' list (no lock: one writer per list)."""
 
     def __init__(self, source, stats, pool=None, max_frames=None, deadline=None, lock=None):
         self.source = source
         self.stats = stats
-        self.pool = pool
+        own = getattr(pool, "owned_by_source", False)
+        self.pool = None if own else pool
         self.max_frames = max_frames
         self.deadline = deadline
         self.count = 0
         self.ended = False
-        self._lock = lock
 
     def read(self, stop):
         if self.ended or stop.is_set():
@@ -264,28 +273,33 @@ class Capture(object):
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             self.ended = True
             return None
-        buf = self.pool.get(stop) if self.pool is not None else None
-        t0 = time.perf_counter()
-        try:
-            frame = self.source.read(out=buf) if buf is not None else self.source.read()
-        except BaseException:
-            if buf is not None:
-                self.pool.put(buf)
-            raise
-        ms = (time.perf_counter() - t0) * 1e3
-        if frame is None:
-            if buf is not None:
-                self.pool.put(buf)
-            self.ended = True
-            return None
-        if buf is not None:
+        pool = self.pool
+        if pool is None:
+            t0 = time.perf_counter()
+            frame = self.source.read()
+            ms = (time.perf_counter() - t0) * 1e3
+            if frame is None:
+                self.ended = True
+                return None
+        else:
+            buf = pool.get(stop)
+            t0 = time.perf_counter()
+            try:
+                frame = self.source.read(out=buf)
+            except BaseException:
+                pool.put(buf)
+                raise
+            ms = (time.perf_counter() - t0) * 1e3
+            if frame is None:
+                pool.put(buf)
+                self.ended = True
+                return None
             if frame.image is buf:
-                pool = self.pool
-                frame.release = lambda: pool.put(buf)
+                frame.release = pool.releaser(buf)
             else:
-                self.pool.put(buf)
+                pool.put(buf)
         self.count += 1
-        record(self.stats, "capture", ms, lock=self._lock)
+        self.stats.add("capture", ms)
         return frame
 
 
@@ -556,6 +570,13 @@ class CudaHostSlot(Slot, _Postprocessing):
                 a.close()
             for h in (self.h_images, self.h_boxes, self.h_scores):
                 free_pinned(h)
+            self._views.clear()
+            # pycuda frees a stream or event when its last reference goes; drop them here,
+            # where the caller holds the context current, not in whichever thread the slot
+            # object happens to be collected ("... in out-of-thread context could not be
+            # cleaned up")
+            self.stream = self.done = self.t_up = self.t_inf = self.t_down = None
+            self._pending = None
 
 
 def free_pinned(arr):
@@ -582,7 +603,7 @@ class GpuSlot(Slot):
     memory; ``result`` reads them once the slot's event completed."""
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
-                 max_detections, labels):
+                 max_detections, labels, time_every=1):
         import pycuda.driver as drv
         from ..cuda import DeviceArray, EventTimer
         from ..postprocess import GpuPostprocessor
@@ -612,6 +633,8 @@ class GpuSlot(Slot):
         self._views = {}
         self._ctx = {}
         self._pending = None
+        self.time_every = max(1, int(time_every))
+        self._submits = 0
 
     def _context(self, n):
         ctx = self._ctx.get(n)
@@ -631,20 +654,29 @@ class GpuSlot(Slot):
         if not 1 <= n <= self.max_batch:
             raise InputError("a batch of %d frames for a slot of %d" % (n, self.max_batch))
         ctx = self._context(n)
-        images = _rows(self.d_images, n, self._views)
+        views = self._views
+        stream = self.stream
+        images = _rows(self.d_images, n, views)
+        timed = self._submits % self.time_every == 0
+        self._submits += 1
         t0 = time.perf_counter()
-        self.t_pre.start()
-        _, geoms = self.pre.preprocess([f.image for f in frames], out=images, stream=self.stream)
-        self.t_pre.stop()
-        self.t_inf.start()
-        ctx.enqueue(stream=self.stream)
-        self.t_inf.stop()
-        self.t_post.start()
-        self.post.enqueue(_rows(self.d_boxes, n, self._views),
-                          _rows(self.d_scores, n, self._views), n, self.stream)
-        self.t_post.stop()
-        self.done.record(self.stream)
-        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3)
+        if timed:
+            self.t_pre.start()
+        _, geoms = self.pre.preprocess([f.image for f in frames] if n > 1 else frames[0].image,
+                                       out=images, stream=stream)
+        if timed:
+            self.t_pre.stop()
+            self.t_inf.start()
+        ctx.enqueue(stream=stream)
+        if timed:
+            self.t_inf.stop()
+            self.t_post.start()
+        self.post.enqueue(_rows(self.d_boxes, n, views), _rows(self.d_scores, n, views), n,
+                          stream)
+        if timed:
+            self.t_post.stop()
+        self.done.record(stream)
+        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed)
 
     def ready(self):
         return self._pending is None or bool(self.done.query())
@@ -663,14 +695,16 @@ class GpuSlot(Slot):
 
     def result(self):
         self.wait()
-        n, geoms, enqueue_ms = self._pending
+        n, geoms, enqueue_ms, timed = self._pending
         self._pending = None
         dets = self.post.results(geoms, labels=self.labels)
+        if not timed:
+            return dets, [("enqueue", enqueue_ms, "host")]
         timings = [("preprocess", self.t_pre.elapsed_ms(), "cuda-event"),
                    ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
                    ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
                    ("enqueue", enqueue_ms, "host")]
-        return list(dets), timings
+        return dets, timings
 
     def close(self):
         try:
@@ -687,6 +721,11 @@ class GpuSlot(Slot):
                 if p is not None:
                     p.close()
             self.pre = self.post = None
+            getattr(self, "_views", {}).clear()
+            # drop every pycuda object here, with the context current in the thread that
+            # made the slot, not wherever the slot object is collected (see CudaHostSlot)
+            self.stream = self.done = self.t_pre = self.t_inf = self.t_post = None
+            self._pending = None
 
 
 class _CudaLayer(DeviceLayer):
@@ -755,8 +794,11 @@ class HostPrepLayer(_CudaLayer):
 class GpuLayer(_CudaLayer):
     """GPU preprocessing, inference and GPU postprocessing; needs a CUDA backend."""
     gpu = True
+    time_every = 4
     notes = ("preprocess (host-to-device copy of the frame included), inference and "
-             "postprocess (download of the kept boxes included) timed with CUDA events",)
+             "postprocess (download of the kept boxes included) timed with CUDA events on one "
+             "submit in %d (the others are not timed, to keep the host's work per frame "
+             "small); enqueue = host time to enqueue a batch" % time_every,)
 
     def __init__(self, backend, score_threshold=0.3, max_detections=None, labels=None,
                  max_batch=1, max_frame_shape=(1080, 1920, 3)):
@@ -775,7 +817,8 @@ class GpuLayer(_CudaLayer):
         self._init_cuda()
 
     def make_slot(self):
-        slot = GpuSlot(self.backend, self.prep, self.max_batch, self.max_frame_shape, *self.args)
+        slot = GpuSlot(self.backend, self.prep, self.max_batch, self.max_frame_shape, *self.args,
+                       time_every=self.time_every)
         try:
             slot.prepare([self.max_batch])
         except BaseException:

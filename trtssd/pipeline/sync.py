@@ -23,7 +23,10 @@ def run(sources, layer, sink, options, stats):
     try:
         with layer.activate():
             slot = layer.make_slot()
-            pool = _slot_pool(layer, slot, source) or frame_pool(layer, source, 1)
+            # the source's own (pinned) buffers, else decoding into the slot's input buffer,
+            # else into a pooled buffer; one frame is held at a time
+            pool = (frame_pool(layer, source, 1, stop, own_only=True)
+                    or _slot_pool(layer, slot, source) or frame_pool(layer, source, 1, stop))
             capture = start_capture(source, stats, options, pool, None)
             deliver = Delivery(sink, stats, options)
             while True:

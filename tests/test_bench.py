@@ -165,7 +165,11 @@ def test_runs_expand_depths_and_sources():
     assert plan.runs() == [("sync", "sync", None, 1, 1),      # --batch is for pipelined
                            ("pipelined-d2", "pipelined", 2, 2, 1),
                            ("pipelined-d3", "pipelined", 3, 2, 1),
-                           ("multi-x5", "multi", None, 5, 5)]
+                           ("multi-x5", "multi", 2, 5, 5)]    # --multi-depth 2
+    plan = bench.BenchPlan(_args("--modes", "multi", "--multi-depth", "3"), gpu_reason=None)
+    assert plan.runs() == [("multi-x8", "multi", 3, 8, 8)]
+    with pytest.raises(InputError):
+        bench.BenchPlan(_args("--multi-depth", "0"), gpu_reason=None)
     assert bench.parse_synthetic("synthetic:64x48@30") == (64, 48, 30.0)
     assert bench.parse_synthetic("clip.mp4") is None
 
@@ -308,6 +312,11 @@ def test_quick_bench_on_the_cpu_with_the_real_model(tflite_model, tmp_path):
         assert m["dropped"] == 0                       # a synthetic non-live source never drops
     assert by["gpu"]["status"] == "skipped" and by["gpu"]["reason"], by["gpu"]
     assert [c["batch"] for c in res["ceilings"]] == [1, 8]      # multi x8 has its own
+    # drawing is off by default, and the JSON and notes say so; no draw stage is timed
+    assert res["config"]["draw"] is False
+    assert any(n.startswith("drawing off") for n in res["notes"])
+    assert any("pinned memory" in n and "DMA camera" in n for n in res["notes"])
+    assert all("draw" not in m["stages"] for m in by.values() if m["status"] == "ok")
     with open(str(out / "bench.png"), "rb") as f:
         assert f.read(8) == PNG_MAGIC
     cv2 = pytest.importorskip("cv2")
@@ -363,3 +372,17 @@ def test_quick_bench_on_the_gpu(cuda_context, tflite_model, tmp_path):
         assert m["stages"] and m["latency_ms"]["n"] > 0
     with open(str(out / "bench.png"), "rb") as f:
         assert f.read(8) == PNG_MAGIC
+
+
+def test_draw_flag_is_timed_and_announced(tflite_model, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "drawn"
+    code = bench.main(["--quick", "--backend", "onnxruntime", "--device", "cpu", "--modes",
+                       "sync,pipelined", "--depths", "2", "--frames", "3", "--draw",
+                       "--model", tflite_model, "--out-dir", str(out), "--no-chart"])
+    assert code == 0
+    res = json.load(open(str(out / "bench.json")))
+    assert res["config"]["draw"] is True and any(n.startswith("drawing on") for n in res["notes"])
+    for m in res["modes"]:        # read-only synthetic frames are drawn on a copy, timed
+        assert m["status"] == "ok" and m["stages"]["draw"]["n"] == m["frames"], m
+    assert "drawing on" in capsys.readouterr().out

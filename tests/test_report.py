@@ -91,6 +91,16 @@ def test_table_lists_every_mode_and_labels_figures():
     assert "SYNTHETIC" not in text
 
 
+def test_header_says_whether_drawing_was_on():
+    res = _result()
+    res["config"]["draw"] = False
+    assert "drawing off" in report.format_table(res)
+    res["config"]["draw"] = True
+    assert "drawing on" in report.format_table(res)
+    del res["config"]["draw"]                  # an older JSON: nothing claimed
+    assert "drawing" not in report.format_table(res)
+
+
 def test_synthetic_weights_are_announced_everywhere(tmp_path):
     res = _result()
     res["model"]["synthetic"] = True

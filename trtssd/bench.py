@@ -80,8 +80,13 @@ def add_arguments(parser):
                         help="frames of the discarded warm-up run before each mode "
                              "(default 50 on a GPU, 5 on the CPU, 2 --quick)")
     parser.add_argument("--threshold", type=float, default=0.3, help="score threshold")
+    parser.add_argument("--draw", dest="draw", action="store_true", default=False,
+                        help="draw the detections on each frame (on a copy of read-only "
+                             "synthetic frames), timed as the draw stage; default off")
     parser.add_argument("--no-draw", dest="draw", action="store_false",
-                        help="do not draw the detections (the draw stage is then absent)")
+                        help=argparse.SUPPRESS)      # the old spelling of the default
+    parser.add_argument("--multi-depth", type=int, default=2,
+                        help="rounds in flight of the multi mode (default 2)")
     parser.add_argument("--quick", action="store_true",
                         help="for CI: few frames, small synthetic source, a CPU backend")
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
@@ -151,6 +156,9 @@ class BenchPlan(object):
                              "buffering)" % args.depths)
         if args.batch < 1:
             raise InputError("--batch %d: must be 1 or more" % args.batch)
+        if args.multi_depth < 1:
+            raise InputError("--multi-depth %d: must be 1 or more (2 = double buffering)"
+                             % args.multi_depth)
         if args.sources_count < 1:
             raise InputError("--sources-count %d: must be 1 or more" % args.sources_count)
         if args.frames is not None and args.frames < 1:
@@ -217,7 +225,7 @@ class BenchPlan(object):
                     out.append(("pipelined-d%d" % d, m, d, self.args.batch, 1))
             elif m == "multi":
                 n = self.args.sources_count
-                out.append(("multi-x%d" % n, m, None, n, n))
+                out.append(("multi-x%d" % n, m, self.args.multi_depth, n, n))
             else:            # sync, async and gpu infer one frame at a time
                 out.append((m, m, None, 1, 1))
         return out
@@ -777,6 +785,7 @@ def bench(plan, progress=None, argv=None):
             plan.args.backend, "device": getattr(main_backend, "device", plan.device),
             "precision": plan.args.precision, "batch": plan.args.batch,
             "cuda_graph": bool(plan.args.cuda_graph), "draw": bool(plan.args.draw),
+            "multi_depth": plan.args.multi_depth,
             "score_threshold": plan.args.threshold, "quick": plan.quick,
             "ceiling_reps": plan.ceiling_reps, "ceiling_enqueues_per_rep": plan.ceiling_inner,
         }
@@ -790,6 +799,14 @@ def bench(plan, progress=None, argv=None):
         if plan.synthetic_size is None and "multi" in plan.modes:
             notes.append("multi runs %d synthetic sources at the source's resolution %dx%d"
                          % ((plan.args.sources_count,) + tuple(plan.resolution)))
+        if plan.synthetic_size is not None:
+            notes.append("synthetic frames are pre-rendered in pinned memory (a ring of "
+                         "buffers handed out without a copy); the capture cost models a DMA "
+                         "camera, not a decoder")
+        notes.append("drawing %s" % ("on (--draw): detections drawn on each frame (on a copy "
+                                     "of read-only synthetic frames), timed as 'draw'"
+                                     if plan.args.draw else
+                                     "off (--draw turns it on): no draw stage"))
         notes.append("end-to-end = frames through the whole mode, capture to result, wall "
                      "clock; network-only = the network alone, %s"
                      % ("CUDA events around %d back-to-back enqueues, median of %d"

@@ -158,10 +158,12 @@ def header_lines(result):
                     cfg.get("precision", "?"), cfg.get("batch", "?"),
                     ("on" if cfg.get("cuda_graph") else "off") if cfg.get("device") == "cuda"
                     else "n/a"))
-    lines.append("source: %s (%sx%s) | %s per mode | model: %s"
+    lines.append("source: %s (%sx%s) | %s per mode | model: %s%s"
                  % (cfg.get("source", "?"), cfg.get("width", "?"), cfg.get("height", "?"),
                     ("%s frames" % cfg["frames"]) if cfg.get("frames") else
-                    ("%s s" % cfg.get("seconds")), model.get("name") or model.get("path", "?")))
+                    ("%s s" % cfg.get("seconds")), model.get("name") or model.get("path", "?"),
+                    "" if "draw" not in cfg else
+                    " | drawing %s" % ("on" if cfg["draw"] else "off")))
     return lines
 
 

@@ -14,14 +14,17 @@ stats = run(source, backend, sink=None, options=opts)      # -> trtssd.stats.Run
   and device buffers, stream, events and execution context; a capture thread, a driver thread
   that only enqueues, and a completion stage (the caller's thread) that hands results to the
   sink in frame order.
-- ``multi``: several sources, the newest frame of each batched into one inference per round.
+- ``multi``: several sources, a frame of each batched into one inference per round,
+  ``depth`` rounds in flight on the ``pipelined`` schedule.
 
 Back-pressure: a live source drops the oldest waiting frame (async: shows only the newest
 result) and counts it in ``RunStats.dropped``; a file never drops. ``run`` returns when the
 sources end, ``max_frames``/``duration_s`` is reached or on Ctrl-C (with a note in the stats);
 an exception in any thread stops the run and is raised in the caller with its traceback.
 Sinks are called from the caller's thread only; a sink that keeps ``frame.image`` after
-``write`` must copy it (frame buffers are reused).
+``write`` must copy it (frame buffers are reused: pooled pinned buffers a source decodes into,
+or a source's own read-only ring, e.g. SyntheticSource). A frame's buffer goes back to its pool
+or ring only after its slot's completion event (the GPU uploads it in place until then).
 """
 import numpy as np
 from dataclasses import dataclass

@@ -164,15 +164,16 @@ __device__ __forceinline__ float ssd_iou(float4 a, float area_a, float4 b, float
     return __fdiv_rn(inter, __fsub_rn(__fadd_rn(area_a, area_b), inter));
 }
 
-extern "C" __global__ void ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
-                                    const float* __restrict__ anchors,        // [A, 4] yc xc h w
-                                    const float* __restrict__ best_score,     // [N, A]
-                                    int num_anchors, float score_threshold,
-                                    float y_scale, float x_scale, float h_scale, float w_scale,
-                                    float4* __restrict__ cand_box,           // [N, MAX_CAND]
-                                    float* __restrict__ cand_score,          // [N, MAX_CAND]
-                                    int* __restrict__ cand_anchor,           // [N, MAX_CAND]
-                                    int* __restrict__ cand_count)            // [N]
+extern "C" __global__ void __launch_bounds__(SORT_THREADS)
+ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
+         const float* __restrict__ anchors,        // [A, 4] yc xc h w
+         const float* __restrict__ best_score,     // [N, A]
+         int num_anchors, float score_threshold,
+         float y_scale, float x_scale, float h_scale, float w_scale,
+         float4* __restrict__ cand_box,           // [N, MAX_CAND]
+         float* __restrict__ cand_score,          // [N, MAX_CAND]
+         int* __restrict__ cand_anchor,           // [N, MAX_CAND]
+         int* __restrict__ cand_count)            // [N]
 {
     __shared__ float s_score[MAX_CAND];
     __shared__ int s_anchor[MAX_CAND];

@@ -5,7 +5,8 @@
         python -m benchmarks.bench_preprocess --sanitize
 
 Cases: 480p, 720p, 1080p, 4K BGR uint8 -> 300x300 RGB, x*2/255-1, float32 and float16,
-batch 1 and 8. Every GPU result is first checked against cpu_preprocess (OpenCV).
+batch 1 and 8, each kernel variant of --pix-per-thread (default 1 2 4; the host-side columns
+only for the first). Every GPU result is first checked against cpu_preprocess (OpenCV).
 
 What is measured (medians with p5/p95 over --reps repetitions):
 - ``kernel_us``: GPU time of one launch, by CUDA events around it, with the GPU kept busy by a
@@ -17,6 +18,10 @@ What is measured (medians with p5/p95 over --reps repetitions):
 - ``host_us``: wall time of one ``preprocess()`` call from Python (frames already on the
   device, or in the staging buffers for ``host_us_staging``, which adds the H2D enqueue).
 - ``h2d_kernel_us``: GPU time of copy + kernel from pinned staging (what a discrete GPU pays).
+- ``host_us_pinned`` / ``h2d_kernel_pinned_us``: the same from pooled PinnedArray frames
+  (pinned_empty), uploaded from their own memory: the pipeline's case.
+- ``python overhead`` (``--python-overhead``, CPU only, no GPU): the Python part of a call
+  with a no-op driver.
 - OpenCV: ``cpu_preprocess`` per call on this CPU (one thread, cv2.setNumThreads(1)).
 - PyTorch: permute, float, interpolate(bilinear, align_corners=False, antialias=False),
   channel flip, normalise (and .half()), the same events-with-filler method and host cost.
@@ -77,7 +82,7 @@ class Timer(object):
         return self.b.time_since(self.a) * 1000.0
 
 
-def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
+def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True, ppt=1, kernel_only=False):
     from trtssd.cuda import DeviceArray, driver
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
     drv = driver()
@@ -85,7 +90,7 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
     frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
     o = PreprocessOptions(dtype=dtype)
     res = {}
-    with GpuPreprocessor(o, max_batch=n, max_frame_shape=(h, w, 3)) as pre:
+    with GpuPreprocessor(o, max_batch=n, max_frame_shape=(h, w, 3), pix_per_thread=ppt) as pre:
         dev = DeviceArray(frames.shape, np.uint8).copy_from_host(frames)
         if check:
             out, _ = pre.preprocess(dev)
@@ -104,6 +109,9 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
             for _ in range(b2b):
                 pre.preprocess(dev)
         res["b2b_us"] = pct([timer.time_us(burst, filler=False) / b2b for _ in range(max(5, reps // 20))])
+        if kernel_only:          # another kernel variant: the host side is the same
+            dev.close()
+            return _with_bytes(res, h, w, n, dtype)
         host = []
         for i in range(reps * 5):
             t0 = time.perf_counter()
@@ -126,7 +134,27 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
             host.append((time.perf_counter() - t0) * 1e6)
             drv.Context.synchronize()
         res["host_us_staging"] = pct(host)
+        # Pooled pinned frames (the pipeline's): uploaded from their own memory, H2D + kernel.
+        from trtssd.cuda import pinned_empty
+        pinned = [pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
+        for i in range(n):
+            pinned[i][...] = frames[i]
+        res["h2d_kernel_pinned_us"] = pct([timer.time_us(lambda: pre.preprocess(pinned))
+                                           for _ in range(max(10, reps // 4))])
+        host = []
+        for i in range(reps):
+            t0 = time.perf_counter()
+            pre.preprocess(pinned)
+            host.append((time.perf_counter() - t0) * 1e6)
+            drv.Context.synchronize()
+        res["host_us_pinned"] = pct(host)
+        for p in pinned:
+            p.close()
         dev.close()
+    return _with_bytes(res, h, w, n, dtype)
+
+
+def _with_bytes(res, h, w, n, dtype):
     out_bytes = 3 * 300 * 300 * np.dtype(dtype).itemsize
     res["bytes"] = bytes_touched(h, w, n, out_bytes)
     res["GBps"] = res["bytes"] / (res["kernel_us"]["median"] * 1e-6) / 1e9
@@ -195,16 +223,17 @@ def sanitize_run():
     rng = np.random.default_rng(0)
     failures = 0
     runs = 0
-    for fmt, dtype, layout, interp, lb in itertools.product(
+    for case, (fmt, dtype, layout, interp, lb) in enumerate(itertools.product(
             sorted(INPUT_FORMATS), ["float32", "float16"], ["NCHW", "NHWC"],
-            ["linear", "nearest"], [False, True]):
+            ["linear", "nearest"], [False, True])):
         c = INPUT_FORMATS[fmt][0]
         o = PreprocessOptions(width=67, height=45, dtype=dtype, layout=layout,
                               interpolation=interp, input_format=fmt, letterbox=lb, pad_value=3)
         frames = [rng.integers(0, 256, (h, w, c), dtype=np.uint8)
                   for h, w in ((97, 131), (1, 1), (45, 67))]
         with GpuPreprocessor(o, max_batch=3, max_frame_shape=(97, 131, c),
-                             mapped=(fmt == "BGR" and dtype == "float32")) as pre:
+                             mapped=(fmt == "BGR" and dtype == "float32"),
+                             pix_per_thread=(1, 2, 4)[case % 3]) as pre:
             d = DeviceArray(frames[0].shape, np.uint8).copy_from_host(frames[0])
             for batch in ([frames[0]], frames, [d], [frames[0]] * 3):   # single, table, device, uniform
                 pre._out.fill_bytes(0xFF)
@@ -344,6 +373,9 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--batches", nargs="*", type=int, default=[1, 8])
     p.add_argument("--dtypes", nargs="*", default=["float32", "float16"])
+    p.add_argument("--pix-per-thread", nargs="*", type=int, default=[1, 2, 4],
+                   help="kernel variants to time (output pixels per thread); the first is the "
+                        "one the other columns (torch, OpenCV) are printed with")
     p.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     p.add_argument("--no-opencv", action="store_true")
     p.add_argument("--no-torch", action="store_true")
@@ -389,14 +421,17 @@ def main(argv=None):
             h, w = SIZES[size]
             for n in args.batches:
                 for dtype in args.dtypes:
-                    row = {"size": size, "frame": [h, w], "batch": n, "dtype": dtype,
-                           "ours": bench_ours(ctx, h, w, n, dtype, args.reps, args.b2b, timer)}
-                    if not args.no_torch:
-                        row["torch"] = bench_torch(h, w, n, dtype, args.reps, timer)
-                    if not args.no_opencv:
-                        row["opencv"] = bench_opencv(h, w, n, dtype, max(5, args.reps // 10))
-                    rows.append(row)
-                    print_row(row)
+                    for k, ppt in enumerate(args.pix_per_thread):
+                        row = {"size": size, "frame": [h, w], "batch": n, "dtype": dtype,
+                               "pix_per_thread": ppt,
+                               "ours": bench_ours(ctx, h, w, n, dtype, args.reps, args.b2b,
+                                                  timer, ppt=ppt, kernel_only=k > 0)}
+                        if k == 0 and not args.no_torch:
+                            row["torch"] = bench_torch(h, w, n, dtype, args.reps, timer)
+                        if k == 0 and not args.no_opencv:
+                            row["opencv"] = bench_opencv(h, w, n, dtype, max(5, args.reps // 10))
+                        rows.append(row)
+                        print_row(row)
         filler.close()
     ctx.close()
     if args.json:
@@ -414,13 +449,14 @@ def print_row(r):
     def m(d, k):
         return "%8.1f" % d[k]["median"] if k in d else "%8s" % "-"
     if not getattr(print_row, "header", False):
-        print("%-6s %2s %-8s | %8s %8s %8s %8s %8s %7s | %8s %8s | %9s | %s" % (
-            "size", "N", "dtype", "kern_us", "b2b_us", "host_us", "hostStg", "h2d+k", "GB/s",
-            "torch_k", "torch_h", "opencv_us", "check"))
+        print("%-6s %2s %-8s %3s | %8s %8s %8s %8s %8s %8s %8s %7s | %8s %8s | %9s | %s" % (
+            "size", "N", "dtype", "ppt", "kern_us", "b2b_us", "host_us", "hostStg", "hostPin",
+            "h2d+k", "pin+k", "GB/s", "torch_k", "torch_h", "opencv_us", "check"))
         print_row.header = True
-    print("%-6s %2d %-8s | %s %s %s %s %s %7.0f | %s %s | %9s | %s" % (
-        r["size"], r["batch"], r["dtype"], m(o, "kernel_us"), m(o, "b2b_us"), m(o, "host_us"),
-        m(o, "host_us_staging"), m(o, "h2d_kernel_us"), o["GBps"], m(t, "kernel_us"),
+    print("%-6s %2d %-8s %3d | %s %s %s %s %s %s %s %7.0f | %s %s | %9s | %s" % (
+        r["size"], r["batch"], r["dtype"], r.get("pix_per_thread", 1), m(o, "kernel_us"),
+        m(o, "b2b_us"), m(o, "host_us"), m(o, "host_us_staging"), m(o, "host_us_pinned"),
+        m(o, "h2d_kernel_us"), m(o, "h2d_kernel_pinned_us"), o["GBps"], m(t, "kernel_us"),
         m(t, "host_us"), ("%9.0f" % cv["call_us"]["median"]) if "call_us" in cv else "-",
         "ok (max diff %.3g)" % o["max_abs_diff_vs_opencv"] if o.get("check") else "MISMATCH"))
     sys.stdout.flush()

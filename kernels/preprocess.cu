@@ -11,6 +11,8 @@
 //   OUT_HALF                   1: float16 output, 0: float32
 //   OUT_NHWC                   1: NHWC output, 0: NCHW
 //   NEAREST                    1: nearest neighbour (OpenCV INTER_NEAREST), 0: bilinear
+//   PIX_PER_THREAD             output pixels per thread, along x, blockDim.x apart (default 1;
+//                              the host's grid is ceil(out_w / (blockDim.x * PIX_PER_THREAD)))
 //
 // Batches: blockIdx.z is the frame. Frames of one size are described once by `frame`, frame z
 // starting at frame.src + z * frame_stride; frames of different sizes by a table in device
@@ -19,6 +21,7 @@
 // trtssd-variants: {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 3, "OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 1}
 // trtssd-variants: {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 0} | {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 1}
 // trtssd-variants: {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 1}
+// trtssd-variants: {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0, "PIX_PER_THREAD": 2} | {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 1, "PIX_PER_THREAD": 4}
 #include <cuda_fp16.h>
 
 #ifndef IN_CH
@@ -42,7 +45,13 @@
 #ifndef NEAREST
 #define NEAREST 0
 #endif
+#ifndef PIX_PER_THREAD
+#define PIX_PER_THREAD 1
+#endif
 
+#if PIX_PER_THREAD < 1
+#error "PIX_PER_THREAD must be >= 1"
+#endif
 #if IN_CH != 1 && IN_CH != 3 && IN_CH != 4
 #error "IN_CH must be 1, 3 or 4"
 #endif
@@ -103,10 +112,9 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
     const float scale0, const float scale1, const float scale2,
     const float pad0, const float pad1, const float pad2)
 {
-    const int x = blockIdx.x * blockDim.x + threadIdx.x;
     const int y = blockIdx.y * blockDim.y + threadIdx.y;
     const int z = blockIdx.z;
-    if (x >= out_w || y >= out_h) return;
+    if (y >= out_h) return;
 
     FrameDesc d;
     const unsigned char* base;
@@ -118,56 +126,71 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
         base = frame.src + (long long)z * frame_stride;
     }
 
-    float v0, v1, v2;
-    const int ix = x - d.off_x;
+    // The row's share of the work, done once for the thread's PIX_PER_THREAD pixels.
     const int iy = y - d.off_y;
-    if (ix < 0 || iy < 0 || ix >= d.inner_w || iy >= d.inner_h) {
-        v0 = pad0; v1 = pad1; v2 = pad2;          // already normalised by the host
-    } else {
+    const bool row_in = iy >= 0 && iy < d.inner_h;
 #if NEAREST
-        // OpenCV INTER_NEAREST: src = min(floor(dst * (1 / (out / in))), in - 1), in double.
-        const int sx = min((int)floor((double)ix * d.nn_x), d.in_w - 1);
-        const int sy = min((int)floor((double)iy * d.nn_y), d.in_h - 1);
-        const unsigned char* p = base + (long long)sy * d.pitch + (long long)sx * IN_CH;
-        v0 = (float)__ldg(p + OUT_C0_SRC);
-        v1 = (float)__ldg(p + OUT_C1_SRC);
-        v2 = (float)__ldg(p + OUT_C2_SRC);
+    // OpenCV INTER_NEAREST: src = min(floor(dst * (1 / (out / in))), in - 1), in double.
+    const int sy = row_in ? min((int)floor((double)iy * d.nn_y), d.in_h - 1) : 0;
+    const unsigned char* r0 = base + (long long)sy * d.pitch;
 #else
-        int x0, x1, y0, y1;
-        float ax, ay;
-        linear_coord(ix, d.sx, d.in_w, x0, x1, ax);
-        linear_coord(iy, d.sy, d.in_h, y0, y1, ay);
-        const unsigned char* r0 = base + (long long)y0 * d.pitch;
-        const unsigned char* r1 = base + (long long)y1 * d.pitch;
-        const long long c0 = (long long)x0 * IN_CH, c1 = (long long)x1 * IN_CH;
-        v0 = bilerp(r0 + c0 + OUT_C0_SRC, r0 + c1 + OUT_C0_SRC, r1 + c0 + OUT_C0_SRC,
-                    r1 + c1 + OUT_C0_SRC, ax, ay);
-#if IN_CH == 1
-        v1 = v0;
-        v2 = v0;
-#else
-        v1 = bilerp(r0 + c0 + OUT_C1_SRC, r0 + c1 + OUT_C1_SRC, r1 + c0 + OUT_C1_SRC,
-                    r1 + c1 + OUT_C1_SRC, ax, ay);
-        v2 = bilerp(r0 + c0 + OUT_C2_SRC, r0 + c1 + OUT_C2_SRC, r1 + c0 + OUT_C2_SRC,
-                    r1 + c1 + OUT_C2_SRC, ax, ay);
+    int y0 = 0, y1 = 0;
+    float ay = 0.0f;
+    if (row_in) linear_coord(iy, d.sy, d.in_h, y0, y1, ay);
+    const unsigned char* r0 = base + (long long)y0 * d.pitch;
+    const unsigned char* r1 = base + (long long)y1 * d.pitch;
 #endif
-#endif
-        v0 = (v0 - mean0) * scale0;
-        v1 = (v1 - mean1) * scale1;
-        v2 = (v2 - mean2) * scale2;
-    }
-
     const long long plane = (long long)out_w * out_h;
     out_t* o = out + (long long)z * 3 * plane;
-#if OUT_NHWC
-    const long long i = ((long long)y * out_w + x) * 3;
-    o[i] = TO_OUT(v0);
-    o[i + 1] = TO_OUT(v1);
-    o[i + 2] = TO_OUT(v2);
+
+    // Pixels x0, x0 + blockDim.x, ...: a warp's stores stay contiguous for each of them.
+    const int x0 = blockIdx.x * blockDim.x * PIX_PER_THREAD + threadIdx.x;
+#pragma unroll
+    for (int j = 0; j < PIX_PER_THREAD; ++j) {
+        const int x = x0 + j * (int)blockDim.x;
+        if (x >= out_w) break;
+        float v0, v1, v2;
+        const int ix = x - d.off_x;
+        if (!row_in || ix < 0 || ix >= d.inner_w) {
+            v0 = pad0; v1 = pad1; v2 = pad2;          // already normalised by the host
+        } else {
+#if NEAREST
+            const int sx = min((int)floor((double)ix * d.nn_x), d.in_w - 1);
+            const unsigned char* p = r0 + (long long)sx * IN_CH;
+            v0 = (float)__ldg(p + OUT_C0_SRC);
+            v1 = (float)__ldg(p + OUT_C1_SRC);
+            v2 = (float)__ldg(p + OUT_C2_SRC);
 #else
-    const long long i = (long long)y * out_w + x;
-    o[i] = TO_OUT(v0);
-    o[i + plane] = TO_OUT(v1);
-    o[i + 2 * plane] = TO_OUT(v2);
+            int xa, xb;
+            float ax;
+            linear_coord(ix, d.sx, d.in_w, xa, xb, ax);
+            const long long c0 = (long long)xa * IN_CH, c1 = (long long)xb * IN_CH;
+            v0 = bilerp(r0 + c0 + OUT_C0_SRC, r0 + c1 + OUT_C0_SRC, r1 + c0 + OUT_C0_SRC,
+                        r1 + c1 + OUT_C0_SRC, ax, ay);
+#if IN_CH == 1
+            v1 = v0;
+            v2 = v0;
+#else
+            v1 = bilerp(r0 + c0 + OUT_C1_SRC, r0 + c1 + OUT_C1_SRC, r1 + c0 + OUT_C1_SRC,
+                        r1 + c1 + OUT_C1_SRC, ax, ay);
+            v2 = bilerp(r0 + c0 + OUT_C2_SRC, r0 + c1 + OUT_C2_SRC, r1 + c0 + OUT_C2_SRC,
+                        r1 + c1 + OUT_C2_SRC, ax, ay);
 #endif
+#endif
+            v0 = (v0 - mean0) * scale0;
+            v1 = (v1 - mean1) * scale1;
+            v2 = (v2 - mean2) * scale2;
+        }
+#if OUT_NHWC
+        const long long i = ((long long)y * out_w + x) * 3;
+        o[i] = TO_OUT(v0);
+        o[i + 1] = TO_OUT(v1);
+        o[i + 2] = TO_OUT(v2);
+#else
+        const long long i = (long long)y * out_w + x;
+        o[i] = TO_OUT(v0);
+        o[i + plane] = TO_OUT(v1);
+        o[i + 2 * plane] = TO_OUT(v2);
+#endif
+    }
 }

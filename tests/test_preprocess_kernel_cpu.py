@@ -17,7 +17,7 @@ import pytest
 from kernel_shim import compile_cpu_module
 from trtssd.preprocess import (BLOCK, FRAME_DESC_DTYPE, INPUT_FORMATS, FrameGeometry,
                                PreprocessOptions, cpu_preprocess, fill_frame_desc,
-                               kernel_norm_args)
+                               kernel_norm_args, launch_grid)
 
 pytest.importorskip("cv2")
 GUARD = 37
@@ -32,18 +32,22 @@ def tolerance(o):
     return atol, rtol
 
 
-def run_kernel(frames, o, force_table=False, uniform_stride=None):
+def run_kernel(frames, o, force_table=False, uniform_stride=None, ppt=1):
     """Launch preprocess_u8 on the shim. ``frames``: list of HWC/HW uint8 host arrays (any
     strides with packed pixels). Uniform path when all share shape and pitch and sit at a
-    constant stride (``uniform_stride`` bytes apart), else the descriptor table."""
-    mod = compile_cpu_module("preprocess.cu", o.kernel_defines())
+    constant stride (``uniform_stride`` bytes apart), else the descriptor table. ``ppt``:
+    the PIX_PER_THREAD variant, with its grid."""
+    defines = o.kernel_defines()
+    if ppt != 1:
+        defines["PIX_PER_THREAD"] = ppt
+    mod = compile_cpu_module("preprocess.cu", defines)
     n = len(frames)
     total = int(np.prod(o.output_shape(n)))
     flat = np.full(total + 2 * GUARD, np.nan, o.np_dtype)
     out = flat[GUARD:GUARD + total].reshape(o.output_shape(n))
     geoms = [FrameGeometry.compute(f.shape[1], f.shape[0], o) for f in frames]
     norm = [np.float32(v) for v in kernel_norm_args(o)]
-    grid = ((o.width + BLOCK[0] - 1) // BLOCK[0], (o.height + BLOCK[1] - 1) // BLOCK[1], n)
+    grid = launch_grid(o, n, ppt)
     desc0 = np.zeros((), FRAME_DESC_DTYPE)
     if force_table:
         table = np.zeros(n, FRAME_DESC_DTYPE)
@@ -82,9 +86,10 @@ ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NC
                              ["linear", "nearest"]))
 
 
+@pytest.mark.parametrize("ppt", [1, 2, 4])
 @pytest.mark.parametrize("fmt,dtype,layout,interp", ALL)
-def test_every_variant(fmt, dtype, layout, interp):
-    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s" % (fmt, dtype, layout, interp)).encode()))
+def test_every_variant(fmt, dtype, layout, interp, ppt):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s%d" % (fmt, dtype, layout, interp, ppt)).encode()))
     for order in ("RGB", "BGR"):
         o = PreprocessOptions(width=int(rng.integers(40, 130)), height=int(rng.integers(40, 130)),
                               dtype=dtype, layout=layout, interpolation=interp, input_format=fmt,
@@ -92,7 +97,7 @@ def test_every_variant(fmt, dtype, layout, interp):
                               scale=tuple(rng.uniform(-0.03, 0.03, 3)))
         f = frame(rng, int(rng.integers(1, 300)), int(rng.integers(1, 300)), fmt,
                   gray2d=rng.random() < 0.5)
-        check([f], o)
+        check([f], o, ppt=ppt)
 
 
 @pytest.mark.parametrize("interp", ["linear", "nearest"])
@@ -110,7 +115,8 @@ def test_letterbox(shape, interp):
     o = PreprocessOptions(width=320, height=240, letterbox=True, pad_value=114,
                           interpolation=interp, dtype="float16", layout="NHWC")
     f = frame(rng, shape[0], shape[1], "RGB")
-    check([f], o)
+    for ppt in (1, 2, 4):
+        check([f], o, ppt=ppt)
 
 
 def test_uniform_batch_with_stride_and_crop():
@@ -131,7 +137,8 @@ def test_mixed_sizes_by_table():
         o = PreprocessOptions(input_format="BGRA", interpolation=interp, letterbox=True,
                               pad_value=0, mean=(123.675, 116.28, 103.53),
                               scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
-        check(frames, o, force_table=True)
+        for ppt in (1, 4):
+            check(frames, o, force_table=True, ppt=ppt)
 
 
 def test_quantised_ssd_normalisation():
@@ -298,13 +305,14 @@ def _check_host(pre, frames, o, ref_frames=None, out=None, stream=None):
     return res
 
 
-@pytest.mark.parametrize("mapped", [False, True])
-def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
+@pytest.mark.parametrize("mapped,ppt", [(False, 1), (True, 1), (False, 4)])
+def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt):
     from trtssd.cuda import DeviceArray
     from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(31)
     o = PreprocessOptions(width=57, height=43, dtype="float16", letterbox=True, pad_value=7)
-    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped) as pre:
+    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped,
+                         pix_per_thread=ppt) as pre:
         fn = fake_gpu.fns[-1]
         # uniform batch of host frames: copied into slots, one launch on the uniform path
         frames = [frame(rng, 119, 157, "BGR") for _ in range(3)]
@@ -356,6 +364,8 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
             pre.preprocess(frame(rng, 121, 161, "BGR"))
         with pytest.raises(Exception, match="shape"):
             pre.preprocess(big, out=DeviceArray(o.output_shape(2), np.float16))
+    with pytest.raises(Exception, match="pix_per_thread"):
+        GpuPreprocessor(o, pix_per_thread=3)
 
 
 def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):

@@ -49,6 +49,14 @@ KERNEL_ARG_FORMAT = "P64sqPii" + "f" * 9
 # once per plan for _launch_kernel: 132 bytes.
 _KERNEL_ARGS = struct.Struct("@" + KERNEL_ARG_FORMAT)
 BLOCK = (32, 8, 1)
+PIX_PER_THREAD = (1, 2, 4)     # kernel variants: output pixels per thread along x
+
+
+def launch_grid(options, n, pix_per_thread=1):
+    """The kernel's grid for ``n`` frames: blocks of BLOCK threads, each thread
+    ``pix_per_thread`` pixels of a row."""
+    bx = BLOCK[0] * pix_per_thread
+    return ((options.width + bx - 1) // bx, (options.height + BLOCK[1] - 1) // BLOCK[1], int(n))
 _ZERO_DESC = bytes(FRAME_DESC_DTYPE.itemsize)
 
 
@@ -329,10 +337,11 @@ class GpuPreprocessor(object):
 
     ``mapped=True`` (Jetson): the staging buffers are mapped into the device and the kernel
     reads them in place, no copy; from CUDA's documentation for integrated GPUs, unmeasured here.
+    ``pix_per_thread`` (1, 2, 4): output pixels per kernel thread, a tuning knob (same result).
     """
 
     def __init__(self, options, max_batch=1, max_frame_shape=(1080, 1920, 3), mapped=False,
-                 context=None, table_ring=4):
+                 context=None, table_ring=4, pix_per_thread=1):
         if not isinstance(options, PreprocessOptions):
             raise InputError("options must be a PreprocessOptions, got %s" % type(options).__name__)
         self.options = options
@@ -348,6 +357,10 @@ class GpuPreprocessor(object):
         self.max_frame_shape = mfs
         self.mapped = bool(mapped)
         self.context = context
+        if pix_per_thread not in PIX_PER_THREAD:
+            raise InputError("pix_per_thread must be one of %s (a kernel tuning knob), got %r"
+                             % (PIX_PER_THREAD, pix_per_thread))
+        self.pix_per_thread = int(pix_per_thread)
         self._slot_bytes = mfs[0] * mfs[1] * mfs[2]
         self._closed = True
         self._lock = threading.Lock()
@@ -382,8 +395,11 @@ class GpuPreprocessor(object):
         drv = cuda.driver()
         self._drv = drv
         o = self.options
-        self._fn = kernel_loader.get_function("preprocess.cu", "preprocess_u8",
-                                              o.kernel_defines(), KERNEL_ARG_FORMAT)
+        defines = o.kernel_defines()
+        if self.pix_per_thread != 1:
+            defines["PIX_PER_THREAD"] = self.pix_per_thread
+        self._fn = kernel_loader.get_function("preprocess.cu", "preprocess_u8", defines,
+                                              KERNEL_ARG_FORMAT)
         # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every
         # call; the plans pack them once and launch directly (older pycuda: prepared call)
         self._launch = getattr(self._fn, "_launch_kernel", None)
@@ -411,7 +427,7 @@ class GpuPreprocessor(object):
         self._last_event = None
         self._geom_cache = {}
         self._plans = {}
-        self._grid = ((o.width + BLOCK[0] - 1) // BLOCK[0], (o.height + BLOCK[1] - 1) // BLOCK[1])
+        self._grid = launch_grid(o, 1, self.pix_per_thread)[:2]
         self._norm_args = tuple(float(v) for v in kernel_norm_args(o))
         self._tail_args = (o.width, o.height) + self._norm_args
         self._out_dtype = o.np_dtype

@@ -101,6 +101,7 @@ def run(sources, backend, sink=None, options=None, labels=None, device=None):
     from ..sinks import NullSink
     from ..stats import RunStats, Stopwatch
     from . import async_, multi, pipelined, sync
+    from .base import RunClock
     options = (options or PipelineOptions()).validate()
     srcs = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     if not srcs:
@@ -118,13 +119,18 @@ def run(sources, backend, sink=None, options=None, labels=None, device=None):
     fn = {"sync": sync.run, "gpu": sync.run, "async": async_.run,
           "pipelined": pipelined.run, "multi": multi.run}[options.mode]
     stats.notes.extend(getattr(layer, "notes", ()) or ())
+    clock = RunClock()
     try:
         with Stopwatch() as sw:
             try:
-                fn(srcs, layer, sink, options, stats)
+                fn(srcs, layer, sink, options, stats, clock=clock)
             except KeyboardInterrupt:
                 stats.notes.append("interrupted (Ctrl-C): results up to then")
-        stats.wall_s, stats.cpu_s = sw.wall_s, sw.cpu_s
+        spans = clock.spans()
+        stats.wall_s, stats.cpu_s = spans if spans is not None else (sw.wall_s, sw.cpu_s)
+        if spans is not None:
+            stats.notes.append("wall and CPU time count from the end of the run's setup "
+                               "(slots, buffers, execution contexts) to its last result")
     finally:
         if device is None:
             layer.close()

@@ -6,16 +6,14 @@ The hand-over holds one result. Live source: a newer result replaces one the con
 not taken yet (newest wins; the replaced one is counted as dropped). File source: the
 producer waits until the consumer took the previous result, so every frame is shown.
 """
-import threading
-
-from .base import Delivery, Dropped, Result, close_all, frame_pool, start_capture
+from .base import Delivery, Dropped, Result, RunClock, close_all, frame_pool, start_capture
 from .stages import Closed, Crew
 
 
-def run(sources, layer, sink, options, stats):
+def run(sources, layer, sink, options, stats, clock=None):
+    clock = clock or RunClock()
     source = sources[0]
     crew = Crew()
-    lock = threading.Lock()
     handoff = crew.channel(1, drop_oldest=bool(source.live))
     dropped = Dropped()
     pool = None
@@ -29,6 +27,7 @@ def run(sources, layer, sink, options, stats):
             try:
                 with layer.activate():
                     slot = layer.make_slot()
+                    clock.start()
                     try:
                         while True:
                             frame = capture.read(crew.stop)
@@ -60,6 +59,7 @@ def run(sources, layer, sink, options, stats):
             deliver.timings(r.timings)
             deliver(r.frames[0], r.detections[0])
     finally:
+        clock.stop()
         crew.halt()
         alive = crew.join()
         stats.dropped += dropped.n

@@ -70,6 +70,29 @@ class BudgetedCapture(Capture):
         return f
 
 
+class RunClock(object):
+    """Wall and CPU clocks of the part of a run in which frames flow: ``start()`` once a mode's
+    slots and buffers are made, ``stop()`` before they are freed. A run's wall and CPU time
+    count only this part: making slots may capture CUDA graphs (every run makes its own, so
+    the bench's warm-up run does not absorb it), and that is setup, not frames."""
+
+    def __init__(self):
+        self.started = self.stopped = None
+
+    def start(self):
+        self.started = (time.perf_counter(), time.process_time())
+
+    def stop(self):
+        if self.started is not None and self.stopped is None:
+            self.stopped = (time.perf_counter(), time.process_time())
+
+    def spans(self):
+        """(wall s, CPU s) between start and stop, or None if it never started."""
+        if self.started is None or self.stopped is None:
+            return None
+        return (self.stopped[0] - self.started[0], self.stopped[1] - self.started[1])
+
+
 def start_capture(source, stats, options, pool, lock, budget=None, deadline=None):
     budget = budget if budget is not None else Budget(options.max_frames)
     if deadline is None and options.duration_s is not None:
@@ -161,5 +184,5 @@ def close_all(layer, things):
         raise err
 
 
-__all__ = ["Result", "Budget", "Dropped", "start_capture", "frame_pool", "SourceBuffers",
+__all__ = ["Result", "Budget", "Dropped", "RunClock", "start_capture", "frame_pool", "SourceBuffers",
            "Delivery", "close_all", "record"]

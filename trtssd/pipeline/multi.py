@@ -13,12 +13,13 @@ reach the sink per source in that source's frame order. The run ends when every 
 """
 import time
 
-from .base import Budget, Delivery, Dropped, frame_pool, start_capture
+from .base import Budget, Delivery, Dropped, RunClock, frame_pool, start_capture
 from .pipelined import finish, run_slots
 from .stages import Closed, Crew, Timeout, discard
 
 
-def run(sources, layer, sink, options, stats):
+def run(sources, layer, sink, options, stats, clock=None):
+    clock = clock or RunClock()
     crew = Crew()
     depth = int(options.depth)
     chans = [crew.channel(1 if s.live else depth, drop_oldest=bool(s.live)) for s in sources]
@@ -81,9 +82,11 @@ def run(sources, layer, sink, options, stats):
                     return frames
             return []
 
+        clock.start()
         for k, s in enumerate(sources):
             crew.spawn("capture-%d" % k, capture_main, s, pools[k], chans[k])
         run_slots(crew, layer, slots, take_batch, deliver)
     finally:
+        clock.stop()
         finish(crew, stats, dropped, layer, slots + pools)
     crew.reraise()

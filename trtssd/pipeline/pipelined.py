@@ -21,7 +21,8 @@ rounds over several sources).
 """
 import threading
 
-from .base import Delivery, Dropped, Result, close_all, frame_pool, start_capture
+from .base import (Delivery, Dropped, Result, RunClock, close_all, frame_pool,
+                   start_capture)
 from .stages import Closed, Crew, Timeout, discard
 
 
@@ -107,7 +108,8 @@ def finish(crew, stats, dropped, layer, things):
         close_all(layer, things)
 
 
-def run(sources, layer, sink, options, stats):
+def run(sources, layer, sink, options, stats, clock=None):
+    clock = clock or RunClock()
     source = sources[0]
     depth, batch = int(options.depth), int(options.batch)
     live = bool(source.live)
@@ -156,8 +158,10 @@ def run(sources, layer, sink, options, stats):
                     break
             return frames
 
+        clock.start()
         crew.spawn("capture", capture_main)
         run_slots(crew, layer, slots, take_batch, deliver)
     finally:
+        clock.stop()
         finish(crew, stats, dropped, layer, slots + [pool])
     crew.reraise()

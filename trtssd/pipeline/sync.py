@@ -3,7 +3,7 @@ trt_ssd.py). Which device work runs is the device layer's business: CPU preproce
 ``sync``, GPU preprocessing and postprocessing for ``gpu``."""
 import threading
 
-from .base import Delivery, close_all, frame_pool, start_capture
+from .base import Delivery, RunClock, close_all, frame_pool, start_capture
 from .stages import FramePool
 
 
@@ -16,7 +16,8 @@ def _slot_pool(layer, slot, source):
     return None if buf is None else FramePool(layer, (h, w, 3), 1, buffers=[buf])
 
 
-def run(sources, layer, sink, options, stats):
+def run(sources, layer, sink, options, stats, clock=None):
+    clock = clock or RunClock()
     source = sources[0]
     stop = threading.Event()
     slot = pool = None
@@ -29,6 +30,7 @@ def run(sources, layer, sink, options, stats):
                     or _slot_pool(layer, slot, source) or frame_pool(layer, source, 1, stop))
             capture = start_capture(source, stats, options, pool, None)
             deliver = Delivery(sink, stats, options)
+            clock.start()
             while True:
                 frame = capture.read(stop)
                 if frame is None:
@@ -42,4 +44,5 @@ def run(sources, layer, sink, options, stats):
                 deliver.timings(timings)
                 deliver(frame, dets[0])
     finally:
+        clock.stop()
         close_all(layer, [slot, pool])

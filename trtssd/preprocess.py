@@ -449,7 +449,12 @@ class GpuPreprocessor(object):
             for arr in (self._staging, self._table_host):
                 arr.close()
             self._out_views.clear()
+            # drop every event reference here, inside the context: pycuda frees an event
+            # when its last reference goes, and that must not happen in another thread
             self._events = []
+            self._last_event = None
+            self._slot_event = [None] * len(self._slot_event)
+            self._plans.clear()
 
     def __enter__(self):
         return self

@@ -75,7 +75,10 @@ def main(argv=None):
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--precision", nargs="+", default=["fp32", "fp16"])
     p.add_argument("--mode", nargs="+", default=["graph", "eager"], choices=("graph", "eager"))
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", dest="channels_last", action="store_true", default=None,
+                   help="NHWC activations (the backend's default on CUDA)")
+    p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
+                   help="NCHW activations")
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
@@ -123,11 +126,11 @@ def main(argv=None):
             for batch in a.batch:
                 r = _bench_one(torch, be, batch, a.warmup_s, a.reps)
                 r.update(precision=precision, mode=mode, device=a.device,
-                         channels_last=a.channels_last)
+                         channels_last=be.channels_last)
                 rows.append(r)
-                print("%-5s %-5s batch %3d: %8.3f ms median (p10 %.3f, p90 %.3f)  %9.0f img/s"
-                      % (precision, mode, batch, r["median_ms"], r["p10_ms"], r["p90_ms"],
-                         r["images_per_s"]))
+                print("%-5s %-5s %-4s batch %3d: %8.3f ms median (p10 %.3f, p90 %.3f)  %9.0f img/s"
+                      % (precision, mode, "NHWC" if be.channels_last else "NCHW", batch,
+                         r["median_ms"], r["p10_ms"], r["p90_ms"], r["images_per_s"]))
             be.close()
     if a.json:
         meta = {"model": os.path.basename(str(model)), "synthetic": spec.synthetic,

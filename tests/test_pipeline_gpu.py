@@ -108,8 +108,11 @@ def test_every_mode_same_detections(video, torch_backends):
 
     st, got = run_mode(video, b1, "async")
     assert st.frames == len(SEQUENCE) and st.dropped == 0
-    for g, r in zip(got, ref):            # the same code as sync: equal to float rounding
-        assert np.array_equal(g[4], r[4]) and np.allclose(g[2], r[2], atol=1e-3)
+    # the same code as sync, but its own execution context and CUDA graph, for which cuDNN
+    # may pick other convolution algorithms (TF32 sums in another order): boxes agreed to
+    # 0.02 px on the H100 (2026-11-27); a wrong frame or geometry moves them by pixels
+    for g, r in zip(got, ref):
+        assert np.array_equal(g[4], r[4]) and np.allclose(g[2], r[2], atol=0.1)
 
     for mode, depth in (("gpu", 1), ("pipelined", 2), ("pipelined", 3)):
         st, got = run_mode(video, b1, mode, depth)

@@ -156,7 +156,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, onnx_path, device="cuda", precision="fp32", max_batch=1, cuda_graph=True,
-                 channels_last=False, cudnn_benchmark=True):
+                 channels_last=None, cudnn_benchmark=True):
         torch = _import_torch()
         try:
             import onnx
@@ -185,7 +185,10 @@ class TorchBackend(Backend):
         self.precision = precision
         self.max_batch = int(max_batch)
         self.cuda_graph = bool(cuda_graph) and device == "cuda"
-        self.channels_last = bool(channels_last)
+        # channels_last (NHWC activations) by default on CUDA: on the H100 (2026-11-27) the
+        # CUDA-graph replay at batch 1 went from 0.581 to 0.514 ms (fp32) and 0.580 to 0.508 ms
+        # (fp16), batch 8 fp16 from 7,697 to 9,885 img/s (benchmarks/RESULTS.md)
+        self.channels_last = (device == "cuda") if channels_last is None else bool(channels_last)
         self.tdtype = torch.float16 if precision == "fp16" else torch.float32
         self.input_dtype = np.dtype(np.float16 if precision == "fp16" else np.float32)
         if device == "cuda" and cudnn_benchmark:

@@ -6,6 +6,8 @@ The hand-over holds one result. Live source: a newer result replaces one the con
 not taken yet (newest wins; the replaced one is counted as dropped). File source: the
 producer waits until the consumer took the previous result, so every frame is shown.
 """
+import time
+
 from .base import Delivery, Dropped, Result, RunClock, close_all, frame_pool, start_capture
 from .stages import Closed, Crew
 
@@ -28,6 +30,10 @@ def run(sources, layer, sink, options, stats, clock=None):
                 with layer.activate():
                     slot = layer.make_slot()
                     clock.start()
+                    if options.duration_s is not None:
+                        # the duration counts from here, like the wall time: making the
+                        # slot (a CUDA-graph capture) is setup
+                        capture.deadline = time.perf_counter() + float(options.duration_s)
                     try:
                         while True:
                             frame = capture.read(crew.stop)

@@ -25,8 +25,7 @@ def run(sources, layer, sink, options, stats, clock=None):
     chans = [crew.channel(1 if s.live else depth, drop_oldest=bool(s.live)) for s in sources]
     dropped = Dropped()
     budget = Budget(options.max_frames)
-    deadline = (time.perf_counter() + float(options.duration_s)
-                if options.duration_s is not None else None)
+    deadline = None
     pools = []
     slots = []
     timeout = float(options.source_timeout_ms) / 1e3
@@ -83,6 +82,10 @@ def run(sources, layer, sink, options, stats, clock=None):
             return []
 
         clock.start()
+        # the duration counts from here, like the run's wall time: making the slots above
+        # (graph captures) is setup
+        if options.duration_s is not None:
+            deadline = time.perf_counter() + float(options.duration_s)
         for k, s in enumerate(sources):
             crew.spawn("capture-%d" % k, capture_main, s, pools[k], chans[k])
         run_slots(crew, layer, slots, take_batch, deliver)

@@ -13,6 +13,10 @@
 //   NEAREST                    1: nearest neighbour (OpenCV INTER_NEAREST), 0: bilinear
 //   PIX_PER_THREAD             output pixels per thread, along x, blockDim.x apart (default 1;
 //                              the host's grid is ceil(out_w / (blockDim.x * PIX_PER_THREAD)))
+//   WIDE_LOADS                 1: the bilinear path for 3- and 4-channel input reads a pixel
+//                              pair's bytes of a row with 32-bit loads of the aligned words
+//                              holding them (see row_pair) instead of byte loads; same result
+//                              bit for bit. No effect on nearest or grey input. Default 0.
 //
 // Batches: blockIdx.z is the frame. Frames of one size are described once by `frame`, frame z
 // starting at frame.src + z * frame_stride; frames of different sizes by a table in device
@@ -22,6 +26,8 @@
 // trtssd-variants: {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 0} | {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 1}
 // trtssd-variants: {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 1}
 // trtssd-variants: {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0, "PIX_PER_THREAD": 2} | {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 1, "PIX_PER_THREAD": 4}
+// trtssd-variants: {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0, "WIDE_LOADS": 1} | {"IN_CH": 4, "OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 3, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 0, "WIDE_LOADS": 1, "PIX_PER_THREAD": 2}
+// trtssd-variants: {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0, "WIDE_LOADS": 1} | {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 1, "WIDE_LOADS": 1}
 #include <cuda_fp16.h>
 
 #ifndef IN_CH
@@ -49,6 +55,10 @@
 #define PIX_PER_THREAD 1
 #endif
 
+#ifndef WIDE_LOADS
+#define WIDE_LOADS 0
+#endif
+
 #if PIX_PER_THREAD < 1
 #error "PIX_PER_THREAD must be >= 1"
 #endif
@@ -57,6 +67,21 @@
 #endif
 #if OUT_C0_SRC >= IN_CH || OUT_C1_SRC >= IN_CH || OUT_C2_SRC >= IN_CH
 #error "an OUT_Cn_SRC channel index is not below IN_CH"
+#endif
+
+// Wide loads apply to the bilinear path of 3- and 4-channel input only.
+#if WIDE_LOADS && IN_CH > 1 && !NEAREST
+#define PP_WIDE 1
+#else
+#define PP_WIDE 0
+#endif
+// The highest input channel an output channel reads.
+#if OUT_C0_SRC >= OUT_C1_SRC && OUT_C0_SRC >= OUT_C2_SRC
+#define PP_MAX_SRC OUT_C0_SRC
+#elif OUT_C1_SRC >= OUT_C2_SRC
+#define PP_MAX_SRC OUT_C1_SRC
+#else
+#define PP_MAX_SRC OUT_C2_SRC
 #endif
 
 #if OUT_HALF
@@ -93,17 +118,107 @@ __device__ __forceinline__ void linear_coord(int dst, float scale, int size, int
     i1 = min(i + 1, size - 1);
 }
 
-// Bilinear blend of the four neighbours p00 (top left), p01, p10, p11, in float.
-__device__ __forceinline__ float bilerp(const unsigned char* p00, const unsigned char* p01,
-                                        const unsigned char* p10, const unsigned char* p11,
-                                        float ax, float ay)
+// Bilinear blend of the four neighbours a (top left), b (top right), c, e (bottom), in float.
+// Both load paths blend through this one expression, so they give the same bits.
+__device__ __forceinline__ float blend(float a, float b, float c, float e, float ax, float ay)
 {
-    const float a = (float)__ldg(p00), b = (float)__ldg(p01);
-    const float c = (float)__ldg(p10), e = (float)__ldg(p11);
     const float top = a + ax * (b - a);
     const float bot = c + ax * (e - c);
     return top + ay * (bot - top);
 }
+
+// The same from the four neighbours' bytes p00 (top left), p01, p10, p11.
+__device__ __forceinline__ float bilerp(const unsigned char* p00, const unsigned char* p01,
+                                        const unsigned char* p10, const unsigned char* p11,
+                                        float ax, float ay)
+{
+    return blend((float)__ldg(p00), (float)__ldg(p01), (float)__ldg(p10), (float)__ldg(p11),
+                 ax, ay);
+}
+
+#if PP_WIDE
+#ifdef TRTSSD_CPU_SHIM
+// CPU shim only (tests/test_preprocess_kernel_cpu.py): the byte range [lo, hi) row_pair may
+// read, set by the test to the frame's first and one past its last byte, the number of reads
+// that left it, and the word and byte loads made, so a test can tell that nothing outside the
+// frame was read and which path ran.
+extern "C" {
+unsigned long long trtssd_pp_lo = 0, trtssd_pp_hi = ~0ull, trtssd_pp_outside = 0;
+unsigned long long trtssd_pp_words = 0, trtssd_pp_bytes = 0;
+}
+static inline void trtssd_pp_read(const unsigned char* a, unsigned long long n,
+                                  unsigned long long& counter)
+{
+    const unsigned long long u = (unsigned long long)(size_t)a;
+    if (u < trtssd_pp_lo || u + n > trtssd_pp_hi) ++trtssd_pp_outside;
+    ++counter;
+}
+#endif
+
+// One aligned 32-bit word of frame memory (read-only path).
+__device__ __forceinline__ unsigned int load_word(const unsigned char* a)
+{
+#ifdef TRTSSD_CPU_SHIM
+    trtssd_pp_read(a, 4, trtssd_pp_words);
+    unsigned int w;                      // the shim's C++: no type punning through a cast
+    std::memcpy(&w, a, 4);
+    return w;
+#else
+    return __ldg((const unsigned int*)a);
+#endif
+}
+
+// One byte of frame memory, as a float (row_pair's fallback).
+__device__ __forceinline__ float load_byte(const unsigned char* a)
+{
+#ifdef TRTSSD_CPU_SHIM
+    trtssd_pp_read(a, 1, trtssd_pp_bytes);
+#endif
+    return (float)__ldg(a);
+}
+
+// Channel bytes OUT_C0_SRC..OUT_C2_SRC of the pixels at p and p + dx * IN_CH (dx 0 or 1) of
+// one row, as floats: va* of the first pixel, vb* of the second. The bytes [p, p + need) are
+// read with 32-bit loads of the 1-3 aligned words that hold them, and shifted into one 64-bit
+// little-endian window whose byte k is p[k]. Those words may hold bytes outside [p, p + need);
+// they are used only when they lie within the row's pixel bytes [row, row_end), else (a row
+// start that is not 4-byte aligned, the frame's last bytes, frames 1 or 2 pixels wide) the
+// bytes are read one by one: nothing outside the frame is ever read.
+__device__ __forceinline__ void row_pair(const unsigned char* row, const unsigned char* row_end,
+                                         long long c, int dx,
+                                         float& va0, float& va1, float& va2,
+                                         float& vb0, float& vb1, float& vb2)
+{
+    const unsigned char* p = row + c;
+    const int sb = dx * IN_CH;                                  // second pixel's byte offset
+    const int need = sb + PP_MAX_SRC + 1;                       // 1..8 bytes from p
+    const unsigned int s = (unsigned int)((size_t)p & 3u);      // p's byte within its word
+    const int nw = ((int)s + need + 3) >> 2;                    // words holding them, 1..3
+    const size_t a = (size_t)p - s;
+    if (a >= (size_t)row && a + 4u * (size_t)nw <= (size_t)row_end) {
+        const unsigned char* q = p - s;
+        const unsigned int w0 = load_word(q);
+        const unsigned int w1 = nw > 1 ? load_word(q + 4) : 0u;
+        const unsigned int w2 = nw > 2 ? load_word(q + 8) : 0u;
+        unsigned long long w = (((unsigned long long)w1 << 32) | w0) >> (8u * s);
+        if (s != 0u) w |= (unsigned long long)w2 << (64u - 8u * s);
+        const unsigned int shb = 8u * (unsigned int)sb;
+        va0 = (float)(unsigned int)((w >> (8 * OUT_C0_SRC)) & 0xffu);
+        va1 = (float)(unsigned int)((w >> (8 * OUT_C1_SRC)) & 0xffu);
+        va2 = (float)(unsigned int)((w >> (8 * OUT_C2_SRC)) & 0xffu);
+        vb0 = (float)(unsigned int)((w >> (shb + 8 * OUT_C0_SRC)) & 0xffu);
+        vb1 = (float)(unsigned int)((w >> (shb + 8 * OUT_C1_SRC)) & 0xffu);
+        vb2 = (float)(unsigned int)((w >> (shb + 8 * OUT_C2_SRC)) & 0xffu);
+    } else {
+        va0 = load_byte(p + OUT_C0_SRC);
+        va1 = load_byte(p + OUT_C1_SRC);
+        va2 = load_byte(p + OUT_C2_SRC);
+        vb0 = load_byte(p + sb + OUT_C0_SRC);
+        vb1 = load_byte(p + sb + OUT_C1_SRC);
+        vb2 = load_byte(p + sb + OUT_C2_SRC);
+    }
+}
+#endif
 
 extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
     const FrameDesc* __restrict__ table, const FrameDesc frame, const long long frame_stride,
@@ -139,6 +254,9 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
     if (row_in) linear_coord(iy, d.sy, d.in_h, y0, y1, ay);
     const unsigned char* r0 = base + (long long)y0 * d.pitch;
     const unsigned char* r1 = base + (long long)y1 * d.pitch;
+#if PP_WIDE
+    const long long row_bytes = (long long)d.in_w * IN_CH;      // a row's pixel bytes
+#endif
 #endif
     const long long plane = (long long)out_w * out_h;
     out_t* o = out + (long long)z * 3 * plane;
@@ -164,6 +282,14 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
             int xa, xb;
             float ax;
             linear_coord(ix, d.sx, d.in_w, xa, xb, ax);
+#if PP_WIDE
+            float a0, a1, a2, b0, b1, b2, c0v, c1v, c2v, e0, e1, e2;
+            row_pair(r0, r0 + row_bytes, (long long)xa * IN_CH, xb - xa, a0, a1, a2, b0, b1, b2);
+            row_pair(r1, r1 + row_bytes, (long long)xa * IN_CH, xb - xa, c0v, c1v, c2v, e0, e1, e2);
+            v0 = blend(a0, b0, c0v, e0, ax, ay);
+            v1 = blend(a1, b1, c1v, e1, ax, ay);
+            v2 = blend(a2, b2, c2v, e2, ax, ay);
+#else
             const long long c0 = (long long)xa * IN_CH, c1 = (long long)xb * IN_CH;
             v0 = bilerp(r0 + c0 + OUT_C0_SRC, r0 + c1 + OUT_C0_SRC, r1 + c0 + OUT_C0_SRC,
                         r1 + c1 + OUT_C0_SRC, ax, ay);
@@ -176,7 +302,8 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
             v2 = bilerp(r0 + c0 + OUT_C2_SRC, r0 + c1 + OUT_C2_SRC, r1 + c0 + OUT_C2_SRC,
                         r1 + c1 + OUT_C2_SRC, ax, ay);
 #endif
-#endif
+#endif  // PP_WIDE
+#endif  // NEAREST
             v0 = (v0 - mean0) * scale0;
             v1 = (v1 - mean1) * scale1;
             v2 = (v2 - mean2) * scale2;

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from kernel_shim import compile_cpu_module
+from trtssd.errors import InputError
 from trtssd.preprocess import (BLOCK, FRAME_DESC_DTYPE, INPUT_FORMATS, FrameGeometry,
                                PreprocessOptions, cpu_preprocess, fill_frame_desc,
                                kernel_norm_args, launch_grid)
@@ -32,15 +33,21 @@ def tolerance(o):
     return atol, rtol
 
 
-def run_kernel(frames, o, force_table=False, uniform_stride=None, ppt=1):
-    """Launch preprocess_u8 on the shim. ``frames``: list of HWC/HW uint8 host arrays (any
-    strides with packed pixels). Uniform path when all share shape and pitch and sit at a
-    constant stride (``uniform_stride`` bytes apart), else the descriptor table. ``ppt``:
-    the PIX_PER_THREAD variant, with its grid."""
+def kernel_module(o, ppt=1, wide=False):
     defines = o.kernel_defines()
     if ppt != 1:
         defines["PIX_PER_THREAD"] = ppt
-    mod = compile_cpu_module("preprocess.cu", defines)
+    if wide:
+        defines["WIDE_LOADS"] = 1
+    return compile_cpu_module("preprocess.cu", defines)
+
+
+def run_kernel(frames, o, force_table=False, uniform_stride=None, ppt=1, wide=False):
+    """Launch preprocess_u8 on the shim. ``frames``: list of HWC/HW uint8 host arrays (any
+    strides with packed pixels). Uniform path when all share shape and pitch and sit at a
+    constant stride (``uniform_stride`` bytes apart), else the descriptor table. ``ppt``:
+    the PIX_PER_THREAD variant, with its grid; ``wide``: the WIDE_LOADS variant."""
+    mod = kernel_module(o, ppt, wide)
     n = len(frames)
     total = int(np.prod(o.output_shape(n)))
     flat = np.full(total + 2 * GUARD, np.nan, o.np_dtype)
@@ -86,10 +93,11 @@ ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NC
                              ["linear", "nearest"]))
 
 
-@pytest.mark.parametrize("ppt", [1, 2, 4])
+@pytest.mark.parametrize("ppt,wide", [(1, False), (2, False), (4, False), (1, True), (4, True)])
 @pytest.mark.parametrize("fmt,dtype,layout,interp", ALL)
-def test_every_variant(fmt, dtype, layout, interp, ppt):
-    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s%d" % (fmt, dtype, layout, interp, ppt)).encode()))
+def test_every_variant(fmt, dtype, layout, interp, ppt, wide):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s%d%s" % (
+        fmt, dtype, layout, interp, ppt, "w" if wide else "")).encode()))
     for order in ("RGB", "BGR"):
         o = PreprocessOptions(width=int(rng.integers(40, 130)), height=int(rng.integers(40, 130)),
                               dtype=dtype, layout=layout, interpolation=interp, input_format=fmt,
@@ -97,7 +105,7 @@ def test_every_variant(fmt, dtype, layout, interp, ppt):
                               scale=tuple(rng.uniform(-0.03, 0.03, 3)))
         f = frame(rng, int(rng.integers(1, 300)), int(rng.integers(1, 300)), fmt,
                   gray2d=rng.random() < 0.5)
-        check([f], o, ppt=ppt)
+        check([f], o, ppt=ppt, wide=wide)
 
 
 @pytest.mark.parametrize("interp", ["linear", "nearest"])
@@ -146,6 +154,155 @@ def test_quantised_ssd_normalisation():
     rng = np.random.default_rng(13)
     o = PreprocessOptions(mean=128, scale=1 / 128)
     check([frame(rng, 480, 640, "BGR")], o)
+
+
+# --------------------------------------------------------------------------------------------
+# WIDE_LOADS=1: the bilinear path of 3- and 4-channel input reads pixel pairs with 32-bit loads
+# of aligned words. It must give the byte variant's result bit for bit (same float arithmetic on
+# the same bytes), take the word path where it can, and never read a byte outside the frame:
+# frames here end exactly at the end of their numpy buffer and start at every byte alignment,
+# and the shim build of the kernel counts every row_pair read outside [first byte, last byte].
+
+def tight_frame(rng, h, w, c, pad=0, offset=0):
+    """An [h, w, c] uint8 frame with row pitch w * c + pad whose first byte is ``offset`` bytes
+    into its buffer and whose last byte is the buffer's last byte (its end is the allocation's
+    end). Returns (frame, first byte address, one past the last byte)."""
+    pitch = w * c + pad
+    buf = rng.integers(0, 256, offset + (h - 1) * pitch + w * c, dtype=np.uint8)
+    f = np.ndarray((h, w, c), np.uint8, buffer=buf, offset=offset, strides=(pitch, c, 1))
+    base = buf.__array_interface__["data"][0]
+    assert f.__array_interface__["data"][0] == base + offset
+    return f, base + offset, base + buf.nbytes
+
+
+def _shim_var(mod, name):
+    import ctypes
+    return ctypes.c_ulonglong.in_dll(mod.lib, name)
+
+
+def run_wide_bounded(f, lo, hi, o, ppt=1):
+    """WIDE_LOADS=1 on ``f``, with the shim counting row_pair's reads outside [lo, hi).
+    Returns (output, words loaded, bytes loaded)."""
+    mod = kernel_module(o, ppt, wide=True)
+    _shim_var(mod, "trtssd_pp_lo").value = lo
+    _shim_var(mod, "trtssd_pp_hi").value = hi
+    for v in ("trtssd_pp_outside", "trtssd_pp_words", "trtssd_pp_bytes"):
+        _shim_var(mod, v).value = 0
+    try:
+        got, _ = run_kernel([f], o, ppt=ppt, wide=True)
+        outside = _shim_var(mod, "trtssd_pp_outside").value
+        words = _shim_var(mod, "trtssd_pp_words").value
+        nbytes = _shim_var(mod, "trtssd_pp_bytes").value
+    finally:
+        _shim_var(mod, "trtssd_pp_lo").value = 0
+        _shim_var(mod, "trtssd_pp_hi").value = (1 << 64) - 1
+    assert outside == 0, "%d reads outside the frame %s (pitch %d)" % (outside, f.shape, f.strides[0])
+    return got, words, nbytes
+
+
+def check_wide_same_as_bytes(f, o, lo, hi, ppt=1):
+    got, words, nbytes = run_wide_bounded(f, lo, hi, o, ppt)
+    ref, _ = run_kernel([f], o, ppt=ppt)
+    assert got.tobytes() == ref.tobytes(), "wide loads differ from byte loads: %s %s pitch %d" % (
+        o, f.shape, f.strides[0])
+    cref, _ = cpu_preprocess([f], o)
+    atol, rtol = tolerance(o)
+    np.testing.assert_allclose(got.astype(np.float32), cref.astype(np.float32), atol=atol,
+                               rtol=rtol, err_msg=str(o))
+    return words, nbytes
+
+
+@pytest.mark.parametrize("fmt", ["BGR", "RGB", "BGRA", "RGBA"])
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (1, 2), (2, 2), (5, 2), (3, 3), (1, 7),
+                                  (97, 131), (45, 67), (13, 301)])
+def test_wide_loads_edges_pitches_alignments(fmt, size):
+    h, w = size
+    c = INPUT_FORMATS[fmt][0]
+    rng = np.random.default_rng(zlib.crc32(("%s%d_%d" % (fmt, h, w)).encode()))
+    total_words = 0
+    for k, (pad, offset) in enumerate([(0, 0), (1, 1), (2, 3), (3, 2), (5, 0), (0, 1), (0, 2),
+                                       (0, 3), (7, 1)]):
+        o = PreprocessOptions(width=int(rng.integers(20, 70)), height=int(rng.integers(10, 40)),
+                              input_format=fmt, dtype=("float32", "float16")[k % 2],
+                              layout=("NCHW", "NHWC")[k % 3 == 0], letterbox=k % 4 == 3,
+                              pad_value=5, mean=tuple(rng.uniform(0, 255, 3)),
+                              scale=tuple(rng.uniform(-0.03, 0.03, 3)))
+        f, lo, hi = tight_frame(rng, h, w, c, pad, offset)
+        words, nbytes = check_wide_same_as_bytes(f, o, lo, hi, ppt=(1, 2, 4)[k % 3])
+        total_words += words
+        if w == 1 and c == 3:
+            # one 3-byte pixel a row: any word holding it runs past the row
+            assert words == 0 and nbytes > 0
+    if w >= 3:
+        assert total_words > 0, "the word path never ran"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 2, 3])
+def test_wide_loads_large_frame_ends_at_buffer_end(offset):
+    # 1080p-like downscale (the benchmark's case) and an odd-sized one, the last row ending at
+    # the buffer's end; the word path must carry nearly all the reads
+    rng = np.random.default_rng(100 + offset)
+    o = PreprocessOptions()                                 # 300x300, BGR -> RGB
+    for h, w, pad in ((1080, 1920, 0), (781, 1823, offset)):
+        f, lo, hi = tight_frame(rng, h, w, 3, pad, offset)
+        words, nbytes = check_wide_same_as_bytes(f, o, lo, hi)
+        assert words > 0 and nbytes <= 0.02 * 3 * words, (words, nbytes)
+
+
+def test_wide_loads_crops_at_odd_byte_offsets():
+    # crops of a bigger frame (pitch of the parent, first byte at any alignment), and a batch
+    # of them at a constant stride (uniform path) and through the table
+    rng = np.random.default_rng(101)
+    for c, fmt in ((3, "BGR"), (4, "BGRA")):
+        big = rng.integers(0, 256, (4, 101, 157, c), dtype=np.uint8)
+        o = PreprocessOptions(width=61, height=37, input_format=fmt)
+        for y0, x0 in ((0, 1), (3, 2), (1, 3), (5, 0)):
+            crop = big[0, y0:, x0:]
+            ref, _ = run_kernel([crop], o)
+            got, _ = run_kernel([crop], o, wide=True)
+            assert got.tobytes() == ref.tobytes()
+        crops = [big[k, 2:99, 1:156] for k in range(4)]
+        for kw in (dict(uniform_stride=big.strides[0]), dict(force_table=True)):
+            ref, _ = run_kernel(crops, o, **kw)
+            got, _ = run_kernel(crops, o, wide=True, **kw)
+            assert got.tobytes() == ref.tobytes()
+            check(crops, o, wide=True, **kw)
+
+
+def test_wide_loads_highest_channel_last():
+    # a channel map reading byte 3 of 4 (the last byte of a pixel, so a pair needs all 8
+    # bytes): no PreprocessOptions makes it, the compile-variants line does; bit for bit the
+    # byte variant's, within bounds
+    rng = np.random.default_rng(102)
+    defines = dict(PreprocessOptions(input_format="BGRA").kernel_defines(),
+                   OUT_C0_SRC=3, OUT_C1_SRC=0, OUT_C2_SRC=2)
+    mods = [compile_cpu_module("preprocess.cu", dict(defines, WIDE_LOADS=wl)) for wl in (0, 1)]
+    o = PreprocessOptions(width=41, height=23, input_format="BGRA")
+    norm = [np.float32(v) for v in kernel_norm_args(o)]
+    for pad, offset in ((0, 0), (1, 3), (2, 2), (3, 1)):
+        f, lo, hi = tight_frame(rng, 17, 29, 4, pad, offset)
+        g = FrameGeometry.compute(29, 17, o)
+        desc = np.zeros((), FRAME_DESC_DTYPE)
+        fill_frame_desc(desc, o, g, lo, f.strides[0])
+        outs = []
+        _shim_var(mods[1], "trtssd_pp_lo").value, _shim_var(mods[1], "trtssd_pp_hi").value = lo, hi
+        _shim_var(mods[1], "trtssd_pp_outside").value = 0
+        _shim_var(mods[1], "trtssd_pp_words").value = 0
+        for mod in mods:
+            out = np.full(o.output_shape(1), np.nan, np.float32)
+            mod.launch("preprocess_u8", launch_grid(o, 1), BLOCK, None, desc.tobytes(),
+                       np.int64(0), out, np.int32(o.width), np.int32(o.height), *norm)
+            outs.append(out)
+        assert _shim_var(mods[1], "trtssd_pp_outside").value == 0
+        assert _shim_var(mods[1], "trtssd_pp_words").value > 0
+        _shim_var(mods[1], "trtssd_pp_lo").value = 0
+        _shim_var(mods[1], "trtssd_pp_hi").value = (1 << 64) - 1
+        assert not np.isnan(outs[0]).any() and outs[0].tobytes() == outs[1].tobytes()
+        # the channels the map names: the options read (2, 1, 0) of a BGRA frame, so the frame
+        # with input channels (2, 0, 3) moved to (2, 1, 0) is the CPU path's equivalent
+        ref, _ = cpu_preprocess([np.ascontiguousarray(f[..., [2, 0, 3, 1]])], o)
+        atol, rtol = tolerance(o)
+        np.testing.assert_allclose(outs[1], ref, atol=atol, rtol=rtol)
 
 
 def test_wrong_defines_do_not_compile():
@@ -305,15 +462,25 @@ def _check_host(pre, frames, o, ref_frames=None, out=None, stream=None):
     return res
 
 
-@pytest.mark.parametrize("mapped,ppt", [(False, 1), (True, 1), (False, 4)])
-def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt):
+@pytest.mark.parametrize("mapped,ppt,wide", [(False, 1, False), (True, 1, False), (False, 4, False),
+                                             (False, 1, True), (True, 2, True)])
+def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt, wide):
+    import ctypes
     from trtssd.cuda import DeviceArray
     from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(31)
     o = PreprocessOptions(width=57, height=43, dtype="float16", letterbox=True, pad_value=7)
     with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped,
-                         pix_per_thread=ppt) as pre:
+                         pix_per_thread=ppt, wide_loads=wide) as pre:
         fn = fake_gpu.fns[-1]
+        # the WIDE_LOADS variant was compiled exactly when asked for (its shim build has the
+        # read counters)
+        try:
+            ctypes.c_ulonglong.in_dll(fn.mod.lib, "trtssd_pp_words")
+            has_wide = True
+        except ValueError:
+            has_wide = False
+        assert has_wide == wide and pre.wide_loads == wide
         # uniform batch of host frames: copied into slots, one launch on the uniform path
         frames = [frame(rng, 119, 157, "BGR") for _ in range(3)]
         _check_host(pre, frames, o)
@@ -366,6 +533,8 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt):
             pre.preprocess(big, out=DeviceArray(o.output_shape(2), np.float16))
     with pytest.raises(Exception, match="pix_per_thread"):
         GpuPreprocessor(o, pix_per_thread=3)
+    with pytest.raises(InputError, match="wide_loads"):
+        GpuPreprocessor(o, wide_loads="yes")
 
 
 def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):

@@ -338,10 +338,12 @@ class GpuPreprocessor(object):
     ``mapped=True`` (Jetson): the staging buffers are mapped into the device and the kernel
     reads them in place, no copy; from CUDA's documentation for integrated GPUs, unmeasured here.
     ``pix_per_thread`` (1, 2, 4): output pixels per kernel thread, a tuning knob (same result).
+    ``wide_loads``: the bilinear kernel for 3- and 4-channel frames reads each pixel pair's bytes
+    with 32-bit loads instead of byte loads, a tuning knob (same result, bit for bit).
     """
 
     def __init__(self, options, max_batch=1, max_frame_shape=(1080, 1920, 3), mapped=False,
-                 context=None, table_ring=4, pix_per_thread=1):
+                 context=None, table_ring=4, pix_per_thread=1, wide_loads=False):
         if not isinstance(options, PreprocessOptions):
             raise InputError("options must be a PreprocessOptions, got %s" % type(options).__name__)
         self.options = options
@@ -361,6 +363,10 @@ class GpuPreprocessor(object):
             raise InputError("pix_per_thread must be one of %s (a kernel tuning knob), got %r"
                              % (PIX_PER_THREAD, pix_per_thread))
         self.pix_per_thread = int(pix_per_thread)
+        if wide_loads not in (False, True, 0, 1):
+            raise InputError("wide_loads must be True or False (a kernel tuning knob), got %r"
+                             % (wide_loads,))
+        self.wide_loads = bool(wide_loads)
         self._slot_bytes = mfs[0] * mfs[1] * mfs[2]
         self._closed = True
         self._lock = threading.Lock()
@@ -398,6 +404,8 @@ class GpuPreprocessor(object):
         defines = o.kernel_defines()
         if self.pix_per_thread != 1:
             defines["PIX_PER_THREAD"] = self.pix_per_thread
+        if self.wide_loads:
+            defines["WIDE_LOADS"] = 1
         self._fn = kernel_loader.get_function("preprocess.cu", "preprocess_u8", defines,
                                               KERNEL_ARG_FORMAT)
         # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_postprocess.py [--iters 500] [--batches 1,8] [--json out.json]
                                            [--cases worst,realistic,all] [--cpu-only]
+    python benchmarks/bench_postprocess.py --python-overhead     # CPU only, no GPU
 
 Inputs are shaped like the COCO SSD's outputs (1917 anchors, 91 score columns): sigmoid of
 random logits, low everywhere except some high-scoring anchors per frame. Cases:
@@ -14,7 +15,11 @@ events between the launches then give each kernel's time (with its launch gap) a
 without host latency. "idle" is the interval of events around one enqueue on an idle stream
 (round 1's number: it includes the host's submission time when that is longer); "host" is
 the back-to-back host time per enqueue. Medians and 10th/90th percentiles. NumPy time is
-wall-clock per call. Nothing here runs at import.
+wall-clock per call. Frames with at most 512 candidates (``--fused-max``; 0 turns it off) are
+done entirely by ssd_sort: its column then includes the NMS, mask and scan only exit.
+``--python-overhead``: the Python part of one ``enqueue`` with a no-op
+driver (CPU only; the GPU driver's own launch/copy/record calls come on top). Nothing here
+runs at import.
 """
 import argparse
 import json
@@ -75,7 +80,7 @@ FILLER_BYTES = 256 << 20     # a memset of 256 MiB keeps an H100 busy ~100 us
 CASES = {"worst": (300, None), "realistic": (30, None), "all": (300, 1e-8)}
 
 
-def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3):
+def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3, fused_max=None):
     from trtssd.cuda import DeviceArray, driver
     from trtssd.postprocess import GpuPostprocessor, select_frame
     drv = driver()
@@ -84,7 +89,7 @@ def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3):
     with DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s, \
             DeviceArray((FILLER_BYTES,), np.uint8) as filler, \
             GpuPostprocessor(spec, max_batch=batch, score_threshold=threshold,
-                             max_detections=100) as post:
+                             max_detections=100, fused_max=fused_max) as post:
         e.copy_from_host(enc)
         s.copy_from_host(scores)
         post.enqueue(e, s, batch, stream)
@@ -133,6 +138,113 @@ def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3):
     return out
 
 
+class _NoopFn(object):
+    """A kernel whose launch does nothing (Python-overhead measurement)."""
+    def prepared_async_call(self, *a):
+        pass
+
+    def _launch_kernel(self, grid, block, buf, shared, stream):
+        pass
+
+
+class _NoopDriver(object):
+    """Just enough of pycuda.driver for GpuPostprocessor, every call a no-op."""
+
+    class Event(object):
+        def __init__(self, *a):
+            pass
+
+        def record(self, stream=None):
+            pass
+
+        def synchronize(self):
+            pass
+
+    class Stream(object):
+        handle = 1
+
+    class _Alloc(object):
+        def __init__(self, n):
+            self.buf = np.zeros(max(n, 1), np.uint8)
+
+        def __int__(self):
+            return self.buf.ctypes.data
+
+        def free(self):
+            pass
+
+    def mem_alloc(self, n):
+        return self._Alloc(n)
+
+    def memcpy_htod(self, *a):
+        pass
+
+    def memcpy_htod_async(self, *a):
+        pass
+
+    def memcpy_dtoh_async(self, *a):
+        pass
+
+    def memset_d8(self, *a):
+        pass
+
+    def memset_d8_async(self, *a):
+        pass
+
+
+def python_overhead(reps=20000):
+    """us of Python per GpuPostprocessor.enqueue() with a no-op driver (CPU only): batch 1
+    and 8, buffers given as DeviceArray and as a torch-like __cuda_array_interface__ object,
+    on a stream."""
+    import trtssd.cuda as tcuda
+    import trtssd.kernel_loader as loader
+    from trtssd.postprocess import GpuPostprocessor
+    saved = (tcuda._driver, loader.get_function, tcuda.pinned_empty)
+
+    def pinned_empty(shape, dtype, mapped=False):
+        import ctypes
+        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
+        base = np.ndarray(shape, dtype, buffer=alloc)
+        arr = base.view(tcuda.PinnedArray)
+        arr.owner = tcuda._PinnedOwner(alloc, base.ctypes.data if mapped else None)
+        return arr
+
+    class Iface(object):   # what a torch tensor offers: only the interface
+        def __init__(self, arr):
+            self.__cuda_array_interface__ = dict(arr.__cuda_array_interface__)
+
+    tcuda._driver = _NoopDriver()
+    loader.get_function = lambda *a, **k: _NoopFn()
+    tcuda.pinned_empty = pinned_empty
+    res = {}
+    try:
+        spec = coco_like()
+        stream = _NoopDriver.Stream()
+        for n in (1, 8):
+            post = GpuPostprocessor(spec, max_batch=n, score_threshold=0.3, max_detections=100)
+            e = tcuda.DeviceArray((n, spec.num_anchors, 4), np.float32)
+            s = tcuda.DeviceArray((n, spec.num_anchors, spec.num_classes), np.float32)
+            ie, is_ = Iface(e), Iface(s)
+            cases = [("devicearray", lambda: post.enqueue(e, s, n, stream)),
+                     ("interface", lambda: post.enqueue(ie, is_, n, stream))]
+            for name, call in cases:
+                for _ in range(200):
+                    call()
+                t = []
+                for _ in range(max(reps // 100, 5)):
+                    t0 = time.perf_counter()
+                    for _ in range(100):
+                        call()
+                    t.append((time.perf_counter() - t0) * 1e4)
+                res["%s_b%d_us" % (name, n)] = float(np.median(t))
+            post.close()
+    finally:
+        tcuda._driver, loader.get_function, tcuda.pinned_empty = saved
+    for k in sorted(res):
+        print("%-22s %8.2f us per enqueue (Python only, no-op driver)" % (k, res[k]))
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--iters", type=int, default=500)
@@ -143,14 +255,27 @@ def main(argv=None):
                     help="comma-separated, from: " + ", ".join(sorted(CASES)))
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--cpu-only", action="store_true", help="NumPy path only")
+    ap.add_argument("--fused-max", type=int, default=None,
+                    help="frames with at most this many candidates are done by ssd_sort alone "
+                         "(multiple of 64; 0: always the multi-block NMS; default 512)")
+    ap.add_argument("--python-overhead", action="store_true",
+                    help="CPU only: the Python cost of one enqueue() with a no-op driver")
     args = ap.parse_args(argv)
+    if args.python_overhead:
+        res = python_overhead()
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"python_overhead_us": res, "python": sys.version.split()[0]}, f,
+                          indent=1)
+        return res
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     for c in cases:
         if c not in CASES:
             ap.error("unknown case %r; choose from %s" % (c, ", ".join(sorted(CASES))))
     spec = coco_like()
     results = {"what": "SSD decode + NMS, 1917 anchors x 91 classes, max 100 detections "
-                       "(synthetic outputs)", "rows": []}
+                       "(synthetic outputs)", "rows": [],
+               "fused_max": 512 if args.fused_max is None else args.fused_max}
     ctx = None
     gpu_reason = None
     if not args.cpu_only:
@@ -172,7 +297,8 @@ def main(argv=None):
                        "numpy": bench_numpy(spec, enc, scores, thr, np_iters)}
                 if ctx is not None:
                     with ctx.active():
-                        row["gpu"] = bench_gpu(spec, enc, scores, thr, args.iters)
+                        row["gpu"] = bench_gpu(spec, enc, scores, thr, args.iters,
+                                               fused_max=args.fused_max)
                 results["rows"].append(row)
     finally:
         if ctx is not None:

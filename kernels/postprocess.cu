@@ -17,8 +17,15 @@
 //          (atomicAdd on a shared counter: the order is arbitrary, the sort fixes it);
 //       2. bitonic-sorts them by (score descending, anchor index ascending): a total order,
 //          so the result is deterministic and equals a stable sort by score;
-//       3. decodes the sorted candidates into global scratch: cand_box[N, MAX_CAND] (float4
-//          ymin, xmin, ymax, xmax), cand_score, cand_anchor, and cand_count[N].
+//       3. n > FUSED_MAX candidates: decodes the sorted candidates into global scratch:
+//          cand_box[N, MAX_CAND] (float4 ymin, xmin, ymax, xmax), cand_score, cand_anchor,
+//          and cand_count[N] = n, for the two kernels below;
+//       3'. n <= FUSED_MAX (512; the host cannot know n, so the GPU decides per frame): the
+//          whole NMS in this block. The candidates are decoded into shared memory, the
+//          suppression matrix (n x ceil(n / 64) words, 32 KB at 512) is computed there as
+//          ssd_nms_mask computes it, the greedy scan of ssd_nms_scan runs over it, the output
+//          rows are written, and cand_count[N] = -1 tells the two kernels below to exit at
+//          once. One kernel instead of three (each launch costs several us on its own).
 //
 //   ssd_nms_mask  grid (WORDS * (WORDS + 1) / 2, N), block 64 threads; WORDS = MAX_CAND / 64.
 //       Block b is the tile (r, c), r <= c, of the suppression matrix: thread t computes the
@@ -42,9 +49,11 @@
 //
 // No warp intrinsics and no assumption of warp-synchronous execution: every exchange goes
 // through shared memory and __syncthreads (the CPU shim runs threads as fibers).
+// ssd_nms_mask and ssd_nms_scan are still launched every time; frames done by the fused path
+// (cand_count -1) cost them only a read and an exit.
 // Compile-time constants come as #defines from trtssd.postprocess.kernel_defines(spec);
 // the variants CI compiles (the COCO SSD's, and two other shapes):
-// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100} | {"NUM_CLASSES": 2, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 64, "MAX_DET": 100}
+// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100, "FUSED_MAX": 512} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100, "FUSED_MAX": 512} | {"NUM_CLASSES": 2, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 64, "MAX_DET": 100, "FUSED_MAX": 64} | {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100, "FUSED_MAX": 0}
 
 #ifndef NUM_CLASSES
 #error "NUM_CLASSES (score columns, background included) must be defined"
@@ -64,6 +73,9 @@
 #ifndef MAX_DET
 #define MAX_DET 100
 #endif
+#ifndef FUSED_MAX
+#define FUSED_MAX 512
+#endif
 
 #define BEST_THREADS (TILE_A * PARTS)
 #define ROW 8
@@ -75,6 +87,10 @@
 
 #if (MAX_CAND & (MAX_CAND - 1)) != 0 || MAX_CAND < BITS || MAX_CAND > BITS * BITS
 #error "MAX_CAND must be a power of two in [64, 4096] (bitonic sort; one scan thread per word)"
+#endif
+
+#if FUSED_MAX < 0 || FUSED_MAX % BITS != 0 || FUSED_MAX > MAX_CAND || FUSED_MAX > SORT_THREADS
+#error "FUSED_MAX must be a multiple of 64 in [0, min(MAX_CAND, SORT_THREADS)] (0: no fused path)"
 #endif
 
 typedef unsigned long long u64;
@@ -164,20 +180,32 @@ __device__ __forceinline__ float ssd_iou(float4 a, float area_a, float4 b, float
     return __fdiv_rn(inter, __fsub_rn(__fadd_rn(area_a, area_b), inter));
 }
 
+// The fused path of ssd_sort (n <= FUSED_MAX candidates): the sorted candidates, their
+// suppression matrix and the greedy scan all in shared memory, one block per frame.
+#define FUSED_WORDS (FUSED_MAX / BITS)
+#define SORT_BYTES (8 * MAX_CAND)                          // s_score + s_anchor
+#define FUSED_BYTES (24 * FUSED_MAX + 8 * FUSED_MAX * FUSED_WORDS)
+#define SORT_SMEM (SORT_BYTES > FUSED_BYTES ? SORT_BYTES : FUSED_BYTES)
+
 extern "C" __global__ void __launch_bounds__(SORT_THREADS)
 ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
          const float* __restrict__ anchors,        // [A, 4] yc xc h w
          const float* __restrict__ best_score,     // [N, A]
+         const int* __restrict__ best_class,       // [N, A]
          int num_anchors, float score_threshold,
          float y_scale, float x_scale, float h_scale, float w_scale,
+         float iou_threshold, int max_det,
          float4* __restrict__ cand_box,           // [N, MAX_CAND]
          float* __restrict__ cand_score,          // [N, MAX_CAND]
          int* __restrict__ cand_anchor,           // [N, MAX_CAND]
-         int* __restrict__ cand_count)            // [N]
+         int* __restrict__ cand_count,            // [N]; -1: done here (fused path)
+         float* __restrict__ out)                 // [N, OUT_STRIDE]
 {
-    __shared__ float s_score[MAX_CAND];
-    __shared__ int s_anchor[MAX_CAND];
+    // One raw buffer: the sort's arrays, then (fused path) box/score/anchor/mask over them.
+    __shared__ __align__(16) unsigned char s_raw[SORT_SMEM];
     __shared__ int s_count;
+    float* s_score = (float*)s_raw;
+    int* s_anchor = (int*)(s_raw + 4 * MAX_CAND);
 
     const int frame = blockIdx.x;
     const int t = threadIdx.x;
@@ -229,21 +257,134 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
         }
     }
 
-    // 3. decode the sorted candidates into the scratch arrays.
-    const size_t cbase = (size_t)frame * MAX_CAND;
-    for (int p = t; p < n; p += SORT_THREADS) {
-        const int a = s_anchor[p];
+    if (FUSED_MAX == 0 || n > FUSED_MAX) {   // the same in every thread: s_count is shared
+        // 3. decode the sorted candidates into the scratch arrays for ssd_nms_mask/_scan.
+        const size_t cbase = (size_t)frame * MAX_CAND;
+        for (int p = t; p < n; p += SORT_THREADS) {
+            const int a = s_anchor[p];
+            const float* e = box_encodings + (base + a) * 4;
+            const float* an = anchors + (size_t)a * 4;
+            const float yc = e[0] / y_scale * an[2] + an[0];
+            const float xc = e[1] / x_scale * an[3] + an[1];
+            const float hh = 0.5f * expf(e[2] / h_scale) * an[2];
+            const float hw = 0.5f * expf(e[3] / w_scale) * an[3];
+            cand_box[cbase + p] = make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
+            cand_score[cbase + p] = s_score[p];
+            cand_anchor[cbase + p] = a;
+        }
+        if (t == 0) cand_count[frame] = n;
+        return;
+    }
+#if FUSED_MAX > 0
+    // Fused path: n <= FUSED_MAX <= SORT_THREADS, so thread p owns sorted candidate p.
+    __shared__ u64 s_removed[FUSED_WORDS];
+    __shared__ int s_keep[MAX_DET];
+    __shared__ int s_kept;
+    __shared__ int s_first;
+    // 3'. move score and anchor to registers, then lay the candidates out anew over s_raw.
+    float4* f_box = (float4*)s_raw;                                  // [FUSED_MAX]
+    float* f_score = (float*)(s_raw + 16 * FUSED_MAX);               // [FUSED_MAX]
+    int* f_anchor = (int*)(s_raw + 20 * FUSED_MAX);                  // [FUSED_MAX]
+    u64* f_mask = (u64*)(s_raw + 24 * FUSED_MAX);                    // [FUSED_MAX, WORDS]
+    float my_score = 0.0f;
+    int my_anchor = 0;
+    if (t < n) {
+        my_score = s_score[t];
+        my_anchor = s_anchor[t];
+    }
+    __syncthreads();
+    if (t < n) {
+        const int a = my_anchor;
         const float* e = box_encodings + (base + a) * 4;
         const float* an = anchors + (size_t)a * 4;
         const float yc = e[0] / y_scale * an[2] + an[0];
         const float xc = e[1] / x_scale * an[3] + an[1];
         const float hh = 0.5f * expf(e[2] / h_scale) * an[2];
         const float hw = 0.5f * expf(e[3] / w_scale) * an[3];
-        cand_box[cbase + p] = make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
-        cand_score[cbase + p] = s_score[p];
-        cand_anchor[cbase + p] = a;
+        f_box[t] = make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
+        f_score[t] = my_score;
+        f_anchor[t] = a;
     }
-    if (t == 0) cand_count[frame] = n;
+    if (t < FUSED_WORDS) s_removed[t] = 0;
+    if (t == 0) {
+        s_kept = 0;
+        s_first = 0;
+    }
+    __syncthreads();
+
+    // 4'. the suppression matrix, as ssd_nms_mask computes it: item (i, w) is word w of row
+    //     i, w >= i / 64 (only those are read), bit j: candidate 64 w + j > i has IoU >
+    //     iou_threshold with candidate i.
+    const int nb = (n + BITS - 1) / BITS;
+    for (int q = t; q < n * nb; q += SORT_THREADS) {
+        const int i = q / nb;
+        const int w = q - i * nb;
+        if (w < (i >> 6)) continue;
+        const float4 b = f_box[i];
+        const float area = ssd_area(b);
+        const int col0 = w * BITS;
+        const int ncol = min(BITS, n - col0);
+        u64 word = 0;
+        for (int j = (w == (i >> 6)) ? (i & (BITS - 1)) + 1 : 0; j < ncol; ++j) {
+            const float4 o = f_box[col0 + j];
+            if (ssd_iou(b, area, o, ssd_area(o)) > iou_threshold) word |= 1ull << j;
+        }
+        f_mask[i * FUSED_WORDS + w] = word;
+    }
+    __syncthreads();
+
+    // 5'. the greedy scan of ssd_nms_scan over the shared matrix.
+    for (int c = 0; c < nb; ++c) {
+        if (t == 0) {
+            int kept = s_kept;
+            const int lo = c * BITS;
+            const int len = min(BITS, n - lo);
+            const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
+            u64 live = ~s_removed[c] & valid;
+            s_first = kept;
+            while (live != 0ull && kept < max_det) {
+                const int b = ssd_ffsll(live) - 1;
+                s_keep[kept++] = lo + b;
+                live &= ~(f_mask[(lo + b) * FUSED_WORDS + c] | (1ull << b));
+            }
+            s_kept = kept;
+        }
+        __syncthreads();
+        const int kept = s_kept;
+        if (kept >= max_det) break;   // the same in every thread
+        const int first = s_first;
+        if (t > c && t < nb) {
+            u64 acc = 0;
+            for (int k = first; k < kept; ++k) acc |= f_mask[s_keep[k] * FUSED_WORDS + t];
+            s_removed[t] |= acc;
+        }
+        __syncthreads();
+    }
+
+    // 6'. the output rows, as ssd_nms_scan writes them.
+    const int kept = s_kept;
+    float* out_f = out + (size_t)frame * OUT_STRIDE;
+    for (int k = t; k < kept; k += SORT_THREADS) {
+        const int p = s_keep[k];
+        const float4 b = f_box[p];
+        const int a = f_anchor[p];
+        float* row = out_f + HEADER + k * ROW;
+        row[0] = b.x;
+        row[1] = b.y;
+        row[2] = b.z;
+        row[3] = b.w;
+        row[4] = f_score[p];
+        row[5] = (float)best_class[base + a];
+        row[6] = (float)a;
+        row[7] = 0.0f;
+    }
+    if (t == 0) {
+        out_f[0] = (float)kept;
+        out_f[1] = (float)n;
+        for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
+        cand_count[frame] = -1;   // ssd_nms_mask and ssd_nms_scan skip this frame
+    }
+#endif
 }
 
 extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   // [N, MAX_CAND]
@@ -257,6 +398,7 @@ extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   /
     const int frame = blockIdx.y;
     const int t = threadIdx.x;
     const int n = cand_count[frame];
+    if (n < 0) return;     // done by ssd_sort's fused path: the whole block, before any barrier
     const int nb = (n + BITS - 1) / BITS;
     // Tile b -> (r, c), c >= r: row r of the triangle holds WORDS - r tiles.
     int r = 0;
@@ -308,6 +450,7 @@ extern "C" __global__ void ssd_nms_scan(const float4* __restrict__ cand_box,    
     const int frame = blockIdx.x;
     const int t = threadIdx.x;
     const int n = cand_count[frame];
+    if (n < 0) return;     // done by ssd_sort's fused path: the whole block, before any barrier
     const int nb = (n + BITS - 1) / BITS;
     const size_t cbase = (size_t)frame * MAX_CAND;
     const u64* fmask = mask + cbase * WORDS;

@@ -209,3 +209,57 @@ def test_gpu_bad_input_rejected_before_launch(cuda_context):
     big = coco_like_spec(rng, num_anchors=5000)
     with pytest.raises(ModelError, match="5000 anchors"):
         GpuPostprocessor(big)
+
+
+@pytest.mark.parametrize("counts,iou,md", [([511, 512, 513], 0.99, 100),
+                                           ([448, 576, 0], 0.5, 100),
+                                           ([512, 65, 1], 0.99, 37)])
+def test_gpu_fused_limit_boundary(cuda_context, counts, iou, md):
+    # ssd_sort does the whole NMS of frames with <= FUSED_MAX (512) candidates; the others
+    # take the multi-block path, in the same batch. Both must equal NumPy, and the multi-block
+    # path alone (fused_max=0) must give the same bytes.
+    rng = np.random.default_rng(sum(counts))
+    spec = coco_like_spec(rng, num_anchors=700, num_classes=5)
+    spec.nms = NmsParams(1e-8, iou, 10, 1, 100, False)
+    n = len(counts)
+    enc = rng.normal(0, 1.0, size=(n, 700, 4)).astype(f32)
+    scores = np.full((n, 700, 5), 0.01, f32)
+    for f, k in enumerate(counts):
+        idx = rng.choice(700, size=k, replace=False)
+        scores[f, idx, rng.integers(1, 5, size=k)] = (
+            np.round(rng.uniform(0.5, 1.0, k) * 200) / 200).astype(f32)
+    outs = []
+    for fused in (None, 0):
+        with GpuPostprocessor(spec, max_batch=n, score_threshold=0.4, max_detections=md,
+                              fused_max=fused) as post:
+            rows = run_gpu(post, enc, scores)
+            assert post._out_host[:n, 1].tolist() == [float(k) for k in counts]
+            check_rows(rows, enc, scores, spec, 0.4, md)
+            if fused is None:
+                count = post._cand_count.copy_to_host()      # after the last kernel
+                assert count.tolist() == [-1 if k <= 512 else k for k in counts]
+            outs.append(np.array(post._out_host[:n]))
+    np.testing.assert_array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+
+
+def test_gpu_plan_follows_buffers(cuda_context):
+    # The launch plans are cached per (batch, buffers): new buffers, another batch size and a
+    # closed buffer must not reuse a stale plan.
+    from trtssd.cuda import DeviceArray
+    rng = np.random.default_rng(41)
+    spec = coco_like_spec(rng)
+    enc, scores = outputs(rng, spec, 2)
+    enc2, scores2 = outputs(rng, spec, 2, hot=100)
+    with GpuPostprocessor(spec, max_batch=2, score_threshold=0.3, max_detections=100) as post:
+        for e_host, s_host, b in ((enc, scores, 2), (enc2, scores2, 2), (enc, scores, 1),
+                                  (enc2, scores2, 2)):
+            with DeviceArray(e_host.shape, np.float32) as e, \
+                    DeviceArray(s_host.shape, np.float32) as s:
+                e.copy_from_host(e_host)
+                s.copy_from_host(s_host)
+                post.enqueue(e, s, b)
+                post.enqueue(e, s, b)      # the cached plan
+                check_rows(post.raw_results(), e_host, s_host, spec, 0.3, 100)
+        e.close()
+        with pytest.raises(InputError, match="closed"):
+            post.enqueue(e, s, 2)

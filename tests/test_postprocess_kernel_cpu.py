@@ -36,11 +36,12 @@ def make_outputs(rng, spec, n, hot, levels=None):
     return enc, scores.astype(f32)
 
 
-def run_kernels(spec, enc, scores, thr, max_det, scratch=None):
+def run_kernels(spec, enc, scores, thr, max_det, scratch=None, fused_max=None):
     """The four kernels in GpuPostprocessor's order, every output and scratch buffer poisoned.
     ``scratch``: a dict that receives the scratch arrays (for tests of the intermediate state).
+    ``fused_max``: kernel_defines' (None: the default, 512; 0: never the fused path).
     """
-    d = kernel_defines(spec)
+    d = kernel_defines(spec, fused_max=fused_max)
     mod = compile_cpu_module("postprocess.cu", defines=d)
     n, a, c = scores.shape
     mc = d["MAX_CAND"]
@@ -55,13 +56,16 @@ def run_kernels(spec, enc, scores, thr, max_det, scratch=None):
     cand_count = np.full((n,), -7, np.int32)
     mask = np.full((n, mc, words), 0xA5A5A5A5A5A5A5A5, np.uint64)
     bc = spec.box_coder
-    mod.launch("ssd_sort", (n, 1, 1), (d["SORT_THREADS"], 1, 1), enc, spec.anchors, best_s,
-               np.int32(a), f32(thr), f32(bc.y_scale), f32(bc.x_scale), f32(bc.h_scale),
-               f32(bc.w_scale), cand_box, cand_score, cand_anchor, cand_count)
-    mod.launch("ssd_nms_mask", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
-               cand_count, f32(spec.nms.iou_threshold), mask)
     stride = 8 + d["MAX_DET"] * 8
     out = np.full((n, stride), np.nan, f32)                  # poisoned
+    mod.launch("ssd_sort", (n, 1, 1), (d["SORT_THREADS"], 1, 1), enc, spec.anchors, best_s,
+               best_c, np.int32(a), f32(thr), f32(bc.y_scale), f32(bc.x_scale),
+               f32(bc.h_scale), f32(bc.w_scale), f32(spec.nms.iou_threshold),
+               np.int32(max_det), cand_box, cand_score, cand_anchor, cand_count, out)
+    if scratch is not None:
+        scratch["count_after_sort"] = cand_count.copy()
+    mod.launch("ssd_nms_mask", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
+               cand_count, f32(spec.nms.iou_threshold), mask)
     mod.launch("ssd_nms_scan", (n, 1, 1), (64, 1, 1), cand_box, cand_score, cand_anchor,
                cand_count, mask, best_c, np.int32(a), np.int32(max_det), out)
     if scratch is not None:
@@ -70,8 +74,8 @@ def run_kernels(spec, enc, scores, thr, max_det, scratch=None):
     return best_s, best_c, out
 
 
-def check(spec, enc, scores, thr, max_det):
-    best_s, best_c, out = run_kernels(spec, enc, scores, thr, max_det)
+def check(spec, enc, scores, thr, max_det, fused_max=None):
+    best_s, best_c, out = run_kernels(spec, enc, scores, thr, max_det, fused_max=fused_max)
     fg = scores[:, :, 1:]
     # Best class: exact (a comparison, no arithmetic), first maximum on ties.
     np.testing.assert_array_equal(best_c, np.argmax(fg, axis=2) + 1)
@@ -201,6 +205,70 @@ def test_candidate_counts_at_word_boundaries(n_cand):
     assert out[0, 0] >= min(n_cand, 2)
 
 
+def _exact_candidates(rng, a, counts, iou, levels=None):
+    """Outputs of len(counts) frames where exactly counts[f] anchors pass 0.4."""
+    spec = make_spec(rng, a, 5, iou=iou)
+    n = len(counts)
+    enc = rng.normal(0, 1.0, size=(n, a, 4)).astype(f32)
+    scores = np.full((n, a, 5), 0.01, f32)
+    for f, k in enumerate(counts):
+        idx = rng.choice(a, size=k, replace=False)
+        v = rng.uniform(0.5, 1.0, k)
+        if levels:
+            v = np.round(v * levels) / levels     # tied scores: ties go to the lower anchor
+        scores[f, idx, rng.integers(1, 5, size=k)] = v.astype(f32)
+    return spec, enc, scores
+
+
+@pytest.mark.parametrize("counts,iou,max_det", [
+    ([511, 512, 513], 0.99, 100),   # around FUSED_MAX: fused, fused, multi-block
+    ([448, 576], 0.5, 100),         # heavier suppression on both sides of the limit
+    ([512, 0, 65], 0.99, 37),       # cap inside a chunk; no candidate; two chunks
+    ([1, 63, 64], 0.99, 100),       # word boundaries on the fused path
+])
+def test_fused_limit_boundary(counts, iou, max_det):
+    # The GPU decides per frame which path runs (the host cannot know the count): frames of
+    # one batch on either side of FUSED_MAX, checked against NumPy and against the
+    # multi-block path alone (fused_max=0), which must give the same bytes.
+    rng = np.random.default_rng(sum(counts) + int(iou * 100))
+    spec, enc, scores = _exact_candidates(rng, 600, counts, iou, levels=200)
+    d = kernel_defines(spec)
+    assert d["FUSED_MAX"] == 512
+    scratch = {}
+    _, _, out = run_kernels(spec, enc, scores, 0.4, max_det, scratch)
+    # cand_count after ssd_sort: -1 where the fused path did the frame, else the count
+    want = [-1 if k <= 512 else k for k in counts]
+    assert scratch["count_after_sort"].tolist() == want
+    assert out[:, 1].tolist() == [float(k) for k in counts]
+    assert check(spec, enc, scores, 0.4, max_det) == sum(
+        len(select_frame(enc[f], scores[f], spec, 0.4, max_det)[0]) for f in range(len(counts)))
+    _, _, out0 = run_kernels(spec, enc, scores, 0.4, max_det, fused_max=0)
+    np.testing.assert_array_equal(out.view(np.uint32), out0.view(np.uint32))
+    assert check(spec, enc, scores, 0.4, max_det, fused_max=0) > 0
+
+
+@pytest.mark.parametrize("fused_max", [0, 64, 128])
+def test_other_fused_limits(fused_max):
+    # A smaller limit (a define like any other) moves the boundary; results stay NumPy's.
+    rng = np.random.default_rng(60 + fused_max)
+    spec, enc, scores = _exact_candidates(rng, 300, [64, 65, 128, 129], 0.7)
+    scratch = {}
+    run_kernels(spec, enc, scores, 0.4, 100, scratch, fused_max=fused_max)
+    assert scratch["count_after_sort"].tolist() == [
+        -1 if k <= fused_max else k for k in (64, 65, 128, 129)]
+    assert check(spec, enc, scores, 0.4, 100, fused_max=fused_max) > 0
+
+
+def test_fused_limit_checked():
+    from trtssd.errors import InputError
+    rng = np.random.default_rng(70)
+    spec = make_spec(rng, 300, 5)
+    for bad in (-64, 100, 1024, True):
+        with pytest.raises(InputError, match="fused_max"):
+            kernel_defines(spec, fused_max=bad)
+    assert kernel_defines(make_spec(rng, 40, 3))["FUSED_MAX"] == 64   # at most MAX_CAND
+
+
 def test_sorted_candidates_and_suppression_matrix():
     # The intermediate state, checked directly: the sort is NumPy's stable order, and every
     # mask word the scan may read equals NumPy's IoU > threshold test on the kernel's boxes,
@@ -210,7 +278,7 @@ def test_sorted_candidates_and_suppression_matrix():
     spec = make_clustered_spec(rng, 1917, 91, 0.5)
     enc, scores = make_outputs(rng, spec, 2, 700, levels=64)   # quantised: many tied scores
     scratch = {}
-    run_kernels(spec, enc, scores, 0.2, 100, scratch)
+    run_kernels(spec, enc, scores, 0.2, 100, scratch, fused_max=0)   # the multi-block path
     fg = scores[:, :, 1:].max(axis=2)
     for f in range(2):
         cand = np.flatnonzero(fg[f] >= 0.2)
@@ -296,7 +364,9 @@ class _Driver(object):
 
 
 class _Prepared(object):
-    _PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPifffffPPPP", "ssd_nms_mask": "PPfP",
+    """A prepared function: prepared_async_call (pycuda packs the values with the format) and
+    _launch_kernel (a buffer packed by the caller, as the C parameter list lays it out)."""
+    _PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPPiffffffiPPPPP", "ssd_nms_mask": "PPfP",
                "ssd_nms_scan": "PPPPPPiiP"}
 
     def __init__(self, mod, kernel, fmt, calls):
@@ -304,30 +374,57 @@ class _Prepared(object):
         self.mod, self.kernel, self.fmt, self.calls = mod, kernel, fmt, calls
 
     def prepared_async_call(self, grid, block, stream, *args):
+        import struct
         assert len(args) == len(self.fmt)
-        conv = []
         for code, v in zip(self.fmt, args):
             if code == "P":
-                assert isinstance(v, int) and v != 0, (self.kernel, v)
-                conv.append(v)
+                assert isinstance(v, (int, np.integer)) and v != 0, (self.kernel, v)
+            elif code == "i":
+                assert isinstance(v, (int, np.integer)), (self.kernel, code, type(v))
             else:
-                want = {"i": np.int32, "f": np.float32}[code]
-                assert isinstance(v, want), (self.kernel, code, type(v))
-                conv.append(v)
-        self.calls.append(self.kernel)
-        self.mod.launch(self.kernel, tuple(grid) + (1,) * (3 - len(grid)), block, *conv)
+                assert isinstance(v, (float, np.floating)), (self.kernel, code, type(v))
+        self.calls.append(("prepared", self.kernel))
+        self._run(grid, block, struct.pack("@" + self.fmt, *args))
+
+    def _launch_kernel(self, grid, block, buf, shared, stream):
+        assert isinstance(buf, bytes) and shared == 0
+        self.calls.append(("direct", self.kernel))
+        self._run(grid, block, buf)
+
+    def _run(self, grid, block, buf):
+        import struct
+        vals = struct.unpack("@" + self.fmt, buf)   # the bytes the GPU would receive
+        conv = []
+        for code, v in zip(self.fmt, vals):
+            if code == "P":
+                assert v != 0, (self.kernel, "null pointer")
+                conv.append(int(v))
+            else:
+                conv.append({"i": np.int32, "f": np.float32}[code](v))
+        assert len(grid) == 2 and len(block) == 3
+        self.mod.launch(self.kernel, tuple(grid) + (1,), block, *conv)
 
 
-@pytest.fixture
-def fake_gpu(monkeypatch):
+class _OldPrepared(_Prepared):
+    """A pycuda without Function._launch_kernel."""
+    def __getattribute__(self, name):
+        if name == "_launch_kernel":
+            raise AttributeError(name)
+        return object.__getattribute__(self, name)
+
+
+@pytest.fixture(params=["direct", "prepared"])
+def fake_gpu(monkeypatch, request):
     import trtssd.cuda as tcuda
     import trtssd.kernel_loader as loader
     drv = _Driver()
     drv.calls = []
+    drv.how = request.param
     monkeypatch.setattr(tcuda, "_driver", drv)
+    cls = _Prepared if request.param == "direct" else _OldPrepared
 
     def get_function(name, kernel, defines=None, arg_types=None, options=None):
-        return _Prepared(compile_cpu_module(name, defines), kernel, arg_types, drv.calls)
+        return cls(compile_cpu_module(name, defines), kernel, arg_types, drv.calls)
 
     def pinned_empty(shape, dtype, mapped=False):
         import ctypes
@@ -359,7 +456,8 @@ def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
             buf.fill_bytes(0xFF)
         events = [fake_gpu.Event() for _ in range(6)]
         post.enqueue(e, s, 3, events=events)
-        assert fake_gpu.calls == ["ssd_best_class", "ssd_sort", "ssd_nms_mask", "ssd_nms_scan"]
+        kernels = ["ssd_best_class", "ssd_sort", "ssd_nms_mask", "ssd_nms_scan"]
+        assert fake_gpu.calls == [(fake_gpu.how, k) for k in kernels]
         assert [ev.recorded for ev in events] == [1] * 6
         rows = post.raw_results()
         gpu = post.results(None)
@@ -392,3 +490,34 @@ def test_bench_postprocess_on_the_shim(fake_gpu, monkeypatch, capsys):
     bp.print_table({"what": "x", "rows": [{"case": "realistic", "batch": 2, "gpu": res,
                                            "numpy": res["total"]}]})
     assert "realistic" in capsys.readouterr().out
+
+
+def test_gpu_postprocessor_plans(fake_gpu):
+    # Plans are cached per (batch, buffers); the same DeviceArrays again take the fast path;
+    # new buffers or another batch size get their own plan; a closed buffer is refused.
+    from trtssd.cuda import DeviceArray
+    from trtssd.errors import InputError
+    from trtssd.postprocess import GpuPostprocessor
+    rng = np.random.default_rng(51)
+    spec = make_spec(rng, 300, 5)
+    enc, scores = make_outputs(rng, spec, 2, 60)
+    with GpuPostprocessor(spec, max_batch=2, score_threshold=0.3, max_detections=100) as post, \
+            DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s, \
+            DeviceArray(scores.shape, np.float32) as s2:
+        e.copy_from_host(enc)
+        s.copy_from_host(scores)
+        s2.copy_from_host(scores[::-1].copy())
+        for args, frames in (((e, s, 2), scores), ((e, s, 2), scores), ((e, s, 1), scores),
+                             ((e, s2, 2), scores[::-1]), ((e, s, 2), scores)):
+            post.enqueue(*args)
+            rows = post.raw_results()
+            assert len(rows) == args[2]
+            for f in range(args[2]):
+                idx = select_frame(enc[f], frames[f], spec, 0.3, 100)[0]
+                np.testing.assert_array_equal(rows[f][:, 6].astype(np.int64), idx)
+        assert len(post._plans) == 3
+        s2.close()
+        with pytest.raises(InputError, match="closed"):
+            post.enqueue(e, s2, 2)
+        with pytest.raises(InputError, match="max_batch"):
+            post.enqueue(e, s, 3)

@@ -31,6 +31,8 @@ Semantics: TFLite's ``TFLite_Detection_PostProcess`` op with ``use_regular_nms=f
 detect.tflite), so results equal the TFLite interpreter's; the GPU path caps it at
 ``MAX_DETECTIONS_GPU`` (100).
 """
+import struct
+
 import numpy as np
 
 from .detections import Detections, LabelMap
@@ -44,6 +46,20 @@ _SORT_THREADS = 1024        # ssd_sort: one block per frame
 _BITS = 64                  # candidates per suppression-mask word = threads of mask/scan blocks
 _BEST_THREADS = 256
 _TILE_FLOATS = 8192         # 32 KB of score rows staged per block of ssd_best_class
+FUSED_MAX = 512             # ssd_sort does the whole NMS of a frame with at most this many
+                            # candidates in shared memory (kernels/postprocess.cu)
+
+# The kernels' parameter lists as pycuda's prepared-call formats, and the same layouts packed
+# once per plan by Python's struct (native alignment, as pycuda's _pvt_struct packs them) for
+# Function._launch_kernel.
+_FMT_BEST = "PiPP"
+_FMT_SORT = "PPPPiffffffiPPPPP"
+_FMT_MASK = "PPfP"
+_FMT_SCAN = "PPPPPPiiP"
+_ARGS_BEST = struct.Struct("@" + _FMT_BEST)
+_ARGS_SORT = struct.Struct("@" + _FMT_SORT)
+_ARGS_MASK = struct.Struct("@" + _FMT_MASK)
+_ARGS_SCAN = struct.Struct("@" + _FMT_SCAN)
 
 
 # ----------------------------------------------------------------------------- NumPy path
@@ -261,8 +277,11 @@ def _pow2_at_least(n):
     return p
 
 
-def kernel_defines(spec, max_candidates=None):
-    """The #defines of kernels/postprocess.cu for ``spec`` (also used by the CPU-shim tests)."""
+def kernel_defines(spec, max_candidates=None, fused_max=None):
+    """The #defines of kernels/postprocess.cu for ``spec`` (also used by the CPU-shim tests).
+
+    ``fused_max``: frames with at most this many candidates are done by ssd_sort alone (a
+    multiple of 64; 0 turns the fused path off; None: ``FUSED_MAX``, at most MAX_CAND)."""
     c = int(spec.num_classes)
     a = spec.num_anchors
     if c > _TILE_FLOATS:
@@ -277,11 +296,17 @@ def kernel_defines(spec, max_candidates=None):
                          "shared memory (a power of two, %d at most). Use postprocess_cpu for "
                          "this model" % (spec.name, a, min(cap, MAX_CANDIDATES_GPU),
                                          MAX_CANDIDATES_GPU))
+    fused = min(FUSED_MAX, cap) if fused_max is None else fused_max
+    if (isinstance(fused, bool) or int(fused) != fused or fused < 0 or fused % _BITS
+            or fused > min(cap, _SORT_THREADS)):
+        raise InputError("fused_max must be a multiple of %d in [0, %d] (0: no fused NMS), "
+                         "got %r" % (_BITS, min(cap, _SORT_THREADS), fused))
     tile = 1
     while tile * 2 <= min(_BEST_THREADS, _TILE_FLOATS // c):
         tile *= 2
     return {"NUM_CLASSES": c, "TILE_A": tile, "PARTS": _BEST_THREADS // tile,
-            "SORT_THREADS": _SORT_THREADS, "MAX_CAND": cap, "MAX_DET": MAX_DETECTIONS_GPU}
+            "SORT_THREADS": _SORT_THREADS, "MAX_CAND": cap, "MAX_DET": MAX_DETECTIONS_GPU,
+            "FUSED_MAX": int(fused)}
 
 
 def _device_pointer(obj, shape, what):
@@ -330,7 +355,7 @@ class GpuPostprocessor(object):
     here, so ``enqueue`` allocates nothing::
 
         post = GpuPostprocessor(spec, max_batch=8, score_threshold=0.3)
-        post.enqueue(box_dev, score_dev, batch, stream)     # four kernels + one async copy
+        post.enqueue(box_dev, score_dev, batch, stream)     # 4 launches + one async copy
         ...                                                 # overlap other work
         dets = post.results(geometries, labels)             # waits for the copy's event
 
@@ -339,30 +364,38 @@ class GpuPostprocessor(object):
     One postprocessor holds one batch in flight: make one per frame in flight.
     """
 
-    def __init__(self, spec, max_batch=1, score_threshold=None, max_detections=None):
+    def __init__(self, spec, max_batch=1, score_threshold=None, max_detections=None,
+                 fused_max=None):
         self.spec = spec
         self.score_threshold, self.max_detections, self.iou_threshold = _resolve(
             spec, score_threshold, max_detections, cap=MAX_DETECTIONS_GPU)
         if int(max_batch) < 1:
             raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
         self.max_batch = int(max_batch)
-        self.defines = kernel_defines(spec)
+        self.defines = kernel_defines(spec, fused_max=fused_max)
         self._stride = _HEADER + MAX_DETECTIONS_GPU * _ROW
         self._closed = False
         self._pending = 0
         self._bufs = []
+        self._plans = {}
+        self._last = None
         from . import kernel_loader
         from .cuda import DeviceArray, driver, pinned_empty
         drv = driver()
+        self._DeviceArray = DeviceArray
         opts = ["-O3"]   # no --use_fast_math: decode and IoU must match the NumPy reference
         self._k_best = kernel_loader.get_function("postprocess.cu", "ssd_best_class",
-                                                  self.defines, "PiPP", options=opts)
+                                                  self.defines, _FMT_BEST, options=opts)
         self._k_sort = kernel_loader.get_function("postprocess.cu", "ssd_sort", self.defines,
-                                                  "PPPifffffPPPP", options=opts)
+                                                  _FMT_SORT, options=opts)
         self._k_mask = kernel_loader.get_function("postprocess.cu", "ssd_nms_mask",
-                                                  self.defines, "PPfP", options=opts)
+                                                  self.defines, _FMT_MASK, options=opts)
         self._k_scan = kernel_loader.get_function("postprocess.cu", "ssd_nms_scan",
-                                                  self.defines, "PPPPPPiiP", options=opts)
+                                                  self.defines, _FMT_SCAN, options=opts)
+        # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every
+        # call; the plans pack them once and launch directly (older pycuda: prepared call)
+        self._direct = all(hasattr(k, "_launch_kernel") for k in (
+            self._k_best, self._k_sort, self._k_mask, self._k_scan))
         a = spec.num_anchors
         mc = self.defines["MAX_CAND"]
         words = mc // _BITS
@@ -395,63 +428,112 @@ class GpuPostprocessor(object):
             self.close()
             raise
         self._drv = drv
-        self._grid_best = ((a + self.defines["TILE_A"] - 1) // self.defines["TILE_A"], 1)
+        self._grid_best_x = (a + self.defines["TILE_A"] - 1) // self.defines["TILE_A"]
         self._block_best = (self.defines["TILE_A"] * self.defines["PARTS"], 1, 1)
         self._mask_tiles = words * (words + 1) // 2
+        self._box_tail = (a, 4)
+        self._score_tail = (a, int(spec.num_classes))
+        self._f32 = np.dtype(np.float32)
         bc = spec.box_coder
-        self._coder = tuple(np.float32(v) for v in (bc.y_scale, bc.x_scale, bc.h_scale,
-                                                     bc.w_scale))
+        self._coder = tuple(float(np.float32(v)) for v in (bc.y_scale, bc.x_scale, bc.h_scale,
+                                                            bc.w_scale))
+
+    def _pointer(self, obj, batch, tail, what):
+        """Device address of a buffer of at least [batch, *tail] float32: DeviceArrays from
+        their attributes (no interface dict), anything else through _device_pointer."""
+        if type(obj) is self._DeviceArray and obj.dtype is self._f32 and obj.ptr:
+            shp = obj.shape
+            if len(shp) == 3 and shp[0] >= batch and shp[1] == tail[0] and shp[2] == tail[1]:
+                return obj.ptr
+        return _device_pointer(obj, (batch,) + tail, what)
+
+    def _plan(self, batch, bptr, sptr):
+        """The launches of one enqueue for these buffers: (launch or function, grid, block,
+        packed parameters, struct) per kernel, and the pinned rows the copy fills."""
+        key = (batch, bptr, sptr)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
+        if len(self._plans) >= 64:   # callers cycling through many buffers: start over
+            self._plans.clear()
+        a = self.spec.num_anchors
+        cb, cs, ca, cc = (self._cand_box.ptr, self._cand_score.ptr, self._cand_anchor.ptr,
+                          self._cand_count.ptr)
+        specs = (
+            (self._k_best, (self._grid_best_x, batch), self._block_best, _ARGS_BEST,
+             (sptr, a, self._best_score.ptr, self._best_class.ptr)),
+            (self._k_sort, (batch, 1), (_SORT_THREADS, 1, 1), _ARGS_SORT,
+             (bptr, self._anchors.ptr, self._best_score.ptr, self._best_class.ptr, a,
+              self.score_threshold) + self._coder + (self.iou_threshold, self.max_detections,
+                                                     cb, cs, ca, cc, self._out_dev.ptr)),
+            (self._k_mask, (self._mask_tiles, batch), (_BITS, 1, 1), _ARGS_MASK,
+             (cb, cc, self.iou_threshold, self._mask.ptr)),
+            (self._k_scan, (batch, 1), (_BITS, 1, 1), _ARGS_SCAN,
+             (cb, cs, ca, cc, self._mask.ptr, self._best_class.ptr, a, self.max_detections,
+              self._out_dev.ptr)),
+        )
+        launches = []
+        for fn, grid, block, fmt, args in specs:
+            launch = fn._launch_kernel if self._direct else fn
+            launches.append((launch, grid, block, fmt.pack(*args), fmt))
+        plan = (tuple(launches), self._out_host[:batch], self._out_dev.ptr)
+        self._plans[key] = plan
+        return plan
 
     def enqueue(self, box_dev, score_dev, batch, stream=None, events=None):
         """Enqueue decode + NMS of ``batch`` frames on ``stream`` (a pycuda Stream or None) and
         the copy of the kept rows to pinned host memory. Returns at once.
 
+        Allocates nothing after the first call with the same buffers and batch size: the
+        kernels' parameters are packed once per (batch, buffers) and launched directly.
         ``events`` (for benchmarks): None, or 6 pycuda Events recorded on ``stream`` before
         ssd_best_class, ssd_sort, ssd_nms_mask, ssd_nms_scan, the copy, and after the copy."""
         if self._closed:
             raise InputError("this GpuPostprocessor was closed; make a new one")
-        batch = int(batch)
-        if not 1 <= batch <= self.max_batch:
-            raise InputError("batch %d is outside 1..max_batch=%d; make the postprocessor with "
-                             "a larger max_batch" % (batch, self.max_batch))
-        a, c = self.spec.num_anchors, int(self.spec.num_classes)
-        bptr = _device_pointer(box_dev, (batch, a, 4), "box_encodings")
-        sptr = _device_pointer(score_dev, (batch, a, c), "class_scores")
-        if events is not None and len(events) != 6:
-            raise InputError("events must be None or 6 pycuda Events, got %d" % len(events))
-        ev = events or (None,) * 6
-        if ev[0] is not None:
-            ev[0].record(stream)
-        self._k_best.prepared_async_call(
-            (self._grid_best[0], batch), self._block_best, stream,
-            sptr, np.int32(a), self._best_score.ptr, self._best_class.ptr)
-        if ev[1] is not None:
-            ev[1].record(stream)
-        self._k_sort.prepared_async_call(
-            (batch, 1), (_SORT_THREADS, 1, 1), stream,
-            bptr, self._anchors.ptr, self._best_score.ptr, np.int32(a),
-            np.float32(self.score_threshold),
-            self._coder[0], self._coder[1], self._coder[2], self._coder[3],
-            self._cand_box.ptr, self._cand_score.ptr, self._cand_anchor.ptr,
-            self._cand_count.ptr)
-        if ev[2] is not None:
-            ev[2].record(stream)
-        self._k_mask.prepared_async_call(
-            (self._mask_tiles, batch), (_BITS, 1, 1), stream,
-            self._cand_box.ptr, self._cand_count.ptr, np.float32(self.iou_threshold),
-            self._mask.ptr)
-        if ev[3] is not None:
-            ev[3].record(stream)
-        self._k_scan.prepared_async_call(
-            (batch, 1), (_BITS, 1, 1), stream,
-            self._cand_box.ptr, self._cand_score.ptr, self._cand_anchor.ptr,
-            self._cand_count.ptr, self._mask.ptr, self._best_class.ptr, np.int32(a),
-            np.int32(self.max_detections), self._out_dev.ptr)
-        if ev[4] is not None:
-            ev[4].record(stream)
-        self._drv.memcpy_dtoh_async(self._out_host[:batch], self._out_dev.ptr, stream)
-        if ev[5] is not None:
-            ev[5].record(stream)
+        last = self._last
+        if (last is not None and box_dev is last[0] and score_dev is last[1]
+                and batch is last[2] and type(box_dev) is self._DeviceArray
+                and type(score_dev) is self._DeviceArray and box_dev.ptr == last[3]
+                and score_dev.ptr == last[4] and events is None):
+            batch = last[2]
+            plan = last[5]       # the same DeviceArrays as last time (the pipelines' case)
+        else:
+            batch = int(batch)
+            if not 1 <= batch <= self.max_batch:
+                raise InputError("batch %d is outside 1..max_batch=%d; make the postprocessor "
+                                 "with a larger max_batch" % (batch, self.max_batch))
+            bptr = self._pointer(box_dev, batch, self._box_tail, "box_encodings")
+            sptr = self._pointer(score_dev, batch, self._score_tail, "class_scores")
+            if events is not None and len(events) != 6:
+                raise InputError("events must be None or 6 pycuda Events, got %d" % len(events))
+            plan = self._plan(batch, bptr, sptr)
+            self._last = (box_dev, score_dev, batch, bptr, sptr, plan)
+        launches, out_host, out_dev = plan
+        if events is not None:
+            return self._enqueue_timed(plan, batch, stream, events)
+        if self._direct:
+            for launch, grid, block, args, _ in launches:
+                launch(grid, block, args, 0, stream)
+        else:                                    # a pycuda without _launch_kernel
+            for fn, grid, block, args, fmt in launches:
+                fn.prepared_async_call(grid, block, stream, *fmt.unpack(args))
+        self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
+        self._event.record(stream)
+        self._pending = batch
+        return self
+
+    def _enqueue_timed(self, plan, batch, stream, events):
+        """enqueue with the benchmark's events recorded between the steps."""
+        launches, out_host, out_dev = plan
+        for ev, (launch, grid, block, args, fmt) in zip(events, launches):
+            ev.record(stream)
+            if self._direct:
+                launch(grid, block, args, 0, stream)
+            else:
+                launch.prepared_async_call(grid, block, stream, *fmt.unpack(args))
+        events[4].record(stream)
+        self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
+        events[5].record(stream)
         self._event.record(stream)
         self._pending = batch
         return self
@@ -503,6 +585,8 @@ class GpuPostprocessor(object):
         for b in self._bufs:
             b.close()
         self._bufs = []
+        self._plans = {}
+        self._last = None
         host = getattr(self, "_out_host", None)
         if host is not None:
             host.close()

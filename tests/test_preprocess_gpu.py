@@ -88,7 +88,9 @@ def test_every_variant(cuda_context, fmt, dtype, layout, interp, order):
                           scale=tuple(rng.uniform(-0.03, 0.03, 3)))
     c = INPUT_FORMATS[fmt][0]
     ppt = (1, 2, 4)[zlib.crc32(fmt.encode() + dtype.encode()) % 3]
-    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c), pix_per_thread=ppt) as pre:
+    wide = layout == "NCHW"          # WIDE_LOADS=1 in half the variants (no effect on nearest/grey)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c), pix_per_thread=ppt,
+                         wide_loads=wide) as pre:
         for _ in range(2):   # twice: a second call on the same buffers must be as right
             f = rand_frame(rng, int(rng.integers(1, 800)), int(rng.integers(1, 900)), fmt,
                            gray2d=rng.random() < 0.5)
@@ -101,8 +103,10 @@ def test_sizes(cuda_context, size, interp):
     rng = np.random.default_rng(size[0] + 3 * size[1])
     o = PreprocessOptions(interpolation=interp)
     f = rand_frame(rng, size[0], size[1], "BGR")
-    for ppt in (1, 2, 4):                    # every PIX_PER_THREAD kernel variant
-        with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3), pix_per_thread=ppt) as pre:
+    # every PIX_PER_THREAD kernel variant, and WIDE_LOADS
+    for ppt, wide in ((1, False), (2, False), (4, False), (1, True)):
+        with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3), pix_per_thread=ppt,
+                             wide_loads=wide) as pre:
             run_and_check(pre, f, o)
 
 
@@ -132,9 +136,9 @@ def test_mixed_sizes_one_launch(cuda_context):
                           scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
     frames = [rand_frame(rng, 480, 640, "BGRA"), rand_frame(rng, 1, 1, "BGRA"),
               rand_frame(rng, 1080, 1920, "BGRA")[11:1000, 7:1801], rand_frame(rng, 300, 300, "BGRA")]
-    for ppt in (1, 4):
+    for ppt, wide in ((1, False), (4, False), (1, True)):
         with GpuPreprocessor(o, max_batch=4, max_frame_shape=(1080, 1920, 4), table_ring=2,
-                             pix_per_thread=ppt) as pre:
+                             pix_per_thread=ppt, wide_loads=wide) as pre:
             for _ in range(3):    # more calls than table slots: the ring must not corrupt tables
                 run_and_check(pre, frames, o)
 
@@ -172,8 +176,9 @@ def test_strided_host_crop(cuda_context):
     big = rand_frame(rng, 1000, 1500, "RGB")
     crop = big[101:900:1, 33:1400]
     o = PreprocessOptions(input_format="RGB", layout="NHWC")
-    with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3)) as pre:
-        run_and_check(pre, crop, o)
+    for wide in (False, True):
+        with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3), wide_loads=wide) as pre:
+            run_and_check(pre, crop, o)
 
 
 def test_device_resident_frames(cuda_context):
@@ -183,9 +188,51 @@ def test_device_resident_frames(cuda_context):
     y0, x0, h, w = 17, 29, 700, 1201
     crop = DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * 3, (h, w, 3), (big.strides[0], 3, 1))
     o = PreprocessOptions(interpolation="linear", dtype="float16")
-    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:  # no staging needed
-        run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
+    for wide in (False, True):
+        with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3),   # no staging needed
+                             wide_loads=wide) as pre:
+            run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
     d.close()
+
+
+@pytest.mark.parametrize("fmt", ["BGR", "BGRA"])
+def test_wide_loads_bit_for_bit_at_allocation_ends(cuda_context, fmt):
+    # WIDE_LOADS=1 blends the same bytes with the same float expression as the byte loads, so
+    # both variants (compiled with the same flags) must agree bit for bit; frames are device
+    # allocations of exactly their size (the last pixel's word would run past the end: under
+    # compute-sanitizer memcheck any such read fails), 1 to 3 pixels wide, and crops whose
+    # first byte is at every alignment with the parent's pitch.
+    from trtssd.cuda import driver
+    c = INPUT_FORMATS[fmt][0]
+    rng = np.random.default_rng(31 + c)
+    o = PreprocessOptions(width=97, height=61, input_format=fmt, dtype="float32")
+    frames, refs, keep = [], [], []
+    for h, w in ((1, 1), (2, 1), (1, 2), (3, 2), (5, 3), (77, 131), (333, 501)):
+        f = rand_frame(rng, h, w, fmt)
+        d = to_device(f)
+        keep.append(d)
+        frames.append(d)
+        refs.append(f)
+    big = rand_frame(rng, 123, 211, fmt)
+    d = to_device(big)
+    keep.append(d)
+    for y0, x0 in ((0, 1), (1, 2), (2, 3), (3, 0)):
+        h, w = big.shape[0] - y0, big.shape[1] - x0
+        frames.append(DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * c, (h, w, c),
+                               (big.strides[0], c, 1)))
+        refs.append(big[y0:, x0:])
+    outs = []
+    for wide in (False, True):
+        with GpuPreprocessor(o, max_batch=1, max_frame_shape=(8, 8, c), wide_loads=wide) as pre:
+            res = []
+            for fr, ref in zip(frames, refs):
+                res.append(run_and_check(pre, fr, o, ref_frames=ref))
+            outs.append(res)
+    driver().Context.synchronize()
+    for fr, a, b in zip(refs, outs[0], outs[1]):
+        assert a.tobytes() == b.tobytes(), "wide loads differ from byte loads on %s" % (fr.shape,)
+    for k in keep:
+        k.close()
 
 
 def test_staging_in_place_and_mapped(cuda_context):

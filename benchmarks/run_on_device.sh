@@ -34,31 +34,37 @@ if [ "$phase" = check ] || [ "$phase" = all ]; then
         python3 -m benchmarks.bench_preprocess --sanitize
     step "compute-sanitizer memcheck + racecheck: postprocessing kernels"
     run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k matches_numpy
+        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
     run 240 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k matches_numpy
+        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
 fi
 
 if [ "$phase" = bench ] || [ "$phase" = all ]; then
-    step "preprocessing microbenchmark"
-    run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
-    step "preprocessing kernel duration, Nsight Compute (1080p, batch 1 and 8, float32, 1/2/4 pixels a thread)"
-    for p in 1 2 4; do for b in 1 8; do
-        echo "-- ncu pix_per_thread=$p batch=$b"
-        run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
-            --metrics gpu__time_duration.sum,dram__bytes.sum \
-            python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
-            --quick --no-torch --no-opencv --pix-per-thread $p 2>&1 | grep -E "gpu__time|dram__bytes|rc="
-    done; done
-    step "postprocessing microbenchmark"
-    run 180 python3 benchmarks/bench_postprocess.py --json "$OUT/postprocess.json"
-    step "network alone, PyTorch backend"
-    run 300 python3 benchmarks/bench_backend.py --batch 1 8 32 --precision fp32 fp16 \
-        --mode graph eager --json "$OUT/backend.json"
-    run 200 python3 benchmarks/bench_backend.py --batch 1 8 --precision fp32 fp16 \
-        --mode graph --channels-last --json "$OUT/backend_cl.json"
     step "trtssd bench (make bench), PyTorch backend, CUDA graph, fp32, synthetic 1080p"
     run 420 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
         --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    step "preprocessing microbenchmark"
+    run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
+    step "preprocessing kernel duration, Nsight Compute (1080p, batch 1 and 8, float32; byte loads vs wide loads)"
+    for w in 0 1; do for b in 1 8; do
+        echo "-- ncu pix_per_thread=1 wide_loads=$w batch=$b"
+        run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+            --metrics gpu__time_duration.sum,dram__bytes.sum \
+            python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
+            --quick --no-torch --no-opencv --pix-per-thread 1 --wide-loads $w 2>&1 | grep -E "gpu__time|dram__bytes|rc="
+    done; done
+    step "postprocessing microbenchmark"
+    run 180 python3 benchmarks/bench_postprocess.py --json "$OUT/postprocess.json"
+    echo "-- the same with the fused small-count path off (--fused-max 0): the round-2 kernels"
+    run 180 python3 benchmarks/bench_postprocess.py --fused-max 0
+    step "network alone, PyTorch backend"
+    run 300 python3 benchmarks/bench_backend.py --batch 1 8 32 --precision fp32 fp16 \
+        --mode graph eager --json "$OUT/backend.json"
+    step "trtssd bench, float16"
+    run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 2 \
+        --json "$OUT/bench_fp16.json" --no-chart
+    step "trtssd bench with drawing (sync, gpu, pipelined d2)"
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
+        --modes sync,gpu,pipelined --depths 2 --draw --json "$OUT/bench_draw.json" --no-chart
 fi
 step "done"

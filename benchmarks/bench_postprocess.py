@@ -15,8 +15,9 @@ events between the launches then give each kernel's time (with its launch gap) a
 without host latency. "idle" is the interval of events around one enqueue on an idle stream
 (round 1's number: it includes the host's submission time when that is longer); "host" is
 the back-to-back host time per enqueue. Medians and 10th/90th percentiles. NumPy time is
-wall-clock per call. Frames with at most 512 candidates (``--fused-max``; 0 turns it off) are
-done entirely by ssd_sort: its column then includes the NMS, mask and scan only exit.
+wall-clock per call. With ``--fused-max 512`` frames with at most 512 candidates are done
+entirely by ssd_sort (its column then includes the NMS; mask and scan only exit); the default
+is GpuPostprocessor's, which leaves that fused path off (it measured slower on the H100).
 ``--python-overhead``: the Python part of one ``enqueue`` with a no-op
 driver (CPU only; the GPU driver's own launch/copy/record calls come on top). Nothing here
 runs at import.
@@ -257,7 +258,8 @@ def main(argv=None):
     ap.add_argument("--cpu-only", action="store_true", help="NumPy path only")
     ap.add_argument("--fused-max", type=int, default=None,
                     help="frames with at most this many candidates are done by ssd_sort alone "
-                         "(multiple of 64; 0: always the multi-block NMS; default 512)")
+                         "(multiple of 64; 0: always the multi-block NMS; default: "
+                         "GpuPostprocessor's, off)")
     ap.add_argument("--python-overhead", action="store_true",
                     help="CPU only: the Python cost of one enqueue() with a no-op driver")
     args = ap.parse_args(argv)

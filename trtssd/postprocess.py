@@ -46,8 +46,13 @@ _SORT_THREADS = 1024        # ssd_sort: one block per frame
 _BITS = 64                  # candidates per suppression-mask word = threads of mask/scan blocks
 _BEST_THREADS = 256
 _TILE_FLOATS = 8192         # 32 KB of score rows staged per block of ssd_best_class
-FUSED_MAX = 512             # ssd_sort does the whole NMS of a frame with at most this many
+FUSED_MAX = 512             # ssd_sort can do the whole NMS of a frame with at most this many
                             # candidates in shared memory (kernels/postprocess.cu)
+GPU_FUSED_DEFAULT = 0       # ... but GpuPostprocessor does not by default: on the H100
+                            # (2026-11-27) the fused kernel took 63.7 us for the 243-candidate
+                            # worst case against 58.2 us for sort + mask + scan, and 37.9 vs
+                            # 38.8 us for 23 candidates (benchmarks/NOTES_postprocess.md);
+                            # GpuPostprocessor(fused_max=512) turns it on
 
 # The kernels' parameter lists as pycuda's prepared-call formats, and the same layouts packed
 # once per plan by Python's struct (native alignment, as pycuda's _pvt_struct packs them) for
@@ -372,7 +377,8 @@ class GpuPostprocessor(object):
         if int(max_batch) < 1:
             raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
         self.max_batch = int(max_batch)
-        self.defines = kernel_defines(spec, fused_max=fused_max)
+        self.defines = kernel_defines(
+            spec, fused_max=GPU_FUSED_DEFAULT if fused_max is None else fused_max)
         self._stride = _HEADER + MAX_DETECTIONS_GPU * _ROW
         self._closed = False
         self._pending = 0

@@ -8,7 +8,8 @@ producer waits until the consumer took the previous result, so every frame is sh
 """
 import time
 
-from .base import Delivery, Dropped, Result, RunClock, close_all, frame_pool, start_capture
+from .base import (Delivery, Dropped, Result, RunClock, detect_one, finish, frame_pool,
+                   start_capture)
 from .stages import Closed, Crew
 
 
@@ -39,13 +40,8 @@ def run(sources, layer, sink, options, stats, clock=None):
                             frame = capture.read(crew.stop)
                             if frame is None:
                                 break
-                            try:
-                                slot.submit([frame])
-                                dets, timings = slot.result()
-                            except BaseException:
-                                frame.done()
-                                raise
-                            r = Result([frame], dets, timings)
+                            det, timings = detect_one(slot, frame)
+                            r = Result([frame], [det], timings)
                             try:
                                 dropped.add(handoff.put(r))
                             except Closed:
@@ -66,13 +62,5 @@ def run(sources, layer, sink, options, stats, clock=None):
             deliver(r.frames[0], r.detections[0])
     finally:
         clock.stop()
-        crew.halt()
-        alive = crew.join()
-        stats.dropped += dropped.n
-        if alive:
-            stats.notes.append("threads %s were still blocked when the run ended (in a source "
-                               "read?); their buffers were left to the process's exit"
-                               % ", ".join(alive))
-        else:
-            close_all(layer, [pool])
+        finish(crew, stats, dropped, layer, [pool])
     crew.reraise()

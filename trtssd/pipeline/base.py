@@ -2,7 +2,7 @@
 import threading
 import time
 
-from .stages import Capture, FramePool, record
+from .stages import Capture, Closed, FramePool, record
 
 
 class Result(object):
@@ -184,5 +184,51 @@ def close_all(layer, things):
         raise err
 
 
+def detect_one(slot, frame):
+    """Run one frame through a slot now: (detections, timings). The frame is released if
+    that fails (its buffer goes back to its pool or ring)."""
+    try:
+        slot.submit([frame])
+        dets, timings = slot.result()
+    except BaseException:
+        frame.done()
+        raise
+    return dets[0], timings
+
+
+def feed(capture, chan, stop, dropped):
+    """A capture thread's loop: read frames into ``chan`` until the source ends or the run
+    stops, counting what a live channel drops; the channel is closed at the end."""
+    try:
+        while True:
+            frame = capture.read(stop)
+            if frame is None:
+                break
+            try:
+                d = chan.put(frame)
+            except Closed:
+                frame.done()
+                raise
+            if d is not None:
+                dropped.add(d)
+    finally:
+        chan.close()
+
+
+def finish(crew, stats, dropped, layer, things):
+    """The end of a threaded run: stop and join the threads, count drops, free what the run
+    made (only when no thread is still inside a source read). The caller re-raises the first
+    error of the run's threads (``crew.reraise()``)."""
+    crew.halt()
+    alive = crew.join()
+    stats.dropped += dropped.n
+    if alive:
+        stats.notes.append("threads %s were still blocked when the run ended (in a source "
+                           "read?); their buffers were left to the process's exit"
+                           % ", ".join(alive))
+    else:
+        close_all(layer, things)
+
+
 __all__ = ["Result", "Budget", "Dropped", "RunClock", "start_capture", "frame_pool", "SourceBuffers",
-           "Delivery", "close_all", "record"]
+           "Delivery", "close_all", "record", "detect_one", "feed", "finish"]

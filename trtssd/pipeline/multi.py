@@ -13,8 +13,8 @@ reach the sink per source in that source's frame order. The run ends when every 
 """
 import time
 
-from .base import Budget, Delivery, Dropped, RunClock, frame_pool, start_capture
-from .pipelined import finish, run_slots
+from .base import Budget, Delivery, Dropped, RunClock, feed, finish, frame_pool, start_capture
+from .pipelined import run_slots
 from .stages import Closed, Crew, Timeout, discard
 
 
@@ -44,21 +44,8 @@ def run(sources, layer, sink, options, stats, clock=None):
         deliver = Delivery(sink, stats, options)
 
         def capture_main(source, pool, chan):
-            capture = start_capture(source, stats, options, pool, None, budget, deadline)
-            try:
-                while True:
-                    frame = capture.read(crew.stop)
-                    if frame is None:
-                        break
-                    try:
-                        d = chan.put(frame)
-                    except Closed:
-                        frame.done()
-                        raise
-                    if d is not None:
-                        dropped.add(d)
-            finally:
-                chan.close()
+            feed(start_capture(source, stats, options, pool, None, budget, deadline), chan,
+                 crew.stop, dropped)
 
         open_ = list(range(nsrc))
 

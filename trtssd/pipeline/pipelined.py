@@ -21,7 +21,7 @@ rounds over several sources).
 """
 import threading
 
-from .base import (Delivery, Dropped, Result, RunClock, close_all, frame_pool,
+from .base import (Delivery, Dropped, Result, RunClock, feed, finish, frame_pool,
                    start_capture)
 from .stages import Closed, Crew, Timeout, discard
 
@@ -94,20 +94,6 @@ def run_slots(crew, layer, slots, take_batch, deliver):
                     raise
 
 
-def finish(crew, stats, dropped, layer, things):
-    """The end of a threaded run: stop and join the threads, count drops, free what the run
-    made (only when no thread is still inside a source read), re-raise the first error."""
-    crew.halt()
-    alive = crew.join()
-    stats.dropped += dropped.n
-    if alive:
-        stats.notes.append("threads %s were still blocked when the run ended (in a source "
-                           "read?); their buffers were left to the process's exit"
-                           % ", ".join(alive))
-    else:
-        close_all(layer, things)
-
-
 def run(sources, layer, sink, options, stats, clock=None):
     clock = clock or RunClock()
     source = sources[0]
@@ -130,21 +116,6 @@ def run(sources, layer, sink, options, stats, clock=None):
         capture = start_capture(source, stats, options, pool, None)
         deliver = Delivery(sink, stats, options)
 
-        def capture_main():
-            try:
-                while True:
-                    frame = capture.read(crew.stop)
-                    if frame is None:
-                        break
-                    try:
-                        d = queue.put(frame)
-                    except Closed:
-                        frame.done()
-                        raise
-                    if d is not None:
-                        dropped.add(d)
-            finally:
-                queue.close()
 
         def take_batch():
             try:
@@ -159,7 +130,7 @@ def run(sources, layer, sink, options, stats, clock=None):
             return frames
 
         clock.start()
-        crew.spawn("capture", capture_main)
+        crew.spawn("capture", feed, capture, queue, crew.stop, dropped)
         run_slots(crew, layer, slots, take_batch, deliver)
     finally:
         clock.stop()

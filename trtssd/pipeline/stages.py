@@ -389,8 +389,45 @@ def _same_memory(a, b):
         return a is b
 
 
-class _Postprocessing(object):
-    """The CPU postprocessing both host slots share."""
+class _Contexts(object):
+    """One execution context per batch size, bound to the first ``n`` rows of the slot's
+    buffers (``_bindings(n)``; by default its device arrays ``d_images``, ``d_boxes``,
+    ``d_scores``), made on first use or up front by ``prepare``."""
+
+    def _bindings(self, n):
+        return (_rows(self.d_images, n, self._views), _rows(self.d_boxes, n, self._views),
+                _rows(self.d_scores, n, self._views))
+
+    def _context(self, n):
+        ctx = self._ctx.get(n)
+        if ctx is None:
+            ctx = self.backend.create_context(*self._bindings(n))
+            self._ctx[n] = ctx
+        return ctx
+
+    def prepare(self, sizes):
+        for n in sizes:
+            self._context(int(n))
+
+    def _check_batch(self, n):
+        if not 1 <= n <= self.max_batch:
+            raise InputError("a batch of %d frames for a slot of %d" % (n, self.max_batch))
+
+
+class _Postprocessing(_Contexts):
+    """The CPU preprocessing and postprocessing both host slots share."""
+
+    def _preprocess_host(self, frames, images):
+        """OpenCV into the first rows of ``images``: (rows, geometries, host ms)."""
+        from ..preprocess import cpu_preprocess
+        n = len(frames)
+        self._check_batch(n)
+        t0 = time.perf_counter()
+        view = images[:n]
+        tensor, geoms = cpu_preprocess([f.image for f in frames], self.prep, out=view)
+        if not _same_memory(tensor, view):
+            np.copyto(view, tensor)
+        return view, geoms, (time.perf_counter() - t0) * 1e3
 
     def _init_post(self, backend, score_threshold, max_detections, labels):
         self.backend = backend
@@ -405,7 +442,7 @@ class _Postprocessing(object):
                                max_detections=self.max_detections, labels=self.labels)
 
 
-class CpuSlot(Slot, _Postprocessing):
+class CpuSlot(_Postprocessing, Slot):
     """Backend on the CPU: preprocess with OpenCV into the bound input, run the network and
     postprocess with NumPy; ``submit`` does the first two at once, ``result`` the last."""
 
@@ -420,31 +457,16 @@ class CpuSlot(Slot, _Postprocessing):
         self._ctx = {}
         self._pending = None
 
-    def _context(self, n):
-        ctx = self._ctx.get(n)
-        if ctx is None:
-            ctx = self.backend.create_context(self.images[:n], self.boxes[:n], self.scores[:n])
-            self._ctx[n] = ctx
-        return ctx
-
-    def prepare(self, sizes):
-        for n in sizes:
-            self._context(int(n))
+    def _bindings(self, n):
+        return self.images[:n], self.boxes[:n], self.scores[:n]
 
     def submit(self, frames):
-        from ..preprocess import cpu_preprocess
         n = len(frames)
-        if not 1 <= n <= self.max_batch:
-            raise InputError("a batch of %d frames for a slot of %d" % (n, self.max_batch))
-        t0 = time.perf_counter()
-        view = self.images[:n]
-        tensor, geoms = cpu_preprocess([f.image for f in frames], self.prep, out=view)
-        if not _same_memory(tensor, view):
-            np.copyto(view, tensor)
+        _, geoms, prep_ms = self._preprocess_host(frames, self.images)
         t1 = time.perf_counter()
         self._context(n).enqueue()
         t2 = time.perf_counter()
-        self._pending = (n, geoms, [("preprocess", (t1 - t0) * 1e3, "host"),
+        self._pending = (n, geoms, [("preprocess", prep_ms, "host"),
                                     ("inference", (t2 - t1) * 1e3, "host")])
 
     def result(self):
@@ -473,7 +495,7 @@ def _rows(dev, n, cache):
     return v
 
 
-class CudaHostSlot(Slot, _Postprocessing):
+class CudaHostSlot(_Postprocessing, Slot):
     """Backend on CUDA with CPU preprocessing (the seed's trt_ssd.py): OpenCV into a pinned
     input, upload, enqueue, download of the raw outputs into pinned memory, all on the slot's
     stream, then NumPy postprocessing once the slot's event completed."""
@@ -500,30 +522,9 @@ class CudaHostSlot(Slot, _Postprocessing):
         self._ctx = {}
         self._pending = None
 
-    def _context(self, n):
-        ctx = self._ctx.get(n)
-        if ctx is None:
-            ctx = self.backend.create_context(_rows(self.d_images, n, self._views),
-                                              _rows(self.d_boxes, n, self._views),
-                                              _rows(self.d_scores, n, self._views))
-            self._ctx[n] = ctx
-        return ctx
-
-    def prepare(self, sizes):
-        for n in sizes:
-            self._context(int(n))
-
     def submit(self, frames):
-        from ..preprocess import cpu_preprocess
         n = len(frames)
-        if not 1 <= n <= self.max_batch:
-            raise InputError("a batch of %d frames for a slot of %d" % (n, self.max_batch))
-        t0 = time.perf_counter()
-        view = self.h_images[:n]
-        tensor, geoms = cpu_preprocess([f.image for f in frames], self.prep, out=view)
-        if not _same_memory(tensor, view):
-            np.copyto(view, tensor)
-        t1 = time.perf_counter()
+        view, geoms, prep_ms = self._preprocess_host(frames, self.h_images)
         ctx = self._context(n)
         self.t_up.start()
         _rows(self.d_images, n, self._views).copy_from_host(view, stream=self.stream)
@@ -537,7 +538,7 @@ class CudaHostSlot(Slot, _Postprocessing):
                                                           stream=self.stream)
         self.t_down.stop()
         self.done.record(self.stream)
-        self._pending = (n, geoms, [("preprocess", (t1 - t0) * 1e3, "host")])
+        self._pending = (n, geoms, [("preprocess", prep_ms, "host")])
 
     def ready(self):
         return self._pending is None or bool(self.done.query())
@@ -597,7 +598,7 @@ def free_pinned(arr):
         obj = getattr(obj, "base", None)
 
 
-class GpuSlot(Slot):
+class GpuSlot(_Contexts, Slot):
     """Everything on the GPU on the slot's own stream: GPU preprocessing from the host frames
     (upload included), inference, decode + NMS, and a copy of only the kept boxes into pinned
     memory; ``result`` reads them once the slot's event completed."""
@@ -636,23 +637,9 @@ class GpuSlot(Slot):
         self.time_every = max(1, int(time_every))
         self._submits = 0
 
-    def _context(self, n):
-        ctx = self._ctx.get(n)
-        if ctx is None:
-            ctx = self.backend.create_context(_rows(self.d_images, n, self._views),
-                                              _rows(self.d_boxes, n, self._views),
-                                              _rows(self.d_scores, n, self._views))
-            self._ctx[n] = ctx
-        return ctx
-
-    def prepare(self, sizes):
-        for n in sizes:
-            self._context(int(n))
-
     def submit(self, frames):
         n = len(frames)
-        if not 1 <= n <= self.max_batch:
-            raise InputError("a batch of %d frames for a slot of %d" % (n, self.max_batch))
+        self._check_batch(n)
         ctx = self._context(n)
         views = self._views
         stream = self.stream

@@ -3,7 +3,7 @@ trt_ssd.py). Which device work runs is the device layer's business: CPU preproce
 ``sync``, GPU preprocessing and postprocessing for ``gpu``."""
 import threading
 
-from .base import Delivery, RunClock, close_all, frame_pool, start_capture
+from .base import Delivery, RunClock, close_all, detect_one, frame_pool, start_capture
 from .stages import FramePool
 
 
@@ -35,14 +35,9 @@ def run(sources, layer, sink, options, stats, clock=None):
                 frame = capture.read(stop)
                 if frame is None:
                     break
-                try:
-                    slot.submit([frame])
-                    dets, timings = slot.result()
-                except BaseException:
-                    frame.done()
-                    raise
+                det, timings = detect_one(slot, frame)
                 deliver.timings(timings)
-                deliver(frame, dets[0])
+                deliver(frame, det)
     finally:
         clock.stop()
         close_all(layer, [slot, pool])

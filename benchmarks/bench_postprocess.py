@@ -139,88 +139,22 @@ def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3, fused_max=None)
     return out
 
 
-class _NoopFn(object):
-    """A kernel whose launch does nothing (Python-overhead measurement)."""
-    def prepared_async_call(self, *a):
-        pass
-
-    def _launch_kernel(self, grid, block, buf, shared, stream):
-        pass
-
-
-class _NoopDriver(object):
-    """Just enough of pycuda.driver for GpuPostprocessor, every call a no-op."""
-
-    class Event(object):
-        def __init__(self, *a):
-            pass
-
-        def record(self, stream=None):
-            pass
-
-        def synchronize(self):
-            pass
-
-    class Stream(object):
-        handle = 1
-
-    class _Alloc(object):
-        def __init__(self, n):
-            self.buf = np.zeros(max(n, 1), np.uint8)
-
-        def __int__(self):
-            return self.buf.ctypes.data
-
-        def free(self):
-            pass
-
-    def mem_alloc(self, n):
-        return self._Alloc(n)
-
-    def memcpy_htod(self, *a):
-        pass
-
-    def memcpy_htod_async(self, *a):
-        pass
-
-    def memcpy_dtoh_async(self, *a):
-        pass
-
-    def memset_d8(self, *a):
-        pass
-
-    def memset_d8_async(self, *a):
-        pass
-
-
 def python_overhead(reps=20000):
     """us of Python per GpuPostprocessor.enqueue() with a no-op driver (CPU only): batch 1
     and 8, buffers given as DeviceArray and as a torch-like __cuda_array_interface__ object,
     on a stream."""
     import trtssd.cuda as tcuda
-    import trtssd.kernel_loader as loader
     from trtssd.postprocess import GpuPostprocessor
-    saved = (tcuda._driver, loader.get_function, tcuda.pinned_empty)
-
-    def pinned_empty(shape, dtype, mapped=False):
-        import ctypes
-        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
-        base = np.ndarray(shape, dtype, buffer=alloc)
-        arr = base.view(tcuda.PinnedArray)
-        arr.owner = tcuda._PinnedOwner(alloc, base.ctypes.data if mapped else None)
-        return arr
+    from benchmarks._overhead import median_us_per_call, noop_driver
 
     class Iface(object):   # what a torch tensor offers: only the interface
         def __init__(self, arr):
             self.__cuda_array_interface__ = dict(arr.__cuda_array_interface__)
 
-    tcuda._driver = _NoopDriver()
-    loader.get_function = lambda *a, **k: _NoopFn()
-    tcuda.pinned_empty = pinned_empty
     res = {}
-    try:
+    with noop_driver() as drv:
         spec = coco_like()
-        stream = _NoopDriver.Stream()
+        stream = drv.Stream()
         for n in (1, 8):
             post = GpuPostprocessor(spec, max_batch=n, score_threshold=0.3, max_detections=100)
             e = tcuda.DeviceArray((n, spec.num_anchors, 4), np.float32)
@@ -229,18 +163,8 @@ def python_overhead(reps=20000):
             cases = [("devicearray", lambda: post.enqueue(e, s, n, stream)),
                      ("interface", lambda: post.enqueue(ie, is_, n, stream))]
             for name, call in cases:
-                for _ in range(200):
-                    call()
-                t = []
-                for _ in range(max(reps // 100, 5)):
-                    t0 = time.perf_counter()
-                    for _ in range(100):
-                        call()
-                    t.append((time.perf_counter() - t0) * 1e4)
-                res["%s_b%d_us" % (name, n)] = float(np.median(t))
+                res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(reps // 100, 5), 200)
             post.close()
-    finally:
-        tcuda._driver, loader.get_function, tcuda.pinned_empty = saved
     for k in sorted(res):
         print("%-22s %8.2f us per enqueue (Python only, no-op driver)" % (k, res[k]))
     return res

@@ -319,63 +319,6 @@ def _sanitize_wide_edges():
     return runs, failures
 
 
-class _NoopFn(object):
-    """A kernel whose launch does nothing (Python-overhead measurement)."""
-    def prepared_async_call(self, *a):
-        pass
-
-    def _launch_kernel(self, grid, block, buf, shared, stream):
-        pass
-
-
-class _NoopDriver(object):
-    """Just enough of pycuda.driver for GpuPreprocessor, every call a no-op: what is left of a
-    ``preprocess()`` call is its Python code (plus CPython's call overhead)."""
-
-    class event_flags(object):
-        DISABLE_TIMING = 2
-
-    class Event(object):
-        def __init__(self, *a):
-            pass
-
-        def record(self, stream=None):
-            pass
-
-        def synchronize(self):
-            pass
-
-    class Stream(object):
-        handle = 1
-
-        def wait_for_event(self, ev):
-            pass
-
-    class Context(object):
-        @staticmethod
-        def get_current():
-            return None
-
-    class _Alloc(object):
-        def __init__(self, n):
-            self.buf = np.zeros(max(n, 1), np.uint8)
-
-        def __int__(self):
-            return self.buf.ctypes.data
-
-        def free(self):
-            pass
-
-    def mem_alloc(self, n):
-        return self._Alloc(n)
-
-    def memcpy_htod_async(self, dst, src, stream=None):
-        pass
-
-    def memset_d8(self, *a):
-        pass
-
-
 def python_overhead(reps=20000):
     """Per-call Python cost of GpuPreprocessor.preprocess() with a no-op driver (CPU only).
 
@@ -383,50 +326,27 @@ def python_overhead(reps=20000):
     come on top; this is the part the code controls. Cases: the bench's (device frame, frames
     in the staging) and the pipeline's (pinned frames into a caller's output)."""
     import trtssd.cuda as tcuda
-    import trtssd.kernel_loader as loader
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
-    saved = (tcuda._driver, loader.get_function, tcuda.pinned_empty)
-
-    def pinned_empty(shape, dtype, mapped=False):
-        # laid out as pinned_empty's: an array over an allocation object (here a ctypes
-        # buffer) that the owner keeps; mapped: the "device pointer" is the host address
-        import ctypes
-        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
-        base = np.ndarray(shape, dtype, buffer=alloc)
-        arr = base.view(tcuda.PinnedArray)
-        arr.owner = tcuda._PinnedOwner(alloc, base.ctypes.data if mapped else None)
-        return arr
-    tcuda._driver = _NoopDriver()
-    loader.get_function = lambda *a, **k: _NoopFn()
-    tcuda.pinned_empty = pinned_empty
+    from benchmarks._overhead import median_us_per_call, noop_driver
     res = {}
-    try:
+    with noop_driver() as drv:
         o = PreprocessOptions()
         h, w = 1080, 1920
         for n in (1, 8):
             pre = GpuPreprocessor(o, max_batch=n, max_frame_shape=(h, w, 3))
             dev = tcuda.DeviceArray((n, h, w, 3), np.uint8)
             staged = [pre.staging(i) for i in range(n)]
-            pinned = [pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
+            pinned = [tcuda.pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
             out = tcuda.DeviceArray(o.output_shape(n), np.float32)
-            stream = _NoopDriver.Stream()
+            stream = drv.Stream()
             cases = [("device", lambda: pre.preprocess(dev)),
                      ("staging", lambda: pre.preprocess(staged)),
                      ("pinned_out_stream", lambda: pre.preprocess(pinned, out=out, stream=stream))]
             for name, call in cases:
                 k = reps // n if name != "pinned_out_stream" or getattr(pre, "_direct_pinned", False) else 50
-                for _ in range(min(k, 200)):
-                    call()
-                t = []
-                for _ in range(max(k // 100, 5)):
-                    t0 = time.perf_counter()
-                    for _ in range(100):
-                        call()
-                    t.append((time.perf_counter() - t0) * 1e4)
-                res["%s_b%d_us" % (name, n)] = float(np.median(t))
+                res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(k // 100, 5),
+                                                                  min(k, 200))
             pre.close()
-    finally:
-        tcuda._driver, loader.get_function, tcuda.pinned_empty = saved
     for k in sorted(res):
         print("%-26s %8.2f us per call" % (k, res[k]))
     return res

@@ -7,6 +7,7 @@ this runs what the GPU runs, with threads as fibers between barriers (no warps a
 import numpy as np
 import pytest
 
+import fake_cuda
 from kernel_shim import compile_cpu_module
 from trtssd.postprocess import kernel_defines, select_frame
 from trtssd.spec import BoxCoder, ModelSpec, NmsParams
@@ -305,138 +306,14 @@ def test_sorted_candidates_and_suppression_matrix():
 # "device memory" is host memory, and whose prepared functions run the real kernels on the
 # shim. Not a GPU test: it catches argument-order and format mistakes before the GPU run.
 
-class _Alloc(object):
-    def __init__(self, n):
-        self.buf = np.zeros(max(n, 1), np.uint8)
-
-    def __int__(self):
-        return self.buf.ctypes.data
-
-    def free(self):
-        self.buf = None
-
-
-class _Event(object):
-    def __init__(self, *a):
-        self.recorded = 0
-
-    def record(self, stream=None):
-        self.recorded += 1
-
-    def synchronize(self):
-        pass
-
-    def time_since(self, other):
-        return 0.001
-
-
-class _Stream(object):
-    def synchronize(self):
-        pass
-
-
-class _Driver(object):
-    Event = _Event
-    Stream = _Stream
-
-    def mem_alloc(self, n):
-        return _Alloc(n)
-
-    def memcpy_htod(self, dst, src, stream=None):
-        import ctypes
-        buf = np.ascontiguousarray(src).view(np.uint8).reshape(-1)
-        ctypes.memmove(int(dst), buf.ctypes.data, buf.nbytes)
-
-    memcpy_htod_async = memcpy_htod
-
-    def memcpy_dtoh(self, dst, src, stream=None):
-        import ctypes
-        assert dst.flags.c_contiguous
-        ctypes.memmove(dst.ctypes.data, int(src), dst.nbytes)
-
-    memcpy_dtoh_async = memcpy_dtoh
-
-    def memset_d8(self, ptr, value, n, stream=None):
-        import ctypes
-        ctypes.memset(int(ptr), value, n)
-
-    memset_d8_async = memset_d8
-
-
-class _Prepared(object):
-    """A prepared function: prepared_async_call (pycuda packs the values with the format) and
-    _launch_kernel (a buffer packed by the caller, as the C parameter list lays it out)."""
-    _PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPPiffffffiPPPPP", "ssd_nms_mask": "PPfP",
-               "ssd_nms_scan": "PPPPPPiiP"}
-
-    def __init__(self, mod, kernel, fmt, calls):
-        assert fmt == self._PARAMS[kernel], (kernel, fmt)
-        self.mod, self.kernel, self.fmt, self.calls = mod, kernel, fmt, calls
-
-    def prepared_async_call(self, grid, block, stream, *args):
-        import struct
-        assert len(args) == len(self.fmt)
-        for code, v in zip(self.fmt, args):
-            if code == "P":
-                assert isinstance(v, (int, np.integer)) and v != 0, (self.kernel, v)
-            elif code == "i":
-                assert isinstance(v, (int, np.integer)), (self.kernel, code, type(v))
-            else:
-                assert isinstance(v, (float, np.floating)), (self.kernel, code, type(v))
-        self.calls.append(("prepared", self.kernel))
-        self._run(grid, block, struct.pack("@" + self.fmt, *args))
-
-    def _launch_kernel(self, grid, block, buf, shared, stream):
-        assert isinstance(buf, bytes) and shared == 0
-        self.calls.append(("direct", self.kernel))
-        self._run(grid, block, buf)
-
-    def _run(self, grid, block, buf):
-        import struct
-        vals = struct.unpack("@" + self.fmt, buf)   # the bytes the GPU would receive
-        conv = []
-        for code, v in zip(self.fmt, vals):
-            if code == "P":
-                assert v != 0, (self.kernel, "null pointer")
-                conv.append(int(v))
-            else:
-                conv.append({"i": np.int32, "f": np.float32}[code](v))
-        assert len(grid) == 2 and len(block) == 3
-        self.mod.launch(self.kernel, tuple(grid) + (1,), block, *conv)
-
-
-class _OldPrepared(_Prepared):
-    """A pycuda without Function._launch_kernel."""
-    def __getattribute__(self, name):
-        if name == "_launch_kernel":
-            raise AttributeError(name)
-        return object.__getattribute__(self, name)
+# The kernels' parameter lists as prepared-call formats; every pointer non-NULL; 2D grids.
+_PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPPiffffffiPPPPP", "ssd_nms_mask": "PPfP",
+           "ssd_nms_scan": "PPPPPPiiP"}
 
 
 @pytest.fixture(params=["direct", "prepared"])
 def fake_gpu(monkeypatch, request):
-    import trtssd.cuda as tcuda
-    import trtssd.kernel_loader as loader
-    drv = _Driver()
-    drv.calls = []
-    drv.how = request.param
-    monkeypatch.setattr(tcuda, "_driver", drv)
-    cls = _Prepared if request.param == "direct" else _OldPrepared
-
-    def get_function(name, kernel, defines=None, arg_types=None, options=None):
-        return cls(compile_cpu_module(name, defines), kernel, arg_types, drv.calls)
-
-    def pinned_empty(shape, dtype, mapped=False):
-        import ctypes
-        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
-        base = np.ndarray(shape, dtype, buffer=alloc)
-        arr = base.view(tcuda.PinnedArray)
-        arr.owner = tcuda._PinnedOwner(alloc, None)
-        return arr
-
-    monkeypatch.setattr(loader, "get_function", get_function)
-    monkeypatch.setattr(tcuda, "pinned_empty", pinned_empty)
-    return drv
+    return fake_cuda.install(monkeypatch, request.param, _PARAMS, grid_len=2)
 
 
 @pytest.mark.parametrize("threshold,hot", [(0.3, 300), (1e-8, 0), (0.3, 20), (0.999, 0)])

@@ -19,23 +19,11 @@ import pytest
 
 from trtssd.errors import InputError
 from trtssd.preprocess import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess)
+# the shim tests' tolerances and random frames (the same reasoning holds here, see above)
+from test_preprocess_kernel_cpu import frame as rand_frame, tolerance
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.gpu
-
-
-def tolerance(o):
-    grey = 1.0 if o.interpolation == "linear" else 0.0
-    atol = grey * float(np.max(np.abs(o.scale))) + 1e-5
-    rtol = 2.0 ** -11 if o.dtype == "float16" else 1e-6
-    if o.dtype == "float16":
-        atol += 2.0 ** -24
-    return atol, rtol
-
-
-def rand_frame(rng, h, w, fmt, gray2d=False):
-    c = INPUT_FORMATS[fmt][0]
-    return rng.integers(0, 256, (h, w) if (c == 1 and gray2d) else (h, w, c), dtype=np.uint8)
 
 
 class DevFrame(object):

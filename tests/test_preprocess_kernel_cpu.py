@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 import pytest
 
+import fake_cuda
 from kernel_shim import compile_cpu_module
 from trtssd.errors import InputError
 from trtssd.preprocess import (BLOCK, FRAME_DESC_DTYPE, INPUT_FORMATS, FrameGeometry,
@@ -318,136 +319,13 @@ def test_wrong_defines_do_not_compile():
 # kernel launches run the real kernel on the shim. This is not a GPU test; it catches host
 # logic bugs before the GPU run.
 
-class _FakeAlloc(object):
-    def __init__(self, n):
-        self.buf = np.zeros(max(n, 1), np.uint8)
-
-    def __int__(self):
-        return self.buf.ctypes.data
-
-    def free(self):
-        self.buf = None
-
-
-class _FakeEvent(object):
-    def __init__(self, *a):
-        self.recorded = 0
-
-    def record(self, stream=None):
-        self.recorded += 1
-
-    def synchronize(self):
-        pass
-
-    def query(self):
-        return True
-
-
-class _FakeStream(object):
-    def __init__(self, *a):
-        self.waits = 0
-        self.handle = id(self)
-
-    def wait_for_event(self, ev):
-        self.waits += 1
-
-
-class _FakeDriver(object):
-    Event = _FakeEvent
-    Stream = _FakeStream
-
-    class event_flags(object):
-        DISABLE_TIMING = 2
-
-    class Context(object):
-        @staticmethod
-        def synchronize():
-            pass
-
-    def __init__(self):
-        self.copies = []
-
-    def mem_alloc(self, n):
-        return _FakeAlloc(n)
-
-    def memcpy_htod_async(self, dst, src, stream=None):
-        # src: any contiguous buffer, as pycuda takes it (numpy views, ctypes arrays)
-        import ctypes
-        buf = np.frombuffer(src, np.uint8)
-        self.copies.append((int(dst), buf.nbytes, buf.ctypes.data))
-        ctypes.memmove(int(dst), buf.ctypes.data, buf.nbytes)
-
-    memcpy_htod = memcpy_htod_async
-
-    def memcpy_dtoh(self, dst, src):
-        import ctypes
-        ctypes.memmove(dst.ctypes.data, int(src), dst.nbytes)
-
-    memcpy_dtoh_async = memcpy_dtoh
-
-    def memset_d8(self, ptr, value, n, stream=None):
-        import ctypes
-        ctypes.memset(int(ptr), value, n)
-
-    memset_d8_async = memset_d8
-
-
-class _ShimFunction(object):
-    """pycuda's prepared Function: prepared_async_call (the pre-2011 path GpuPreprocessor falls
-    back to) and _launch_kernel with a packed parameter buffer (what it uses when present)."""
-
-    def __init__(self, mod, fmt):
-        assert fmt == "P64sqPii" + "f" * 9
-        self.mod = mod
-        self.launches = []
-        self.kinds = []
-
-    def prepared_async_call(self, grid, block, stream, table, frame, stride, out, w, h, *norm):
-        self.kinds.append("prepared")
-        self._run(grid, block, table, frame, stride, out, w, h, *norm)
-
-    def _run(self, grid, block, table, frame, stride, out, w, h, *norm):
-        self.launches.append("table" if table else "uniform")
-        self.mod.launch("preprocess_u8", grid, block, table or None, frame, np.int64(stride),
-                        out, np.int32(w), np.int32(h), *[np.float32(v) for v in norm])
-
-
-class _ShimFunctionDirect(_ShimFunction):
-    def _launch_kernel(self, grid, block, buf, shared, stream):
-        import struct
-        # the C parameter list: table*, FrameDesc (64 bytes), long long, out*, int, int, 9 floats
-        assert len(buf) == 132 and shared == 0 and len(grid) == 3
-        self.kinds.append("direct")
-        self._run(grid, block, *struct.unpack("@P64sqPii9f", buf))
-
-
 @pytest.fixture(params=["direct", "prepared"])
 def fake_gpu(monkeypatch, request):
-    import trtssd.cuda as tcuda
-    import trtssd.kernel_loader as loader
-    drv = _FakeDriver()
-    monkeypatch.setattr(tcuda, "_driver", drv)
-    fns = []
-    cls = _ShimFunctionDirect if request.param == "direct" else _ShimFunction
-
-    def get_function(name, kernel, defines=None, arg_types=None, options=None):
-        fns.append(cls(compile_cpu_module(name, defines), arg_types))
-        return fns[-1]
-
-    def pinned_empty(shape, dtype, mapped=False):
-        # laid out as pinned_empty's: an array over an allocation object (here a ctypes
-        # buffer) that the owner keeps; mapped: the "device pointer" is the host address
-        import ctypes
-        alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
-        base = np.ndarray(shape, dtype, buffer=alloc)
-        arr = base.view(tcuda.PinnedArray)
-        arr.owner = tcuda._PinnedOwner(alloc, base.ctypes.data if mapped else None)
-        return arr
-
-    monkeypatch.setattr(loader, "get_function", get_function)
-    monkeypatch.setattr(tcuda, "pinned_empty", pinned_empty)
-    drv.fns = fns
-    return drv
+    # the C parameter list: table* (NULL on the uniform path), FrameDesc (64 bytes), long long,
+    # out*, int, int, 9 floats; a 3D grid
+    return fake_cuda.install(monkeypatch, request.param, {"preprocess_u8": "P64sqPii" + "f" * 9},
+                             nullable={"preprocess_u8": (0,)}, grid_len=3,
+                             label=lambda args: "table" if args[0] else "uniform")
 
 
 def _check_host(pre, frames, o, ref_frames=None, out=None, stream=None):
@@ -521,7 +399,7 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt, wide):
             _check_host(pre, sv, o, ref_frames=sv.copy())
         # caller's out, on a stream: the result is out itself and knows its stream
         out = DeviceArray(o.output_shape(1), np.float16)
-        st = _FakeStream()
+        st = fake_cuda.FakeStream()
         res = _check_host(pre, big, o, out=out, stream=st)
         assert res is out and out.__cuda_array_interface__["stream"] == st.handle
         assert st.waits == 1                     # ordered after the previous call's stream
@@ -568,7 +446,7 @@ def test_launch_path(fake_gpu):
         for out in outs + outs:
             _check_host(pre, f, o, out=out)
         _check_host(pre, [f, frame(rng, 7, 9, "BGR")], o)          # table path
-        want = "direct" if isinstance(fn, _ShimFunctionDirect) else "prepared"
+        want = "direct" if isinstance(fn, fake_cuda.ShimFunctionDirect) else "prepared"
         assert set(fn.kinds) == {want} and fn.launches[-1] == "table"
 
 

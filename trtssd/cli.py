@@ -192,14 +192,8 @@ def _is_image(text):
 
 
 def _close_quietly(things):
-    err = None
-    for t in things:
-        if t is None:
-            continue
-        try:
-            t.close()
-        except Exception as e:
-            err = err or e
+    from .pipeline.base import close_each
+    err = close_each(things)
     if err is not None and sys.exc_info()[0] is None:
         raise err
 

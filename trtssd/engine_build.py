@@ -26,6 +26,7 @@ import time
 
 from .errors import EngineError, EnvironmentProblem, InputError, ModelError, TrtssdError
 from .spec import ModelSpec, SPEC_METADATA_KEY
+from .models import file_sha256
 from .trt_compat import TrtApi, Stopwatch, make_logger
 
 SIDECAR_FORMAT = "trtssd-engine/1"
@@ -257,14 +258,6 @@ def rebuild_command(model_path, options, output=None):
     return " ".join(parts)
 
 
-def _sha256_file(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def read_sidecar(engine_path):
     """The sidecar dict, or None when it is missing; ModelError when it is not ours."""
     path = sidecar_path(engine_path)
@@ -300,7 +293,7 @@ def sidecar_problems(sidecar, engine_path, trt_version, gpu, model_sha256=None):
         problems.append("the engine file is missing")
     else:
         size = os.path.getsize(engine_path)
-        if size != sidecar.get("engine_bytes") or _sha256_file(engine_path) != \
+        if size != sidecar.get("engine_bytes") or file_sha256(engine_path) != \
                 sidecar.get("engine_sha256"):
             problems.append("the engine file is truncated or corrupt (%d bytes, sha256 differs "
                             "from the sidecar's)" % size)

@@ -169,17 +169,24 @@ class Delivery(object):
         self.stats.frames += 1
 
 
+def close_each(things):
+    """Close every one of ``things`` (None is skipped), whatever fails; return the first error
+    or None."""
+    err = None
+    for t in things:
+        if t is None:
+            continue
+        try:
+            t.close()
+        except Exception as e:
+            err = err or e
+    return err
+
+
 def close_all(layer, things):
     """Close slots and pools in order under the device's context; the first error wins."""
-    err = None
     with layer.activate():
-        for t in things:
-            if t is None:
-                continue
-            try:
-                t.close()
-            except Exception as e:
-                err = err or e
+        err = close_each(things)
     if err is not None:
         raise err
 

@@ -800,9 +800,9 @@ def bench(plan, progress=None, argv=None):
             notes.append("multi runs %d synthetic sources at the source's resolution %dx%d"
                          % ((plan.args.sources_count,) + tuple(plan.resolution)))
         if plan.synthetic_size is not None:
-            notes.append("synthetic frames are pre-rendered in pinned memory (a ring of "
-                         "buffers handed out without a copy); the capture cost models a DMA "
-                         "camera, not a decoder")
+            notes.append("synthetic frames are pre-rendered once (in pinned memory on a GPU) "
+                         "in a ring of buffers handed out without a copy; the capture cost "
+                         "models a DMA camera, not a decoder")
         notes.append("drawing %s" % ("on (--draw): detections drawn on each frame (on a copy "
                                      "of read-only synthetic frames), timed as 'draw'"
                                      if plan.args.draw else

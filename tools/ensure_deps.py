@@ -7,6 +7,7 @@ A module that imports already is left alone, whatever installed it; a missing on
 installed from PyPI with the pip of the running interpreter.
 """
 import importlib
+import os
 import subprocess
 import sys
 
@@ -37,6 +38,12 @@ GROUPS = {
 }
 
 
+def _has_nvidia_gpu():
+    """An NVIDIA driver is loaded (desktop: /proc/driver/nvidia; Jetson: the nvgpu device)."""
+    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvhost-gpu") \
+        or os.path.exists("/dev/nvgpu")
+
+
 def missing(group):
     out = []
     for module, requirement in GROUPS[group]:
@@ -51,6 +58,14 @@ def main(argv):
     if len(argv) != 2 or argv[1] not in GROUPS:
         sys.exit("usage: python tools/ensure_deps.py {%s}" % "|".join(sorted(GROUPS)))
     need = missing(argv[1])
+    if argv[1] == "bench" and _has_nvidia_gpu():
+        try:
+            importlib.import_module("pycuda")
+        except Exception:
+            # the GPU modes need PyCUDA; it compiles against the CUDA toolkit (on Jetson,
+            # JetPack's, whose nvcc is in /usr/local/cuda/bin, usually not on PATH)
+            os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + "/usr/local/cuda/bin"
+            need.append("pycuda")
     if argv[1] == "bench":
         have_backend = False
         for module in ("tensorrt", "torch", "onnxruntime"):
@@ -62,6 +77,18 @@ def main(argv):
                 pass
         if not have_backend:
             need.append("onnxruntime")
+    if argv[1] == "bench" and _has_nvidia_gpu():
+        ok = False
+        for module in ("tensorrt", "torch"):
+            try:
+                m = importlib.import_module(module)
+                ok = ok or module == "tensorrt" or bool(m.cuda.is_available())
+            except Exception:
+                pass
+        if not ok:
+            print("note: this machine has an NVIDIA GPU but neither TensorRT nor a CUDA build "
+                  "of PyTorch: the bench will run the network with ONNX Runtime on the CPU. "
+                  "Install TensorRT (NVIDIA's index / JetPack) or PyTorch with CUDA to use it.")
     if not need:
         return
     print("installing: " + " ".join(need))

@@ -34,21 +34,24 @@ def tolerance(o):
     return atol, rtol
 
 
-def kernel_module(o, ppt=1, wide=False):
+def kernel_module(o, ppt=1, wide=False, smem=False):
     defines = o.kernel_defines()
     if ppt != 1:
         defines["PIX_PER_THREAD"] = ppt
     if wide:
         defines["WIDE_LOADS"] = 1
+    if smem:
+        defines["SMEM_ROWS"] = 1
     return compile_cpu_module("preprocess.cu", defines)
 
 
-def run_kernel(frames, o, force_table=False, uniform_stride=None, ppt=1, wide=False):
+def run_kernel(frames, o, force_table=False, uniform_stride=None, ppt=1, wide=False, smem=False):
     """Launch preprocess_u8 on the shim. ``frames``: list of HWC/HW uint8 host arrays (any
     strides with packed pixels). Uniform path when all share shape and pitch and sit at a
     constant stride (``uniform_stride`` bytes apart), else the descriptor table. ``ppt``:
-    the PIX_PER_THREAD variant, with its grid; ``wide``: the WIDE_LOADS variant."""
-    mod = kernel_module(o, ppt, wide)
+    the PIX_PER_THREAD variant, with its grid; ``wide``: the WIDE_LOADS variant; ``smem``: the
+    SMEM_ROWS variant."""
+    mod = kernel_module(o, ppt, wide, smem)
     n = len(frames)
     total = int(np.prod(o.output_shape(n)))
     flat = np.full(total + 2 * GUARD, np.nan, o.np_dtype)
@@ -94,11 +97,13 @@ ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NC
                              ["linear", "nearest"]))
 
 
-@pytest.mark.parametrize("ppt,wide", [(1, False), (2, False), (4, False), (1, True), (4, True)])
+@pytest.mark.parametrize("ppt,wide,smem", [(1, False, False), (2, False, False), (4, False, False),
+                                            (1, True, False), (4, True, False), (1, False, True),
+                                            (2, True, True)])
 @pytest.mark.parametrize("fmt,dtype,layout,interp", ALL)
-def test_every_variant(fmt, dtype, layout, interp, ppt, wide):
-    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s%d%s" % (
-        fmt, dtype, layout, interp, ppt, "w" if wide else "")).encode()))
+def test_every_variant(fmt, dtype, layout, interp, ppt, wide, smem):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s%d%s%s" % (
+        fmt, dtype, layout, interp, ppt, "w" if wide else "", "s" if smem else "")).encode()))
     for order in ("RGB", "BGR"):
         o = PreprocessOptions(width=int(rng.integers(40, 130)), height=int(rng.integers(40, 130)),
                               dtype=dtype, layout=layout, interpolation=interp, input_format=fmt,
@@ -106,7 +111,7 @@ def test_every_variant(fmt, dtype, layout, interp, ppt, wide):
                               scale=tuple(rng.uniform(-0.03, 0.03, 3)))
         f = frame(rng, int(rng.integers(1, 300)), int(rng.integers(1, 300)), fmt,
                   gray2d=rng.random() < 0.5)
-        check([f], o, ppt=ppt, wide=wide)
+        check([f], o, ppt=ppt, wide=wide, smem=smem)
 
 
 @pytest.mark.parametrize("interp", ["linear", "nearest"])
@@ -181,19 +186,23 @@ def _shim_var(mod, name):
     return ctypes.c_ulonglong.in_dll(mod.lib, name)
 
 
-def run_wide_bounded(f, lo, hi, o, ppt=1):
-    """WIDE_LOADS=1 on ``f``, with the shim counting row_pair's reads outside [lo, hi).
-    Returns (output, words loaded, bytes loaded)."""
-    mod = kernel_module(o, ppt, wide=True)
+def run_wide_bounded(f, lo, hi, o, ppt=1, smem=False):
+    """WIDE_LOADS=1 (SMEM_ROWS=1 if ``smem``) on ``f``, with the shim counting row_pair's (the
+    shared-memory copy's) reads outside [lo, hi). Returns (output, words loaded, bytes loaded);
+    with ``smem``, words are its 16-byte loads."""
+    mod = kernel_module(o, ppt, wide=not smem, smem=smem)
     _shim_var(mod, "trtssd_pp_lo").value = lo
     _shim_var(mod, "trtssd_pp_hi").value = hi
-    for v in ("trtssd_pp_outside", "trtssd_pp_words", "trtssd_pp_bytes"):
+    for v in ("trtssd_pp_outside", "trtssd_pp_words", "trtssd_pp_bytes") + (
+            ("trtssd_pp_vec16",) if smem else ()):
         _shim_var(mod, v).value = 0
     try:
-        got, _ = run_kernel([f], o, ppt=ppt, wide=True)
+        got, _ = run_kernel([f], o, ppt=ppt, wide=not smem, smem=smem)
         outside = _shim_var(mod, "trtssd_pp_outside").value
-        words = _shim_var(mod, "trtssd_pp_words").value
+        words = _shim_var(mod, "trtssd_pp_vec16" if smem else "trtssd_pp_words").value
         nbytes = _shim_var(mod, "trtssd_pp_bytes").value
+        if smem:
+            assert _shim_var(mod, "trtssd_pp_words").value == 0
     finally:
         _shim_var(mod, "trtssd_pp_lo").value = 0
         _shim_var(mod, "trtssd_pp_hi").value = (1 << 64) - 1
@@ -201,11 +210,11 @@ def run_wide_bounded(f, lo, hi, o, ppt=1):
     return got, words, nbytes
 
 
-def check_wide_same_as_bytes(f, o, lo, hi, ppt=1):
-    got, words, nbytes = run_wide_bounded(f, lo, hi, o, ppt)
+def check_wide_same_as_bytes(f, o, lo, hi, ppt=1, smem=False):
+    got, words, nbytes = run_wide_bounded(f, lo, hi, o, ppt, smem)
     ref, _ = run_kernel([f], o, ppt=ppt)
-    assert got.tobytes() == ref.tobytes(), "wide loads differ from byte loads: %s %s pitch %d" % (
-        o, f.shape, f.strides[0])
+    assert got.tobytes() == ref.tobytes(), "%s differ from byte loads: %s %s pitch %d" % (
+        "shared-memory rows" if smem else "wide loads", o, f.shape, f.strides[0])
     cref, _ = cpu_preprocess([f], o)
     atol, rtol = tolerance(o)
     np.testing.assert_allclose(got.astype(np.float32), cref.astype(np.float32), atol=atol,
@@ -306,6 +315,91 @@ def test_wide_loads_highest_channel_last():
         np.testing.assert_allclose(outs[1], ref, atol=atol, rtol=rtol)
 
 
+# --------------------------------------------------------------------------------------------
+# SMEM_ROWS=1: each block copies its output rows' source rows (the column span they need) into
+# shared memory with aligned 16-byte loads, byte loads at unaligned row edges, then blends from
+# there. Bit for bit the byte variant's result, nothing read outside the frame (frames end at
+# their buffer's end and start at every byte alignment; the shim counts reads outside), and the
+# 16-byte path carries the bulk.
+
+@pytest.mark.parametrize("fmt", ["BGR", "BGRA"])
+@pytest.mark.parametrize("size", [(1, 1), (2, 1), (1, 2), (3, 3), (1, 7), (5, 2), (97, 131),
+                                  (45, 67), (13, 301), (40, 700)])
+def test_smem_rows_edges_pitches_alignments(fmt, size):
+    h, w = size
+    c = INPUT_FORMATS[fmt][0]
+    rng = np.random.default_rng(zlib.crc32(("smem%s%d_%d" % (fmt, h, w)).encode()))
+    total_vec = 0
+    for k, (pad, offset) in enumerate([(0, 0), (1, 1), (2, 3), (3, 2), (5, 0), (0, 7), (0, 9),
+                                       (13, 15), (7, 1)]):
+        o = PreprocessOptions(width=int(rng.integers(20, 90)), height=int(rng.integers(10, 40)),
+                              input_format=fmt, dtype=("float32", "float16")[k % 2],
+                              layout=("NCHW", "NHWC")[k % 3 == 0], letterbox=k % 4 == 3,
+                              pad_value=5, mean=tuple(rng.uniform(0, 255, 3)),
+                              scale=tuple(rng.uniform(-0.03, 0.03, 3)),
+                              channel_order=("RGB", "BGR")[k % 2])
+        f, lo, hi = tight_frame(rng, h, w, c, pad, offset)
+        vec, nbytes = check_wide_same_as_bytes(f, o, lo, hi, ppt=(1, 2, 4)[k % 3], smem=True)
+        total_vec += vec
+        if w * c < 16:
+            assert vec == 0 and nbytes > 0      # no aligned 16 bytes inside a row
+    if w * c >= 64:
+        assert total_vec > 0, "the 16-byte path never ran"
+
+
+@pytest.mark.parametrize("offset", [0, 1, 5, 15])
+def test_smem_rows_large_frame_ends_at_buffer_end(offset):
+    # the benchmark's 1080p downscale, an odd-sized one and an upscale, the last row ending at
+    # the buffer's end; 16-byte loads carry nearly all the bytes
+    rng = np.random.default_rng(200 + offset)
+    for (h, w, pad), o in (((1080, 1920, 0), PreprocessOptions()),
+                           ((781, 1823, offset), PreprocessOptions(letterbox=True, pad_value=1)),
+                           ((61, 83, offset + 2), PreprocessOptions(width=211, height=173))):
+        f, lo, hi = tight_frame(rng, h, w, 3, pad, offset)
+        vec, nbytes = check_wide_same_as_bytes(f, o, lo, hi, smem=True)
+        assert vec > 0 and nbytes <= 0.1 * 16 * vec, (vec, nbytes)
+
+
+def test_smem_rows_strong_downscale_falls_back():
+    # a block's span larger than the tile's row (3840 -> 20 columns: ~6000 bytes a block) reads
+    # global memory as the default does: no 16-byte copy, same bits
+    rng = np.random.default_rng(203)
+    f, lo, hi = tight_frame(rng, 50, 3840, 3, 1, 3)
+    o = PreprocessOptions(width=20, height=20)
+    vec, nbytes = check_wide_same_as_bytes(f, o, lo, hi, smem=True)
+    assert vec == 0 and nbytes == 0
+
+
+def test_smem_rows_batches_crops_and_tables():
+    # crops at every alignment, a uniform batch at a constant stride and a mixed-size table
+    # batch (1x1 and letterboxed frames among them): bit for bit the byte variant's
+    rng = np.random.default_rng(204)
+    for c, fmt in ((3, "BGR"), (4, "BGRA")):
+        big = rng.integers(0, 256, (4, 101, 157, c), dtype=np.uint8)
+        o = PreprocessOptions(width=61, height=37, input_format=fmt)
+        for y0, x0 in ((0, 1), (3, 2), (1, 3), (5, 0), (2, 5)):
+            crop = big[0, y0:, x0:]
+            ref, _ = run_kernel([crop], o)
+            got, _ = run_kernel([crop], o, smem=True)
+            assert got.tobytes() == ref.tobytes()
+        crops = [big[k, 2:99, 1:156] for k in range(4)]
+        for kw in (dict(uniform_stride=big.strides[0]), dict(force_table=True)):
+            ref, _ = run_kernel(crops, o, **kw)
+            got, _ = run_kernel(crops, o, smem=True, **kw)
+            assert got.tobytes() == ref.tobytes()
+            check(crops, o, smem=True, **kw)
+        mixed = [frame(rng, 480, 640, fmt), frame(rng, 1, 1, fmt),
+                 frame(rng, 721, 1279, fmt)[7:, 3:], frame(rng, 300, 300, fmt),
+                 frame(rng, 2, 1, fmt)]
+        ol = PreprocessOptions(input_format=fmt, letterbox=True, pad_value=9, width=123,
+                               height=97)
+        for ppt in (1, 2):
+            ref, _ = run_kernel(mixed, ol, force_table=True, ppt=ppt)
+            got, _ = run_kernel(mixed, ol, force_table=True, ppt=ppt, smem=True)
+            assert got.tobytes() == ref.tobytes()
+        check(mixed, ol, force_table=True, smem=True)
+
+
 def test_wrong_defines_do_not_compile():
     # The kernel refuses a channel map that would read past the pixel.
     with pytest.raises(RuntimeError, match="OUT_Cn_SRC"):
@@ -340,16 +434,18 @@ def _check_host(pre, frames, o, ref_frames=None, out=None, stream=None):
     return res
 
 
-@pytest.mark.parametrize("mapped,ppt,wide", [(False, 1, False), (True, 1, False), (False, 4, False),
-                                             (False, 1, True), (True, 2, True)])
-def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt, wide):
+@pytest.mark.parametrize("mapped,ppt,wide,smem", [(False, 1, False, False), (True, 1, False, False),
+                                                  (False, 4, False, False), (False, 1, True, False),
+                                                  (True, 2, True, False), (False, 1, False, True),
+                                                  (True, 1, False, True)])
+def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt, wide, smem):
     import ctypes
     from trtssd.cuda import DeviceArray
     from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(31)
     o = PreprocessOptions(width=57, height=43, dtype="float16", letterbox=True, pad_value=7)
     with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped,
-                         pix_per_thread=ppt, wide_loads=wide) as pre:
+                         pix_per_thread=ppt, wide_loads=wide, smem_rows=smem) as pre:
         fn = fake_gpu.fns[-1]
         # the WIDE_LOADS variant was compiled exactly when asked for (its shim build has the
         # read counters)
@@ -358,7 +454,13 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped, ppt, wide):
             has_wide = True
         except ValueError:
             has_wide = False
-        assert has_wide == wide and pre.wide_loads == wide
+        try:
+            ctypes.c_ulonglong.in_dll(fn.mod.lib, "trtssd_pp_vec16")
+            has_smem = True
+        except ValueError:
+            has_smem = False
+        assert has_wide == (wide or smem) and pre.wide_loads == wide
+        assert has_smem == smem and pre.smem_rows == smem
         # uniform batch of host frames: copied into slots, one launch on the uniform path
         frames = [frame(rng, 119, 157, "BGR") for _ in range(3)]
         _check_host(pre, frames, o)

@@ -340,10 +340,13 @@ class GpuPreprocessor(object):
     ``pix_per_thread`` (1, 2, 4): output pixels per kernel thread, a tuning knob (same result).
     ``wide_loads``: the bilinear kernel for 3- and 4-channel frames reads each pixel pair's bytes
     with 32-bit loads instead of byte loads, a tuning knob (same result, bit for bit).
+    ``smem_rows``: the bilinear kernel for 3- and 4-channel frames copies each block's source
+    rows into shared memory with 16-byte loads and blends from there, a tuning knob (same
+    result, bit for bit; it takes precedence over ``wide_loads``).
     """
 
     def __init__(self, options, max_batch=1, max_frame_shape=(1080, 1920, 3), mapped=False,
-                 context=None, table_ring=4, pix_per_thread=1, wide_loads=False):
+                 context=None, table_ring=4, pix_per_thread=1, wide_loads=False, smem_rows=False):
         if not isinstance(options, PreprocessOptions):
             raise InputError("options must be a PreprocessOptions, got %s" % type(options).__name__)
         self.options = options
@@ -367,6 +370,10 @@ class GpuPreprocessor(object):
             raise InputError("wide_loads must be True or False (a kernel tuning knob), got %r"
                              % (wide_loads,))
         self.wide_loads = bool(wide_loads)
+        if smem_rows not in (False, True, 0, 1):
+            raise InputError("smem_rows must be True or False (a kernel tuning knob), got %r"
+                             % (smem_rows,))
+        self.smem_rows = bool(smem_rows)
         self._slot_bytes = mfs[0] * mfs[1] * mfs[2]
         self._closed = True
         self._lock = threading.Lock()
@@ -406,6 +413,8 @@ class GpuPreprocessor(object):
             defines["PIX_PER_THREAD"] = self.pix_per_thread
         if self.wide_loads:
             defines["WIDE_LOADS"] = 1
+        if self.smem_rows:
+            defines["SMEM_ROWS"] = 1
         self._fn = kernel_loader.get_function("preprocess.cu", "preprocess_u8", defines,
                                               KERNEL_ARG_FORMAT)
         # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every

@@ -5,7 +5,8 @@
 #   ../shared/device/stage.sh && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|bench|all]
 #
-# check: GPU tests and compute-sanitizer; bench: microbenchmarks and `trtssd bench`.
+# check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
+# variants; bench: kernel + microbenchmarks and `trtssd bench`.
 # Writes logs and JSON under $OUT (the device tool's output folder) or bench-out/.
 set -uo pipefail
 phase=${1:-all}
@@ -39,20 +40,23 @@ if [ "$phase" = check ] || [ "$phase" = all ]; then
         python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
 fi
 
+if [ "$phase" = kernel ] || [ "$phase" = bench ] || [ "$phase" = all ]; then
+    step "preprocessing kernel duration, Nsight Compute (1080p f32, batch 1 and 8; byte loads, wide loads, shared-memory rows)"
+    for v in "0 0" "1 0" "0 1"; do set -- $v; for b in 1 8; do
+        echo "-- ncu pix_per_thread=1 wide_loads=$1 smem_rows=$2 batch=$b"
+        run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+            --metrics gpu__time_duration.sum,dram__bytes.sum \
+            python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
+            --quick --no-torch --no-opencv --pix-per-thread 1 --wide-loads $1 --smem-rows $2 2>&1 | grep -E "gpu__time|dram__bytes|rc="
+    done; done
+fi
+
 if [ "$phase" = bench ] || [ "$phase" = all ]; then
     step "trtssd bench (make bench), PyTorch backend, CUDA graph, fp32, synthetic 1080p"
     run 420 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
         --json "$OUT/bench.json" --chart "$OUT/bench.png"
     step "preprocessing microbenchmark"
     run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
-    step "preprocessing kernel duration, Nsight Compute (1080p, batch 1 and 8, float32; byte loads vs wide loads)"
-    for w in 0 1; do for b in 1 8; do
-        echo "-- ncu pix_per_thread=1 wide_loads=$w batch=$b"
-        run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
-            --metrics gpu__time_duration.sum,dram__bytes.sum \
-            python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
-            --quick --no-torch --no-opencv --pix-per-thread 1 --wide-loads $w 2>&1 | grep -E "gpu__time|dram__bytes|rc="
-    done; done
     step "postprocessing microbenchmark"
     run 180 python3 benchmarks/bench_postprocess.py --json "$OUT/postprocess.json"
     echo "-- the same with the fused small-count path off (--fused-max 0): the round-2 kernels"

@@ -180,6 +180,33 @@ __device__ __forceinline__ float ssd_iou(float4 a, float area_a, float4 b, float
     return __fdiv_rn(inter, __fsub_rn(__fadd_rn(area_a, area_b), inter));
 }
 
+// The greedy step of a chunk of 64 sorted candidates starting at ``lo`` (one thread): keep each
+// live candidate lowest first, and clear the later ones its diagonal mask word suppresses.
+// ``diag[b * stride]`` is candidate lo + b's word of this chunk. Returns the new kept count.
+__device__ __forceinline__ int ssd_keep_chunk(u64 live, int lo, int kept, int max_det, int* keep,
+                                              const u64* diag, size_t stride)
+{
+    while (live != 0ull && kept < max_det) {
+        const int b = ssd_ffsll(live) - 1;
+        keep[kept++] = lo + b;
+        live &= ~(diag[(size_t)b * stride] | (1ull << b));
+    }
+    return kept;
+}
+
+// One output row: ymin, xmin, ymax, xmax, score, class, anchor, 0.
+__device__ __forceinline__ void ssd_write_row(float* row, float4 b, float score, int cls, int a)
+{
+    row[0] = b.x;
+    row[1] = b.y;
+    row[2] = b.z;
+    row[3] = b.w;
+    row[4] = score;
+    row[5] = (float)cls;
+    row[6] = (float)a;
+    row[7] = 0.0f;
+}
+
 // The fused path of ssd_sort (n <= FUSED_MAX candidates): the sorted candidates, their
 // suppression matrix and the greedy scan all in shared memory, one block per frame.
 #define FUSED_WORDS (FUSED_MAX / BITS)
@@ -342,12 +369,8 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
             const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
             u64 live = ~s_removed[c] & valid;
             s_first = kept;
-            while (live != 0ull && kept < max_det) {
-                const int b = ssd_ffsll(live) - 1;
-                s_keep[kept++] = lo + b;
-                live &= ~(f_mask[(lo + b) * FUSED_WORDS + c] | (1ull << b));
-            }
-            s_kept = kept;
+            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep,
+                                    f_mask + (size_t)lo * FUSED_WORDS + c, FUSED_WORDS);
         }
         __syncthreads();
         const int kept = s_kept;
@@ -366,17 +389,8 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
     float* out_f = out + (size_t)frame * OUT_STRIDE;
     for (int k = t; k < kept; k += SORT_THREADS) {
         const int p = s_keep[k];
-        const float4 b = f_box[p];
         const int a = f_anchor[p];
-        float* row = out_f + HEADER + k * ROW;
-        row[0] = b.x;
-        row[1] = b.y;
-        row[2] = b.z;
-        row[3] = b.w;
-        row[4] = f_score[p];
-        row[5] = (float)best_class[base + a];
-        row[6] = (float)a;
-        row[7] = 0.0f;
+        ssd_write_row(out_f + HEADER + k * ROW, f_box[p], f_score[p], best_class[base + a], a);
     }
     if (t == 0) {
         out_f[0] = (float)kept;
@@ -471,12 +485,7 @@ extern "C" __global__ void ssd_nms_scan(const float4* __restrict__ cand_box,    
             const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
             u64 live = ~s_removed[c] & valid;
             s_first = kept;
-            while (live != 0ull && kept < max_det) {
-                const int b = ssd_ffsll(live) - 1;
-                s_keep[kept++] = lo + b;
-                live &= ~(s_diag[c & 1][b] | (1ull << b));
-            }
-            s_kept = kept;
+            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep, s_diag[c & 1], 1);
         }
         __syncthreads();
         const int kept = s_kept;
@@ -498,17 +507,9 @@ extern "C" __global__ void ssd_nms_scan(const float4* __restrict__ cand_box,    
     float* out_f = out + (size_t)frame * OUT_STRIDE;
     for (int k = t; k < kept; k += BITS) {
         const int p = s_keep[k];
-        const float4 b = cand_box[cbase + p];
         const int a = cand_anchor[cbase + p];
-        float* row = out_f + HEADER + k * ROW;
-        row[0] = b.x;
-        row[1] = b.y;
-        row[2] = b.z;
-        row[3] = b.w;
-        row[4] = cand_score[cbase + p];
-        row[5] = (float)best_class[(size_t)frame * num_anchors + a];
-        row[6] = (float)a;
-        row[7] = 0.0f;
+        ssd_write_row(out_f + HEADER + k * ROW, cand_box[cbase + p], cand_score[cbase + p],
+                      best_class[(size_t)frame * num_anchors + a], a);
     }
     if (t == 0) {
         out_f[0] = (float)kept;

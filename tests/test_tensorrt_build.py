@@ -10,24 +10,14 @@ import os
 import numpy as np
 import pytest
 
-from fake_tensorrt import GENERATIONS, make
+from fake_tensorrt import make
+from fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
 from fake_tensorrt.devmem import HostDeviceArray
 from fake_tensorrt.models import A, C, H, W, write_onnx
 
 from trtssd import engine_build as eb
 from trtssd.errors import EngineError, InputError, ModelError
 
-GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
-
-
-@pytest.fixture(params=GENERATIONS)
-def trt(request):
-    return make(request.param)
-
-
-@pytest.fixture
-def onnx_path(tmp_path):
-    return write_onnx(str(tmp_path / "tiny.onnx"))
 
 
 def names(trt):

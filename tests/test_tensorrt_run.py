@@ -13,7 +13,8 @@ import types
 import numpy as np
 import pytest
 
-from fake_tensorrt import GENERATIONS, installed, make
+from fake_tensorrt import installed, make
+from fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
 from fake_tensorrt._base import FakeTensorRTError, reference_outputs
 from fake_tensorrt.devmem import FakeCudaContext, HostDeviceArray
 from fake_tensorrt.models import A, C, H, W, write_onnx
@@ -22,19 +23,8 @@ from trtssd import engine_build as eb
 from trtssd.backends import tensorrt_backend as tb
 from trtssd.errors import EngineError, InputError
 
-GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 BINDING_CALLS = ("get_binding", "binding_is_input", "set_binding_shape", "execute_async_v2",
                  "get_profile_shape", "max_workspace_size", "active_optimization_profile=")
-
-
-@pytest.fixture(params=GENERATIONS)
-def trt(request):
-    return make(request.param)
-
-
-@pytest.fixture
-def onnx_path(tmp_path):
-    return write_onnx(str(tmp_path / "tiny.onnx"))
 
 
 @pytest.fixture(autouse=True)

@@ -1,11 +1,11 @@
 """Packaging that works from Python 3.6 (setuptools 59.6 on a Jetson Nano) to current Python.
 
 Metadata lives here rather than in a [project] table, which setuptools on Python 3.6 cannot
-read. The top-level kernels/ folder is installed as trtssd/kernels so the wheel carries the
-CUDA sources. OpenCV, PyCUDA, TensorRT and PyTorch are optional: on a Jetson they come from
+read. The CUDA sources live inside the package beside the Python that loads them, so the wheel
+carries them as package data. OpenCV, PyCUDA, TensorRT and PyTorch are optional: on a Jetson they come from
 JetPack and must not be replaced by pip wheels.
 """
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="trtssd",
@@ -16,9 +16,8 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.6",
-    packages=["trtssd", "trtssd.backends", "trtssd.pipeline", "trtssd.kernels"],
-    package_dir={"trtssd.kernels": "kernels"},
-    package_data={"trtssd.kernels": ["*.cu", "*.cuh", "*.h"]},
+    packages=find_packages(include=["trtssd", "trtssd.*"]),
+    package_data={"": ["*.cu", "*.cuh"]},
     install_requires=["numpy>=1.19", "dataclasses; python_version < '3.7'"],
     extras_require={
         "opencv": ["opencv-python-headless"],   # not on Jetson: JetPack's OpenCV has GStreamer
@@ -28,5 +27,5 @@ setup(
         "torch": ["torch"],
         "bench": ["matplotlib"],
     },
-    entry_points={"console_scripts": ["trtssd = trtssd.cli:main"]},
+    entry_points={"console_scripts": ["trtssd = trtssd.commands.cli:main"]},
 )

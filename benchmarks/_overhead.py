@@ -1,8 +1,8 @@
 """The ``--python-overhead`` machinery of bench_preprocess and bench_postprocess (CPU only).
 
 A no-op pycuda driver (every launch, copy, memset and event record does nothing), a context
-manager that swaps it in for ``trtssd.cuda._driver`` with a no-op ``kernel_loader.get_function``
-and a host-memory ``trtssd.cuda.pinned_empty``, and the timing loop. What is left of a call is
+manager that swaps it in for ``trtssd.gpu.cuda._driver`` with a no-op ``kernel_loader.get_function``
+and a host-memory ``trtssd.gpu.cuda.pinned_empty``, and the timing loop. What is left of a call is
 its Python code (plus CPython's call overhead); the GPU driver's own calls come on top.
 
 ``HostAlloc`` and ``host_pinned_empty`` (device and pinned memory that is ordinary host memory)
@@ -28,11 +28,11 @@ class HostAlloc(object):
 
 
 def host_pinned_empty(shape, dtype, mapped=False):
-    """trtssd.cuda.pinned_empty in ordinary memory, laid out as pinned_empty's: an array over an
+    """trtssd.gpu.cuda.pinned_empty in ordinary memory, laid out as pinned_empty's: an array over an
     allocation object (here a ctypes buffer) that the owner keeps; mapped: the "device pointer"
     is the host address."""
     import ctypes
-    import trtssd.cuda as tcuda
+    import trtssd.gpu.cuda as tcuda
     alloc = (ctypes.c_ubyte * max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize))()
     base = np.ndarray(shape, dtype, buffer=alloc)
     arr = base.view(tcuda.PinnedArray)
@@ -100,8 +100,8 @@ class NoopDriver(object):
 def noop_driver():
     """Swap in NoopDriver, NoopFn kernels and host_pinned_empty; put trtssd's own back after.
     Yields the driver."""
-    import trtssd.cuda as tcuda
-    import trtssd.kernel_loader as loader
+    import trtssd.gpu.cuda as tcuda
+    import trtssd.gpu.kernels as loader
     saved = (tcuda._driver, loader.get_function, tcuda.pinned_empty)
     drv = NoopDriver()
     tcuda._driver = drv

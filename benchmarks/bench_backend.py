@@ -86,9 +86,9 @@ def main(argv=None):
     a = p.parse_args(argv)
 
     import torch
-    from trtssd import models
+    from trtssd.models import resolve as models
     from trtssd.backends.torch_backend import TorchBackend
-    from trtssd.errors import ModelError
+    from trtssd.core.errors import ModelError
     model = a.model
     if model is None:
         try:

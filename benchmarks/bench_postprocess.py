@@ -36,7 +36,7 @@ if REPO not in sys.path:
 
 
 def coco_like(seed=0, num_anchors=1917, num_classes=91):
-    from trtssd.spec import BoxCoder, ModelSpec, NmsParams
+    from trtssd.core.spec import BoxCoder, ModelSpec, NmsParams
     rng = np.random.default_rng(seed)
     # Anchors on a grid of centres with several shapes each, like SSD's (6 layers, 1917).
     yx = rng.uniform(0.02, 0.98, size=(num_anchors, 2))
@@ -65,7 +65,7 @@ def stats_ms(samples):
 
 
 def bench_numpy(spec, enc, scores, threshold, iters):
-    from trtssd.postprocess import postprocess_cpu
+    from trtssd.postprocess.gpu import postprocess_cpu
     for _ in range(3):
         postprocess_cpu(enc, scores, spec, None, threshold, max_detections=100)
     t = []
@@ -82,8 +82,8 @@ CASES = {"worst": (300, None), "realistic": (30, None), "all": (300, 1e-8)}
 
 
 def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3, fused_max=None):
-    from trtssd.cuda import DeviceArray, driver
-    from trtssd.postprocess import GpuPostprocessor, select_frame
+    from trtssd.gpu.cuda import DeviceArray, driver
+    from trtssd.postprocess.gpu import GpuPostprocessor, select_frame
     drv = driver()
     batch = enc.shape[0]
     stream = drv.Stream()
@@ -143,8 +143,8 @@ def python_overhead(reps=20000):
     """us of Python per GpuPostprocessor.enqueue() with a no-op driver (CPU only): batch 1
     and 8, buffers given as DeviceArray and as a torch-like __cuda_array_interface__ object,
     on a stream."""
-    import trtssd.cuda as tcuda
-    from trtssd.postprocess import GpuPostprocessor
+    import trtssd.gpu.cuda as tcuda
+    from trtssd.postprocess.gpu import GpuPostprocessor
     from benchmarks._overhead import median_us_per_call, noop_driver
 
     class Iface(object):   # what a torch tensor offers: only the interface
@@ -206,7 +206,7 @@ def main(argv=None):
     gpu_reason = None
     if not args.cpu_only:
         try:
-            from trtssd.cuda import CudaContext
+            from trtssd.gpu.cuda import CudaContext
             ctx = CudaContext(0)
             results["device"] = ctx.name
         except Exception as e:   # no pycuda / no GPU: say so and time NumPy only

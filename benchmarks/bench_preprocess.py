@@ -72,7 +72,7 @@ class Timer(object):
     """GPU duration of enqueued work, with a filler memset so that host latency is excluded."""
 
     def __init__(self, filler_ptr):
-        from trtssd.cuda import driver
+        from trtssd.gpu.cuda import driver
         self.drv = driver()
         self.filler = filler_ptr
         self.a, self.b = self.drv.Event(), self.drv.Event()
@@ -89,8 +89,8 @@ class Timer(object):
 
 def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True, ppt=1, kernel_only=False,
                wide=False, smem=False):
-    from trtssd.cuda import DeviceArray, driver
-    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
+    from trtssd.gpu.cuda import DeviceArray, driver
+    from trtssd.preprocess.gpu import GpuPreprocessor, PreprocessOptions, cpu_preprocess
     drv = driver()
     rng = np.random.default_rng(h + n)
     frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
@@ -142,7 +142,7 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True, ppt=1, kernel_
             drv.Context.synchronize()
         res["host_us_staging"] = pct(host)
         # Pooled pinned frames (the pipeline's): uploaded from their own memory, H2D + kernel.
-        from trtssd.cuda import pinned_empty
+        from trtssd.gpu.cuda import pinned_empty
         pinned = [pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
         for i in range(n):
             pinned[i][...] = frames[i]
@@ -205,7 +205,7 @@ def bench_torch(h, w, n, dtype, reps, timer):
 
 def bench_opencv(h, w, n, dtype, reps):
     import cv2
-    from trtssd.preprocess import PreprocessOptions, cpu_preprocess
+    from trtssd.preprocess.gpu import PreprocessOptions, cpu_preprocess
     cv2.setNumThreads(1)
     rng = np.random.default_rng(h + n)
     frames = list(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
@@ -223,8 +223,8 @@ def bench_opencv(h, w, n, dtype, reps):
 def sanitize_run():
     """Each variant once at small odd sizes, checked: run this under compute-sanitizer."""
     import itertools
-    from trtssd.cuda import DeviceArray, driver
-    from trtssd.preprocess import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions,
+    from trtssd.gpu.cuda import DeviceArray, driver
+    from trtssd.preprocess.gpu import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions,
                                    cpu_preprocess)
     drv = driver()
     rng = np.random.default_rng(0)
@@ -280,8 +280,8 @@ def _sanitize_wide_edges():
     frames allocated at exactly their size (the last pixel's word would run past the
     allocation's end), 1 to 3 pixels wide, and crops starting at every byte alignment; compared
     with the byte variant bit for bit and with cpu_preprocess. Returns (launches, mismatches)."""
-    from trtssd.cuda import DeviceArray, driver
-    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
+    from trtssd.gpu.cuda import DeviceArray, driver
+    from trtssd.preprocess.gpu import GpuPreprocessor, PreprocessOptions, cpu_preprocess
     drv = driver()
     rng = np.random.default_rng(1)
     runs = failures = 0
@@ -330,8 +330,8 @@ def python_overhead(reps=20000):
     The GPU's own driver calls (launch, event record, H2D enqueue: a few us each on an H100)
     come on top; this is the part the code controls. Cases: the bench's (device frame, frames
     in the staging) and the pipeline's (pinned frames into a caller's output)."""
-    import trtssd.cuda as tcuda
-    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    import trtssd.gpu.cuda as tcuda
+    from trtssd.preprocess.gpu import GpuPreprocessor, PreprocessOptions
     from benchmarks._overhead import median_us_per_call, noop_driver
     res = {}
     with noop_driver() as drv:
@@ -409,7 +409,7 @@ def main(argv=None):
                           indent=1)
         return 0
 
-    from trtssd.cuda import CudaContext, DeviceArray
+    from trtssd.gpu.cuda import CudaContext, DeviceArray
     ctx = CudaContext(args.device)
     with ctx.active():
         if args.sanitize:

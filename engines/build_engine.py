@@ -13,7 +13,7 @@ import sys
 def _main():
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.dirname(here))     # run from a checkout without installing
-    from trtssd.engine_build import main
+    from trtssd.backends.tensorrt.build import main
     return main()
 
 

@@ -12,7 +12,7 @@ import sys
 def main(argv=None):
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, os.path.dirname(here))     # run from a checkout without installing
-    from trtssd.errors import TrtssdError
+    from trtssd.core.errors import TrtssdError
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", nargs="?", help="the .tflite file (default: trtssd's model lookup)")
@@ -25,8 +25,8 @@ def main(argv=None):
                         "pairs (not implemented yet)")
     a = p.parse_args(argv)
     try:
-        from trtssd.convert import convert_tflite, synthetic_model
-        from trtssd.models import resolve_model
+        from trtssd.models.convert import convert_tflite, synthetic_model
+        from trtssd.models.resolve import resolve_model
         if a.qdq:
             p.error("--qdq is not implemented yet; convert without it (float ONNX)")
         if a.synthetic:

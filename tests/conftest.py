@@ -60,7 +60,7 @@ def cuda_context():
     reason = gpu_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    from trtssd.cuda import CudaContext
+    from trtssd.gpu.cuda import CudaContext
     ctx = CudaContext(0)
     with ctx.active():
         yield ctx

@@ -19,7 +19,7 @@ import importlib, pkgutil, sys
 import trtssd
 names = [m.name for m in pkgutil.walk_packages(trtssd.__path__, 'trtssd.')]
 for n in names:
-    if n == 'trtssd.kernels' or n == 'trtssd.__main__':
+    if n == 'trtssd.__main__':
         continue
     importlib.import_module(n)
 heavy = %r
@@ -34,10 +34,9 @@ print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))
 
 def test_wheel_contains_kernel_sources(tmp_path):
     pytest.importorskip("wheel", reason="the 'wheel' package is needed to build a wheel")
-    kernels = sorted(f for f in os.listdir(os.path.join(REPO, "kernels"))
-                     if f.endswith((".cu", ".h", ".cuh")))
-    if not kernels:
-        pytest.skip("no kernel sources yet")
+    from trtssd.gpu.kernels import kernel_sources
+    kernels = kernel_sources()
+    assert kernels
     subprocess.check_call([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
                            "--no-build-isolation", "-w", str(tmp_path), REPO],
                           stdout=subprocess.DEVNULL)
@@ -45,5 +44,5 @@ def test_wheel_contains_kernel_sources(tmp_path):
     assert len(wheels) == 1
     names = zipfile.ZipFile(os.path.join(str(tmp_path), wheels[0])).namelist()
     for k in kernels:
-        assert "trtssd/kernels/" + k in names, "wheel lacks kernels/%s" % k
-    assert "trtssd/spec.py" in names
+        assert "trtssd/" + k in names, "wheel lacks trtssd/%s" % k
+    assert "trtssd/core/spec.py" in names

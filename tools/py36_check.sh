@@ -20,8 +20,8 @@ fi
 import compileall, importlib, pkgutil, sys
 ok = all(compileall.compile_dir(d, quiet=1) for d in ("trtssd", "engines", "benchmarks", "tools"))
 import trtssd
-mods = ["trtssd." + m.name for m in pkgutil.walk_packages(trtssd.__path__) ]
-mods = [m for m in mods if m != "trtssd.kernels"]
+mods = [m.name for m in pkgutil.walk_packages(trtssd.__path__, "trtssd.")]
+mods = [m for m in mods if m != "trtssd.__main__"]
 failed = []
 for name in ["trtssd"] + mods:
     try:

@@ -5,4 +5,4 @@ GPU and backend libraries are imported by the functions that need them.
 """
 __version__ = "0.1.0"
 
-from .errors import TrtssdError, InputError, ModelError, EngineError, EnvironmentProblem  # noqa: F401
+from .core.errors import TrtssdError, InputError, ModelError, EngineError, EnvironmentProblem  # noqa: F401

@@ -1,7 +1,7 @@
-"""`python -m trtssd ...`: the same as the `trtssd` command (see trtssd.cli)."""
+"""`python -m trtssd ...`: the same as the `trtssd` command (see trtssd.commands.cli)."""
 import sys
 
-from .cli import main
+from .commands.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

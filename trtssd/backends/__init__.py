@@ -6,7 +6,7 @@ until a backend is asked for.
 """
 import numpy as np
 
-from ..errors import EnvironmentProblem, InputError
+from ..core.errors import EnvironmentProblem, InputError
 
 KINDS = ("auto", "tensorrt", "torch", "onnxruntime")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -60,8 +60,8 @@ def available_backends():
 def create_backend(kind="auto", model=None, device=None, precision="fp32", max_batch=1,
                    cuda_graph=True, **kw):
     """One backend for ``model`` (.tflite, .onnx, an engine, 'synthetic' or None = the default
-    model from trtssd.models.resolve_model). See docs/DESIGN.md for the contract."""
-    from .. import models
+    model from trtssd.models.resolve.resolve_model). See docs/DESIGN.md for the contract."""
+    from ..models import resolve as models
     if kind not in KINDS:
         raise InputError("unknown backend %r; choose one of %s" % (kind, ", ".join(KINDS)))
     if device not in (None, "cuda", "cpu"):
@@ -89,7 +89,7 @@ def create_backend(kind="auto", model=None, device=None, precision="fp32", max_b
         if device == "cpu":
             raise InputError("the tensorrt backend runs on CUDA only; use kind='onnxruntime' "
                              "or 'torch' for device='cpu'")
-        from .tensorrt_backend import TensorRTBackend
+        from .tensorrt.runtime import TensorRTBackend
         src = model if is_engine else models.onnx_for(model)
         return TensorRTBackend(src, precision=precision, max_batch=max_batch, **kw)
     if kind == "torch":
@@ -115,7 +115,7 @@ def describe_buffer(obj):
     if type(obj).__module__.startswith("torch"):
         return tuple(obj.shape), np.dtype(str(obj.dtype).replace("torch.", "")), "torch"
     raise InputError("buffer of type %s is neither a numpy array nor a device array with "
-                     "__cuda_array_interface__; bind trtssd.cuda.DeviceArray buffers on 'cuda' "
+                     "__cuda_array_interface__; bind trtssd.gpu.cuda.DeviceArray buffers on 'cuda' "
                      "and numpy arrays on 'cpu'" % type(obj).__name__)
 
 
@@ -130,7 +130,7 @@ def check_bindings(backend, images, box_encodings, class_scores, device):
                              % (what, backend.name, kind))
         if device == "cuda" and kind == "host":
             raise InputError("%s: the %s backend on CUDA takes device buffers (e.g. "
-                             "trtssd.cuda.DeviceArray), got a numpy array; copy it to the GPU "
+                             "trtssd.gpu.cuda.DeviceArray), got a numpy array; copy it to the GPU "
                              "or use backend.infer()" % (what, backend.name))
         if kind == "host" and not obj.flags.c_contiguous:
             raise InputError("%s must be C-contiguous; pass np.ascontiguousarray(...)" % what)

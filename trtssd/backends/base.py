@@ -8,7 +8,7 @@ import abc
 
 import numpy as np
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 
 class ExecutionContext(abc.ABC):
@@ -33,7 +33,7 @@ class Backend(abc.ABC):
     """One network on one device. Subclasses set the attributes below in ``__init__``."""
     name = "abstract"
     device = "cpu"          # 'cuda' or 'cpu'
-    spec = None             # trtssd.spec.ModelSpec
+    spec = None             # trtssd.core.spec.ModelSpec
     max_batch = 1
     precision = "fp32"
     input_dtype = np.dtype(np.float32)

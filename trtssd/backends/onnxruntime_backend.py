@@ -10,7 +10,7 @@ overlaps nothing: use the torch or tensorrt backend where overlap matters.
 """
 import numpy as np
 
-from ..errors import EnvironmentProblem, InputError
+from ..core.errors import EnvironmentProblem, InputError
 from .base import Backend, ExecutionContext
 from . import check_bindings
 
@@ -29,7 +29,7 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path, device="cpu", max_batch=1, precision="fp32", threads=None):
         ort = _import_ort()
-        from ..models import load_spec, onnx_for
+        from ..models.resolve import load_spec, onnx_for
         if precision != "fp32":
             raise InputError("the onnxruntime backend runs precision 'fp32' only, not %r; use "
                              "the torch or tensorrt backend for fp16" % (precision,))

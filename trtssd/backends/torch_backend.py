@@ -8,7 +8,7 @@ captures one CUDA graph at creation and replays it. Nothing synchronises inside 
 """
 import numpy as np
 
-from ..errors import EnvironmentProblem, InputError, ModelError
+from ..core.errors import EnvironmentProblem, InputError, ModelError
 from .base import Backend, ExecutionContext
 from . import check_bindings
 
@@ -163,7 +163,7 @@ class TorchBackend(Backend):
         except ImportError:
             raise EnvironmentProblem("the torch backend reads the ONNX model with the `onnx` "
                                      "package: pip install onnx")
-        from ..models import load_spec, onnx_for
+        from ..models.resolve import load_spec, onnx_for
         if device not in ("cuda", "cpu"):
             raise InputError("device must be 'cuda' or 'cpu', got %r" % (device,))
         if precision not in ("fp32", "fp16"):

@@ -2,7 +2,7 @@
 
 ```python
 opts = PipelineOptions(mode='pipelined', depth=2)
-stats = run(source, backend, sink=None, options=opts)      # -> trtssd.stats.RunStats
+stats = run(source, backend, sink=None, options=opts)      # -> trtssd.core.stats.RunStats
 ```
 
 - ``sync``: one thread: capture, CPU preprocessing, (CUDA: pinned copy, upload, enqueue,
@@ -29,7 +29,7 @@ or ring only after its slot's completion event (the GPU uploads it in place unti
 import numpy as np
 from dataclasses import dataclass
 
-from ..errors import InputError
+from ..core.errors import InputError
 
 MODES = ("sync", "async", "gpu", "pipelined", "multi")
 GPU_ONLY_MODES = ("gpu",)
@@ -98,14 +98,17 @@ def run(sources, backend, sink=None, options=None, labels=None, device=None):
     (None: nowhere) and return the RunStats. ``labels`` (a LabelMap or list) names classes in
     the detections. ``device``: a device layer to use instead of the one made for
     ``backend`` (tests pass a fake; the caller keeps ownership of it)."""
-    from ..sinks import NullSink
-    from ..stats import RunStats, Stopwatch
-    from . import async_, multi, pipelined, sync
+    from ..io.sinks import NullSink
+    from ..core.stats import RunStats, Stopwatch
+    from . import async_
+    from . import multi
+    from . import pipelined
+    from . import sync
     from .base import RunClock
     options = (options or PipelineOptions()).validate()
     srcs = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     if not srcs:
-        raise InputError("no source given; pass a source (trtssd.sources.open_source)")
+        raise InputError("no source given; pass a source (trtssd.io.sources.open_source)")
     if options.mode != "multi" and len(srcs) != 1:
         raise InputError("mode %r takes one source, %d were given; use mode 'multi' for "
                          "several" % (options.mode, len(srcs)))

@@ -159,7 +159,7 @@ class Delivery(object):
         try:
             self.write(frame, detections)
             if self.draw:
-                from ..sinks import annotate
+                from ..io.sinks import annotate
                 annotate(frame, detections, self.labels)
         finally:
             frame.done()

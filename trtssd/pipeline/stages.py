@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from ..errors import EnvironmentProblem, InputError
+from ..core.errors import EnvironmentProblem, InputError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,7 +376,7 @@ class DeviceLayer(object):
 
 
 def _preprocess_options(backend, **overrides):
-    from ..preprocess import PreprocessOptions
+    from ..preprocess.gpu import PreprocessOptions
     dtype = np.dtype(getattr(backend, "input_dtype", np.float32)).name
     return PreprocessOptions.from_spec(backend.spec, input_format="BGR", dtype=dtype,
                                        **overrides)
@@ -419,7 +419,7 @@ class _Postprocessing(_Contexts):
 
     def _preprocess_host(self, frames, images):
         """OpenCV into the first rows of ``images``: (rows, geometries, host ms)."""
-        from ..preprocess import cpu_preprocess
+        from ..preprocess.gpu import cpu_preprocess
         n = len(frames)
         self._check_batch(n)
         t0 = time.perf_counter()
@@ -437,7 +437,7 @@ class _Postprocessing(_Contexts):
         self.labels = labels
 
     def _post(self, boxes, scores, geoms):
-        from ..postprocess import postprocess_cpu
+        from ..postprocess.gpu import postprocess_cpu
         return postprocess_cpu(boxes, scores, self.spec, geoms, self.score_threshold,
                                max_detections=self.max_detections, labels=self.labels)
 
@@ -489,7 +489,7 @@ def _rows(dev, n, cache):
         return dev
     v = cache.get((id(dev), n))
     if v is None:
-        from ..cuda import DeviceArray
+        from ..gpu.cuda import DeviceArray
         v = DeviceArray.view(dev.ptr, (n,) + tuple(dev.shape[1:]), dev.dtype, dev)
         cache[(id(dev), n)] = v
     return v
@@ -502,7 +502,7 @@ class CudaHostSlot(_Postprocessing, Slot):
 
     def __init__(self, backend, prep, max_batch, score_threshold, max_detections, labels):
         import pycuda.driver as drv
-        from ..cuda import DeviceArray, EventTimer, pinned_empty
+        from ..gpu.cuda import DeviceArray, EventTimer, pinned_empty
         self._init_post(backend, score_threshold, max_detections, labels)
         self.prep = prep
         self.max_batch = max_batch
@@ -581,7 +581,7 @@ class CudaHostSlot(_Postprocessing, Slot):
 
 
 def free_pinned(arr):
-    """Free a pinned array from trtssd.cuda.pinned_empty now (its ``close()``), or, for another
+    """Free a pinned array from trtssd.gpu.cuda.pinned_empty now (its ``close()``), or, for another
     page-locked array, the pycuda host allocation at the end of its ``base`` chain."""
     close = getattr(arr, "close", None)
     if close is not None:
@@ -606,9 +606,9 @@ class GpuSlot(_Contexts, Slot):
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1):
         import pycuda.driver as drv
-        from ..cuda import DeviceArray, EventTimer
-        from ..postprocess import GpuPostprocessor
-        from ..preprocess import GpuPreprocessor
+        from ..gpu.cuda import DeviceArray, EventTimer
+        from ..postprocess.gpu import GpuPostprocessor
+        from ..preprocess.gpu import GpuPreprocessor
         self.backend = backend
         self.max_batch = max_batch
         self.labels = labels
@@ -719,14 +719,14 @@ class _CudaLayer(DeviceLayer):
     """What the CUDA layers share: the primary context, pinned frame buffers."""
 
     def _init_cuda(self):
-        from ..cuda import CudaContext
+        from ..gpu.cuda import CudaContext
         self.context = CudaContext(0)
 
     def activate(self):
         return self.context.active()
 
     def frame_buffer(self, shape):
-        from ..cuda import pinned_empty
+        from ..gpu.cuda import pinned_empty
         return pinned_empty(shape, np.uint8)
 
     def free_frame_buffer(self, buf):

@@ -1,0 +1,182 @@
+"""End to end on the CPU with the real model (ONNX Runtime backend): a short generated video of
+scikit-image's pictures and a picture file, through the `trtssd` command writing JSON lines,
+and through the Python API. Known pictures must give their known objects, every frame one
+line, and every CPU mode the same detections for the same frames."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("skimage")
+
+from trtssd.commands.cli import main  # noqa: E402
+
+# what each picture must show (at the default threshold 0.3), from the model's own output on
+# them: the astronaut is a person, chelsea a cat, coffee a cup (scores 0.64 / 0.65 / 0.78)
+EXPECTED = {"astronaut": "person", "chelsea": "cat", "coffee": "cup"}
+SEQUENCE = ["astronaut", "chelsea", "coffee", "astronaut", "chelsea"]
+SIZE = (480, 360)          # video frames, width x height
+
+
+def picture(name):
+    from skimage import data
+    im = np.ascontiguousarray(getattr(data, name)()[:, :, ::-1])   # RGB -> BGR
+    return cv2.resize(im, SIZE, interpolation=cv2.INTER_AREA)
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("video") / "pictures.avi")
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 5, SIZE)
+    assert w.isOpened()
+    for name in SEQUENCE:
+        w.write(picture(name))
+    w.release()
+    return path
+
+
+@pytest.fixture(scope="module")
+def image_file(tmp_path_factory):
+    from skimage import data
+    path = str(tmp_path_factory.mktemp("img") / "astronaut.png")
+    cv2.imwrite(path, data.astronaut()[:, :, ::-1])
+    return path
+
+
+def detect(args, tflite_model, label_file, tmp_path, name="out.jsonl"):
+    out = str(tmp_path / name)
+    rc = main(["detect"] + args + ["--model", tflite_model, "--labels", label_file,
+                                   "--backend", "onnxruntime", "--device", "cpu", "-q",
+                                   "--output", out])
+    assert rc == 0
+    with open(out) as f:
+        return [json.loads(line) for line in f]
+
+
+def labels_of(rec, min_score=0.5):
+    return {d["label"] for d in rec["detections"] if d["score"] >= min_score}
+
+
+def assert_same_detections(a, b, box_px, score):
+    assert len(a) == len(b)
+    for ra, rb in zip(a, b):
+        assert (ra["source"], ra["frame"]) == (rb["source"], rb["frame"])
+        da, db = ra["detections"], rb["detections"]
+        assert [d["class_id"] for d in da] == [d["class_id"] for d in db], (ra, rb)
+        for x, y in zip(da, db):
+            assert np.allclose(x["box"], y["box"], atol=box_px)
+            assert abs(x["score"] - y["score"]) <= score
+
+
+MODES = [["--mode", "sync"], ["--mode", "async"], ["--mode", "pipelined", "--depth", "2"],
+         ["--mode", "pipelined", "--depth", "3"], ["--mode", "multi"]]
+
+
+def test_every_cpu_mode_gives_every_frame_its_known_detections(video, tflite_model,
+                                                               label_file, tmp_path):
+    results = {}
+    for m in MODES:
+        recs = detect([video] + m, tflite_model, label_file, tmp_path, "%s.jsonl" % "-".join(m))
+        assert [r["frame"] for r in recs] == list(range(len(SEQUENCE)))   # one line a frame
+        assert {r["source"] for r in recs} == {video}
+        for rec, name in zip(recs, SEQUENCE):
+            assert EXPECTED[name] in labels_of(rec), (m, name, rec)
+            for d in rec["detections"]:
+                x1, y1, x2, y2 = d["box"]        # pixels of the 480x360 frame
+                assert -2 <= x1 < x2 <= SIZE[0] + 2 and -2 <= y1 < y2 <= SIZE[1] + 2
+                assert 0.3 <= d["score"] <= 1.0
+        results[" ".join(m)] = recs
+    ref = results["--mode sync"]
+    for key, recs in results.items():
+        # the same code (OpenCV preprocessing, ONNX Runtime at batch 1, NumPy NMS) on the same
+        # decoded frames: equal up to the JSON's rounding (2 decimals for boxes)
+        assert_same_detections(recs, ref, box_px=0.011, score=1e-5)
+
+
+def test_image_file_looped(image_file, tflite_model, label_file, tmp_path):
+    recs = detect([image_file, "--loop", "3"], tflite_model, label_file, tmp_path)
+    assert [r["frame"] for r in recs] == [0, 1, 2]
+    for r in recs:
+        assert "person" in labels_of(r)
+        assert r["detections"] == recs[0]["detections"]
+    best = max(recs[0]["detections"], key=lambda d: d["score"])
+    assert best["label"] == "person" and best["box"][3] > 256   # the astronaut fills the picture
+
+
+def test_multi_batches_two_sources_with_per_source_results(video, image_file, tflite_model,
+                                                           label_file, tmp_path):
+    alone_v = detect([video], tflite_model, label_file, tmp_path, "v.jsonl")
+    alone_i = detect([image_file], tflite_model, label_file, tmp_path, "i.jsonl")
+    both = detect([video, image_file, "--source-timeout-ms", "2000"], tflite_model,
+                  label_file, tmp_path, "both.jsonl")
+    v = [r for r in both if r["source"] == video]
+    i = [r for r in both if r["source"] == image_file]
+    assert len(v) == len(SEQUENCE) and len(i) == 1 and len(both) == len(SEQUENCE) + 1
+    # a batch of two frames against batch 1: ONNX Runtime may sum in another order, so allow
+    # float32 rounding (far below a hundredth of a pixel or score)
+    assert_same_detections(v, alone_v, box_px=0.02, score=1e-3)
+    assert_same_detections(i, alone_i, box_px=0.02, score=1e-3)
+
+
+def test_python_api_and_annotated_outputs(video, tflite_model, label_file, tmp_path):
+    from trtssd.backends import create_backend
+    from trtssd.core.detections import LabelMap
+    from trtssd.pipeline import PipelineOptions, run
+    from trtssd.io.sinks import open_sink
+    from trtssd.io.sources import open_source
+
+    class Keep(object):
+        draws = False
+
+        def __init__(self):
+            self.got = []
+
+        def write(self, frame, dets):
+            self.got.append((frame.index, frame.image.copy(), dets))
+
+    backend = create_backend("onnxruntime", model=tflite_model, device="cpu")
+    labels = LabelMap.from_file(label_file, backend.spec.num_classes)
+    try:
+        keep = Keep()
+        with open_source(video) as src:
+            stats = run(src, backend, keep, PipelineOptions(mode="async"), labels=labels)
+        assert stats.frames == len(SEQUENCE) and stats.dropped == 0
+        assert len(stats.latency_ms) == len(SEQUENCE)
+        for stage in ("capture", "preprocess", "inference", "postprocess"):
+            assert len(stats.stage_ms[stage]) == len(SEQUENCE), stage
+            assert stats.stage_clock[stage] == "host"
+        assert stats.stage_ms.get("draw", []) == []      # nothing drew: no draw stage
+        assert [k for k, _, _ in keep.got] == list(range(len(SEQUENCE)))
+        for (_, img, dets), name in zip(keep.got, SEQUENCE):
+            assert img.shape == (SIZE[1], SIZE[0], 3)
+            assert EXPECTED[name] in set(dets.labels)
+
+        folder = str(tmp_path / "annotated")
+        movie = str(tmp_path / "annotated.avi")
+        with open_source(video) as src, open_sink([folder, movie], labels=labels) as sink:
+            drawn_stats = run(src, backend, sink, PipelineOptions(mode="pipelined", depth=2),
+                              labels=labels)
+        assert len(drawn_stats.stage_ms["draw"]) == len(SEQUENCE)   # the sinks drew: timed
+        files = sorted(os.listdir(folder))
+        assert len(files) == len(SEQUENCE)
+        drawn = cv2.imread(os.path.join(folder, files[0]))
+        assert drawn.shape == (SIZE[1], SIZE[0], 3)
+        assert np.abs(drawn.astype(int) - picture("astronaut")).max() > 100   # boxes drawn
+        cap = cv2.VideoCapture(movie)
+        n = 0
+        while cap.read()[0]:
+            n += 1
+        cap.release()
+        assert n == len(SEQUENCE)
+    finally:
+        backend.close()
+
+
+def test_gpu_mode_on_a_cpu_backend_says_so(video, tflite_model, label_file, capsys):
+    rc = main(["detect", video, "--model", tflite_model, "--device", "cpu", "--mode", "gpu"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "GPU" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

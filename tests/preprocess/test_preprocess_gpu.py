@@ -1,0 +1,364 @@
+"""GpuPreprocessor on a real GPU against cpu_preprocess (skipped, with the reason, without one).
+
+Every variant on fresh random inputs of odd sizes; the output is poisoned with 0xFF bytes (NaN in
+float32 and float16) before each call and must come back fully written. Tolerances, as in the
+shim tests: OpenCV's uint8 bilinear rounds a fixed-point result to an integer while the kernel
+blends in float, so up to one grey level before normalisation (times |scale| after); nvcc's
+--use_fast_math and FMA contraction change the float blend by a few ulps, far below that;
+float16 adds half an ulp (relative 2^-11); nearest is exact up to the fp16 rounding.
+Bad input must raise InputError before anything is launched: the poisoned output stays NaN.
+
+Run under compute-sanitizer:  compute-sanitizer --tool memcheck --error-exitcode 1 \
+    python -m pytest -q tests/test_preprocess_gpu.py
+"""
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+
+from trtssd.core.errors import InputError
+from trtssd.preprocess.gpu import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess)
+# the shim tests' tolerances and random frames (the same reasoning holds here, see above)
+from test_preprocess_kernel_cpu import frame as rand_frame, tolerance
+
+pytest.importorskip("cv2")
+pytestmark = pytest.mark.gpu
+
+
+class DevFrame(object):
+    """A device frame with explicit strides (a crop of a bigger device array)."""
+
+    def __init__(self, owner, ptr, shape, strides):
+        self.owner, self.ptr, self.shape, self.strides = owner, ptr, shape, strides
+
+    @property
+    def __cuda_array_interface__(self):
+        return {"shape": self.shape, "typestr": "|u1", "data": (self.ptr, False),
+                "strides": self.strides, "version": 3}
+
+
+def to_device(arr):
+    from trtssd.gpu.cuda import DeviceArray
+    d = DeviceArray(arr.shape, np.uint8)
+    d.copy_from_host(np.ascontiguousarray(arr))
+    return d
+
+
+def run_and_check(pre, frames, o, out=None, stream=None, ref_frames=None):
+    """Poison, preprocess, synchronise, compare with the CPU path; returns the host result."""
+    from trtssd.gpu.cuda import driver
+    target = out if out is not None else pre._out
+    target.fill_bytes(0xFF)
+    driver().Context.synchronize()
+    res, geoms = pre.preprocess(frames, out=out, stream=stream)
+    driver().Context.synchronize()
+    got = res.get() if hasattr(res, "get") else res
+    assert not np.isnan(got).any(), "output elements left unwritten (still poisoned)"
+    ref, rgeoms = cpu_preprocess(ref_frames if ref_frames is not None else frames, o)
+    assert geoms == rgeoms
+    atol, rtol = tolerance(o)
+    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), atol=atol,
+                               rtol=rtol, err_msg=str(o))
+    return got
+
+
+ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NCHW", "NHWC"],
+                             ["linear", "nearest"], ["RGB", "BGR"]))
+
+
+@pytest.mark.parametrize("fmt,dtype,layout,interp,order", ALL)
+def test_every_variant(cuda_context, fmt, dtype, layout, interp, order):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s%s%s" % (fmt, dtype, layout, interp, order)).encode()))
+    o = PreprocessOptions(width=int(rng.integers(50, 400)), height=int(rng.integers(50, 400)),
+                          dtype=dtype, layout=layout, interpolation=interp, input_format=fmt,
+                          channel_order=order, mean=tuple(rng.uniform(0, 255, 3)),
+                          scale=tuple(rng.uniform(-0.03, 0.03, 3)))
+    c = INPUT_FORMATS[fmt][0]
+    ppt = (1, 2, 4)[zlib.crc32(fmt.encode() + dtype.encode()) % 3]
+    wide = layout == "NCHW"          # WIDE_LOADS=1 in half the variants (no effect on nearest/grey)
+    smem = order == "BGR"            # SMEM_ROWS=1 in half (overrides WIDE_LOADS; same scope)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c), pix_per_thread=ppt,
+                         wide_loads=wide, smem_rows=smem) as pre:
+        for _ in range(2):   # twice: a second call on the same buffers must be as right
+            f = rand_frame(rng, int(rng.integers(1, 800)), int(rng.integers(1, 900)), fmt,
+                           gray2d=rng.random() < 0.5)
+            run_and_check(pre, f, o)
+
+
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+@pytest.mark.parametrize("size", [(1, 1), (781, 1823), (1823, 781), (1080, 1920), (2160, 3840)])
+def test_sizes(cuda_context, size, interp):
+    rng = np.random.default_rng(size[0] + 3 * size[1])
+    o = PreprocessOptions(interpolation=interp)
+    f = rand_frame(rng, size[0], size[1], "BGR")
+    # every PIX_PER_THREAD kernel variant, WIDE_LOADS and SMEM_ROWS
+    for ppt, wide, smem in ((1, False, False), (2, False, False), (4, False, False),
+                            (1, True, False), (1, False, True), (2, False, True)):
+        with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3), pix_per_thread=ppt,
+                             wide_loads=wide, smem_rows=smem) as pre:
+            run_and_check(pre, f, o)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+@pytest.mark.parametrize("shape", [(1080, 1920), (1920, 1080), (5, 2999), (1, 1)])
+def test_letterbox(cuda_context, shape, dtype):
+    rng = np.random.default_rng(shape[0])
+    for interp in ("linear", "nearest"):
+        o = PreprocessOptions(width=320, height=256, letterbox=True, pad_value=114, dtype=dtype,
+                              interpolation=interp)
+        with GpuPreprocessor(o, max_frame_shape=(1920, 2999, 3)) as pre:
+            run_and_check(pre, rand_frame(rng, shape[0], shape[1], "BGR"), o)
+
+
+def test_uniform_batch_host_frames(cuda_context):
+    rng = np.random.default_rng(21)
+    o = PreprocessOptions(dtype="float16")
+    batch = rng.integers(0, 256, (8, 719, 1283, 3), dtype=np.uint8)
+    with GpuPreprocessor(o, max_batch=8, max_frame_shape=(720, 1284, 3)) as pre:
+        run_and_check(pre, batch, o)             # an [N, H, W, C] array
+        run_and_check(pre, list(batch[:3]), o)   # a list, fewer than max_batch
+
+
+def test_mixed_sizes_one_launch(cuda_context):
+    rng = np.random.default_rng(22)
+    o = PreprocessOptions(input_format="BGRA", letterbox=True, mean=(123.675, 116.28, 103.53),
+                          scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
+    frames = [rand_frame(rng, 480, 640, "BGRA"), rand_frame(rng, 1, 1, "BGRA"),
+              rand_frame(rng, 1080, 1920, "BGRA")[11:1000, 7:1801], rand_frame(rng, 300, 300, "BGRA")]
+    for ppt, wide, smem in ((1, False, False), (4, False, False), (1, True, False),
+                            (1, False, True)):
+        with GpuPreprocessor(o, max_batch=4, max_frame_shape=(1080, 1920, 4), table_ring=2,
+                             pix_per_thread=ppt, wide_loads=wide, smem_rows=smem) as pre:
+            for _ in range(3):    # more calls than table slots: the ring must not corrupt tables
+                run_and_check(pre, frames, o)
+
+
+def test_many_calls_in_flight(cuda_context):
+    # Mixed-size and uniform calls enqueued back to back on two streams, each into its own
+    # output, synchronised only at the end: buffers shared between calls must not race.
+    from trtssd.gpu.cuda import DeviceArray, driver
+    drv = driver()
+    rng = np.random.default_rng(23)
+    o = PreprocessOptions(width=64, height=48)
+    streams = [drv.Stream(), drv.Stream()]
+    calls = []
+    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(200, 300, 3), table_ring=2) as pre:
+        for k in range(12):
+            if k % 3 == 0:
+                fr = [rand_frame(rng, 100, 150, "BGR") for _ in range(3)]
+            else:
+                fr = [rand_frame(rng, int(rng.integers(1, 200)), int(rng.integers(1, 300)), "BGR")
+                      for _ in range(int(rng.integers(1, 4)))]
+            out = DeviceArray(o.output_shape(len(fr)), np.float32).fill_bytes(0xFF)
+            drv.Context.synchronize()
+            pre.preprocess(fr, out=out, stream=streams[k % 2])
+            calls.append((fr, out))
+        drv.Context.synchronize()
+        for fr, out in calls:
+            got = out.get()
+            ref, _ = cpu_preprocess(fr, o)
+            np.testing.assert_allclose(got, ref, atol=tolerance(o)[0], rtol=1e-6)
+            out.close()
+
+
+def test_strided_host_crop(cuda_context):
+    rng = np.random.default_rng(24)
+    big = rand_frame(rng, 1000, 1500, "RGB")
+    crop = big[101:900:1, 33:1400]
+    o = PreprocessOptions(input_format="RGB", layout="NHWC")
+    for wide, smem in ((False, False), (True, False), (False, True)):
+        with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3), wide_loads=wide,
+                             smem_rows=smem) as pre:
+            run_and_check(pre, crop, o)
+
+
+def test_device_resident_frames(cuda_context):
+    rng = np.random.default_rng(25)
+    big = rand_frame(rng, 777, 1311, "BGR")
+    d = to_device(big)
+    y0, x0, h, w = 17, 29, 700, 1201
+    crop = DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * 3, (h, w, 3), (big.strides[0], 3, 1))
+    o = PreprocessOptions(interpolation="linear", dtype="float16")
+    for wide, smem in ((False, False), (True, False), (False, True)):
+        with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3),   # no staging needed
+                             wide_loads=wide, smem_rows=smem) as pre:
+            run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
+    d.close()
+
+
+@pytest.mark.parametrize("fmt", ["BGR", "BGRA"])
+def test_wide_loads_bit_for_bit_at_allocation_ends(cuda_context, fmt):
+    # WIDE_LOADS=1 and SMEM_ROWS=1 (its 16-byte copies) likewise. WIDE_LOADS=1 blends the same bytes with the same float expression as the byte loads, so
+    # both variants (compiled with the same flags) must agree bit for bit; frames are device
+    # allocations of exactly their size (the last pixel's word would run past the end: under
+    # compute-sanitizer memcheck any such read fails), 1 to 3 pixels wide, and crops whose
+    # first byte is at every alignment with the parent's pitch.
+    from trtssd.gpu.cuda import driver
+    c = INPUT_FORMATS[fmt][0]
+    rng = np.random.default_rng(31 + c)
+    o = PreprocessOptions(width=97, height=61, input_format=fmt, dtype="float32")
+    frames, refs, keep = [], [], []
+    for h, w in ((1, 1), (2, 1), (1, 2), (3, 2), (5, 3), (77, 131), (333, 501)):
+        f = rand_frame(rng, h, w, fmt)
+        d = to_device(f)
+        keep.append(d)
+        frames.append(d)
+        refs.append(f)
+    big = rand_frame(rng, 123, 211, fmt)
+    d = to_device(big)
+    keep.append(d)
+    for y0, x0 in ((0, 1), (1, 2), (2, 3), (3, 0)):
+        h, w = big.shape[0] - y0, big.shape[1] - x0
+        frames.append(DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * c, (h, w, c),
+                               (big.strides[0], c, 1)))
+        refs.append(big[y0:, x0:])
+    outs = []
+    for wide, smem in ((False, False), (True, False), (False, True)):
+        with GpuPreprocessor(o, max_batch=1, max_frame_shape=(8, 8, c), wide_loads=wide,
+                             smem_rows=smem) as pre:
+            res = []
+            for fr, ref in zip(frames, refs):
+                res.append(run_and_check(pre, fr, o, ref_frames=ref))
+            outs.append(res)
+    driver().Context.synchronize()
+    for fr, a, b, e in zip(refs, outs[0], outs[1], outs[2]):
+        assert a.tobytes() == b.tobytes(), "wide loads differ from byte loads on %s" % (fr.shape,)
+        assert a.tobytes() == e.tobytes(), "shared-memory rows differ from byte loads on %s" % (
+            fr.shape,)
+    for k in keep:
+        k.close()
+
+
+def test_staging_in_place_and_mapped(cuda_context):
+    rng = np.random.default_rng(26)
+    o = PreprocessOptions()
+    for mapped in (False, True):
+        with GpuPreprocessor(o, max_batch=2, max_frame_shape=(480, 640, 3), mapped=mapped) as pre:
+            s0, s1 = pre.staging(0), pre.staging(1)
+            s0[...] = rand_frame(rng, 480, 640, "BGR")
+            s1[:301, :457] = rand_frame(rng, 301, 457, "BGR")
+            frames = [s0, s1[:301, :457]]
+            run_and_check(pre, frames, o, ref_frames=[f.copy() for f in frames])
+            # A host frame that is not staging is copied in (mapped: read through the mapping).
+            run_and_check(pre, rand_frame(rng, 99, 101, "BGR"), o)
+
+
+def test_out_to_torch_without_copy(cuda_context):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    rng = np.random.default_rng(27)
+    o = PreprocessOptions(dtype="float16")
+    f = rand_frame(rng, 333, 555, "BGR")
+    with GpuPreprocessor(o) as pre:
+        res, _ = pre.preprocess(f)
+        t = torch.as_tensor(res, device="cuda")
+        assert t.data_ptr() == res.ptr and t.dtype == torch.float16 and tuple(t.shape) == (1, 3, 300, 300)
+        out = torch.full((1, 3, 300, 300), float("nan"), dtype=torch.float16, device="cuda")
+        torch.cuda.synchronize()
+        got, _ = pre.preprocess(f, out=out)
+        assert got is out
+        torch.cuda.synchronize()
+        ref, _ = cpu_preprocess(f, o)
+        np.testing.assert_allclose(out.float().cpu().numpy(), ref.astype(np.float32),
+                                   atol=tolerance(o)[0], rtol=2.0 ** -11)
+
+
+def test_bad_input_raises_before_launch(cuda_context):
+    from trtssd.gpu.cuda import DeviceArray, driver
+    o = PreprocessOptions()
+    good = np.zeros((100, 100, 3), np.uint8)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(200, 200, 3)) as pre:
+        pre._out.fill_bytes(0xFF)
+        driver().Context.synchronize()
+        cases = [
+            (np.zeros((100, 100, 3), np.float32), "uint8"),
+            (np.zeros((100, 100, 4), np.uint8), "channels"),
+            (np.zeros((0, 100, 3), np.uint8), "empty"),
+            (np.zeros((201, 300, 3), np.uint8), "max_frame_shape"),
+            ([good, good, good], "max_batch"),
+            ("not a frame", "numpy array"),
+        ]
+        for frames, match in cases:
+            with pytest.raises(InputError, match=match):
+                pre.preprocess(frames)
+        d = DeviceArray((10, 12, 3), np.uint8)
+        bad = DevFrame(d, d.ptr, (10, 6, 3), (36, 6, 1))        # every second pixel: unreadable
+        with pytest.raises(InputError, match="strides"):
+            pre.preprocess(bad)
+        for out, match in [(DeviceArray((1, 3, 300, 300), np.float16), "dtype"),
+                           (DeviceArray((2, 3, 300, 300), np.float32), "shape"),
+                           (np.zeros((1, 3, 300, 300), np.float32), "device array")]:
+            with pytest.raises(InputError, match=match):
+                pre.preprocess(good, out=out)
+        driver().Context.synchronize()
+        assert np.isnan(pre._out.get()).all(), "something was launched despite the error"
+        d.close()
+    with pytest.raises(InputError, match="closed"):
+        pre.preprocess(good)
+
+
+def _pinned_frame(rng, shape, mapped=False):
+    from trtssd.gpu.cuda import pinned_empty
+    p = pinned_empty(shape, np.uint8, mapped=mapped)
+    p[...] = rng.integers(0, 256, shape, dtype=np.uint8)
+    return p
+
+
+def test_pinned_frames_and_crops(cuda_context):
+    # PinnedArray frames are uploaded from their own memory (no staging copy), crops with the
+    # parent's pitch, an [N, H, W, C] pinned block in one copy; on a stream, twice (cached plan).
+    from trtssd.gpu.cuda import driver
+    rng = np.random.default_rng(28)
+    o = PreprocessOptions(dtype="float16")
+    stream = driver().Stream()
+    with GpuPreprocessor(o, max_batch=4, max_frame_shape=(720, 1280, 3)) as pre:
+        pre._staging.fill(0)
+        p = _pinned_frame(rng, (720, 1280, 3))
+        for _ in range(2):
+            run_and_check(pre, p, o, stream=stream, ref_frames=np.array(p))
+        crop = p[13:701, 31:1211]
+        run_and_check(pre, crop, o, stream=stream, ref_frames=crop.copy())
+        block = _pinned_frame(rng, (4, 301, 457, 3))
+        run_and_check(pre, block, o, ref_frames=list(np.array(block)))
+        run_and_check(pre, [block[k, 3:290, 5:450] for k in range(4)], o,
+                      ref_frames=[block[k, 3:290, 5:450].copy() for k in range(4)])
+        assert not pre._staging.any(), "a pinned frame went through the staging"
+        for a in (p, block):
+            a.close()
+
+
+def test_pinned_plain_device_staging_mixed(cuda_context):
+    rng = np.random.default_rng(29)
+    o = PreprocessOptions(letterbox=True, pad_value=114, layout="NHWC",
+                          mean=(123.675, 116.28, 103.53), scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
+    with GpuPreprocessor(o, max_batch=5, max_frame_shape=(480, 640, 3)) as pre:
+        plain = rand_frame(rng, 333, 444, "BGR")
+        p = _pinned_frame(rng, (480, 640, 3))
+        big = _pinned_frame(rng, (1080, 1920, 3))       # its crop's span exceeds a slot
+        dev_host = rand_frame(rng, 201, 301, "BGR")
+        d = to_device(dev_host)
+        s3 = pre.staging(3)[:100, :200]
+        s3[...] = rand_frame(rng, 100, 200, "BGR")
+        frames = [plain, p[7:, 9:600], d, s3, big[100:400, 200:700]]
+        refs = [plain, p[7:, 9:600].copy(), dev_host, s3.copy(), big[100:400, 200:700].copy()]
+        for _ in range(3):
+            run_and_check(pre, frames, o, ref_frames=refs)
+        d.close()
+        p.close()
+        big.close()
+
+
+def test_pinned_mapped_zero_copy(cuda_context):
+    # mapped=True and a mapped PinnedArray: the kernel reads it through the mapping (over PCIe
+    # on a discrete GPU: slow, but it must be right).
+    rng = np.random.default_rng(30)
+    o = PreprocessOptions(interpolation="nearest")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(240, 320, 3), mapped=True) as pre:
+        m = _pinned_frame(rng, (240, 320, 3), mapped=True)
+        run_and_check(pre, [m, m[3:200, 5:300]], o, ref_frames=[np.array(m), m[3:200, 5:300].copy()])
+        u = _pinned_frame(rng, (240, 320, 3))            # not mapped: through the staging
+        run_and_check(pre, u, o, ref_frames=np.array(u))
+        m.close()
+        u.close()

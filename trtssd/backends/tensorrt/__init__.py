@@ -1,0 +1,1 @@
+"""TensorRT: version compatibility, engine building and the runtime, together."""

@@ -1,0 +1,1 @@
+"""The `trtssd` command: detect, info, bench (with its report) and build-engine."""

@@ -1,0 +1,1 @@
+"""Records every other part shares: errors, the model spec, detections, run statistics."""

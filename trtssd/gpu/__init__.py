@@ -1,0 +1,1 @@
+"""CUDA plumbing: the context, device and pinned buffers, streams, events, kernel compilation."""

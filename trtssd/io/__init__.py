@@ -1,0 +1,1 @@
+"""Frames in and results out: sources, sinks and drawing."""

@@ -1,0 +1,1 @@
+"""Frames to network input: the CPU reference and the fused GPU kernel, side by side."""

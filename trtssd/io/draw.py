@@ -40,18 +40,59 @@ def _check_frame(frame):
                          "or np.ascontiguousarray(frame)")
 
 
-def draw_detections(frame, detections, labels=None, copy=False, thickness=2, font_scale=0.5,
-                    show_scores=True):
+OVERLAYS = ("box", "labels", "conf", "none")
+
+
+def parse_overlay(text):
+    """The set of what to draw from ``box,labels,conf`` (any of them, comma-separated) or
+    ``none``; None or "" gives all three."""
+    if text is None or text == "":
+        return frozenset(("box", "labels", "conf"))
+    if isinstance(text, (set, frozenset, list, tuple)):
+        parts = [str(p).strip().lower() for p in text]
+    else:
+        parts = [p.strip().lower() for p in str(text).split(",") if p.strip()]
+    bad = [p for p in parts if p not in OVERLAYS]
+    if bad or not parts:
+        raise InputError("--overlay %s: use any of box, labels, conf (comma-separated), or "
+                         "none" % (text,))
+    if "none" in parts:
+        if len(parts) > 1:
+            raise InputError("--overlay %s: none draws nothing, so it goes alone" % (text,))
+        return frozenset()
+    return frozenset(parts)
+
+
+def scaled_sizes(height, width):
+    """(line thickness, font scale) for a frame: 2 px and 0.5 at 640x480, growing with the
+    shorter side, so boxes and text read the same on 320x240 and 4K."""
+    short = max(1, min(int(height), int(width)))
+    thickness = max(1, int(round(short / 240.0)))
+    font_scale = max(0.35, short / 960.0)
+    return thickness, font_scale
+
+
+def draw_detections(frame, detections, labels=None, copy=False, thickness=None,
+                    font_scale=None, show_scores=True, overlay=None):
     """Draw each box in its class colour with a filled label tag "name 0.87" above it.
 
     ``labels``: a LabelMap or list of names by class id, used when ``detections.labels`` is
-    None (else the class id is written). Returns the frame drawn on.
+    None (else the class id is written). ``overlay``: what to draw (see ``parse_overlay``;
+    default boxes, labels and scores). ``thickness``/``font_scale``: default scaled with the
+    frame (``scaled_sizes``). Returns the frame drawn on.
     """
     cv2 = _cv2()
     if copy:
         frame = np.ascontiguousarray(frame).copy()
     _check_frame(frame)
+    what = parse_overlay(overlay)
+    if not show_scores:
+        what = what - {"conf"}
     h, w = frame.shape[:2]
+    t_auto, f_auto = scaled_sizes(h, w)
+    thickness = t_auto if thickness is None else int(thickness)
+    font_scale = f_auto if font_scale is None else float(font_scale)
+    text_thick = max(1, thickness // 2)
     font = cv2.FONT_HERSHEY_SIMPLEX
     for i in range(len(detections)):
         x1, y1, x2, y2 = [int(round(float(v))) for v in detections.boxes[i]]
@@ -59,19 +100,26 @@ def draw_detections(frame, detections, labels=None, copy=False, thickness=2, fon
         y1, y2 = max(0, min(y1, h - 1)), max(0, min(y2, h - 1))
         cid = int(detections.class_ids[i])
         colour = class_colour(cid)
-        cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thickness)
-        if detections.labels is not None:
-            name = detections.labels[i]
-        elif labels is not None:
-            name = labels.name(cid) if hasattr(labels, "name") else (
-                str(labels[cid]) if 0 <= cid < len(labels) else str(cid))
-        else:
-            name = str(cid)
-        text = "%s %.2f" % (name, float(detections.scores[i])) if show_scores else name
-        (tw, th), base = cv2.getTextSize(text, font, font_scale, 1)
+        if "box" in what:
+            cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thickness)
+        parts = []
+        if "labels" in what:
+            if detections.labels is not None:
+                parts.append(str(detections.labels[i]))
+            elif labels is not None:
+                parts.append(labels.name(cid) if hasattr(labels, "name") else (
+                    str(labels[cid]) if 0 <= cid < len(labels) else str(cid)))
+            else:
+                parts.append(str(cid))
+        if "conf" in what:
+            parts.append("%.2f" % float(detections.scores[i]))
+        if not parts:
+            continue
+        text = " ".join(parts)
+        (tw, th), base = cv2.getTextSize(text, font, font_scale, text_thick)
         ty = y1 - 2 if y1 - th - base - 2 >= 0 else min(h - 1, y1 + th + base + 2)
         cv2.rectangle(frame, (x1, ty - th - base), (min(w - 1, x1 + tw + 2), ty), colour, -1)
-        cv2.putText(frame, text, (x1 + 1, ty - base), font, font_scale, (0, 0, 0), 1,
+        cv2.putText(frame, text, (x1 + 1, ty - base), font, font_scale, (0, 0, 0), text_thick,
                     cv2.LINE_AA)
     return frame
 

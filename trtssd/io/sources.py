@@ -19,6 +19,25 @@ pipeline calls it in the thread and context that allocated them, after the run).
 synthetic source) keeps producing whether we keep up or not, so the oldest waiting frame is
 dropped and counted; a file never drops, every frame gets its result.
 
+Pixel formats (the contract with the pipeline): every source has ``pixel_format``, "BGR" by
+default. A source that keeps the camera's or decoder's YUV says so with one of the names
+``PreprocessOptions(input_format=...)`` uses: "NV12", "NV21", "I420", "YV12" (4:2:0; the
+Frame's ``image`` is then a host uint8 array in OpenCV's single-buffer layout of shape
+(H*3/2, W): the luma plane, then the chroma plane(s)), or "YUYV", "UYVY" (packed 4:2:2,
+shape (H, W, 2)). ``width``/``height`` are always the picture's size, not the buffer's. Such
+sources: ``CameraSource(..., pixel_format="YUYV")`` (V4L2 with OpenCV's RGB conversion off),
+``GstSource`` with a pipeline ending in ``video/x-raw,format=NV12`` (an OpenCV with
+GStreamer, as JetPack's; ``csi_pipeline(..., pixel_format="NV12")``), and
+``trtssd.io.gst.GstAppSource`` (an appsink read through PyGObject, for an OpenCV without
+GStreamer, as pip's is).
+
+Damage and outages: a video file that cannot decode a frame skips it (``damaged`` counts
+them, ``warnings`` names each frame) and says where a file ended early against its own frame
+count; a live capture (RTSP, camera) that stops giving frames is reopened with back-off when
+``reconnect`` is on (the default for live sources): ``gaps`` counts the outages, ``gap_s``
+their length; ``interrupt()`` (the command's Ctrl-C and SIGTERM handler calls it) ends a
+waiting reconnect at once.
+
 OpenCV is imported lazily, so importing this module needs only numpy.
 """
 import functools
@@ -84,16 +103,43 @@ def opencv_has_gstreamer():
     return False
 
 
+PIXEL_FORMATS = ("BGR", "NV12", "NV21", "I420", "YV12", "YUYV", "UYVY")
+
+
+def yuv_buffer_shape(pixel_format, height, width):
+    """The host buffer shape of a picture of ``height`` x ``width`` in ``pixel_format``
+    (see the module docstring)."""
+    f = pixel_format.upper()
+    if f == "BGR":
+        return (height, width, 3)
+    if f in ("NV12", "NV21", "I420", "YV12"):
+        return (height * 3 // 2, width)
+    if f in ("YUYV", "UYVY"):
+        return (height, width, 2)
+    raise InputError("pixel format %r: use one of %s" % (pixel_format, ", ".join(PIXEL_FORMATS)))
+
+
 class Source(object):
     """Base class: counts frames, stamps them, closes once."""
     live = False
     width = 0
     height = 0
     source_id = "source"
+    pixel_format = "BGR"
+    damaged = 0
+    gaps = 0
+    gap_s = 0.0
 
     def __init__(self):
         self._next_index = 0
         self._closed = False
+        self._stop = threading.Event()
+        self.warnings = []
+
+    def interrupt(self):
+        """Make a read that waits (a reconnect's back-off) return None soon; safe from a
+        signal handler or another thread."""
+        self._stop.set()
 
     def _frame(self, image, t_capture):
         f = Frame(self._next_index, image, self.source_id, t_capture)
@@ -184,26 +230,62 @@ class ImageSource(Source):
         return self._frame(dst, t)
 
 
+def _capture_params(cv2, open_ms, read_ms):
+    """OpenCV's open/read timeouts (4.5.2 and later) as VideoCapture params, else []."""
+    params = []
+    for name, ms in (("CAP_PROP_OPEN_TIMEOUT_MSEC", open_ms), ("CAP_PROP_READ_TIMEOUT_MSEC",
+                                                               read_ms)):
+        if ms and hasattr(cv2, name):
+            params += [getattr(cv2, name), int(ms)]
+    return params
+
+
+# consecutive undecodable frames after which a file is taken as ending there
+MAX_DAMAGED_RUN = 50
+
+
 class CaptureSource(Source):
-    """A ``cv2.VideoCapture``: video files, cameras, RTSP and GStreamer pipelines."""
+    """A ``cv2.VideoCapture``: video files, cameras, RTSP and GStreamer pipelines.
+
+    ``reconnect`` (default: on for live sources): when a live capture stops giving frames it
+    is reopened, waiting 0.25 s, then twice as long each try up to 4 s, until it gives
+    frames again, ``reconnect_timeout_s`` passes (None: for ever) or ``interrupt()``.
+    ``timeout_ms``: OpenCV's open and read timeouts where it has them (so a cut network
+    stream is noticed in that time rather than FFmpeg's default 30 s)."""
+    reconnect = False
+    reconnect_timeout_s = None
+    frame_count = None
+    fps = None
+    _pos = 0
+    _damaged_run = 0
+    _gap_t0 = None
+    _backoff = 0.25
+    _warn = None
 
     def __init__(self, target, api=None, live=False, source_id=None, description=None,
-                 fix=None):
+                 fix=None, reconnect=None, reconnect_timeout_s=None, timeout_ms=None,
+                 convert_rgb=True, fourcc=None, pixel_format="BGR", warn=None):
         Source.__init__(self)
         cv2 = _cv2()
         self.live = bool(live)
         self.source_id = source_id or str(target)
         self.description = description or ("video %r" % (target,))
         self._fix = fix or "check that it exists and that OpenCV can decode it"
-        cap = cv2.VideoCapture(target) if api is None else cv2.VideoCapture(target, api)
+        self.reconnect = self.live if reconnect is None else bool(reconnect)
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self.pixel_format = pixel_format
+        self._target, self._api = target, api
+        self._params = _capture_params(cv2, timeout_ms, timeout_ms)
+        self._convert_rgb, self._fourcc = convert_rgb, fourcc
+        self._warn = warn
+        self.damaged = 0
+        self.gaps = 0
+        self.gap_s = 0.0
+        self._damaged_run = 0
+        cap = self._open_capture()
         if not cap.isOpened():
             cap.release()
             raise InputError("cannot open %s; %s" % (self.description, self._fix))
-        if self.live:
-            try:    # keep OpenCV's own queue short so frames are fresh (ignored where unsupported)
-                cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
-            except Exception:
-                pass
         self._cap = cap
         self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0)
         self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0)
@@ -211,60 +293,183 @@ class CaptureSource(Source):
         self.fps = float(fps) if fps and fps > 0 else None
         count = cap.get(cv2.CAP_PROP_FRAME_COUNT)
         self.frame_count = int(count) if count and count > 0 and not self.live else None
+        self._pos = 0          # frames the capture went through, damaged ones included
 
-    def read(self, out=None):
-        if self._closed:
-            return None
-        t = time.perf_counter()
-        dst = _check_out(out, (self.height, self.width, 3))
+    def _open_capture(self):
+        cv2 = _cv2()
+        target, api = self._target, self._api
+        if self._params and api is not None:
+            try:
+                cap = cv2.VideoCapture(target, api, self._params)
+            except Exception:   # an OpenCV without the params constructor
+                cap = cv2.VideoCapture(target, api)
+        else:
+            cap = cv2.VideoCapture(target) if api is None else cv2.VideoCapture(target, api)
+        if cap.isOpened():
+            if self._fourcc:
+                cap.set(cv2.CAP_PROP_FOURCC, cv2.VideoWriter_fourcc(*self._fourcc))
+            if not self._convert_rgb:
+                cap.set(cv2.CAP_PROP_CONVERT_RGB, 0)
+            if self.live:
+                try:    # keep OpenCV's own queue short so frames are fresh
+                    cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
+                except Exception:
+                    pass
+        return cap
+
+    def _say(self, msg):
+        self.warnings.append(msg)
+        if self._warn is not None:
+            self._warn(msg)
+        else:
+            import sys
+            sys.stderr.write("trtssd: warning: %s\n" % msg)
+
+    def _buffer_shape(self):
+        return yuv_buffer_shape(self.pixel_format, self.height, self.width)
+
+    def _grab(self, out):
+        dst = _check_out(out, self._buffer_shape()) if self.pixel_format == "BGR" else None
         if dst is not None:
             ok, img = self._cap.read(image=dst)     # decodes in place when the size matches
         else:
             ok, img = self._cap.read()
         if not ok or img is None or img.size == 0:
-            if self.live:
-                if self._next_index == 0:
-                    raise SourceError("%s opened but gave no frame; check that the device is "
-                                      "connected and not used by another program"
-                                      % self.description)
-                raise SourceError("%s stopped giving frames after %d (disconnected or the "
-                                  "stream ended); reconnect it and start again"
-                                  % (self.description, self._next_index))
             return None
+        return img
+
+    def read(self, out=None):
+        while not self._closed:
+            t = time.perf_counter()
+            img = self._grab(out)
+            if img is not None:
+                self._pos += 1
+                self._damaged_run = 0
+                self._backoff = 0.25
+                if self._gap_t0 is not None:       # the first frame after an outage
+                    self.gap_s += t - self._gap_t0
+                    self._say("%s gives frames again after %.1f s"
+                              % (self.description, t - self._gap_t0))
+                    self._gap_t0 = None
+                return self._frame(self._shape_image(img), t)
+            if self.live:
+                if not self.reconnect:
+                    self._raise_stopped()
+                if not self._reopen():
+                    return None
+                continue
+            # a file: a frame it cannot decode before the count it announced is damage
+            if self.frame_count is not None and self._pos < self.frame_count:
+                self._damaged_run += 1
+                if self._damaged_run <= MAX_DAMAGED_RUN:
+                    self.damaged += 1
+                    self._say("%s: frame %d is damaged (cannot be decoded); skipped"
+                              % (self.description, self._pos))
+                    self._pos += 1
+                    continue
+                self.damaged -= MAX_DAMAGED_RUN     # the run was the end, not single frames
+                self.warnings = self.warnings[:-MAX_DAMAGED_RUN]
+                self._pos -= MAX_DAMAGED_RUN
+            if self.frame_count is not None and self._pos < self.frame_count:
+                self._say("%s ended after frame %d of the %d it announces: the file is "
+                          "truncated or damaged from frame %d on"
+                          % (self.description, self._pos - 1, self.frame_count, self._pos))
+                self.frame_count = self._pos
+            return None
+        return None
+
+    def _raise_stopped(self):
+        if self._next_index == 0:
+            raise SourceError("%s opened but gave no frame; check that the device is "
+                              "connected and not used by another program" % self.description)
+        raise SourceError("%s stopped giving frames after %d (disconnected or the stream "
+                          "ended); reconnect it and start again, or leave --reconnect on"
+                          % (self.description, self._next_index))
+
+    def _reopen(self):
+        """Reopen a live capture that stopped, with back-off; True once it is open again,
+        False when interrupted or closed; SourceError after ``reconnect_timeout_s``. An
+        outage counts once in ``gaps`` however many tries it takes."""
+        if self._gap_t0 is None:
+            self._gap_t0 = time.perf_counter()
+            self.gaps += 1
+            self._say("%s stopped giving frames after %d; reconnecting (Ctrl-C ends)"
+                      % (self.description, self._next_index))
+        while not self._closed and not self._stop.is_set():
+            self._cap.release()
+            if self._stop.wait(self._backoff):
+                break
+            self._backoff = min(4.0, self._backoff * 2)
+            cap = self._open_capture()
+            if cap.isOpened():
+                self._cap = cap
+                return True
+            cap.release()
+            if (self.reconnect_timeout_s is not None
+                    and time.perf_counter() - self._gap_t0 > self.reconnect_timeout_s):
+                raise SourceError("%s could not be reopened for %.0f s after frame %d; "
+                                  "check the camera or the network and start again"
+                                  % (self.description, self.reconnect_timeout_s,
+                                     self._next_index))
+        self.gap_s += time.perf_counter() - self._gap_t0     # ended while still cut
+        self._gap_t0 = None
+        return False
+
+    def _shape_image(self, img):
+        if self.pixel_format != "BGR":
+            shape = self._buffer_shape()
+            if img.size == int(np.prod(shape)) and img.shape != shape:
+                img = np.ascontiguousarray(img).reshape(shape)   # OpenCV's raw 1 x N buffer
+            return img
         if img.ndim == 2:
             img = np.ascontiguousarray(np.repeat(img[:, :, None], 3, axis=2))
         if self.width == 0:
             self.height, self.width = img.shape[:2]
-        return self._frame(img, t)
+        return img
 
     def close(self):
         if not self._closed:
             self._closed = True
+            self._stop.set()
             self._cap.release()
 
 
 class VideoSource(CaptureSource):
     """A video file (anything OpenCV's FFmpeg backend decodes). Not live: nothing is dropped."""
 
-    def __init__(self, path, source_id=None):
+    def __init__(self, path, source_id=None, warn=None):
         if not os.path.isfile(path):
             raise InputError("video file %r does not exist; give the path of a video file, a "
-                             "camera index, rtsp://..., csi://N, gst:PIPELINE or synthetic:WxH"
-                             % path)
+                             "picture, a folder of pictures, a camera index, rtsp://..., "
+                             "csi://N, gst:PIPELINE or synthetic:WxH" % path)
         CaptureSource.__init__(self, path, live=False, source_id=source_id,
-                               description="video file %r" % path,
-                               fix="it is not a video OpenCV can decode (try converting it to "
-                                   "H.264 .mp4)")
+                               description="video file %r" % path, warn=warn,
+                               fix="it is not a video OpenCV can decode, or it is truncated "
+                                   "(a cut .mp4 or .avi loses its index; .mkv and .ts keep "
+                                   "what was written): try converting it to H.264 .mp4")
 
 
 class CameraSource(CaptureSource):
-    """A USB/V4L2 camera by index (``/dev/videoN``). Live."""
+    """A USB/V4L2 camera by index (``/dev/videoN``). Live.
 
-    def __init__(self, index=0, width=None, height=None, fps=None, source_id=None):
+    ``pixel_format="YUYV"`` (or "UYVY") keeps the camera's packed 4:2:2 frames, as (H, W, 2)
+    uint8, for the GPU preprocessing to convert (OpenCV's RGB conversion is turned off and
+    the FOURCC asked for). Written from OpenCV's V4L2 backend documentation; no USB camera
+    was available to this project, so it has not been run on one."""
+
+    def __init__(self, index=0, width=None, height=None, fps=None, source_id=None,
+                 pixel_format="BGR", reconnect=None, warn=None):
         cv2 = _cv2()
         api = getattr(cv2, "CAP_V4L2", None) if os.name == "posix" and os.path.exists(
             "/dev/video%d" % int(index)) else None
+        fmt = str(pixel_format).upper()
+        if fmt not in ("BGR", "YUYV", "UYVY"):
+            raise InputError("camera pixel format %r: a V4L2 camera gives BGR (converted by "
+                             "OpenCV), YUYV or UYVY" % (pixel_format,))
+        yuv = fmt != "BGR"
         CaptureSource.__init__(self, int(index), api=api, live=True,
+                               reconnect=reconnect, warn=warn, pixel_format=fmt,
+                               convert_rgb=not yuv, fourcc=fmt if yuv else None,
                                source_id=source_id or "camera:%d" % int(index),
                                description="camera %d (/dev/video%d)" % (int(index), int(index)),
                                fix="check that it is plugged in (ls /dev/video*) and that no "
@@ -278,19 +483,50 @@ class CameraSource(CaptureSource):
 
 
 def csi_pipeline(sensor_id=0, width=1280, height=720, fps=30, flip=0,
-                 capture_width=None, capture_height=None):
+                 capture_width=None, capture_height=None, pixel_format="BGR"):
     """The GStreamer pipeline of a Jetson CSI camera (``nvarguscamerasrc``), as NVIDIA's
-    Jetson camera documentation builds it: NVMM NV12 from the ISP, converted by nvvidconv to
-    BGRx, then to BGR for OpenCV; the appsink keeps only the newest buffer.
+    Jetson camera documentation builds it: NVMM NV12 from the ISP, copied out of NVMM by
+    nvvidconv; then either BGRx -> BGR on the CPU (videoconvert) for BGR, or kept as NV12
+    (``pixel_format="NV12"``: no CPU colour conversion, half the bytes; the GPU
+    preprocessing converts). The appsink keeps only the newest buffer.
 
     Written from NVIDIA's docs and not measured or run here (no Jetson was available)."""
     cw = capture_width or width
     ch = capture_height or height
-    return ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM), width=%d, height=%d, "
-            "format=NV12, framerate=%d/1 ! nvvidconv flip-method=%d ! video/x-raw, width=%d, "
-            "height=%d, format=BGRx ! videoconvert ! video/x-raw, format=BGR ! "
-            "appsink drop=true max-buffers=1 sync=false"
-            % (int(sensor_id), cw, ch, int(fps), int(flip), width, height))
+    head = ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM), width=%d, height=%d, "
+            "format=NV12, framerate=%d/1 ! nvvidconv flip-method=%d ! "
+            % (int(sensor_id), cw, ch, int(fps), int(flip)))
+    if str(pixel_format).upper() == "NV12":
+        return head + ("video/x-raw, width=%d, height=%d, format=NV12 ! "
+                       "appsink drop=true max-buffers=1 sync=false" % (width, height))
+    return head + ("video/x-raw, width=%d, height=%d, format=BGRx ! videoconvert ! "
+                   "video/x-raw, format=BGR ! appsink drop=true max-buffers=1 sync=false"
+                   % (width, height))
+
+
+def nvdec_file_pipeline(path, codec="h264", pixel_format="NV12"):
+    """A Jetson hardware-decode pipeline for a video file (``nvv4l2decoder``), ending in NV12
+    host frames (or BGR). Written from NVIDIA's Accelerated GStreamer guide; unmeasured, not
+    run here (no Jetson)."""
+    parse = {"h264": "h264parse", "h265": "h265parse"}.get(codec)
+    if parse is None:
+        raise InputError("codec %r: use h264 or h265" % (codec,))
+    tail = ("video/x-raw, format=NV12 ! appsink sync=false" if pixel_format == "NV12" else
+            "video/x-raw, format=BGRx ! videoconvert ! video/x-raw, format=BGR ! "
+            "appsink sync=false")
+    return ("filesrc location=%s ! qtdemux ! %s ! nvv4l2decoder ! nvvidconv ! %s"
+            % (path, parse, tail))
+
+
+def pipeline_pixel_format(pipeline):
+    """The format the caps before a pipeline's appsink name (``format=NV12`` -> "NV12"),
+    "BGR" when none of the YUV formats is named there."""
+    last = pipeline.rsplit("appsink", 1)[0].rsplit("!", 2)
+    caps = last[-2] if len(last) >= 2 else ""
+    for f in PIXEL_FORMATS[1:]:
+        if "format=%s" % f in caps.replace(" ", "").replace("(string)", ""):
+            return f
+    return "BGR"
 
 
 def rtsp_pipeline(url, latency_ms=0):
@@ -303,37 +539,49 @@ def rtsp_pipeline(url, latency_ms=0):
 
 class GstSource(CaptureSource):
     """Any GStreamer pipeline ending in an appsink (needs an OpenCV built with GStreamer, as
-    JetPack's is). Live unless ``live=False`` (e.g. a filesrc pipeline)."""
+    JetPack's is). Live unless ``live=False`` (e.g. a filesrc pipeline). A pipeline whose
+    caps before the appsink say ``format=NV12`` (I420, YV12, NV21, YUYV, UYVY) gives frames
+    in that format (``pixel_format``; OpenCV's RGB conversion is turned off)."""
 
-    def __init__(self, pipeline, live=True, source_id=None, description=None):
+    def __init__(self, pipeline, live=True, source_id=None, description=None, reconnect=None,
+                 warn=None):
         cv2 = _cv2()
+        fmt = pipeline_pixel_format(pipeline)
         if not opencv_has_gstreamer():
             raise EnvironmentProblem(
                 "%s needs an OpenCV built with GStreamer, and this one (%s) is not; on a Jetson "
                 "use JetPack's python3-opencv instead of the pip wheel"
                 % (description or "a GStreamer pipeline", cv2.__version__))
         CaptureSource.__init__(self, pipeline, api=cv2.CAP_GSTREAMER, live=live,
+                               reconnect=reconnect, warn=warn, pixel_format=fmt,
+                               convert_rgb=fmt == "BGR",
                                source_id=source_id or "gst:" + pipeline,
                                description=description or "GStreamer pipeline %r" % pipeline,
                                fix="check the pipeline with gst-launch-1.0 (it must end in "
-                                   "appsink and give BGR)")
+                                   "appsink and give BGR or one of %s)"
+                                   % ", ".join(PIXEL_FORMATS[1:]))
 
 
 class CsiSource(GstSource):
     """A Jetson CSI camera through ``nvarguscamerasrc`` (see ``csi_pipeline``). Live.
     Unmeasured: written from NVIDIA's documentation without a Jetson to run it on."""
 
-    def __init__(self, sensor_id=0, width=1280, height=720, fps=30, flip=0, source_id=None):
-        GstSource.__init__(self, csi_pipeline(sensor_id, width, height, fps, flip), live=True,
+    def __init__(self, sensor_id=0, width=1280, height=720, fps=30, flip=0, source_id=None,
+                 pixel_format="BGR", reconnect=None, warn=None):
+        GstSource.__init__(self, csi_pipeline(sensor_id, width, height, fps, flip,
+                                              pixel_format=pixel_format), live=True,
+                           reconnect=reconnect, warn=warn,
                            source_id=source_id or "csi://%d" % int(sensor_id),
                            description="CSI camera %d (nvarguscamerasrc)" % int(sensor_id))
 
 
 class RtspSource(CaptureSource):
     """An RTSP (or HTTP) stream. Live. Uses a low-latency GStreamer pipeline where OpenCV has
-    GStreamer, else OpenCV's FFmpeg backend over TCP."""
+    GStreamer, else OpenCV's FFmpeg backend over TCP. Reconnects by default (see
+    CaptureSource); ``timeout_ms`` bounds how long a cut stream blocks a read."""
 
-    def __init__(self, url, latency_ms=0, use_gstreamer=None, source_id=None):
+    def __init__(self, url, latency_ms=0, use_gstreamer=None, source_id=None, reconnect=True,
+                 reconnect_timeout_s=None, timeout_ms=3000, warn=None):
         cv2 = _cv2()
         if use_gstreamer is None:
             use_gstreamer = url.startswith("rtsp") and opencv_has_gstreamer()
@@ -342,12 +590,15 @@ class RtspSource(CaptureSource):
         if use_gstreamer:
             CaptureSource.__init__(self, rtsp_pipeline(url, latency_ms), api=cv2.CAP_GSTREAMER,
                                    live=True, source_id=source_id or url, description=desc,
-                                   fix=fix)
+                                   fix=fix, reconnect=reconnect, warn=warn,
+                                   reconnect_timeout_s=reconnect_timeout_s)
         else:
             if url.startswith("rtsp"):
                 os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
             CaptureSource.__init__(self, url, api=getattr(cv2, "CAP_FFMPEG", None), live=True,
-                                   source_id=source_id or url, description=desc, fix=fix)
+                                   source_id=source_id or url, description=desc, fix=fix,
+                                   reconnect=reconnect, warn=warn, timeout_ms=timeout_ms,
+                                   reconnect_timeout_s=reconnect_timeout_s)
 
 
 class SyntheticSource(Source):
@@ -547,7 +798,8 @@ class _FrameRing(object):
 def open_source(text, **kw):
     """A source from its text: a camera index (``0``, ``/dev/video0``), ``rtsp://...``
     (or http(s)://), ``csi://N``, ``gst:PIPELINE``, ``synthetic:WxH[@FPS]``, an image file
-    (``loop=N`` keyword) or a video file. A Source object is returned unchanged."""
+    (``loop=N`` keyword), a folder or glob of pictures (one PictureSource) or a video file.
+    A Source object is returned unchanged."""
     if isinstance(text, Source):
         return text
     if isinstance(text, int):
@@ -569,7 +821,12 @@ def open_source(text, **kw):
             raise InputError("source %r: write a CSI camera as csi://N (N = sensor id)" % s)
         return CsiSource(int(rest), source_id=s, **kw)
     if low.startswith("gst:"):
-        return GstSource(s[4:].strip(), source_id=s, **kw)
+        pipeline = s[4:].strip()
+        if not opencv_has_gstreamer():
+            from . import gst
+            if gst.have_gst():      # pip's OpenCV has no GStreamer: PyGObject's appsink
+                return gst.GstAppSource(pipeline, source_id=s, **_only(kw, ("live",)))
+        return GstSource(pipeline, source_id=s, **kw)
     if low.startswith("synthetic"):
         spec = s[len("synthetic"):].lstrip(":")
         fps = None
@@ -592,4 +849,11 @@ def open_source(text, **kw):
         return SyntheticSource(width, height, source_id=s, **kw)
     if os.path.splitext(low)[1] in IMAGE_EXTENSIONS:
         return ImageSource(s, **kw)
+    from .pictures import GLOB_CHARS, PictureSource, expand_pictures
+    if os.path.isdir(s) or (any(c in s for c in GLOB_CHARS) and not os.path.exists(s)):
+        return PictureSource(expand_pictures(s), source_id=s, **_only(kw, ("loop", "warn")))
     return VideoSource(s, **kw)
+
+
+def _only(kw, names):
+    return dict((k, v) for k, v in kw.items() if k in names)

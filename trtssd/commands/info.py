@@ -17,12 +17,21 @@ def _version(modname):
     return getattr(m, "__version__", "?"), ""
 
 
+def nvidia_driver_present():
+    """True where an NVIDIA driver is loaded (desktop: /proc/driver/nvidia; Jetson: the
+    nvgpu/nvhost device nodes)."""
+    return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvhost-gpu",
+                                           "/dev/nvgpu", "/dev/nvidia0"))
+
+
 def gpu_status():
     """(ok, details dict, reason): pycuda, the driver, CUDA and the devices."""
     d = {}
     try:
         import pycuda.driver as drv
     except ImportError as e:
+        if not nvidia_driver_present():
+            return False, d, "this machine has no NVIDIA GPU (no NVIDIA driver is loaded)"
         return False, d, "pycuda is not installed (%s); `pip install pycuda` (on a Jetson it " \
                          "builds against JetPack's CUDA)" % e
     except Exception as e:
@@ -106,8 +115,11 @@ def collect():
     try:
         from ..models.resolve import resolve_model
         info["model"] = resolve_model()
-    except Exception as e:
-        info["model"] = "absent: %s" % e
+    except Exception:
+        info["model"] = ("absent: no --model given and $TRTSSD_MODEL is not set; download "
+                         "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip (the TFLite hosted "
+                         "models archive), unzip it and pass --model detect.tflite or set "
+                         "$TRTSSD_MODEL to it")
     info["modes"] = modes_here(info)
     return info
 

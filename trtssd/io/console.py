@@ -7,6 +7,7 @@ the time left (tqdm where it is installed, else one self-rewriting line). The co
 it off with ``-q`` and shows the bar only when stderr is a terminal.
 """
 import collections
+import os
 import sys
 import time
 
@@ -33,6 +34,16 @@ def _clock(seconds):
     seconds = int(max(0, seconds))
     return "%d:%02d:%02d" % (seconds // 3600, (seconds // 60) % 60, seconds % 60) \
         if seconds >= 3600 else "%d:%02d" % (seconds // 60, seconds % 60)
+
+
+def _columns(stream):
+    """The terminal's width (80 where it says 0 or cannot say, as a bare pty does; tqdm
+    would draw nothing there: it hides bars below a 0-row screen, hence ``nrows`` too)."""
+    try:
+        cols = os.get_terminal_size(stream.fileno()).columns
+    except Exception:
+        cols = 0
+    return cols if cols > 0 else 80
 
 
 class _Line(object):
@@ -81,8 +92,8 @@ class ConsoleSink(Sink):
             try:
                 from tqdm import tqdm
                 self._bar = tqdm(total=total, file=self.stream, unit="frame", desc=desc,
-                                 dynamic_ncols=True, smoothing=0.1)
-            except ImportError:
+                                 ncols=_columns(self.stream), nrows=24, smoothing=0.1)
+            except (ImportError, TypeError):     # no tqdm, or one older than 4.59
                 self._bar = _Line(total, self.stream, desc)
         self._t = time.perf_counter()
 

@@ -48,7 +48,11 @@ def parse_overlay(text):
     ``none``; None or "" gives all three."""
     if text is None or text == "":
         return frozenset(("box", "labels", "conf"))
-    if isinstance(text, (set, frozenset, list, tuple)):
+    if isinstance(text, (set, frozenset)):        # already parsed
+        if not set(text) <= {"box", "labels", "conf"}:
+            raise InputError("overlay %s: use any of box, labels, conf" % (sorted(text),))
+        return frozenset(text)
+    if isinstance(text, (list, tuple)):
         parts = [str(p).strip().lower() for p in text]
     else:
         parts = [p.strip().lower() for p in str(text).split(",") if p.strip()]

@@ -119,15 +119,16 @@ class PictureSource(Source):
             self._pos += 1
             path = self.paths[k]
             t = time.perf_counter()
-            img = cv2.imread(path, cv2.IMREAD_COLOR)
-            if img is None:
-                self.damaged += 1
-                self._say("picture %d (%s) cannot be decoded; skipped" % (k, path))
-                continue
+            # checked before decoding: libjpeg would decode a cut JPEG with grey rows
             if path.lower().endswith((".jpg", ".jpeg")) and not _jpeg_complete(path):
                 self.damaged += 1
                 self._say("picture %d (%s) is a truncated JPEG (no end marker); skipped"
                           % (k, path))
+                continue
+            img = cv2.imread(path, cv2.IMREAD_COLOR)
+            if img is None:
+                self.damaged += 1
+                self._say("picture %d (%s) cannot be decoded; skipped" % (k, path))
                 continue
             f = Frame(self._next_index, img, path, t)
             self._next_index += 1

@@ -101,8 +101,8 @@ def onnx_for(model_path, cache_dir=None):
     digest = file_sha256(model_path)
     base = os.path.splitext(os.path.basename(model_path))[0]
     out = os.path.join(cache_dir, "%s-%s-c%s.onnx" % (base, digest[:16], CONVERTER_VERSION))
-    if not os.path.isfile(out):
-        convert_tflite(model_path).save(out)
+    if not _cached_onnx_ok(out):
+        _save_cached(convert_tflite(model_path), out)
     return out
 
 
@@ -134,3 +134,29 @@ def load_spec(onnx_path):
                          "convert the .tflite with `python engines/convert.py`"
                          % (onnx_path, SPEC_METADATA_KEY))
     return ModelSpec.from_json(meta[SPEC_METADATA_KEY])
+
+
+def _cached_onnx_ok(path):
+    """A cached conversion that exists and reads back whole (a cut or corrupt one is rebuilt,
+    not reported)."""
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return False
+    try:
+        import onnx
+    except ImportError:
+        return True
+    try:
+        model = onnx.load(path)
+    except Exception:
+        return False
+    return any(p.key == SPEC_METADATA_KEY for p in model.metadata_props)
+
+
+def _save_cached(converted, path):
+    """Write a conversion into the cache; a cache that cannot be written is a one-line error
+    naming the folder and the fix."""
+    try:
+        converted.save(path)
+    except OSError as e:
+        raise ModelError("cannot write the model cache %s (%s); set $%s to a folder you may "
+                         "write to" % (os.path.dirname(path), e.strerror or e, CACHE_ENV))

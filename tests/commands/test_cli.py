@@ -367,3 +367,248 @@ def test_info_on_a_pip_install_without_a_gpu(capsys, monkeypatch):
     assert "engines/README" not in out and "--model" in facts["model"]
     if not I.nvidia_driver_present():
         assert "pip install pycuda" not in out and "no NVIDIA GPU" in facts["gpu_reason"]
+
+
+# ---------------------------------------------------------------------------------------------
+# exit codes and signals: a real `python -m trtssd detect` gets real signals
+# ---------------------------------------------------------------------------------------------
+
+def _spawn(args, tflite_model, **kw):
+    import signal  # noqa: F401
+    return subprocess.Popen([sys.executable, "-m", "trtssd", "detect"] + args
+                            + cpu(tflite_model), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True, **kw)
+
+
+def _wait_for_lines(path, n, proc, timeout=60):
+    import time
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if proc.poll() is not None:
+            raise AssertionError("ended early: %s" % (proc.communicate()[1],))
+        if os.path.exists(path):
+            with open(path) as f:
+                if f.read().count("\n") >= n:
+                    return
+        time.sleep(0.1)
+    raise AssertionError("no %d lines in %s after %d s" % (n, path, timeout))
+
+
+def _frames_in(video):
+    cap = cv2.VideoCapture(video)
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+@pytest.mark.parametrize("mode", ["sync", "pipelined"])
+def test_signal_finalises_every_output(sig, code, mode, tmp_path, tflite_model):
+    import signal
+    out, movie = str(tmp_path / "d.jsonl"), str(tmp_path / "a.mp4")
+    p = _spawn(["synthetic:160x120@30", "-o", out, "-o", movie, "--mode", mode], tflite_model)
+    try:
+        _wait_for_lines(str(tmp_path / ".d.partial.jsonl"), 5, p)
+        p.send_signal(getattr(signal, sig))
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == code, err
+    assert "Traceback" not in err and "interrupted by signal" in err
+    with open(out) as f:
+        text = f.read()
+    assert text.endswith("\n")
+    recs = [json.loads(line) for line in text.splitlines()]    # whole lines only
+    assert len(recs) >= 5 and [r["frame"] for r in recs] == sorted(r["frame"] for r in recs)
+    assert _frames_in(movie) == len(recs)                       # playable: the index is there
+    assert "%d written" % len(recs) in err
+    assert not [n for n in os.listdir(str(tmp_path)) if "partial" in n]
+
+
+def test_everything_written_exits_0_and_a_failed_source_does_not(tmp_path, tflite_model,
+                                                                 capsys, monkeypatch):
+    from trtssd.io import sources as S
+    video = _video(tmp_path / "v.avi", n=6)
+    out = str(tmp_path / "d.jsonl")
+    rc, _, err = run_main(["detect", video, "-o", out, "-q"] + cpu(tflite_model), capsys)
+    assert rc == 0 and len(jsonl(out)) == 6
+
+    real_read = S.CaptureSource.read
+    calls = []
+
+    def failing(self, out=None):
+        calls.append(1)
+        if len(calls) > 3:
+            raise S.SourceError("camera 0 stopped giving frames after 3 (test)")
+        return real_read(self, out)
+    monkeypatch.setattr(S.CaptureSource, "read", failing)
+    rc, _, err = run_main(["detect", video, "-o", out, "-q"] + cpu(tflite_model), capsys)
+    assert rc == 1 and one_line_error(err) and "stopped giving frames" in err
+    assert "3 frames were written before; the outputs hold them" in err
+    assert len(jsonl(out)) == 3                                 # kept, whole lines
+
+
+# ---------------------------------------------------------------------------------------------
+# write failures: one line naming the path and the fix, exit 1, nothing half-written
+# ---------------------------------------------------------------------------------------------
+
+def _mount_tmpfs(path, opts):
+    os.makedirs(path, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", path],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return r.returncode == 0
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    d = str(tmp_path / "ro")
+    if os.geteuid() != 0:
+        os.makedirs(d)
+        os.chmod(d, 0o555)
+        yield d
+        os.chmod(d, 0o755)
+        return
+    if not _mount_tmpfs(d, "ro,size=64k"):      # root ignores permissions: a read-only mount
+        pytest.skip("running as root and cannot mount a read-only tmpfs here")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d])
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    d = str(tmp_path / "tiny")
+    if os.geteuid() != 0 or not _mount_tmpfs(d, "size=48k"):
+        pytest.skip("a full disk needs a tiny tmpfs (root and mount)")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", d])
+
+
+@pytest.mark.parametrize("name", ["d.jsonl", "a.mp4", "pictures"])
+def test_read_only_folder(name, read_only_dir, tmp_path, tflite_model, capsys):
+    video = _video(tmp_path / "v.avi", n=4)
+    target = os.path.join(read_only_dir, name)
+    rc, _, err = run_main(["detect", video, "-o", target, "-q"] + cpu(tflite_model), capsys)
+    assert rc == 1 and one_line_error(err), err
+    assert read_only_dir in err and ("-o" in err or "permissions" in err)
+    assert os.listdir(read_only_dir) == []
+
+
+def test_full_disk_dev_full(tmp_path, tflite_model, capsys):
+    video = _video(tmp_path / "v.avi", n=4)
+    for name in ("d.jsonl", "a.mp4"):
+        link = str(tmp_path / name)
+        os.symlink("/dev/full", link)
+        rc, _, err = run_main(["detect", video, "-o", link, "-q"] + cpu(tflite_model), capsys)
+        assert rc == 1 and one_line_error(err), err
+        # a JSON line fails with ENOSPC; FFmpeg cannot even open an mp4 on a device
+        assert link in err and ("no space" in err or "cannot write the video" in err), err
+        os.remove(link)
+
+
+def test_full_disk_leaves_no_half_written_video(tiny_disk, tmp_path, tflite_model, capsys):
+    video = _video(tmp_path / "v.avi", n=40, size=(320, 240))
+    target = os.path.join(tiny_disk, "a.mp4")
+    rc, _, err = run_main(["detect", video, "-o", target, "-q"] + cpu(tflite_model), capsys)
+    assert rc == 1 and one_line_error(err) and target in err, err
+    assert os.listdir(tiny_disk) == []                        # no unplayable file left
+    target = os.path.join(tiny_disk, "d.jsonl")
+    many = _video(tmp_path / "m.avi", n=400, size=(64, 48))
+    rc, _, err = run_main(["detect", many, "-o", target, "-q", "--threshold", "0.01"]
+                          + cpu(tflite_model), capsys)
+    assert rc == 1 and one_line_error(err) and "no space" in err, err
+    assert os.listdir(tiny_disk) == []
+
+
+def test_reader_closing_the_pipe(tmp_path, tflite_model):
+    video = _video(tmp_path / "v.avi", n=200)
+    p = _spawn([video, "-o", "-", "-q"], tflite_model)
+    first = p.stdout.readline()
+    assert json.loads(first)["frame"] == 0
+    p.stdout.close()                                          # the reader goes away
+    err = p.stderr.read()
+    p.wait(timeout=60)
+    assert p.returncode == 1, err
+    assert one_line_error(err) and "closed the pipe" in err, err
+
+
+def test_an_mp4_opencv_cannot_write(tmp_path, tflite_model, capsys, monkeypatch):
+    class NoWriter(object):
+        def __init__(self, *a):
+            pass
+
+        def isOpened(self):
+            return False
+    video = _video(tmp_path / "v.avi", n=3)
+    monkeypatch.setattr(cv2, "VideoWriter", NoWriter)
+    target = str(tmp_path / "a.mp4")
+    rc, _, err = run_main(["detect", video, "-o", target, "-q"] + cpu(tflite_model), capsys)
+    assert rc == 1 and one_line_error(err) and target in err and ".avi" in err
+    assert os.listdir(str(tmp_path)) == ["v.avi"]
+
+
+def test_read_only_and_corrupt_model_cache(read_only_dir, tmp_path, tflite_model, capsys,
+                                           monkeypatch):
+    from trtssd.models import resolve
+    pics = _pictures(tmp_path / "p", names=("chelsea",), exts=(".jpg",))
+    monkeypatch.setenv(resolve.CACHE_ENV, os.path.join(read_only_dir, "cache"))
+    rc, _, err = run_main(["detect", pics[0], "-q"] + cpu(tflite_model), capsys)
+    assert rc == 1 and one_line_error(err) and "TRTSSD_CACHE" in err, err
+    cache = str(tmp_path / "cache")
+    monkeypatch.setenv(resolve.CACHE_ENV, cache)
+    out = str(tmp_path / "d.jsonl")
+    rc, _, err = run_main(["detect", pics[0], "-q", "-o", out] + cpu(tflite_model), capsys)
+    assert rc == 0, err
+    good = jsonl(out)
+    (cached,) = [os.path.join(cache, n) for n in os.listdir(cache) if n.endswith(".onnx")]
+    with open(cached, "r+b") as f:                          # cut the cached conversion
+        f.truncate(os.path.getsize(cached) // 3)
+    rc, _, err = run_main(["detect", pics[0], "-q", "-o", out] + cpu(tflite_model), capsys)
+    assert rc == 0 and err == "" and jsonl(out) == good       # rebuilt, not reported
+
+
+# ---------------------------------------------------------------------------------------------
+# damaged inputs: which frame, and the counts
+# ---------------------------------------------------------------------------------------------
+
+def test_damaged_frames_are_named_and_counted(tmp_path, tflite_model, capsys):
+    video = _video(tmp_path / "v.avi", n=20)
+    data = bytearray(open(video, "rb").read())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    assert len(starts) == 20
+    data[starts[7]:starts[7] + 300] = b"\0" * 300              # frame 7's JPEG header gone
+    bad = str(tmp_path / "bad.avi")
+    open(bad, "wb").write(bytes(data))
+    out = str(tmp_path / "d.jsonl")
+    rc, _, err = run_main(["detect", bad, "-o", out] + cpu(tflite_model), capsys)
+    assert rc == 1, err
+    assert "frame 7 is damaged" in err
+    assert "20 frames decoded" not in err and "19 frames decoded, 1 damaged (skipped), 19 " \
+        "written" in err
+    assert len(jsonl(out)) == 19
+
+
+def test_truncated_video_and_jpeg_say_where(tmp_path, tflite_model, capsys):
+    w = cv2.VideoWriter(str(tmp_path / "v.mkv"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(20):
+        w.write(np.full((48, 64, 3), i * 10, np.uint8))
+    w.release()
+    data = open(str(tmp_path / "v.mkv"), "rb").read()
+    cut = str(tmp_path / "cut.mkv")
+    open(cut, "wb").write(data[:len(data) * 2 // 3])
+    rc, _, err = run_main(["detect", cut] + cpu(tflite_model), capsys)
+    assert "ended after frame" in err and "of the 20 it announces" in err and "truncated" in err
+    pics = _pictures(tmp_path / "p")
+    jpg = open(pics[1], "rb").read()
+    open(pics[1], "wb").write(jpg[:len(jpg) // 2])
+    out = str(tmp_path / "d.jsonl")
+    rc, _, err = run_main(["detect", str(tmp_path / "p"), "-o", out] + cpu(tflite_model), capsys)
+    assert rc == 1 and "picture 1 (%s) is a truncated JPEG" % pics[1] in err
+    assert "2 frames decoded, 1 damaged (skipped), 2 written" in err
+    assert [r["source"] for r in jsonl(out)] == [pics[0], pics[2]]

@@ -373,7 +373,7 @@ def cmd_detect(args):
     from ..io.console import ConsoleSink
     from ..io.draw import parse_overlay
     from ..io.pictures import PictureSource
-    from ..io.sinks import SelectSink, open_sink
+    from ..io.sinks import SelectSink, SinkError, open_sink
     from ..io.sources import ImageSource
     from ..pipeline import batch_for, default_mode
     from ..pipeline.base import close_each
@@ -454,12 +454,14 @@ def cmd_detect(args):
             written = user_sink.written
         except TrtssdError as e:
             interrupts.finishing()
-            err = _close_for_error(sinks, det, sources)
+            close_each(sinks + [det] + sources)   # the run's error is the one reported
             n = getattr(user_sink, "written", 0) if user_sink is not None else 0
-            if n and not isinstance(e, InputError):
-                e = type(e)("%s (%d frames were written before)" % (e, n))
-            if err is not None:
-                sys.stderr.write("trtssd: error: %s\n" % err)
+            if isinstance(e, SinkError) and n:
+                e = SinkError("%s (after %d frames; the incomplete output was removed)"
+                              % (e, n))
+            elif n and not isinstance(e, InputError):
+                e = type(e)("%s (%d frames were written before; the outputs hold them)"
+                            % (e, n))
             _quiet_stdout(args)
             raise e
         except KeyboardInterrupt:
@@ -478,8 +480,10 @@ def cmd_detect(args):
         close_each([det] + sources)
         if err is not None:
             _quiet_stdout(args)
-            raise type(err)("%s (%d frames were written before)" % (err, written)) \
-                if isinstance(err, TrtssdError) else err
+            if isinstance(err, SinkError) and user_sink.written:
+                raise SinkError("%s (after %d frames; the incomplete output was removed)"
+                                % (err, user_sink.written))
+            raise err
     summary = stats.summary()
     summary["frames_decoded"] = sum(int(getattr(s, "frames_read", 0) or 0) for s in sources)
     summary["frames_damaged"] = sum(int(getattr(s, "damaged", 0) or 0) for s in sources)
@@ -513,14 +517,6 @@ def _is_tty(stream):
         return stream.isatty()
     except Exception:
         return False
-
-
-def _close_for_error(sinks, det, sources):
-    """Close everything after a failed run; a sink that failed removes its partial file."""
-    from ..pipeline.base import close_each
-    err = close_each(sinks)
-    close_each([det] + list(sources))
-    return err
 
 
 def _quiet_stdout(args):

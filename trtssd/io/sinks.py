@@ -219,8 +219,10 @@ class JsonLinesSink(Sink):
         try:
             f.close()
         except OSError as e:
-            self.failed = True
+            was_failed, self.failed = self.failed, True
             self._file.discard()
+            if was_failed:        # the write already reported it
+                return
             raise describe_os_error(self.path, e)
         if self.failed:
             self._file.discard()

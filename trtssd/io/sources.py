@@ -240,8 +240,8 @@ def _capture_params(cv2, open_ms, read_ms):
     return params
 
 
-# consecutive undecodable frames after which a file is taken as ending there
-MAX_DAMAGED_RUN = 50
+# failed reads in a row after which a file is taken as ending there
+MAX_DAMAGED_RUN = 25
 
 
 class CaptureSource(Source):
@@ -257,7 +257,6 @@ class CaptureSource(Source):
     frame_count = None
     fps = None
     _pos = 0
-    _damaged_run = 0
     _gap_t0 = None
     _backoff = 0.25
     _warn = None
@@ -281,7 +280,6 @@ class CaptureSource(Source):
         self.damaged = 0
         self.gaps = 0
         self.gap_s = 0.0
-        self._damaged_run = 0
         cap = self._open_capture()
         if not cap.isOpened():
             cap.release()
@@ -339,12 +337,18 @@ class CaptureSource(Source):
         return img
 
     def read(self, out=None):
+        failed = 0          # reads that gave nothing since the last frame (files)
         while not self._closed:
             t = time.perf_counter()
             img = self._grab(out)
             if img is not None:
+                if failed:        # frames after the failures: those were damaged frames
+                    for k in range(failed):
+                        self.damaged += 1
+                        self._say("%s: frame %d is damaged (cannot be decoded); skipped"
+                                  % (self.description, self._pos + k))
+                    self._pos += failed
                 self._pos += 1
-                self._damaged_run = 0
                 self._backoff = 0.25
                 if self._gap_t0 is not None:       # the first frame after an outage
                     self.gap_s += t - self._gap_t0
@@ -358,22 +362,17 @@ class CaptureSource(Source):
                 if not self._reopen():
                     return None
                 continue
-            # a file: a frame it cannot decode before the count it announced is damage
-            if self.frame_count is not None and self._pos < self.frame_count:
-                self._damaged_run += 1
-                if self._damaged_run <= MAX_DAMAGED_RUN:
-                    self.damaged += 1
-                    self._say("%s: frame %d is damaged (cannot be decoded); skipped"
-                              % (self.description, self._pos))
-                    self._pos += 1
-                    continue
-                self.damaged -= MAX_DAMAGED_RUN     # the run was the end, not single frames
-                self.warnings = self.warnings[:-MAX_DAMAGED_RUN]
-                self._pos -= MAX_DAMAGED_RUN
+            # a file that fails before the count it announces: damage if frames follow,
+            # else the file ends there (a failed read at the end consumes nothing)
+            if self.frame_count is not None and self._pos + failed < self.frame_count \
+                    and failed < MAX_DAMAGED_RUN:
+                failed += 1
+                continue
             if self.frame_count is not None and self._pos < self.frame_count:
                 self._say("%s ended after frame %d of the %d it announces: the file is "
                           "truncated or damaged from frame %d on"
                           % (self.description, self._pos - 1, self.frame_count, self._pos))
+                self.damaged += self.frame_count - self._pos
                 self.frame_count = self._pos
             return None
         return None

@@ -312,6 +312,8 @@ class Interrupts(object):
         self.signum = None
         self.sources = []
         self._finishing = False
+        self._writing = False
+        self._pending = False
         self._saved = {}
 
     def _handler(self, signum, frame):
@@ -324,7 +326,15 @@ class Interrupts(object):
             except Exception:
                 pass
         if first and not self._finishing:
+            if self._writing:         # let the outputs take this frame whole, then stop
+                self._pending = True
+                return
             raise KeyboardInterrupt("signal %d" % signum)
+
+    def guard(self, sink):
+        """``sink`` whose writes are never cut by a signal (a frame reaches every output
+        or none); the stop comes right after the write."""
+        return _GuardedSink(sink, self)
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -345,6 +355,35 @@ class Interrupts(object):
     @property
     def exit_code(self):
         return None if self.signum is None else 128 + int(self.signum)
+
+
+def _guarded_sink_class():
+    from ..io.sinks import Sink
+
+    class GuardedSink(Sink):
+        def __init__(self, sink, interrupts):
+            self.sink, self.interrupts = sink, interrupts
+            self.draws = sink.draws
+
+        def write(self, frame, detections):
+            it = self.interrupts
+            it._writing = True
+            try:
+                self.sink.write(frame, detections)
+            finally:
+                it._writing = False
+            self.written += 1
+            if it._pending and not it._finishing:
+                it._pending = False
+                raise KeyboardInterrupt("signal %d" % it.signum)
+
+        def close(self):
+            self.sink.close()
+    return GuardedSink
+
+
+def _GuardedSink(sink, interrupts):
+    return _guarded_sink_class()(sink, interrupts)
 
 
 # -- detect ----------------------------------------------------------------------------------
@@ -445,6 +484,7 @@ def cmd_detect(args):
             sink = open_sink(sinks) if len(sinks) > 1 else sinks[0]
             if keep is not None:
                 sink = SelectSink(sink, keep)
+            sink = interrupts.guard(sink)
             try:
                 stats = det.run(sources, sink, max_frames=args.max_frames,
                                 duration_s=args.duration,
@@ -464,10 +504,15 @@ def cmd_detect(args):
                             % (e, n))
             _quiet_stdout(args)
             raise e
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:          # before or after the run proper
             interrupts.finishing()
-            close_each(sinks + [det] + sources)
-            sys.stderr.write("trtssd: interrupted\n")
+            err = close_each(sinks + [det] + sources)
+            n = getattr(user_sink, "written", 0) if user_sink is not None else 0
+            if err is not None:
+                sys.stderr.write("trtssd: error: %s\n" % err)
+            sys.stderr.write("trtssd: interrupted%s after %d frames; the outputs are complete "
+                             "up to there\n" % (" by signal %d" % interrupts.signum
+                                                if interrupts.signum else "", n))
             return interrupts.exit_code or 130
         except BaseException:
             interrupts.finishing()

@@ -15,12 +15,21 @@ $(PY):
 
 venv: $(PY)
 
-test: $(PY)
+# Every tool runs through the venv's interpreter ($(PY) -m pytest; vermin, which has no
+# __main__, through its entry point): ensure_deps leaves a module
+# alone when the base Python already has it, and the venv sees the base Python's packages, so
+# a tool installed either way is found (a bare $(VENV)/bin/TOOL exists only when the venv's
+# own pip installed it).
+test: vermin
 	$(PY) tools/ensure_deps.py test
-	$(VENV)/bin/vermin -t=3.6- --violations --no-tips --backport dataclasses \
-	    --eval-annotations --feature union-types $(VERMIN_TARGETS)
 	tools/py36_check.sh
 	$(PY) -m pytest -q -rs tests
+
+vermin: $(PY)
+	$(PY) tools/ensure_deps.py vermin
+	$(PY) -c "import sys, vermin; sys.exit(vermin.main())" \
+	    -t=3.6- --violations --no-tips --backport dataclasses \
+	    --eval-annotations --feature union-types $(VERMIN_TARGETS)
 
 bench: $(PY)
 	$(PY) tools/ensure_deps.py bench

@@ -2,6 +2,7 @@
 
     python tools/ensure_deps.py test     # what `make test` needs
     python tools/ensure_deps.py bench    # what `make bench` needs
+    python tools/ensure_deps.py vermin   # what `make vermin` needs
 
 A module that imports already is left alone, whatever installed it; a missing one is
 installed from PyPI with the pip of the running interpreter.
@@ -31,11 +32,70 @@ GROUPS = {
         ("matplotlib", "matplotlib"),
         ("setuptools", "setuptools"),
         ("wheel", "wheel"),
+        ("tqdm", "tqdm"),
+        # CUDA 12.9's NVRTC, runtime headers and ptxas: the kernels compiled for the Jetson
+        # Nano (sm_53) and Xavier (sm_72), which CUDA 13's nvcc no longer targets
+        ("nvidia.cuda_nvrtc", "nvidia-cuda-nvrtc-cu12==12.9.*"),
+        ("nvidia.cuda_runtime", "nvidia-cuda-runtime-cu12==12.9.*"),
+        ("nvidia.cuda_nvcc", "nvidia-cuda-nvcc-cu12==12.9.*"),
     ],
+    "vermin": [("vermin", "vermin")],
     "bench": COMMON + [
         ("matplotlib", "matplotlib"),
     ],
 }
+
+
+# Debian/Ubuntu packages the RTSP and GStreamer tests use (a real RTSP server on 127.0.0.1,
+# videotestsrc through PyGObject's appsink); installed best effort where apt-get runs as root
+APT_TEST = ["python3-gi", "gir1.2-gstreamer-1.0", "gir1.2-gst-plugins-base-1.0",
+            "gir1.2-gst-rtsp-server-1.0", "gstreamer1.0-plugins-base",
+            "gstreamer1.0-plugins-good", "gstreamer1.0-tools"]
+
+
+def apt_missing(packages):
+    """The Debian packages of ``packages`` that dpkg says are not installed."""
+    out = []
+    for p in packages:
+        try:
+            r = subprocess.run(["dpkg-query", "-W", "-f=${Status}", p],
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               universal_newlines=True)
+        except OSError:
+            return []          # not a Debian system: nothing to do here
+        if "install ok installed" not in r.stdout:
+            out.append(p)
+    return out
+
+
+def ensure_apt(packages):
+    """Best effort: install missing Debian packages when running as root with apt-get; a
+    failure is reported and the tests that need them skip with the reason."""
+    need = apt_missing(packages)
+    if not need:
+        return
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or not _which("apt-get"):
+        print("note: the RTSP/GStreamer tests need %s (apt-get install as root); they skip "
+              "without them" % " ".join(need))
+        return
+    print("apt-get installing: " + " ".join(need))
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        subprocess.run(["apt-get", "update", "-q"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends"] + need,
+                       env=env, check=True, stdout=subprocess.DEVNULL)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print("note: apt-get could not install %s (%s); the RTSP/GStreamer tests will skip"
+              % (" ".join(need), e))
+
+
+def _which(name):
+    for d in os.environ.get("PATH", "").split(os.pathsep):
+        p = os.path.join(d, name)
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            return p
+    return None
 
 
 def _has_nvidia_gpu():
@@ -58,6 +118,8 @@ def main(argv):
     if len(argv) != 2 or argv[1] not in GROUPS:
         sys.exit("usage: python tools/ensure_deps.py {%s}" % "|".join(sorted(GROUPS)))
     need = missing(argv[1])
+    if argv[1] == "test":
+        ensure_apt(APT_TEST)
     if argv[1] == "bench" and _has_nvidia_gpu():
         try:
             importlib.import_module("pycuda")

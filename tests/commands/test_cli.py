@@ -613,3 +613,62 @@ def test_truncated_video_and_jpeg_say_where(tmp_path, tflite_model, capsys):
     assert rc == 1 and "picture 1 (%s) is a truncated JPEG" % pics[1] in err
     assert "2 frames decoded, 1 damaged (skipped), 2 written" in err
     assert [r["source"] for r in jsonl(out)] == [pics[0], pics[2]]
+
+
+# ---------------------------------------------------------------------------------------------
+# make: the tools run through the venv's interpreter, wherever they were installed
+# ---------------------------------------------------------------------------------------------
+
+def _fresh_copy(dest):
+    """The checkout's files as a fresh clone has them (tracked and untracked-not-ignored)."""
+    import shutil
+    files = subprocess.check_output(["git", "ls-files", "--cached", "--others",
+                                     "--exclude-standard"], cwd=REPO,
+                                    universal_newlines=True).split("\n")
+    for rel in filter(None, files):
+        src = os.path.join(REPO, rel)
+        if os.path.isfile(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel))
+
+
+@pytest.mark.parametrize("base_has_vermin", [True, False])
+def test_make_vermin_on_a_fresh_clone(base_has_vermin, tmp_path):
+    import shutil
+    if not shutil.which("make") or not shutil.which("git"):
+        pytest.skip("make and git are needed")
+    base_python = getattr(sys, "_base_executable", None) or sys.executable
+    if base_has_vermin:
+        try:
+            import vermin  # noqa: F401
+        except ImportError:
+            pytest.skip("vermin is not installed here to put in the base Python")
+        # a throwaway "base Python" that already has vermin (it sees this one's packages)
+        base = str(tmp_path / "base")
+        subprocess.check_call([base_python, "-m", "venv", "--system-site-packages", base])
+        site = subprocess.check_output([sys.executable, "-c",
+                                        "import vermin, os; print(os.path.dirname("
+                                        "os.path.dirname(vermin.__file__)))"],
+                                       universal_newlines=True).strip()
+        pth = subprocess.check_output([base + "/bin/python", "-c",
+                                       "import site; print(site.getsitepackages()[0])"],
+                                      universal_newlines=True).strip()
+        with open(os.path.join(pth, "outer.pth"), "w") as f:
+            f.write(site + "\n")
+    else:
+        base = str(tmp_path / "bare")           # a base Python without vermin or pytest
+        subprocess.check_call([base_python, "-m", "venv", base])
+    r = subprocess.run([base + "/bin/python", "-c", "import vermin"], stderr=subprocess.DEVNULL)
+    assert (r.returncode == 0) == base_has_vermin
+    clone = str(tmp_path / "clone")
+    _fresh_copy(clone)
+    r = subprocess.run(["make", "-C", clone, "vermin", "PYTHON=%s/bin/python" % base],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       universal_newlines=True, timeout=600)
+    if not base_has_vermin and "installing: vermin" in r.stdout and r.returncode != 0 and \
+            ("Could not find" in r.stdout or "No matching distribution" in r.stdout):
+        pytest.skip("PyPI is not reachable to install vermin into the bare venv")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert "No such file" not in r.stdout
+    installed = "installing: vermin" in r.stdout
+    assert installed is (not base_has_vermin), r.stdout[-2000:]

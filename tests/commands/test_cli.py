@@ -638,33 +638,36 @@ def test_make_vermin_on_a_fresh_clone(base_has_vermin, tmp_path):
     if not shutil.which("make") or not shutil.which("git"):
         pytest.skip("make and git are needed")
     base_python = getattr(sys, "_base_executable", None) or sys.executable
+    env = dict(os.environ)
     if base_has_vermin:
         try:
-            import vermin  # noqa: F401
+            import vermin
         except ImportError:
             pytest.skip("vermin is not installed here to put in the base Python")
-        # a throwaway "base Python" that already has vermin (it sees this one's packages)
-        base = str(tmp_path / "base")
-        subprocess.check_call([base_python, "-m", "venv", "--system-site-packages", base])
-        site = subprocess.check_output([sys.executable, "-c",
-                                        "import vermin, os; print(os.path.dirname("
-                                        "os.path.dirname(vermin.__file__)))"],
-                                       universal_newlines=True).strip()
-        pth = subprocess.check_output([base + "/bin/python", "-c",
-                                       "import site; print(site.getsitepackages()[0])"],
-                                      universal_newlines=True).strip()
-        with open(os.path.join(pth, "outer.pth"), "w") as f:
-            f.write(site + "\n")
+        # the base Python gets vermin through its user site (a throwaway PYTHONUSERBASE),
+        # which a venv with the system's site-packages sees, as it would a base install
+        env["PYTHONUSERBASE"] = str(tmp_path / "userbase")
+        env.pop("PYTHONNOUSERSITE", None)
+        user_site = subprocess.check_output([base_python, "-c", "import site; "
+                                             "print(site.getusersitepackages())"], env=env,
+                                            universal_newlines=True).strip()
+        os.makedirs(user_site)
+        with open(os.path.join(user_site, "outer.pth"), "w") as f:
+            f.write(os.path.dirname(os.path.dirname(vermin.__file__)) + "\n")
+        base = os.path.dirname(os.path.dirname(base_python))
     else:
-        base = str(tmp_path / "bare")           # a base Python without vermin or pytest
+        base = str(tmp_path / "bare")           # a base Python without vermin
+        env["PYTHONNOUSERSITE"] = "1"
         subprocess.check_call([base_python, "-m", "venv", base])
-    r = subprocess.run([base + "/bin/python", "-c", "import vermin"], stderr=subprocess.DEVNULL)
+    py = os.path.join(base, "bin", os.path.basename(base_python)) if base_has_vermin \
+        else base + "/bin/python"
+    r = subprocess.run([py, "-c", "import vermin"], stderr=subprocess.DEVNULL, env=env)
     assert (r.returncode == 0) == base_has_vermin
     clone = str(tmp_path / "clone")
     _fresh_copy(clone)
-    r = subprocess.run(["make", "-C", clone, "vermin", "PYTHON=%s/bin/python" % base],
+    r = subprocess.run(["make", "-C", clone, "vermin", "PYTHON=%s" % py],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       universal_newlines=True, timeout=600)
+                       universal_newlines=True, timeout=600, env=env)
     if not base_has_vermin and "installing: vermin" in r.stdout and r.returncode != 0 and \
             ("Could not find" in r.stdout or "No matching distribution" in r.stdout):
         pytest.skip("PyPI is not reachable to install vermin into the bare venv")

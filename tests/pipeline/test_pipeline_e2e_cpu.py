@@ -180,3 +180,149 @@ def test_gpu_mode_on_a_cpu_backend_says_so(video, tflite_model, label_file, caps
     assert rc == 2
     err = capsys.readouterr().err
     assert "GPU" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# soak: 10,000 frames of a real video through every mode, host (and GPU) memory flat
+# ---------------------------------------------------------------------------------------------
+
+SOAK_FRAMES = 10000
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.fixture(scope="module")
+def soak_video(tmp_path_factory):
+    """A 10,000-frame MJPG video of a real picture panning (small frames: 96x72)."""
+    path = str(tmp_path_factory.mktemp("soak") / "soak.avi")
+    from skimage import data
+    big = cv2.resize(np.ascontiguousarray(data.astronaut()[:, :, ::-1]), (192, 144))
+    w = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 30, (96, 72))
+    assert w.isOpened()
+    for i in range(SOAK_FRAMES):
+        x, y = (i * 3) % 96, (i * 2) % 72
+        w.write(np.ascontiguousarray(big[y:y + 72, x:x + 96]))
+    w.release()
+    return path
+
+
+class _Recorded(object):
+    """The network's outputs for one real frame, replayed: the soak is about the pipeline's
+    memory over 10,000 frames (capture, pre- and postprocessing, slots, sinks), and replaying
+    the real outputs keeps the detections real while fitting five modes into CI's time."""
+
+    def __init__(self, session):
+        self.session = session
+        self.cache = {}
+
+    def run(self, names, feeds):
+        (x,) = feeds.values()
+        n = x.shape[0]
+        if n not in self.cache:
+            self.cache[n] = self.session.run(names, feeds)
+        return [a.copy() for a in self.cache[n]]
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+class _MemorySink(object):
+    """Counts frames and samples RSS at given frame counts; writes JSON lines to /dev/null
+    (the sink's own work is part of what must stay flat)."""
+    draws = False
+
+    def __init__(self, marks):
+        self.marks = set(marks)
+        self.rss = {}
+        self.n = 0
+        self.f = open(os.devnull, "w")
+
+    def write(self, frame, dets):
+        from trtssd.io.sinks import detection_dicts
+        self.f.write(json.dumps({"frame": frame.index, "d": detection_dicts(dets)}) + "\n")
+        self.n += 1
+        if self.n in self.marks:
+            import gc
+            gc.collect()
+            self.rss[self.n] = _rss_bytes()
+
+    def close(self):
+        self.f.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "pipelined", "multi"])
+def test_soak_host_memory_is_flat(mode, soak_video, tflite_model, label_file):
+    from trtssd.backends import create_backend
+    from trtssd.core.detections import LabelMap
+    from trtssd.io.sources import open_source
+    from trtssd.pipeline import PipelineOptions, run
+    if not os.path.exists("/proc/self/statm"):
+        pytest.skip("RSS is read from /proc/self/statm (Linux)")
+    nsrc = 2 if mode == "multi" else 1
+    backend = create_backend("onnxruntime", model=tflite_model, device="cpu", max_batch=nsrc)
+    backend.session = _Recorded(backend.session)
+    labels = LabelMap.from_file(label_file, backend.spec.num_classes)
+    sink = _MemorySink([1000, 2000, SOAK_FRAMES])
+    srcs = [open_source(soak_video) for _ in range(nsrc)]
+    try:
+        opts = PipelineOptions(mode=mode, depth=3, max_frames=SOAK_FRAMES,
+                               source_timeout_ms=2000)
+        stats = run(srcs if nsrc > 1 else srcs[0], backend, sink, opts, labels=labels)
+    finally:
+        for s in srcs:
+            s.close()
+        sink.close()
+        backend.close()
+    assert stats.frames == SOAK_FRAMES == sink.n and stats.dropped == 0
+    grown = sink.rss[SOAK_FRAMES] - sink.rss[2000]
+    # after warm-up (2,000 frames), 8,000 more frames may not grow the process by more than
+    # 8 MB: a leak of one 96x72 frame (20 kB) per frame would be 160 MB, of one detection
+    # record (~1 kB) 8 MB
+    assert grown < 8 * 2 ** 20, "RSS grew %.1f MB from frame 2,000 to %d" % (
+        grown / 2.0 ** 20, SOAK_FRAMES)
+
+
+class _GpuMemorySink(_MemorySink):
+    """Also samples the device's free memory (pycuda.driver.mem_get_info) at the marks."""
+
+    def __init__(self, marks):
+        _MemorySink.__init__(self, marks)
+        self.free = {}
+
+    def write(self, frame, dets):
+        _MemorySink.write(self, frame, dets)
+        if self.n in self.marks:
+            import pycuda.driver as drv
+            self.free[self.n] = drv.mem_get_info()[0]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("mode", ["gpu", "pipelined", "multi"])
+def test_soak_gpu_memory_is_flat(mode, soak_video, tflite_model, label_file, cuda_context):
+    """The GPU modes over 10,000 frames: device memory (and host RSS) flat after warm-up.
+    Runs on the lent GPU only (skips here)."""
+    from trtssd.backends import create_backend
+    from trtssd.core.detections import LabelMap
+    from trtssd.io.sources import open_source
+    from trtssd.pipeline import PipelineOptions, run
+    nsrc = 2 if mode == "multi" else 1
+    backend = create_backend("auto", model=tflite_model, device="cuda", max_batch=nsrc)
+    labels = LabelMap.from_file(label_file, backend.spec.num_classes)
+    sink = _GpuMemorySink([2000, SOAK_FRAMES])
+    srcs = [open_source(soak_video) for _ in range(nsrc)]
+    try:
+        opts = PipelineOptions(mode=mode, depth=3, max_frames=SOAK_FRAMES,
+                               source_timeout_ms=2000)
+        stats = run(srcs if nsrc > 1 else srcs[0], backend, sink, opts, labels=labels)
+    finally:
+        for s in srcs:
+            s.close()
+        sink.close()
+        backend.close()
+    assert stats.frames == SOAK_FRAMES == sink.n
+    # the device allocator works in 2 MB pages: 8,000 frames may not take more than 16 MB
+    assert sink.free[2000] - sink.free[SOAK_FRAMES] < 16 * 2 ** 20
+    assert sink.rss[SOAK_FRAMES] - sink.rss[2000] < 16 * 2 ** 20

@@ -22,7 +22,7 @@ venv: $(PY)
 # own pip installed it).
 test: vermin
 	$(PY) tools/ensure_deps.py test
-	tools/py36_check.sh
+	PY=$(PY) tools/py36_check.sh
 	$(PY) -m pytest -q -rs tests
 
 vermin: $(PY)

@@ -64,3 +64,21 @@ def test_bad_frame_is_a_clear_error():
     with pytest.raises(InputError, match="copy=True"):
         draw_detections(ro, d)
     draw_detections(ro, d, copy=True)
+
+
+def test_overlay_choices_and_scaled_sizes():
+    from trtssd.io.draw import parse_overlay, scaled_sizes
+    assert parse_overlay(None) == {"box", "labels", "conf"}
+    assert parse_overlay("box,conf") == {"box", "conf"} and parse_overlay("none") == set()
+    with pytest.raises(InputError, match="--overlay"):
+        parse_overlay("boxes")
+    with pytest.raises(InputError, match="alone"):
+        parse_overlay("none,box")
+    img = frame(4)
+    orig = img.copy()
+    d = Detections([[100, 200, 300, 400]], [0.9], [18], ["dog"])
+    draw_detections(img, d, overlay="none")
+    np.testing.assert_array_equal(img, orig)
+    draw_detections(img, d, overlay="box", thickness=1)
+    assert np.array_equal(img[180:199, 100:110], orig[180:199, 100:110])   # no label tag
+    assert scaled_sizes(480, 640)[0] == 2 and scaled_sizes(2160, 3840)[0] == 9

@@ -134,3 +134,51 @@ def test_annotate_draws_on_a_copy_of_a_read_only_frame():
     assert K.annotate(f, dets()) is img                    # once per frame
     w = Frame(1, np.full((96, 128, 3), 40, np.uint8), "pool")
     assert K.annotate(w, dets()) is w.image                # writable: in place
+
+
+def test_files_appear_only_when_complete(tmp_path):
+    path = str(tmp_path / "d.jsonl")
+    sink = K.open_sink(path)
+    sink.write(frame(0), dets())
+    assert not os.path.exists(path)                       # under its temporary name
+    assert os.listdir(str(tmp_path)) == [".d.partial.jsonl"]
+    sink.close()
+    assert os.listdir(str(tmp_path)) == ["d.jsonl"] and len(open(path).readlines()) == 1
+    failed = K.open_sink(str(tmp_path / "e.jsonl"))
+    failed.write(frame(0), dets())
+    failed.failed = True                                  # as a failed write marks it
+    failed.close()
+    assert sorted(os.listdir(str(tmp_path))) == ["d.jsonl"]   # nothing half-written kept
+
+
+def test_stdout_schemes_and_write_errors(tmp_path, capsys):
+    import errno
+    with K.open_sink("-") as sink:
+        sink.write(frame(2), dets())
+    assert json.loads(capsys.readouterr().out)["frame"] == 2
+    with pytest.raises(InputError, match=r"known: file://"):
+        K.open_sink("kafka://broker/topic")
+    assert isinstance(K.open_sink("file://" + str(tmp_path / "f.jsonl")), K.JsonLinesSink)
+    e = K.describe_os_error("/x/d.jsonl", OSError(errno.ENOSPC, "No space left on device"))
+    assert isinstance(e, K.SinkError) and "no space" in str(e) and "/x/d.jsonl" in str(e)
+    e = K.describe_os_error("-", BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    assert "closed the pipe" in str(e) and "stdout" in str(e)
+
+
+def test_select_sink_keeps_named_classes():
+    got = []
+
+    class Keep(K.Sink):
+        def write(self, f, d):
+            got.append(d)
+    s = K.SelectSink(Keep(), {17})
+    s.write(frame(0), dets())
+    assert list(got[0].class_ids) == [17] and got[0].labels == ["cat"]
+
+
+def test_picture_names_keep_the_input_name(tmp_path):
+    sink = K.ImageFolderSink(str(tmp_path / "o"))
+    sink.write(frame(0, source="/a/cat.png"), dets())
+    sink.write(frame(1, source="/b/cat.png"), dets())      # same name, other folder
+    sink.write(frame(2, source="/a/cat.png"), dets())      # the same picture again (--loop)
+    assert sorted(os.listdir(str(tmp_path / "o"))) == ["cat.png", "cat_1.png"]

@@ -140,10 +140,13 @@ def test_missing_camera_is_a_clear_error():
 
 
 def test_gstreamer_sources_need_an_opencv_with_gstreamer():
+    from trtssd.io import gst
     if S.opencv_has_gstreamer():
         pytest.skip("this OpenCV has GStreamer; the error path cannot be shown here")
     with pytest.raises(EnvironmentProblem, match="GStreamer"):
         S.open_source("csi://0")
+    if gst.have_gst():
+        pytest.skip("PyGObject is here: gst: pipelines go through its appsink instead")
     with pytest.raises(EnvironmentProblem, match="GStreamer"):
         S.open_source("gst:videotestsrc ! appsink")
 
@@ -287,3 +290,155 @@ def test_live_synthetic_ring_drops_frames_whose_buffer_is_out():
         f.done()
     src.release_buffers()
     assert len(alloc.freed) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# sources that keep YUV (the pixel_format contract), and the PyGObject appsink source
+# ---------------------------------------------------------------------------------------------
+
+def test_yuv_buffer_shapes_and_pipeline_formats():
+    assert S.yuv_buffer_shape("NV12", 480, 640) == (720, 640)
+    assert S.yuv_buffer_shape("I420", 34, 66) == (51, 66)
+    assert S.yuv_buffer_shape("YUYV", 480, 640) == (480, 640, 2)
+    assert S.yuv_buffer_shape("BGR", 4, 6) == (4, 6, 3)
+    with pytest.raises(InputError, match="NV12"):
+        S.yuv_buffer_shape("RGB565", 4, 4)
+    assert S.pipeline_pixel_format("v4l2src ! video/x-raw, format=NV12 ! appsink") == "NV12"
+    assert S.pipeline_pixel_format(
+        "videotestsrc ! video/x-raw,format=(string)YUY2 ! videoconvert ! video/x-raw,"
+        "format=UYVY ! appsink name=sink") == "UYVY"
+    assert S.pipeline_pixel_format("filesrc ! decodebin ! videoconvert ! appsink") == "BGR"
+    nv12 = S.csi_pipeline(0, 1280, 720, 30, pixel_format="NV12")
+    assert S.pipeline_pixel_format(nv12) == "NV12" and "videoconvert" not in nv12
+    assert "nvv4l2decoder" in S.nvdec_file_pipeline("clip.mp4")
+    assert S.Source.pixel_format == "BGR" and S.SyntheticSource(4, 4).pixel_format == "BGR"
+
+
+def test_camera_yuyv_asks_for_raw_frames(monkeypatch):
+    """A YUYV camera turns OpenCV's RGB conversion off, asks for the FOURCC, and hands out
+    (H, W, 2) frames (OpenCV's V4L2 backend gives the raw buffer; no camera here, so the
+    capture is a stand-in recording what was asked of it)."""
+    asked = {}
+
+    class Cap(object):
+        def __init__(self, *a):
+            pass
+
+        def isOpened(self):
+            return True
+
+        def set(self, prop, value):
+            asked[prop] = value
+            return True
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FRAME_WIDTH: 6, cv2.CAP_PROP_FRAME_HEIGHT: 4}.get(prop, 0)
+
+        def read(self, image=None):
+            return True, np.arange(48, dtype=np.uint8).reshape(1, 48)   # raw 1 x (H*W*2)
+
+        def release(self):
+            pass
+    monkeypatch.setattr(cv2, "VideoCapture", Cap)
+    src = S.CameraSource(0, pixel_format="YUYV")
+    assert src.pixel_format == "YUYV" and asked[cv2.CAP_PROP_CONVERT_RGB] == 0
+    assert asked[cv2.CAP_PROP_FOURCC] == cv2.VideoWriter_fourcc(*"YUYV")
+    f = src.read()
+    assert f.image.shape == (4, 6, 2) and f.image.reshape(-1)[5] == 5
+    with pytest.raises(InputError, match="YUYV"):
+        S.CameraSource(0, pixel_format="NV12")
+
+
+_GST_CHECK = r"""
+import json, sys
+import numpy as np, cv2
+from trtssd.io.gst import GstAppSource
+from trtssd.io.sources import open_source
+W, H = 66, 34            # luma rows padded to 68 bytes by GStreamer: strides are exercised
+def frames(fmt, convert=""):
+    p = ("videotestsrc num-buffers=2 pattern=smpte ! video/x-raw,format=%s,width=%d,height=%d"
+         " ! %s appsink name=sink" % (fmt, W, H, convert))
+    src = GstAppSource(p, live=False)
+    out = [f.image for f in src]
+    return src, out
+res = {}
+nv12_src, nv12 = frames("NV12")
+_, i420 = frames("I420")
+_, bgr_gst = frames("NV12", "videoconvert ! video/x-raw,format=BGR !")
+res["nv12"] = [nv12_src.pixel_format, list(nv12[0].shape), len(nv12), nv12_src.width,
+               nv12_src.height]
+uv = nv12[0][H:].reshape(-1, 2)
+q = W * H // 4
+res["same_as_i420"] = bool(np.array_equal(nv12[0][:H], i420[0][:H]) and
+                           np.array_equal(uv[:, 0], i420[0][H:].reshape(-1)[:q]) and
+                           np.array_equal(uv[:, 1], i420[0][H:].reshape(-1)[q:]))
+ours = cv2.cvtColor(nv12[0], cv2.COLOR_YUV2BGR_NV12)
+res["bgr_mean_err"] = float(np.abs(ours.astype(int) - bgr_gst[0]).mean())
+yuy2_src, yuy2 = frames("YUY2")
+res["yuyv"] = [yuy2_src.pixel_format, list(yuy2[0].shape)]
+res["yuyv_luma_is_nv12_luma"] = bool(np.array_equal(yuy2[0][:, :, 0], nv12[0][:H]))
+src = open_source("gst:videotestsrc num-buffers=3 ! video/x-raw,format=NV12,width=64,"
+                  "height=48 ! appsink name=sink", live=False)
+res["open_source"] = [type(src).__name__, src.pixel_format, len(list(src))]
+print(json.dumps(res))
+"""
+
+
+def _python_with_gi():
+    """(env) under which this Python imports gi: as it is, or with the system's
+    dist-packages appended (Debian's python3-gi, built for the same CPython), else None."""
+    probe = "import gi; gi.require_version('Gst', '1.0'); gi.require_version('GstApp', '1.0')"
+    import subprocess
+    import sys
+    env = dict(os.environ)
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    for extra in ("", "/usr/lib/python3/dist-packages"):
+        e = dict(env, PYTHONPATH=os.pathsep.join(p for p in (repo, env.get("PYTHONPATH", ""),
+                                                               extra) if p))
+        if subprocess.run([sys.executable, "-c", probe], env=e, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL).returncode == 0:
+            return e
+    return None
+
+
+def test_gst_appsink_source_keeps_nv12_and_yuyv():
+    import json
+    import subprocess
+    import sys
+    env = _python_with_gi()
+    if env is None:
+        pytest.skip("PyGObject with GStreamer is not installed (apt-get install python3-gi "
+                    "gir1.2-gst-plugins-base-1.0 gstreamer1.0-plugins-base)")
+    r = subprocess.run([sys.executable, "-c", _GST_CHECK], env=env, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["nv12"] == ["NV12", [51, 66], 2, 66, 34]
+    assert res["same_as_i420"]                 # the packed planes are GStreamer's own I420
+    # OpenCV's BT.601 conversion of our packed NV12 against GStreamer's videoconvert: the
+    # two differ in chroma upsampling and rounding (a few levels on SMPTE bars' sharp edges)
+    assert res["bgr_mean_err"] < 12
+    assert res["yuyv"] == ["YUYV", [34, 66, 2]] and res["yuyv_luma_is_nv12_luma"]
+    assert res["open_source"] == ["GstAppSource", "NV12", 3]
+
+
+def test_pictures_expand_and_skip_damage(tmp_path):
+    from trtssd.io.pictures import PictureSource, expand_pictures
+    a = astronaut()[:40, :50]
+    for n in ("b.png", "a.jpg", "c.bmp"):
+        cv2.imwrite(str(tmp_path / n), a)
+    (tmp_path / "notes.txt").write_text("x")
+    folder = expand_pictures(str(tmp_path))
+    assert [os.path.basename(p) for p in folder] == ["a.jpg", "b.png", "c.bmp"]
+    assert expand_pictures(str(tmp_path / "*.png")) == [str(tmp_path / "b.png")]
+    assert expand_pictures("clip.mp4") is None and expand_pictures("rtsp://x/y") is None
+    with pytest.raises(InputError, match="matches no picture"):
+        expand_pictures(str(tmp_path / "*.gif"))
+    data = open(folder[0], "rb").read()
+    open(folder[0], "wb").write(data[:len(data) // 2])      # a.jpg cut short
+    said = []
+    src = S.open_source(str(tmp_path), loop=2, warn=said.append)
+    fs = list(src)
+    assert [os.path.basename(f.source_id) for f in fs] == ["b.png", "c.bmp"] * 2
+    assert [f.index for f in fs] == [0, 1, 2, 3] and src.damaged == 2
+    assert "picture 0" in said[0] and "truncated JPEG" in said[0]

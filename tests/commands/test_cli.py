@@ -675,3 +675,28 @@ def test_make_vermin_on_a_fresh_clone(base_has_vermin, tmp_path):
     assert "No such file" not in r.stdout
     installed = "installing: vermin" in r.stdout
     assert installed is (not base_has_vermin), r.stdout[-2000:]
+
+
+def test_detect_is_built_on_the_detector(tmp_path, tflite_model, capsys, monkeypatch):
+    from trtssd import detector
+    calls = []
+    real = detector.Detector.run
+
+    def spy(self, sources, sinks=None, **kw):
+        calls.append((len(sources), kw.get("max_frames")))
+        return real(self, sources, sinks, **kw)
+    monkeypatch.setattr(detector.Detector, "run", spy)
+    rc, _, err = run_main(["detect", "synthetic:40x30", "--max-frames", "2", "-q"]
+                          + cpu(tflite_model), capsys)
+    assert rc == 0, err
+    assert calls == [(1, 2)]                  # one path for the command and the Python API
+
+
+def test_batch_error_has_no_depth_hint():
+    from trtssd.core.errors import InputError
+    from trtssd.pipeline import PipelineOptions
+    with pytest.raises(InputError) as e:
+        PipelineOptions(batch=0)
+    assert "depth" not in str(e.value)
+    with pytest.raises(InputError, match="double buffering"):
+        PipelineOptions(depth=0)

@@ -60,8 +60,8 @@ class PipelineOptions:
         for name in ("depth", "batch"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise InputError("%s=%r: must be a whole number >= 1 (depth 2 is double "
-                                 "buffering)" % (name, v))
+                raise InputError("%s=%r: must be a whole number >= 1%s" % (
+                    name, v, " (depth 2 is double buffering)" if name == "depth" else ""))
         if not 0.0 <= float(self.score_threshold) <= 1.0:
             raise InputError("score_threshold=%r: must be between 0 and 1 (e.g. 0.3)"
                              % (self.score_threshold,))

@@ -132,3 +132,25 @@ def test_gpu_detector_agrees_with_the_cpu(cuda_context, tflite_model, label_file
         kg = d.scores >= 0.5
         assert ref[keep].labels == d[kg].labels
         np.testing.assert_allclose(d[kg].boxes, ref[keep].boxes, atol=2.0)
+
+
+def test_classes_keep_only_those_in_every_path(tflite_model, label_file, tmp_path):
+    import trtssd
+    pic = bgr("coffee")              # a cup on a table, with a spoon
+    with trtssd.Detector(tflite_model, labels=label_file, backend="onnxruntime",
+                         device="cpu") as everything:
+        alld = everything(pic)
+    assert {"cup"} < set(alld.labels)                     # more than cups to filter out
+    with trtssd.Detector(tflite_model, labels=label_file, backend="onnxruntime", device="cpu",
+                         classes="cup") as cups:
+        d = cups(pic)
+        assert set(d.labels) == {"cup"} and len(d) == alld.labels.count("cup")
+        out = str(tmp_path / "d.jsonl")
+        src = trtssd.open_source("synthetic:300x300", frames=1, images=[pic])
+        cups.run(src, out)
+        with open(out) as f:
+            rec = json.loads(f.readline())
+        assert {x["label"] for x in rec["detections"]} <= {"cup"}
+    with pytest.raises(trtssd.InputError, match="unicorn"):
+        trtssd.Detector(tflite_model, labels=label_file, backend="onnxruntime", device="cpu",
+                        classes=["cup", "unicorn"])

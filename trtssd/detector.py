@@ -28,13 +28,14 @@ class Detector(object):
     ``backend``: auto, tensorrt, torch or onnxruntime; ``device``: None (the backend's
     choice), ``"cuda"`` or ``"cpu"``; ``precision``: fp32, fp16 or int8.
     ``mode``, ``depth``, ``batch``: how ``run`` runs (see trtssd.pipeline); ``threshold`` and
-    ``max_detections``: what is kept. ``max_batch``: the most frames one ``batch()`` call
-    sends through the network at once (larger lists are split).
+    ``max_detections``: what is kept; ``classes``: keep only these classes (names from the
+    label file, or class ids; None keeps all). ``max_batch``: the most frames one ``batch()``
+    call sends through the network at once (larger lists are split).
     """
 
     def __init__(self, model=None, labels=None, backend="auto", device=None, precision="fp32",
                  mode=None, depth=2, batch=1, threshold=0.3, max_detections=None, max_batch=8,
-                 max_frame_shape=(1080, 1920, 3)):
+                 max_frame_shape=(1080, 1920, 3), classes=None):
         from .backends import create_backend
         from .core.detections import LabelMap
         from .models import resolve
@@ -56,6 +57,7 @@ class Detector(object):
             path = resolve.resolve_labels(labels, self.model)
             self.labels = (LabelMap.from_file(path, self.backend.spec.num_classes)
                            if path else None)
+            self.class_ids = _class_ids(classes, self.labels)
         except BaseException:
             self.backend.close()
             raise
@@ -91,6 +93,10 @@ class Detector(object):
             if self._slot is None:
                 self._slot = layer.make_slot()
             dets, _ = detect_many(self._slot, wrapped)
+        if self.class_ids is not None:
+            import numpy as np
+            keep = np.asarray(sorted(self.class_ids))
+            dets = [d[np.isin(np.asarray(d.class_ids), keep)] for d in dets]
         return dets
 
     def _device_layer(self, images):
@@ -155,6 +161,9 @@ class Detector(object):
                              labels=self.labels, fps=fps)
             if not any(sink is s for s in outs):
                 opened.append(sink)
+            if self.class_ids is not None:
+                from .io.sinks import SelectSink
+                sink = SelectSink(sink, self.class_ids)
             self._release_layer()     # the run makes its own slots
             return run_pipeline(srcs, self.backend, sink=sink,
                                 options=options, labels=self.labels)
@@ -198,3 +207,29 @@ class Detector(object):
     def __repr__(self):
         return "Detector(%r, backend=%s)" % (
             self.model, getattr(self.backend, "name", "closed"))
+
+
+def _class_ids(classes, labels):
+    """The class ids ``classes`` names (a comma-separated text or a list of names / ids,
+    names through ``labels``), or None for all."""
+    if classes is None:
+        return None
+    parts = ([p.strip() for p in classes.split(",")] if isinstance(classes, str)
+             else [str(c).strip() for c in classes])
+    parts = [p for p in parts if p]
+    names = {}
+    for i, n in enumerate(labels.names if labels is not None else []):
+        names.setdefault(n.lower(), i)
+    keep = set()
+    for p in parts:
+        if p.isdigit():
+            keep.add(int(p))
+        elif p.lower() in names:
+            keep.add(names[p.lower()])
+        else:
+            raise InputError("classes=%s: %r is not a class of this model; use names from the "
+                             "label file (e.g. person, car) or class ids"
+                             % (",".join(parts), p))
+    if not keep:
+        raise InputError("classes=%r: name at least one class (e.g. person,car)" % (classes,))
+    return keep

@@ -124,7 +124,7 @@ FLAG_OF = {"score_threshold": "--threshold", "threshold": "--threshold", "depth"
            "max_frames": "--max-frames", "duration_s": "--duration",
            "source_timeout_ms": "--source-timeout-ms", "loop": "--loop", "mode": "--mode",
            "max_batch": "--batch", "precision": "--precision", "backend": "--backend",
-           "device": "--device"}
+           "device": "--device", "classes": "--classes"}
 
 
 def _add_detect(sub):
@@ -276,30 +276,6 @@ def open_sources(texts, loop=1, reconnect=None, warn=None):
     return opened
 
 
-def _class_ids(text, labels):
-    """The class ids ``--classes`` names (names through the label file, or numbers)."""
-    from ..core.errors import InputError
-    if not text:
-        return None
-    names = {}
-    if labels is not None:
-        for i, n in enumerate(labels.names):
-            names.setdefault(n.lower(), i)
-    keep = set()
-    for part in [p.strip() for p in text.split(",") if p.strip()]:
-        if part.isdigit():
-            keep.add(int(part))
-        elif part.lower() in names:
-            keep.add(names[part.lower()])
-        else:
-            raise InputError("--classes %s: %r is not a class of this model; use names from "
-                             "the label file (e.g. person, car) or class ids"
-                             % (text, part))
-    if not keep:
-        raise InputError("--classes %r: name at least one class (e.g. person,car)" % text)
-    return keep
-
-
 # -- signals -------------------------------------------------------------------------------
 
 class Interrupts(object):
@@ -412,7 +388,7 @@ def cmd_detect(args):
     from ..io.console import ConsoleSink
     from ..io.draw import parse_overlay
     from ..io.pictures import PictureSource
-    from ..io.sinks import SelectSink, SinkError, open_sink
+    from ..io.sinks import SinkError, open_sink
     from ..io.sources import ImageSource
     from ..pipeline import batch_for, default_mode
     from ..pipeline.base import close_each
@@ -448,7 +424,7 @@ def cmd_detect(args):
                 det = Detector(args.model, labels=args.labels, backend=args.backend,
                                device=args.device, precision=args.precision, mode=mode,
                                depth=args.depth, batch=args.batch, threshold=args.threshold,
-                               max_detections=args.max_detections,
+                               max_detections=args.max_detections, classes=args.classes,
                                max_batch=batch_for(mode, len(sources), args.batch), **extra)
             except InputError as e:
                 raise InputError(translate(e))
@@ -457,7 +433,6 @@ def cmd_detect(args):
                 raise GpuNeeded("--mode gpu needs a CUDA backend, but the %s backend chosen "
                                 "runs on the CPU; pass --device cuda on a machine with a GPU, "
                                 "or use --mode sync" % det.backend.name)
-            keep = _class_ids(args.classes, det.labels)
             outputs = list(args.output or [])
             if args.display:
                 outputs.append("window")
@@ -482,8 +457,6 @@ def cmd_detect(args):
                                      "dets.jsonl, -o - for stdout, -o out.mp4 or -o "
                                      "folder/)\n")
             sink = open_sink(sinks) if len(sinks) > 1 else sinks[0]
-            if keep is not None:
-                sink = SelectSink(sink, keep)
             sink = interrupts.guard(sink)
             try:
                 stats = det.run(sources, sink, max_frames=args.max_frames,

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from trtssd.pipeline.stages import CpuSlot, GpuSlot, CudaHostSlot, _Contexts
+from trtssd.pipeline.slots import CpuSlot, GpuSlot, CudaHostSlot, _Contexts
 from trtssd.preprocess.gpu import PreprocessOptions
 
 

@@ -93,20 +93,34 @@ def batch_for(mode, n_sources, batch=1):
 
 def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
                max_frame_shape=None):
-    """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.stages);
-    ``max_batch`` and ``max_frame_shape`` default to what the mode and ``sources`` need."""
-    from .stages import GpuLayer, HostPrepLayer
+    """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.slots);
+    ``max_batch``, ``max_frame_shape`` and the frames' pixel format default to what the mode
+    and ``sources`` need."""
+    from .slots import frame_shape
+    from .slots import GpuLayer, HostPrepLayer
     batch = max_batch or batch_for(mode, len(sources), options.batch)
     args = dict(score_threshold=options.score_threshold, max_detections=options.max_detections,
-                labels=labels, max_batch=batch)
+                labels=labels, max_batch=batch, pixel_format=pixel_format_of(sources))
     use_gpu = mode == "gpu" or (mode in ("pipelined", "multi") and backend.device == "cuda")
     if not use_gpu:
         return HostPrepLayer(backend, **args)
     if max_frame_shape is None:
         h = max([int(getattr(s, "height", 0) or 0) for s in sources] + [0])
         w = max([int(getattr(s, "width", 0) or 0) for s in sources] + [0])
-        max_frame_shape = (h, w, 3) if h > 0 and w > 0 else (1080, 1920, 3)
+        max_frame_shape = (frame_shape(args["pixel_format"], h, w) if h > 0 and w > 0
+                           else frame_shape(args["pixel_format"], 1080, 1920))
     return GpuLayer(backend, max_frame_shape=max_frame_shape, **args)
+
+
+def pixel_format_of(sources):
+    """The pixel format the frames of ``sources`` come in (a source's ``pixel_format``,
+    "BGR" when it has none); sources batched together must agree."""
+    fmts = sorted(set(str(getattr(s, "pixel_format", None) or "BGR").upper() for s in sources))
+    if len(fmts) > 1:
+        raise InputError("the sources deliver frames in different pixel formats (%s); run "
+                         "them in one format (e.g. the same --decode for every source)"
+                         % ", ".join(fmts))
+    return fmts[0] if fmts else "BGR"
 
 
 def run(sources, backend, sink=None, options=None, labels=None, device=None):

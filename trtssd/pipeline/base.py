@@ -2,7 +2,7 @@
 import threading
 import time
 
-from .stages import Capture, Closed, FramePool, record
+from .threads import Capture, Closed, FramePool, record
 
 
 class Result(object):
@@ -41,7 +41,7 @@ class Dropped(object):
         self._lock = threading.Lock()
 
     def add(self, item):
-        from .stages import discard
+        from .threads import discard
         if item is None:
             return
         frames = getattr(item, "frames", None)
@@ -115,7 +115,8 @@ def frame_pool(layer, source, count, stop=None, own_only=False):
     h, w = int(getattr(source, "height", 0) or 0), int(getattr(source, "width", 0) or 0)
     if h <= 0 or w <= 0:
         return None
-    return FramePool(layer, (h, w, 3), count)
+    from .slots import frame_shape
+    return FramePool(layer, frame_shape(getattr(source, "pixel_format", None), h, w), count)
 
 
 class SourceBuffers(object):

@@ -117,29 +117,16 @@ def _parse_list(text, what, allowed=None, cast=str):
 
 
 def parse_synthetic(text):
-    """``synthetic:1920x1080[@FPS]`` -> (1920, 1080, fps or None); None for other sources."""
-    if not str(text).lower().startswith("synthetic"):
+    """``synthetic:1920x1080[@FPS]`` -> (1920, 1080, fps or None); None for other sources.
+    The sources module parses it (trtssd.io.sources.open_source), with its errors."""
+    if not str(text).strip().lower().startswith("synthetic"):
         return None
-    rest = str(text)[len("synthetic"):].lstrip(":")
-    fps = None
-    if "@" in rest:
-        rest, f = rest.split("@", 1)
-        try:
-            fps = float(f)
-        except ValueError:
-            raise InputError("source %r: the rate after @ must be a number, e.g. "
-                             "synthetic:1920x1080@30" % text)
-    if not rest:
-        return 1920, 1080, fps
+    from ..io import sources as srcmod
+    src = srcmod.open_source(str(text).strip(), frames=0)
     try:
-        w, h = rest.lower().split("x")
-        w, h = int(w), int(h)
-    except ValueError:
-        raise InputError("source %r: write the synthetic size as synthetic:WIDTHxHEIGHT, e.g. "
-                         "synthetic:1920x1080" % text)
-    if w < 16 or h < 16:
-        raise InputError("source %r: synthetic frames must be at least 16x16" % text)
-    return w, h, fps
+        return int(src.width), int(src.height), (float(src.fps) if src.live else None)
+    finally:
+        src.close()
 
 
 class BenchPlan(object):
@@ -192,6 +179,9 @@ class BenchPlan(object):
         # source
         self.source = args.source or (QUICK_SOURCE if self.quick else DEFAULT_SOURCE)
         self.synthetic_size = parse_synthetic(self.source)
+        if self.synthetic_size is not None and min(self.synthetic_size[:2]) < 16:
+            raise InputError("--source %s: synthetic frames must be at least 16x16"
+                             % self.source)
         # amount
         self.seconds = args.seconds
         if args.frames is not None:

@@ -550,6 +550,10 @@ def open_source(text, **kw):
     (``loop=N`` keyword) or a video file. A Source object is returned unchanged."""
     if isinstance(text, Source):
         return text
+    if kw.get("decode") not in (None, "cpu"):     # --decode auto|gpu: NVDEC where it works
+        from .nvdec import open_decoded
+        return open_decoded(text, **kw)
+    kw.pop("decode", None)
     if isinstance(text, int):
         return CameraSource(text, **kw)
     if not isinstance(text, str) or not text:

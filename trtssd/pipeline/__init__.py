@@ -152,6 +152,8 @@ def run(sources, backend, sink=None, options=None, labels=None, device=None):
     fn = {"sync": sync.run, "gpu": sync.run, "async": async_.run,
           "pipelined": pipelined.run, "multi": multi.run}[options.mode]
     stats.notes.extend(getattr(layer, "notes", ()) or ())
+    for note in sorted(set(getattr(s, "decode_note", None) for s in srcs) - set([None])):
+        stats.notes.append(note)
     clock = RunClock()
     try:
         with Stopwatch() as sw:

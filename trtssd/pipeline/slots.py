@@ -84,6 +84,7 @@ class DeviceLayer(object):
     gpu = False
     max_batch = 1
     pixel_format = "BGR"
+    reads_device_frames = False     # True: frames already on the GPU are read in place
     notes = ()
 
     def activate(self):
@@ -509,6 +510,7 @@ class HostPrepLayer(_CudaLayer):
 class GpuLayer(_CudaLayer):
     """GPU preprocessing, inference and GPU postprocessing; needs a CUDA backend."""
     gpu = True
+    reads_device_frames = True
     time_every = 4
     notes = ("preprocess (host-to-device copy of the frame included), inference and "
              "postprocess (download of the kept boxes included) timed with CUDA events on one "

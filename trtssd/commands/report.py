@@ -419,9 +419,10 @@ def write_chart(result, path):
         ax1.set_xticks(xs)
         ax1.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
         ax1.set_ylabel("frames per second")
-        ax1.set_title("End-to-end FPS per mode; % = of the ceiling it is held to", fontsize=10)
+        ax1.set_title("End-to-end FPS per mode; % = of the ceiling it is held to", fontsize=10,
+                      pad=42)
         if modes:
-            ax1.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=1,
+            ax1.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=2,
                        frameon=False)
         ys = list(range(len(ok)))
         left = [0.0] * len(ok)
@@ -440,7 +441,7 @@ def write_chart(result, path):
         ax2.invert_yaxis()
         ax2.set_xlabel("ms per frame, mean (a batch's stages divided by its frames; stages "
                        "overlap in pipelined modes)", fontsize=8)
-        ax2.set_title("Time per stage, per frame", fontsize=10)
+        ax2.set_title("Time per stage, per frame", fontsize=10, pad=42)
         if ok:
             ax2.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
                        frameon=False)

@@ -24,7 +24,7 @@ test: $(PY)
 
 bench: $(PY)
 	$(PY) tools/ensure_deps.py bench
-	$(PY) -m trtssd bench $(BENCH_ARGS)
+	$(PY) -m trtssd bench --video auto $(BENCH_ARGS)
 
 engines: $(PY)
 	$(PY) tools/ensure_deps.py bench

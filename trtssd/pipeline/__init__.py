@@ -40,7 +40,9 @@ class PipelineOptions:
     """How to run: the mode, slots in flight (``depth``), frames per inference (``batch``, for
     ``pipelined``), score threshold, detections kept per frame, whether to draw even when the
     sink does not, and when to stop (``max_frames`` in all, ``duration_s``).
-    ``source_timeout_ms``: how long ``multi`` waits for a source's frame each round."""
+    ``source_timeout_ms``: how long ``multi`` waits for a source's frame each round.
+    ``row_upload``: the GPU layer uploads only the rows of a pinned frame the preprocessing
+    reads (trtssd.pipeline.rows); False uploads every frame whole."""
     mode: str = "sync"
     depth: int = 2
     batch: int = 1
@@ -50,6 +52,7 @@ class PipelineOptions:
     max_frames: int = None
     duration_s: float = None
     source_timeout_ms: float = 50.0
+    row_upload: bool = True
 
     def __post_init__(self):
         self.validate()
@@ -109,7 +112,8 @@ def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
         w = max([int(getattr(s, "width", 0) or 0) for s in sources] + [0])
         max_frame_shape = (frame_shape(args["pixel_format"], h, w) if h > 0 and w > 0
                            else frame_shape(args["pixel_format"], 1080, 1920))
-    return GpuLayer(backend, max_frame_shape=max_frame_shape, **args)
+    return GpuLayer(backend, max_frame_shape=max_frame_shape,
+                    row_upload=bool(getattr(options, "row_upload", True)), **args)
 
 
 def pixel_format_of(sources):

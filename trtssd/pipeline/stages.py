@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
+from ..core.nullcontext import NullContext
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,12 +316,7 @@ def record(stats, stage, ms, clock="host", lock=None):
 # the device layer
 # ---------------------------------------------------------------------------------------------
 
-class _NoContext(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+_NoContext = NullContext
 
 
 class Slot(object):

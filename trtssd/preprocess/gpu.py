@@ -13,15 +13,17 @@ The GPU kernel computes the bilinear blend in float; OpenCV's uint8 path blends 
 fixed-point weights and rounds to uint8, so the two differ by less than one grey level before
 normalisation (measured worst 0.82 over random sizes); nearest is identical.
 """
-import struct
 import threading
 import weakref
 
 import numpy as np
 from dataclasses import dataclass
 
-from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info   # no work at import; pycuda lazy
+from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, device_buffer
+from ..gpu.launch import ScalarArg, Signature, StructArg, VectorArg, load_kernel
+from ..core.env import import_cv2
 from ..core.errors import InputError
+from ..core.nullcontext import NULL_CONTEXT
 
 INPUT_FORMATS = {
     # format: (channels, index of R, G, B in a pixel)
@@ -42,12 +44,12 @@ FRAME_DESC_DTYPE = np.dtype({
     "itemsize": 64,
 })
 
-# Kernel parameters for pycuda's prepared call (native alignment, as the C parameter list):
-# table*, FrameDesc (64 bytes), frame_stride, out*, out_w, out_h, mean[3], scale[3], pad[3].
-KERNEL_ARG_FORMAT = "P64sqPii" + "f" * 9
-# The same layout packed by Python's struct (native alignment, as pycuda's _pvt_struct packs it),
-# once per plan for _launch_kernel: 132 bytes.
-_KERNEL_ARGS = struct.Struct("@" + KERNEL_ARG_FORMAT)
+# preprocess_u8's parameter list (kernels/preprocess.cu); packed once per plan (132 bytes).
+KERNEL_SIGNATURE = Signature(
+    VectorArg("table"), StructArg("frame", FRAME_DESC_DTYPE.itemsize), ScalarArg("q", "frame_stride"),
+    VectorArg("out"), ScalarArg("i", "out_w"), ScalarArg("i", "out_h"),
+    *[ScalarArg("f", "%s%d" % (what, c)) for what in ("mean", "scale", "pad") for c in range(3)])
+KERNEL_ARG_FORMAT = KERNEL_SIGNATURE.format
 BLOCK = (32, 8, 1)
 PIX_PER_THREAD = (1, 2, 4)     # kernel variants: output pixels per thread along x
 
@@ -278,8 +280,7 @@ def cpu_preprocess(frames, options, out=None):
     [N, H, W, C] array. Returns ``(tensor [N, ...], [FrameGeometry])``; ``out`` (a numpy array
     of the output shape and dtype) is filled if given.
     """
-    import cv2
-
+    cv2 = import_cv2()
     frames = _frame_list(frames)
     if not frames:
         raise InputError("no frames given: pass one frame or a list of frames")
@@ -391,7 +392,7 @@ class GpuPreprocessor(object):
         through CudaContext.active cost a few microseconds of Python)."""
         ctx = self.context
         if ctx is None:
-            return _NULL_CONTEXT
+            return NULL_CONTEXT
         handle = self._ctx_handle
         if handle is not None:
             try:
@@ -399,12 +400,11 @@ class GpuPreprocessor(object):
             except Exception:
                 cur = None
             if cur is not None and getattr(cur, "handle", None) == handle:
-                return _NULL_CONTEXT
+                return NULL_CONTEXT
         return ctx.active()
 
     def _setup(self, ring):
         from ..gpu import cuda
-        from ..gpu import kernels as kernel_loader
         drv = cuda.driver()
         self._drv = drv
         o = self.options
@@ -415,11 +415,9 @@ class GpuPreprocessor(object):
             defines["WIDE_LOADS"] = 1
         if self.smem_rows:
             defines["SMEM_ROWS"] = 1
-        self._fn = kernel_loader.get_function("preprocess/preprocess.cu", "preprocess_u8", defines,
-                                              KERNEL_ARG_FORMAT)
-        # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every
-        # call; the plans pack them once and launch directly (older pycuda: prepared call)
-        self._launch = getattr(self._fn, "_launch_kernel", None)
+        self._kernel = load_kernel("preprocess/preprocess.cu", "preprocess_u8", KERNEL_SIGNATURE,
+                                   defines)
+        self._launch = self._kernel.launch      # plans pack the parameters once (trtssd.gpu.launch)
         self._staging = cuda.pinned_empty((self.max_batch, self._slot_bytes), np.uint8,
                                           mapped=self.mapped)
         self._staging_base = self._staging.ctypes.data
@@ -509,24 +507,11 @@ class GpuPreprocessor(object):
     def _check_out(self, out, n):
         o = self.options
         shape = o.output_shape(n)
-        if not hasattr(out, "__cuda_array_interface__"):
-            raise InputError("out must be a device array (trtssd.gpu.cuda.DeviceArray, a CUDA torch "
-                             "tensor, a CuPy array), got %s" % type(out).__name__)
-        ptr, oshape, ostrides, odtype = cuda_array_info(out)
+        ptr, oshape, odtype = device_buffer(out, "out")
         if oshape != shape or odtype != o.np_dtype:
             raise InputError("out has shape %s and dtype %s, but %d frame(s) with these options "
                              "need shape %s and dtype %s: allocate it as such (layout=%s)"
                              % (oshape, odtype, n, shape, o.dtype, o.layout))
-        expect = []
-        step = odtype.itemsize
-        for s in reversed(shape):
-            expect.append(step)
-            step *= s
-        if tuple(reversed(expect)) != ostrides:
-            raise InputError("out must be C-contiguous (strides %s, got %s): pass a contiguous "
-                             "tensor (.contiguous())" % (tuple(reversed(expect)), ostrides))
-        if ptr == 0:
-            raise InputError("out has a null device pointer (closed or freed)")
         return out, ptr
 
     # ------------------------------------------------------------------ the call
@@ -637,12 +622,7 @@ class GpuPreprocessor(object):
             table_ptr = self._table_dev_base + call * self._table_bytes
             drv.memcpy_htod_async(table_ptr, tab, stream)
             args = self._pack(table_ptr, _ZERO_DESC, 0, out_ptr)
-        launch = self._launch
-        if launch is not None:
-            launch(plan.grid, BLOCK, args, 0, stream)
-        else:                                    # a pycuda without _launch_kernel
-            self._fn.prepared_async_call(plan.grid, BLOCK, stream,
-                                         *_KERNEL_ARGS.unpack(args))
+        self._launch(plan.grid, BLOCK, args, 0, stream)
         ev.record(stream)
         self._event_used[call] = True
         self._calls += 1
@@ -656,7 +636,7 @@ class GpuPreprocessor(object):
 
     def _pack(self, table_ptr, frame_bytes, stride, out_ptr):
         """The kernel's parameter buffer, laid out as the C parameter list (native alignment)."""
-        return _KERNEL_ARGS.pack(table_ptr, frame_bytes, stride, out_ptr, *self._tail_args)
+        return KERNEL_SIGNATURE.pack(table_ptr, frame_bytes, stride, out_ptr, *self._tail_args)
 
     def _host_frame(self, i, f, h, w, what):
         """How host frame ``i`` reaches the device: ('staging', off, pitch, end) for a view of
@@ -861,14 +841,3 @@ def _pinned_root(f):
     while isinstance(obj.base, np.ndarray):
         obj = obj.base
     return obj if obj.base is alloc else None
-
-
-class _NullContext(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NULL_CONTEXT = _NullContext()

@@ -51,14 +51,13 @@ KERNEL_SIGNATURE = Signature(
     *[ScalarArg("f", "%s%d" % (what, c)) for what in ("mean", "scale", "pad") for c in range(3)])
 KERNEL_ARG_FORMAT = KERNEL_SIGNATURE.format
 BLOCK = (32, 8, 1)
-PIX_PER_THREAD = (1, 2, 4)     # kernel variants: output pixels per thread along x
 
 
-def launch_grid(options, n, pix_per_thread=1):
-    """The kernel's grid for ``n`` frames: blocks of BLOCK threads, each thread
-    ``pix_per_thread`` pixels of a row."""
-    bx = BLOCK[0] * pix_per_thread
-    return ((options.width + bx - 1) // bx, (options.height + BLOCK[1] - 1) // BLOCK[1], int(n))
+def launch_grid(options, n):
+    """The kernel's grid for ``n`` frames: one thread per output pixel, blocks of BLOCK."""
+    return ((options.width + BLOCK[0] - 1) // BLOCK[0], (options.height + BLOCK[1] - 1) // BLOCK[1],
+            int(n))
+
 _ZERO_DESC = bytes(FRAME_DESC_DTYPE.itemsize)
 
 
@@ -338,16 +337,10 @@ class GpuPreprocessor(object):
 
     ``mapped=True`` (Jetson): the staging buffers are mapped into the device and the kernel
     reads them in place, no copy; from CUDA's documentation for integrated GPUs, unmeasured here.
-    ``pix_per_thread`` (1, 2, 4): output pixels per kernel thread, a tuning knob (same result).
-    ``wide_loads``: the bilinear kernel for 3- and 4-channel frames reads each pixel pair's bytes
-    with 32-bit loads instead of byte loads, a tuning knob (same result, bit for bit).
-    ``smem_rows``: the bilinear kernel for 3- and 4-channel frames copies each block's source
-    rows into shared memory with 16-byte loads and blends from there, a tuning knob (same
-    result, bit for bit; it takes precedence over ``wide_loads``).
     """
 
     def __init__(self, options, max_batch=1, max_frame_shape=(1080, 1920, 3), mapped=False,
-                 context=None, table_ring=4, pix_per_thread=1, wide_loads=False, smem_rows=False):
+                 context=None, table_ring=4):
         if not isinstance(options, PreprocessOptions):
             raise InputError("options must be a PreprocessOptions, got %s" % type(options).__name__)
         self.options = options
@@ -363,18 +356,6 @@ class GpuPreprocessor(object):
         self.max_frame_shape = mfs
         self.mapped = bool(mapped)
         self.context = context
-        if pix_per_thread not in PIX_PER_THREAD:
-            raise InputError("pix_per_thread must be one of %s (a kernel tuning knob), got %r"
-                             % (PIX_PER_THREAD, pix_per_thread))
-        self.pix_per_thread = int(pix_per_thread)
-        if wide_loads not in (False, True, 0, 1):
-            raise InputError("wide_loads must be True or False (a kernel tuning knob), got %r"
-                             % (wide_loads,))
-        self.wide_loads = bool(wide_loads)
-        if smem_rows not in (False, True, 0, 1):
-            raise InputError("smem_rows must be True or False (a kernel tuning knob), got %r"
-                             % (smem_rows,))
-        self.smem_rows = bool(smem_rows)
         self._slot_bytes = mfs[0] * mfs[1] * mfs[2]
         self._closed = True
         self._lock = threading.Lock()
@@ -408,15 +389,8 @@ class GpuPreprocessor(object):
         drv = cuda.driver()
         self._drv = drv
         o = self.options
-        defines = o.kernel_defines()
-        if self.pix_per_thread != 1:
-            defines["PIX_PER_THREAD"] = self.pix_per_thread
-        if self.wide_loads:
-            defines["WIDE_LOADS"] = 1
-        if self.smem_rows:
-            defines["SMEM_ROWS"] = 1
         self._kernel = load_kernel("preprocess/preprocess.cu", "preprocess_u8", KERNEL_SIGNATURE,
-                                   defines)
+                                   o.kernel_defines())
         self._launch = self._kernel.launch      # plans pack the parameters once (trtssd.gpu.launch)
         self._staging = cuda.pinned_empty((self.max_batch, self._slot_bytes), np.uint8,
                                           mapped=self.mapped)
@@ -442,7 +416,7 @@ class GpuPreprocessor(object):
         self._last_event = None
         self._geom_cache = {}
         self._plans = {}
-        self._grid = launch_grid(o, 1, self.pix_per_thread)[:2]
+        self._grid = launch_grid(o, 1)[:2]
         self._norm_args = tuple(float(v) for v in kernel_norm_args(o))
         self._tail_args = (o.width, o.height) + self._norm_args
         self._out_dtype = o.np_dtype

@@ -39,8 +39,11 @@ import time
 import numpy as np
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
+for _p in (REPO, os.path.join(REPO, "tests")):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from support.frames import tolerance  # noqa: E402  (the tests' helper: the same reasoning holds)
 
 SIZES = {"480p": (480, 640), "720p": (720, 1280), "1080p": (1080, 1920), "4K": (2160, 3840)}
 FILLER_BYTES = 256 << 20     # a memset of 256 MiB keeps an H100 busy ~100 us
@@ -55,13 +58,6 @@ def pct(samples):
 def bytes_touched(h, w, n, out_bytes_per_frame, out_h=300):
     rows = min(h, 2 * out_h)
     return n * (rows * w * 3 + out_bytes_per_frame)
-
-
-def tolerance(o):
-    atol = (1.0 if o.interpolation == "linear" else 0.0) * float(np.max(np.abs(o.scale))) + 1e-5
-    if o.dtype == "float16":
-        atol += 2.0 ** -24
-    return atol, (2.0 ** -11 if o.dtype == "float16" else 1e-6)
 
 
 class Timer(object):
@@ -85,7 +81,7 @@ class Timer(object):
 
 def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
     from trtssd.gpu.cuda import DeviceArray, driver
-    from trtssd.preprocess.gpu import GpuPreprocessor, PreprocessOptions, cpu_preprocess
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
     drv = driver()
     rng = np.random.default_rng(h + n)
     frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
@@ -196,7 +192,7 @@ def bench_torch(h, w, n, dtype, reps, timer):
 
 def bench_opencv(h, w, n, dtype, reps):
     import cv2
-    from trtssd.preprocess.gpu import PreprocessOptions, cpu_preprocess
+    from trtssd.preprocess import PreprocessOptions, cpu_preprocess
     cv2.setNumThreads(1)
     rng = np.random.default_rng(h + n)
     frames = list(rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8))
@@ -215,7 +211,7 @@ def sanitize_run():
     """Each variant once at small odd sizes, checked: run this under compute-sanitizer."""
     import itertools
     from trtssd.gpu.cuda import DeviceArray, driver
-    from trtssd.preprocess.gpu import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions,
+    from trtssd.preprocess import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions,
                                    cpu_preprocess)
     drv = driver()
     rng = np.random.default_rng(0)
@@ -265,7 +261,7 @@ def _sanitize_edges():
     allocation), 1 to 3 pixels wide, and crops starting at every byte alignment, read in place
     and compared with cpu_preprocess. Returns (launches, mismatches)."""
     from trtssd.gpu.cuda import DeviceArray, driver
-    from trtssd.preprocess.gpu import GpuPreprocessor, PreprocessOptions, cpu_preprocess
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
     drv = driver()
     rng = np.random.default_rng(1)
     runs = failures = 0
@@ -308,7 +304,7 @@ def python_overhead(reps=20000):
     come on top; this is the part the code controls. Cases: the bench's (device frame, frames
     in the staging) and the pipeline's (pinned frames into a caller's output)."""
     import trtssd.gpu.cuda as tcuda
-    from trtssd.preprocess.gpu import GpuPreprocessor, PreprocessOptions
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
     from benchmarks._overhead import median_us_per_call, noop_driver
     res = {}
     with noop_driver() as drv:

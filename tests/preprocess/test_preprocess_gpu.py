@@ -9,7 +9,7 @@ float16 adds half an ulp (relative 2^-11); nearest is exact up to the fp16 round
 Bad input must raise InputError before anything is launched: the poisoned output stays NaN.
 
 Run under compute-sanitizer:  compute-sanitizer --tool memcheck --error-exitcode 1 \
-    python -m pytest -q tests/test_preprocess_gpu.py
+    python -m pytest -q tests/preprocess/test_preprocess_gpu.py
 """
 import itertools
 import zlib
@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from trtssd.preprocess.gpu import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess)
-# the shim tests' tolerances and random frames (the same reasoning holds here, see above)
-from test_preprocess_kernel_cpu import frame as rand_frame, tolerance
+from support.frames import frame as rand_frame, tolerance
+from trtssd.preprocess import INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.gpu

@@ -1,7 +1,7 @@
 """kernels/preprocess.cu, its real source, run on the CPU through the shim, against cpu_preprocess.
 
 The kernel gets exactly the arguments GpuPreprocessor gives it (the same FrameDesc records from
-trtssd.preprocess.gpu.fill_frame_desc and the same normalisation constants); only the pointers are
+trtssd.preprocess.plan.fill_frame_desc and the same normalisation constants); only the pointers are
 host addresses. Outputs are poisoned with NaN and surrounded by guard bands that must stay
 untouched. Tolerances: OpenCV's uint8 bilinear rounds its fixed-point result to an integer while
 the kernel blends in float, so they may differ by up to one grey level before normalisation
@@ -16,21 +16,13 @@ import pytest
 
 from support import fake_cuda
 from support.kernel_shim import compile_cpu_module
-from trtssd.preprocess.gpu import (BLOCK, FRAME_DESC_DTYPE, INPUT_FORMATS, FrameGeometry,
-                               PreprocessOptions, cpu_preprocess, fill_frame_desc,
-                               kernel_norm_args, launch_grid)
+from support.frames import frame, tolerance
+from trtssd.preprocess import INPUT_FORMATS, FrameGeometry, PreprocessOptions, cpu_preprocess
+from trtssd.preprocess.gpu import BLOCK, kernel_norm_args, launch_grid
+from trtssd.preprocess.plan import FRAME_DESC_DTYPE, fill_frame_desc
 
 pytest.importorskip("cv2")
 GUARD = 37
-
-
-def tolerance(o):
-    grey = 1.0 if o.interpolation == "linear" else 0.0
-    atol = grey * float(np.max(np.abs(o.scale))) + 1e-5
-    rtol = 2.0 ** -11 if o.dtype == "float16" else 1e-6
-    if o.dtype == "float16":
-        atol += 2.0 ** -24
-    return atol, rtol
 
 
 def run_kernel(frames, o, force_table=False, uniform_stride=None):
@@ -71,12 +63,6 @@ def check(frames, o, **kw):
     atol, rtol = tolerance(o)
     np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), atol=atol,
                                rtol=rtol, err_msg=str(o))
-
-
-def frame(rng, h, w, fmt, gray2d=False):
-    c = INPUT_FORMATS[fmt][0]
-    shape = (h, w) if (c == 1 and gray2d) else (h, w, c)
-    return rng.integers(0, 256, shape, dtype=np.uint8)
 
 
 ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NCHW", "NHWC"],
@@ -181,7 +167,7 @@ def _check_host(pre, frames, o, ref_frames=None, out=None, stream=None):
 @pytest.mark.parametrize("mapped", [False, True])
 def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
     from trtssd.gpu.cuda import DeviceArray
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(31)
     o = PreprocessOptions(width=57, height=43, dtype="float16", letterbox=True, pad_value=7)
     with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped) as pre:
@@ -239,7 +225,7 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
 
 
 def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(32)
     o = PreprocessOptions(width=31, height=29, input_format="GRAY", layout="NHWC",
                           interpolation="nearest")
@@ -259,7 +245,7 @@ def test_launch_path(fake_gpu):
     # _launch_kernel with the plan's packed buffer when pycuda has it, else prepared_async_call;
     # the packed buffer follows the output pointer when the caller's out changes
     from trtssd.gpu.cuda import DeviceArray
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(40)
     o = PreprocessOptions(width=33, height=21)
     with GpuPreprocessor(o, max_batch=2, max_frame_shape=(50, 60, 3)) as pre:
@@ -285,7 +271,7 @@ def _staging_untouched(pre, marker=0xA5):
 def test_pinned_frames_upload_from_their_own_memory(fake_gpu):
     # A PinnedArray frame (or a packed crop of one) is uploaded straight from its memory: the
     # staging stays untouched (no np.copyto) and the copy's source is the frame's address.
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(41)
     o = PreprocessOptions(width=47, height=39, dtype="float16")
     with GpuPreprocessor(o, max_batch=3, max_frame_shape=(90, 120, 3)) as pre:
@@ -323,7 +309,7 @@ def test_pinned_frames_upload_from_their_own_memory(fake_gpu):
 
 def test_pinned_mixed_with_plain_staging_and_device_frames(fake_gpu):
     from trtssd.gpu.cuda import DeviceArray
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(42)
     o = PreprocessOptions(width=52, height=44, letterbox=True, pad_value=9, layout="NHWC")
     with GpuPreprocessor(o, max_batch=5, max_frame_shape=(80, 100, 3)) as pre:
@@ -351,7 +337,7 @@ def test_pinned_mapped_read_in_place(fake_gpu):
     # mapped=True: a mapped PinnedArray is read through its device pointer (no copy at all);
     # an unmapped one is copied into the mapped staging. (The fake's device pointer of mapped
     # memory is its host address, so the kernel on the shim reads the same bytes.)
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(43)
     o = PreprocessOptions(width=41, height=37, interpolation="nearest")
     with GpuPreprocessor(o, max_batch=2, max_frame_shape=(64, 80, 3), mapped=True) as pre:
@@ -372,7 +358,7 @@ def test_pinned_mapped_read_in_place(fake_gpu):
 
 
 def test_context_pushed_only_when_not_current(fake_gpu):
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     pushes = []
 
     class Ctx(object):                       # CudaContext's shape: _ctx (pycuda) and active()
@@ -412,7 +398,7 @@ def test_context_pushed_only_when_not_current(fake_gpu):
 def test_pinned_copies_are_not_pinned(fake_gpu):
     # p.copy() is a PinnedArray (numpy keeps the subclass, and the owner) in ordinary memory:
     # it must go through the staging, never be uploaded or (mapped) read as the original.
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(44)
     o = PreprocessOptions(width=30, height=20)
     for mapped in (False, True):

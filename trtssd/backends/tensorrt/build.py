@@ -376,7 +376,7 @@ class CalibrationFeed(object):
         self.batches_done = 0
 
     def _default_preprocess(self):
-        from ...preprocess.gpu import GpuPreprocessor, PreprocessOptions
+        from ...preprocess import GpuPreprocessor, PreprocessOptions
         import pycuda.driver as drv
         opts = PreprocessOptions.from_spec(self.spec, input_format="BGR")
         pre = GpuPreprocessor(opts, max_batch=self.batch_size, max_frame_shape=(4096, 4096, 3))

@@ -41,7 +41,7 @@ def backend(cuda_context, tflite_model):
     reason = nvdec.unavailable_reason()
     if reason:
         pytest.skip(reason)
-    from trtssd.preprocess.gpu import PreprocessOptions
+    from trtssd.preprocess import PreprocessOptions
     try:
         PreprocessOptions(input_format="NV12")
     except Exception as e:

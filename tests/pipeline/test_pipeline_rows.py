@@ -6,8 +6,9 @@ import pytest
 
 from support.kernel_shim import compile_cpu_module
 from trtssd.pipeline import rows as R
-from trtssd.preprocess.gpu import (BLOCK, FRAME_DESC_DTYPE, FrameGeometry, PreprocessOptions,
-                                   fill_frame_desc, kernel_norm_args, launch_grid)
+from trtssd.preprocess import FrameGeometry, PreprocessOptions
+from trtssd.preprocess.gpu import BLOCK, kernel_norm_args, launch_grid
+from trtssd.preprocess.plan import FRAME_DESC_DTYPE, fill_frame_desc
 
 
 def _run(mod, frame, o):
@@ -84,7 +85,7 @@ def test_row_upload_gives_the_bits_of_a_full_upload_on_the_gpu(cuda_context, h, 
     preprocessed there, equal the preprocessing of the whole frame from the host."""
     import pycuda.driver as drv
     from trtssd.gpu.cuda import DeviceArray, pinned_empty
-    from trtssd.preprocess.gpu import GpuPreprocessor
+    from trtssd.preprocess import GpuPreprocessor
     o = PreprocessOptions(width=300, height=300)
     rng = np.random.RandomState(h)
     host = pinned_empty((h, w, 3), np.uint8)

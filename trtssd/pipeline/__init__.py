@@ -99,8 +99,7 @@ def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
     """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.slots);
     ``max_batch``, ``max_frame_shape`` and the frames' pixel format default to what the mode
     and ``sources`` need."""
-    from .slots import frame_shape
-    from .slots import GpuLayer, HostPrepLayer
+    from .slots import YUV420_FORMATS, YUV422_FORMATS, GpuLayer, HostPrepLayer
     batch = max_batch or batch_for(mode, len(sources), options.batch)
     args = dict(score_threshold=options.score_threshold, max_detections=options.max_detections,
                 labels=labels, max_batch=batch, pixel_format=pixel_format_of(sources))
@@ -110,8 +109,10 @@ def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
     if max_frame_shape is None:
         h = max([int(getattr(s, "height", 0) or 0) for s in sources] + [0])
         w = max([int(getattr(s, "width", 0) or 0) for s in sources] + [0])
-        max_frame_shape = (frame_shape(args["pixel_format"], h, w) if h > 0 and w > 0
-                           else frame_shape(args["pixel_format"], 1080, 1920))
+        h, w = (h, w) if h > 0 and w > 0 else (1080, 1920)
+        # the preprocessor's largest frame: (H, W, 3) for BGR, (H, W) pixels for YUV
+        yuv = args["pixel_format"] in YUV420_FORMATS + YUV422_FORMATS
+        max_frame_shape = (h, w) if yuv else (h, w, 3)
     return GpuLayer(backend, max_frame_shape=max_frame_shape,
                     row_upload=bool(getattr(options, "row_upload", True)), **args)
 

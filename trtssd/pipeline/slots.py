@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
+from ..core.nullcontext import NullContext
 
 # frames of these formats are one 8-bit buffer in OpenCV's single-buffer layout
 # (see frame_shape); BGR is (H, W, 3)
@@ -41,12 +42,7 @@ def frame_shape(pixel_format, height, width):
     return (h, w, 3)
 
 
-class _NoContext(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+_NoContext = NullContext
 
 
 class Slot(object):
@@ -114,7 +110,7 @@ class DeviceLayer(object):
 
 def _preprocess_options(backend, pixel_format="BGR", **overrides):
     """The preprocessing the backend's model wants, reading frames in ``pixel_format``."""
-    from ..preprocess.gpu import PreprocessOptions
+    from ..preprocess import PreprocessOptions
     dtype = np.dtype(getattr(backend, "input_dtype", np.float32)).name
     return PreprocessOptions.from_spec(backend.spec, input_format=pixel_format or "BGR",
                                        dtype=dtype, **overrides)
@@ -246,7 +242,7 @@ class _Postprocessing(_Contexts):
 
     def _preprocess_host(self, frames, images):
         """OpenCV into the first rows of ``images``: (rows, geometries, host ms)."""
-        from ..preprocess.gpu import cpu_preprocess
+        from ..preprocess import cpu_preprocess
         n = len(frames)
         self._check_batch(n)
         t0 = time.perf_counter()
@@ -369,7 +365,7 @@ class GpuSlot(_Contexts, Slot):
         import pycuda.driver as drv
         from ..gpu.cuda import EventTimer
         from ..postprocess.gpu import GpuPostprocessor
-        from ..preprocess.gpu import GpuPreprocessor
+        from ..preprocess import GpuPreprocessor
         self._init_slot(backend, max_batch)
         self.labels = labels
         self.pre = self.post = None
@@ -399,14 +395,15 @@ class GpuSlot(_Contexts, Slot):
         """Device copies of the frames' read rows, or None where a whole upload is needed
         (frames not pinned, not (H, W, C) C-contiguous, of different shapes, or a plan that
         saves too little)."""
-        from ..preprocess.gpu import FrameGeometry, _pinned_root
+        from ..preprocess import FrameGeometry
+        from ..preprocess.plan import pinned_root
         from .rows import copy_plan, rows_read, upload_rows
         shape = getattr(images[0], "shape", None)
         if shape is None or len(shape) != 3:
             return None
         for im in images:
             if (not isinstance(im, np.ndarray) or im.shape != shape
-                    or not im.flags.c_contiguous or _pinned_root(im) is None):
+                    or not im.flags.c_contiguous or pinned_root(im) is None):
                 return None
         plan = self._row_plans.get(shape, False)
         if plan is False:
@@ -466,9 +463,8 @@ class GpuSlot(_Contexts, Slot):
         # the preprocessor's pinned staging of batch slot 0: a frame decoded there is uploaded
         # from it directly (no host copy); only when it has exactly the frame's shape, so the
         # decoder can write it in place
-        if tuple(shape) != tuple(self.pre.max_frame_shape):
-            return None
-        return self.pre.staging(0)
+        buf = self.pre.staging(0)
+        return buf if tuple(buf.shape) == tuple(shape) else None
 
     def result(self):
         self.wait()

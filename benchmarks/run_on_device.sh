@@ -2,11 +2,13 @@
 # Everything trtssd checks and measures on a lent GPU, in one call (the device machine keeps
 # nothing between calls, so one script builds, checks and times).
 #
-#   ../shared/device/stage.sh && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|bench|all]
+#   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
+#   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|bench|pipe|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
-# variants; bench: kernel + microbenchmarks and `trtssd bench`.
+# variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
+# (row uploads, NVDEC) and the bench's ceilings, row uploads and real-video rows.
 # Writes logs and JSON under $OUT (the device tool's output folder) or bench-out/.
 set -uo pipefail
 phase=${1:-all}
@@ -16,6 +18,9 @@ export TRTSSD_MODEL_DIR=${TRTSSD_MODEL_DIR:-$PWD/.device-carry/models}
 export TRTSSD_MODEL=${TRTSSD_MODEL:-$TRTSSD_MODEL_DIR/detect.tflite}
 export TRTSSD_CACHE=${TRTSSD_CACHE:-/tmp/trtssd-cache}
 export PYTHONUNBUFFERED=1
+# the real-video rows: the carried clip (the device has no PyAV to make one), else auto
+CLIP=.device-carry/clip-1080p-h264.mp4
+VIDEO=$([ -f "$CLIP" ] && echo "$CLIP" || echo auto)
 step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
 run() { local t=$1; shift; timeout "$t" "$@"; local rc=$?; echo "-- rc=$rc: $*"; return 0; }
 
@@ -64,8 +69,8 @@ fi
 
 if [ "$phase" = bench ] || [ "$phase" = all ]; then
     step "trtssd bench (make bench), PyTorch backend, CUDA graph, fp32, synthetic 1080p"
-    run 420 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
-        --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    run 600 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
+        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
     step "preprocessing microbenchmark"
     run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
     step "postprocessing microbenchmark"
@@ -82,4 +87,33 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
     run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
         --modes sync,gpu,pipelined --depths 2 --draw --json "$OUT/bench_draw.json" --no-chart
 fi
+# --- pipeline (branch pipe): ceilings at each mode's concurrency, row uploads, NVDEC ---------
+if [ "$phase" = pipe ] || [ "$phase" = all ]; then
+    step "pipeline GPU tests: row uploads, NVDEC frames against FFmpeg, NVDEC through every mode, in-flight ceiling"
+    run 400 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
+        tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
+        tests/pipeline/test_pipeline_gpu.py tests/commands/test_bench_video.py
+    step "compute-sanitizer memcheck: row uploads and NVDEC frames through the kernel"
+    run 400 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
+        tests/io/test_nvdec.py -k "gpu or nvdec_frames or host_frames"
+    step "bench fp32: synthetic rows and the clip with CPU and GPU decode (decode-only rows)"
+    run 600 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
+        --video "$VIDEO" --json "$OUT/pipe_fp32.json" --chart "$OUT/pipe_fp32.png"
+    step "bench fp16, synthetic"
+    run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 2 \
+        --json "$OUT/pipe_fp16.json" --chart "$OUT/pipe_fp16.png"
+    step "row uploads against whole-frame uploads, same run conditions (fp32 and fp16)"
+    for p in fp32 fp16; do
+        run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
+            --modes gpu,pipelined,multi --depths 2,4 --json "$OUT/pipe_rows_$p.json" --no-chart
+        run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
+            --modes gpu,pipelined,multi --depths 2,4 --full-upload --json "$OUT/pipe_full_$p.json" --no-chart
+    done
+    step "drawing on the clip (pooled frames, drawn in place) and on synthetic frames"
+    run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
+        --modes gpu,pipelined --depths 2 --source "$( [ -f "$CLIP" ] && echo "$CLIP" || echo synthetic:1920x1080)" \
+        --decode cpu --draw --json "$OUT/pipe_draw_clip.json" --no-chart
+fi
+# --- end pipeline ------------------------------------------------------------------------------
 step "done"

@@ -18,9 +18,9 @@ import numpy as np
 from ..core.errors import EnvironmentProblem, InputError
 
 CLIP_SIZE = (1920, 1080)
-CLIP_FRAMES = 900
+CLIP_FRAMES = 600
 CLIP_FPS = 30
-BITRATE = 8000000
+BITRATE = 4000000       # ~10 MB for the 600-frame clip: small enough to carry to a GPU host
 
 
 def clip_path(cache_dir=None, size=CLIP_SIZE, frames=CLIP_FRAMES):
@@ -168,3 +168,20 @@ def _buffer_for(src):
         return None
     from ..pipeline.slots import frame_shape
     return np.empty(frame_shape(getattr(src, "pixel_format", None), h, w), np.uint8)
+
+
+def main(argv=None):
+    """``python -m trtssd.commands.bench_video [PATH]``: make the benchmark clip at PATH (for
+    a GPU machine without PyAV: make it here and carry it, then ``--video PATH``)."""
+    import sys
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[0] if argv else clip_path()
+    t0 = time.perf_counter()
+    make_clip(path)
+    print("%s: 1080p H.264, %d frames, %.1f MB, %.1f s" % (
+        path, CLIP_FRAMES, os.path.getsize(path) / 1e6, time.perf_counter() - t0))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -115,3 +115,35 @@ def test_row_upload_gives_the_bits_of_a_full_upload_on_the_gpu(cuda_context, h, 
             for x in (dev, out_a, out_b):
                 x.close()
             host.close()
+
+
+class _HostMemcpy2D(object):
+    """pycuda's Memcpy2D for host-to-"device" copies where device memory is host memory."""
+    def set_src_host(self, arr):
+        self.src = np.frombuffer(arr, np.uint8).ctypes.data
+
+    def set_dst_device(self, ptr):
+        self.dst = int(ptr)
+
+    def __call__(self, stream=None):
+        import ctypes
+        assert self.src_pitch >= self.width_in_bytes and self.dst_pitch >= self.width_in_bytes
+        for r in range(self.height):
+            ctypes.memmove(self.dst + r * self.dst_pitch, self.src + r * self.src_pitch,
+                           self.width_in_bytes)
+
+
+@pytest.mark.parametrize("h,w,oh", [(1080, 40, 300), (720, 33, 300), (1081, 17, 300)])
+def test_upload_rows_copies_the_read_rows_and_nothing_else(monkeypatch, h, w, oh):
+    import types
+    import trtssd.gpu.cuda as tcuda
+    monkeypatch.setattr(tcuda, "_driver", types.SimpleNamespace(Memcpy2D=_HostMemcpy2D))
+    o = PreprocessOptions(width=300, height=oh)
+    rows = R.rows_read(o, FrameGeometry.compute(w, h, o))
+    plan = R.copy_plan(rows, h, max_blocks=10 ** 6)
+    rng = np.random.RandomState(w)
+    host = rng.randint(0, 256, size=(h, w, 3)).astype(np.uint8)
+    dev = np.full((h, w, 3), 0xA5, np.uint8)
+    R.upload_rows(plan, host, dev.ctypes.data, stream=None)
+    assert np.array_equal(dev[rows], host[rows])
+    assert (dev[np.setdiff1d(np.arange(h), rows)] == 0xA5).all()

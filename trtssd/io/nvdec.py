@@ -179,8 +179,8 @@ class NvdecSource(Source):
         self._cc = CudaContext(int(gpu))
         try:
             with self._cc.active():
-                import pycuda.driver as drv
-                self._stream = drv.Stream()
+                from ..gpu.cuda import driver
+                self._stream = driver().Stream()
                 try:
                     self._dmx = nvc.CreateDemuxer(filename=text)
                     self._dec = nvc.CreateDecoder(
@@ -284,21 +284,32 @@ class NvdecSource(Source):
             # not lent an allocator: device buffers of the source's own
             self.provide_buffers(None, None, self._min_buffers)
         with self._cc.active():
-            while True:
+            if out is not None:              # any host array: copied synchronously
                 pic = self._next_decoded()
                 if pic is None:
                     return None
                 t = time.perf_counter()
-                if out is not None:          # any host array: copied synchronously
-                    self._stream.synchronize()
-                    self._copy(pic, out, host=True, stream=None)
-                    return self._frame(out, t)
-                k = self._ring.take(not self.live, self._stop)
+                self._stream.synchronize()
+                self._copy(pic, out, host=True, stream=None)
+                return self._frame(out, t)
+            while True:
+                k = None
+                if not self.live:
+                    # a file waits for a free buffer before it decodes on (back-pressure)
+                    k = self._ring.take(True, self._stop)
+                    if k is None:
+                        return None          # stopped
+                pic = self._next_decoded()
+                if pic is None:
+                    if k is not None:
+                        self._ring.put(k)
+                    return None
+                t = time.perf_counter()
                 if k is None:
-                    if self._stop is not None and self._stop.is_set():
-                        return None
-                    self.skipped += 1          # live: every buffer is still out; drop it
-                    continue
+                    k = self._ring.take(False)
+                    if k is None:            # live: every buffer is still out; drop it
+                        self.skipped += 1
+                        continue
                 buf = self._ring.buffers[k]
                 try:
                     self._copy(pic, buf, host=self._host_alloc is not None,
@@ -317,10 +328,10 @@ class NvdecSource(Source):
         then the interleaved chroma rows, each plane with its own pitch; on ``stream`` (the
         decoder's, so after its writes; a host ``dst`` must then be pinned), or synchronously
         with ``stream`` None."""
-        import pycuda.driver as drv
+        from ..gpu.cuda import driver
         h, w = self.height, self.width
         for src_ptr, src_pitch, rows, row0 in _planes(pic, h, w):
-            m = drv.Memcpy2D()
+            m = driver().Memcpy2D()
             m.set_src_device(src_ptr)
             m.src_pitch = src_pitch
             if host:

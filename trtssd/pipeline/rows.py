@@ -107,7 +107,8 @@ def plan_rows(plan):
 def upload_rows(plan, host, dev_ptr, stream):
     """Enqueue the plan's copies from the pinned C-contiguous host frame ``host`` (H, W, C)
     into device memory at ``dev_ptr`` (the same layout) on ``stream``."""
-    import pycuda.driver as drv
+    from ..gpu.cuda import driver
+    drv = driver()
     row = int(host.strides[0])
     flat = host.reshape(-1)
     for b in plan:

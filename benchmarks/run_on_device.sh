@@ -110,6 +110,12 @@ if [ "$phase" = pipe ] || [ "$phase" = all ]; then
         run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
             --modes gpu,pipelined,multi --depths 2,4 --full-upload --json "$OUT/pipe_full_$p.json" --no-chart
     done
+    step "network alone at 1-4 streams in flight (bench_backend, the bench's in-flight ceilings cross-checked)"
+    run 300 python3 benchmarks/bench_backend.py --batch 1 8 --precision fp32 fp16 --mode graph \
+        --streams 1 2 3 4 --no-check --json "$OUT/pipe_backend_streams.json"
+    step "multi at depth 3 (row uploads): rounds in flight against the b8 x 3 ceiling"
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
+        --modes multi --multi-depth 3 --json "$OUT/pipe_multi_d3.json" --no-chart
     step "drawing on the clip (pooled frames, drawn in place) and on synthetic frames"
     run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
         --modes gpu,pipelined --depths 2 --source "$( [ -f "$CLIP" ] && echo "$CLIP" || echo synthetic:1920x1080)" \

@@ -399,8 +399,8 @@ class GpuSlot(_Contexts, Slot):
         from ..preprocess.plan import pinned_root
         from .rows import copy_plan, rows_read, upload_rows
         shape = getattr(images[0], "shape", None)
-        if shape is None or len(shape) != 3:
-            return None
+        if shape is None or len(shape) != 3 or getattr(self.prep, "is_yuv", False):
+            return None          # the row rule is the RGB-like (H, W, C) layouts'; YUV goes whole
         for im in images:
             if (not isinstance(im, np.ndarray) or im.shape != shape
                     or not im.flags.c_contiguous or pinned_root(im) is None):

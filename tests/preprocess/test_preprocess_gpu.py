@@ -9,7 +9,7 @@ float16 adds half an ulp (relative 2^-11); nearest is exact up to the fp16 round
 Bad input must raise InputError before anything is launched: the poisoned output stays NaN.
 
 Run under compute-sanitizer:  compute-sanitizer --tool memcheck --error-exitcode 1 \
-    python -m pytest -q tests/test_preprocess_gpu.py
+    python -m pytest -q tests/preprocess/test_preprocess_gpu.py
 """
 import itertools
 import zlib
@@ -18,9 +18,8 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from trtssd.preprocess.gpu import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess)
-# the shim tests' tolerances and random frames (the same reasoning holds here, see above)
-from test_preprocess_kernel_cpu import frame as rand_frame, tolerance
+from support.frames import frame as rand_frame, tolerance
+from trtssd.preprocess import INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.gpu
@@ -75,11 +74,7 @@ def test_every_variant(cuda_context, fmt, dtype, layout, interp, order):
                           channel_order=order, mean=tuple(rng.uniform(0, 255, 3)),
                           scale=tuple(rng.uniform(-0.03, 0.03, 3)))
     c = INPUT_FORMATS[fmt][0]
-    ppt = (1, 2, 4)[zlib.crc32(fmt.encode() + dtype.encode()) % 3]
-    wide = layout == "NCHW"          # WIDE_LOADS=1 in half the variants (no effect on nearest/grey)
-    smem = order == "BGR"            # SMEM_ROWS=1 in half (overrides WIDE_LOADS; same scope)
-    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c), pix_per_thread=ppt,
-                         wide_loads=wide, smem_rows=smem) as pre:
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c)) as pre:
         for _ in range(2):   # twice: a second call on the same buffers must be as right
             f = rand_frame(rng, int(rng.integers(1, 800)), int(rng.integers(1, 900)), fmt,
                            gray2d=rng.random() < 0.5)
@@ -92,12 +87,8 @@ def test_sizes(cuda_context, size, interp):
     rng = np.random.default_rng(size[0] + 3 * size[1])
     o = PreprocessOptions(interpolation=interp)
     f = rand_frame(rng, size[0], size[1], "BGR")
-    # every PIX_PER_THREAD kernel variant, WIDE_LOADS and SMEM_ROWS
-    for ppt, wide, smem in ((1, False, False), (2, False, False), (4, False, False),
-                            (1, True, False), (1, False, True), (2, False, True)):
-        with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3), pix_per_thread=ppt,
-                             wide_loads=wide, smem_rows=smem) as pre:
-            run_and_check(pre, f, o)
+    with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3)) as pre:
+        run_and_check(pre, f, o)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -126,12 +117,9 @@ def test_mixed_sizes_one_launch(cuda_context):
                           scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
     frames = [rand_frame(rng, 480, 640, "BGRA"), rand_frame(rng, 1, 1, "BGRA"),
               rand_frame(rng, 1080, 1920, "BGRA")[11:1000, 7:1801], rand_frame(rng, 300, 300, "BGRA")]
-    for ppt, wide, smem in ((1, False, False), (4, False, False), (1, True, False),
-                            (1, False, True)):
-        with GpuPreprocessor(o, max_batch=4, max_frame_shape=(1080, 1920, 4), table_ring=2,
-                             pix_per_thread=ppt, wide_loads=wide, smem_rows=smem) as pre:
-            for _ in range(3):    # more calls than table slots: the ring must not corrupt tables
-                run_and_check(pre, frames, o)
+    with GpuPreprocessor(o, max_batch=4, max_frame_shape=(1080, 1920, 4), table_ring=2) as pre:
+        for _ in range(3):    # more calls than table slots: the ring must not corrupt tables
+            run_and_check(pre, frames, o)
 
 
 def test_many_calls_in_flight(cuda_context):
@@ -167,10 +155,8 @@ def test_strided_host_crop(cuda_context):
     big = rand_frame(rng, 1000, 1500, "RGB")
     crop = big[101:900:1, 33:1400]
     o = PreprocessOptions(input_format="RGB", layout="NHWC")
-    for wide, smem in ((False, False), (True, False), (False, True)):
-        with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3), wide_loads=wide,
-                             smem_rows=smem) as pre:
-            run_and_check(pre, crop, o)
+    with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3)) as pre:
+        run_and_check(pre, crop, o)
 
 
 def test_device_resident_frames(cuda_context):
@@ -180,20 +166,16 @@ def test_device_resident_frames(cuda_context):
     y0, x0, h, w = 17, 29, 700, 1201
     crop = DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * 3, (h, w, 3), (big.strides[0], 3, 1))
     o = PreprocessOptions(interpolation="linear", dtype="float16")
-    for wide, smem in ((False, False), (True, False), (False, True)):
-        with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3),   # no staging needed
-                             wide_loads=wide, smem_rows=smem) as pre:
-            run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:   # no staging needed
+        run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
     d.close()
 
 
 @pytest.mark.parametrize("fmt", ["BGR", "BGRA"])
-def test_wide_loads_bit_for_bit_at_allocation_ends(cuda_context, fmt):
-    # WIDE_LOADS=1 and SMEM_ROWS=1 (its 16-byte copies) likewise. WIDE_LOADS=1 blends the same bytes with the same float expression as the byte loads, so
-    # both variants (compiled with the same flags) must agree bit for bit; frames are device
-    # allocations of exactly their size (the last pixel's word would run past the end: under
-    # compute-sanitizer memcheck any such read fails), 1 to 3 pixels wide, and crops whose
-    # first byte is at every alignment with the parent's pitch.
+def test_frames_at_allocation_ends(cuda_context, fmt):
+    # Frames are device allocations of exactly their size (under compute-sanitizer memcheck
+    # any read past the last pixel fails), 1 to 3 pixels wide, and crops whose first byte is
+    # at every alignment with the parent's pitch.
     from trtssd.gpu.cuda import driver
     c = INPUT_FORMATS[fmt][0]
     rng = np.random.default_rng(31 + c)
@@ -213,19 +195,10 @@ def test_wide_loads_bit_for_bit_at_allocation_ends(cuda_context, fmt):
         frames.append(DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * c, (h, w, c),
                                (big.strides[0], c, 1)))
         refs.append(big[y0:, x0:])
-    outs = []
-    for wide, smem in ((False, False), (True, False), (False, True)):
-        with GpuPreprocessor(o, max_batch=1, max_frame_shape=(8, 8, c), wide_loads=wide,
-                             smem_rows=smem) as pre:
-            res = []
-            for fr, ref in zip(frames, refs):
-                res.append(run_and_check(pre, fr, o, ref_frames=ref))
-            outs.append(res)
+    with GpuPreprocessor(o, max_batch=1, max_frame_shape=(8, 8, c)) as pre:
+        for fr, ref in zip(frames, refs):
+            run_and_check(pre, fr, o, ref_frames=ref)
     driver().Context.synchronize()
-    for fr, a, b, e in zip(refs, outs[0], outs[1], outs[2]):
-        assert a.tobytes() == b.tobytes(), "wide loads differ from byte loads on %s" % (fr.shape,)
-        assert a.tobytes() == e.tobytes(), "shared-memory rows differ from byte loads on %s" % (
-            fr.shape,)
     for k in keep:
         k.close()
 

@@ -364,6 +364,29 @@ class EventTimer(object):
         self.stop()
 
 
+def c_strides(shape, itemsize):
+    """Strides in bytes of a C-contiguous array of ``shape``."""
+    strides = [0] * len(shape)
+    step = int(itemsize)
+    for k in range(len(shape) - 1, -1, -1):
+        strides[k] = step
+        step *= int(shape[k])
+    return tuple(strides)
+
+
+def is_c_contiguous(shape, strides, itemsize):
+    """numpy's rule: the strides of C order, except that an axis of length 1 may have any
+    stride and an empty array is contiguous."""
+    if any(int(s) == 0 for s in shape):
+        return True
+    step = int(itemsize)
+    for n, st in zip(reversed(shape), reversed(strides)):
+        if n != 1 and int(st) != step:
+            return False
+        step *= int(n)
+    return True
+
+
 def cuda_array_info(obj):
     """(ptr, shape, strides_in_bytes, dtype) of an object with ``__cuda_array_interface__``."""
     iface = obj.__cuda_array_interface__
@@ -372,12 +395,25 @@ def cuda_array_info(obj):
     ptr = int(iface["data"][0])
     strides = iface.get("strides")
     if strides is None:
-        strides = []
-        step = dtype.itemsize
-        for s in reversed(shape):
-            strides.append(step)
-            step *= s
-        strides = tuple(reversed(strides))
+        strides = c_strides(shape, dtype.itemsize)
     else:
         strides = tuple(int(s) for s in strides)
     return ptr, shape, strides, dtype
+
+
+def device_buffer(obj, what):
+    """(ptr, shape, dtype) of a C-contiguous device buffer: anything with
+    ``__cuda_array_interface__`` (DeviceArray, CUDA torch tensors, CuPy arrays). InputError
+    naming ``what`` when it is not one, is not C-contiguous or has a null pointer."""
+    if not hasattr(obj, "__cuda_array_interface__"):
+        raise InputError("%s is a %s, not a device buffer: pass a trtssd.gpu.cuda.DeviceArray, a "
+                         "CUDA torch tensor or a CuPy array (anything with "
+                         "__cuda_array_interface__)" % (what, type(obj).__name__))
+    ptr, shape, strides, dtype = cuda_array_info(obj)
+    if not is_c_contiguous(shape, strides, dtype.itemsize):
+        raise InputError("%s is not C-contiguous (strides %s, C order is %s): pass a contiguous "
+                         "buffer (tensor.contiguous())"
+                         % (what, strides, c_strides(shape, dtype.itemsize)))
+    if ptr == 0 and _count(shape) > 0:
+        raise InputError("%s has a null device pointer (closed or freed)" % what)
+    return ptr, shape, dtype

@@ -8,7 +8,8 @@ https://docs.nvidia.com/deeplearning/tensorrt/archives/tensorrt-861/api/python_a
 from ._base import make_module
 
 VERSION = "8.6.1.6"
-FEATURES = ("bindings", "tensors", "max_workspace_size", "memory_pool", "parser_node_operator")
+FEATURES = ("bindings", "tensors", "max_workspace_size", "memory_pool", "parser_node_operator",
+            "version_compatible")
 DOCS = __doc__.splitlines()
 
 

@@ -732,10 +732,10 @@ def run_mode(plan, backend, mode, depth, batch, nsources, progress, label):
             sampler = GpuUtilSampler(_pci_bus_id()) if sample_gpu else None
             with progress.track(what, count, total, duration_s):
                 if sampler is None:
-                    return run_pipeline(srcs if mode == "multi" else srcs[0], backend,
+                    return run_pipeline(srcs, backend,
                                         sink=None, options=opts)
                 with sampler:
-                    st = run_pipeline(srcs if mode == "multi" else srcs[0], backend,
+                    st = run_pipeline(srcs, backend,
                                       sink=None, options=opts)
                 if st.gpu_busy is None and sampler.fraction() is not None:
                     st.gpu_busy = sampler.fraction()

@@ -80,8 +80,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
     _add_info(sub)
-    for name, module, text in (("bench", "bench", "every pipeline mode side by side"),
-                               ("build-engine", "engine_build",
+    for name, module, text in (("bench", "commands.bench", "every pipeline mode side by side"),
+                               ("build-engine", "backends.tensorrt.build",
                                 "build a TensorRT engine from the model")):
         try:
             _add_delegate(sub, name, module, text)
@@ -130,11 +130,11 @@ def cmd_detect(args):
     from ..backends import create_backend
     from ..core.detections import LabelMap
     from ..core.errors import InputError
-    from ..pipeline import PipelineOptions, run
+    from ..pipeline import PipelineOptions, batch_for, default_mode, run
     from ..io.sinks import open_sink
     from ..io.sources import open_source
 
-    mode = args.mode or ("multi" if len(args.sources) > 1 else "sync")
+    mode = args.mode or default_mode(len(args.sources))
     if len(args.sources) > 1 and mode != "multi":
         raise InputError("%d sources were given with --mode %s; several sources run only in "
                          "--mode multi" % (len(args.sources), mode))
@@ -151,8 +151,7 @@ def cmd_detect(args):
         for text in args.sources:
             kw = {"loop": args.loop} if _is_image(text) else {}
             sources.append(open_source(text, **kw))
-        max_batch = len(sources) if mode == "multi" else (args.batch if mode == "pipelined"
-                                                           else 1)
+        max_batch = batch_for(mode, len(sources), args.batch)
         backend = create_backend(args.backend, model=model, device=args.device,
                                  precision=args.precision, max_batch=max_batch)
         if mode == "gpu" and backend.device != "cuda":
@@ -167,7 +166,7 @@ def cmd_detect(args):
         fps = getattr(sources[0], "fps", None) or 30.0
         sink = open_sink(outputs if len(outputs) > 1 else (outputs[0] if outputs else None),
                          labels=labels, fps=fps)
-        stats = run(sources if mode == "multi" else sources[0], backend, sink=sink,
+        stats = run(sources, backend, sink=sink,
                     options=options, labels=labels)
     finally:
         _close_quietly([sink, backend] + sources)

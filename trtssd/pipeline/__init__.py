@@ -77,20 +77,36 @@ class PipelineOptions:
         return self
 
 
-def make_layer(mode, backend, options, labels=None, sources=()):
-    """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.stages)."""
+def default_mode(n_sources):
+    """The mode a run takes when none is named: ``multi`` for several sources, else ``sync``."""
+    return "multi" if n_sources > 1 else "sync"
+
+
+def batch_for(mode, n_sources, batch=1):
+    """Frames per inference of a mode: one per source in ``multi``, ``batch`` in
+    ``pipelined``, else 1 (``mode`` None: the default mode for ``n_sources``)."""
+    mode = mode or default_mode(n_sources)
+    if mode == "multi":
+        return max(1, n_sources)
+    return batch if mode == "pipelined" else 1
+
+
+def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
+               max_frame_shape=None):
+    """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.stages);
+    ``max_batch`` and ``max_frame_shape`` default to what the mode and ``sources`` need."""
     from .stages import GpuLayer, HostPrepLayer
-    nsrc = max(1, len(sources))
-    batch = nsrc if mode == "multi" else (options.batch if mode == "pipelined" else 1)
+    batch = max_batch or batch_for(mode, len(sources), options.batch)
     args = dict(score_threshold=options.score_threshold, max_detections=options.max_detections,
                 labels=labels, max_batch=batch)
     use_gpu = mode == "gpu" or (mode in ("pipelined", "multi") and backend.device == "cuda")
     if not use_gpu:
         return HostPrepLayer(backend, **args)
-    h = max([int(getattr(s, "height", 0) or 0) for s in sources] + [0])
-    w = max([int(getattr(s, "width", 0) or 0) for s in sources] + [0])
-    shape = (h, w, 3) if h > 0 and w > 0 else (1080, 1920, 3)
-    return GpuLayer(backend, max_frame_shape=shape, **args)
+    if max_frame_shape is None:
+        h = max([int(getattr(s, "height", 0) or 0) for s in sources] + [0])
+        w = max([int(getattr(s, "width", 0) or 0) for s in sources] + [0])
+        max_frame_shape = (h, w, 3) if h > 0 and w > 0 else (1080, 1920, 3)
+    return GpuLayer(backend, max_frame_shape=max_frame_shape, **args)
 
 
 def run(sources, backend, sink=None, options=None, labels=None, device=None):

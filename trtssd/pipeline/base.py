@@ -191,15 +191,21 @@ def close_all(layer, things):
         raise err
 
 
-def detect_one(slot, frame):
-    """Run one frame through a slot now: (detections, timings). The frame is released if
-    that fails (its buffer goes back to its pool or ring)."""
+def detect_many(slot, frames):
+    """Run frames through a slot now: (list of detections, timings). The frames are released
+    if that fails (their buffers go back to their pool or ring)."""
     try:
-        slot.submit([frame])
-        dets, timings = slot.result()
+        slot.submit(frames)
+        return slot.result()
     except BaseException:
-        frame.done()
+        for f in frames:
+            f.done()
         raise
+
+
+def detect_one(slot, frame):
+    """``detect_many`` of one frame: (detections, timings)."""
+    dets, timings = detect_many(slot, [frame])
     return dets[0], timings
 
 
@@ -238,4 +244,4 @@ def finish(crew, stats, dropped, layer, things):
 
 
 __all__ = ["Result", "Budget", "Dropped", "RunClock", "start_capture", "frame_pool", "SourceBuffers",
-           "Delivery", "close_all", "record", "detect_one", "feed", "finish"]
+           "Delivery", "close_all", "record", "detect_many", "detect_one", "feed", "finish"]

@@ -18,6 +18,7 @@ from support.fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fi
 from support.fake_tensorrt._base import FakeTensorRTError, reference_outputs
 from support.fake_tensorrt.devmem import FakeCudaContext, HostDeviceArray
 from support.fake_tensorrt.models import A, C, H, W, write_onnx
+from support.fake_tensorrt.scenarios import FakeCudart
 
 from trtssd.backends.tensorrt import build as eb
 from trtssd.backends.tensorrt import runtime as tb
@@ -194,7 +195,7 @@ def test_foreign_engines_are_refused_with_the_rebuild_command(onnx_path, tmp_pat
         backend(make("10"), path, tmp_path)
     msg = str(e.value)
     assert "TensorRT 8.2.5.1" in msg and "TensorRT 10.3.0.26" in msg
-    assert "python engines/build_engine.py" in msg and "--force" in msg
+    assert "trtssd build-engine" in msg and "--force" in msg
     other_gpu = {"name": "NVIDIA Jetson Nano", "compute_capability": "5.3"}
     with pytest.raises(EngineError, match="this GPU is NVIDIA Jetson Nano"):
         tb.TensorRTBackend(path, trt=make("8.2"), gpu=other_gpu, cuda_context=FakeCudaContext())
@@ -274,48 +275,7 @@ def test_fake_catches_a_wrong_call_order():
         ctx.set_tensor_address("images", 1.5)
 
 
-class FakeCudart(object):
-    """Records the cuda-python runtime calls of graph capture (API of cuda.bindings.runtime)."""
-
-    class cudaError_t(object):
-        cudaSuccess = 0
-
-    class cudaStreamCaptureMode(object):
-        cudaStreamCaptureModeThreadLocal = 2
-
-    def __init__(self, trt):
-        self.trt, self.calls, self.capturing = trt, [], False
-
-    def cudaStreamBeginCapture(self, stream, mode):
-        self.calls.append(("begin", stream))
-        self.capturing = True
-        self.mark = len(self.trt.calls)
-        return (0,)
-
-    def cudaStreamEndCapture(self, stream):
-        self.calls.append(("end", stream))
-        self.capturing = False
-        self.captured = [c[0] for c in self.trt.calls[self.mark:]]
-        return (0, "graph")
-
-    def cudaGraphInstantiateWithFlags(self, graph, flags):
-        self.calls.append(("instantiate", graph))
-        return (0, "exec")
-
-    def cudaGraphLaunch(self, exe, stream):
-        self.calls.append(("launch", exe, stream))
-        return (0,)
-
-    def cudaGraphExecDestroy(self, exe):
-        self.calls.append(("destroy_exec",))
-        return (0,)
-
-    def cudaGraphDestroy(self, g):
-        self.calls.append(("destroy_graph",))
-        return (0,)
-
-
-@pytest.mark.parametrize("generation", ["8.5", "10"])
+@pytest.mark.parametrize("generation", ["8.5", "10", "11"])
 def test_cuda_graph_capture_once_then_replay(generation, onnx_path, tmp_path, monkeypatch):
     trt = make(generation)
     rt = FakeCudart(trt)

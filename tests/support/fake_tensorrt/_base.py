@@ -20,6 +20,7 @@ arrays (see ``devmem.py``): ``reference_outputs`` gives the values the fake writ
 """
 import ctypes
 import enum
+import functools
 import json
 import types
 
@@ -211,13 +212,13 @@ def make_module(version, features, docs):
         def num_outputs(self):
             return len(self._outputs)
 
-        def get_input(self, i):
-            need(is_int(i), "get_input takes an int")
-            return self._inputs[i]
+        def get_input(self, index):
+            need(is_int(index), "get_input takes an int")
+            return self._inputs[index]
 
-        def get_output(self, i):
-            need(is_int(i), "get_output takes an int")
-            return self._outputs[i]
+        def get_output(self, index):
+            need(is_int(index), "get_output takes an int")
+            return self._outputs[index]
 
     class ParserError(object):
         def __init__(self, code, desc, node, op):
@@ -240,15 +241,15 @@ def make_module(version, features, docs):
             need(isinstance(network, INetworkDefinition), "OnnxParser needs the network")
             _check_logger(logger)
             rec("OnnxParser", )
-            self._network, self.logger, self._errors = network, logger, []
+            self._network, self._logger, self._errors = network, logger, []
 
         @property
         def num_errors(self):
             return len(self._errors)
 
-        def get_error(self, i):
-            need(is_int(i) and 0 <= i < len(self._errors), "get_error index out of range")
-            return self._errors[i]
+        def get_error(self, index):
+            need(is_int(index) and 0 <= index < len(self._errors), "get_error index out of range")
+            return self._errors[index]
 
         def clear_errors(self):
             self._errors = []
@@ -326,8 +327,22 @@ def make_module(version, features, docs):
             return IHostMemory(self._data)
 
     class IInt8EntropyCalibrator2(object):
+        """TensorRT calls these on the application's subclass."""
+
         def __init__(self):
             self._fake_init = True
+
+        def get_batch_size(self):
+            raise NotImplementedError
+
+        def get_batch(self, names):
+            raise NotImplementedError
+
+        def read_calibration_cache(self):
+            raise NotImplementedError
+
+        def write_calibration_cache(self, cache):
+            raise NotImplementedError
 
     class _ConfigBase(object):
         def __init__(self):
@@ -416,8 +431,19 @@ def make_module(version, features, docs):
         config_dict["get_memory_pool_limit"] = get_memory_pool_limit
     if "progress_monitor" in F:
         class IProgressMonitor(object):
+            """TensorRT calls these on the application's subclass."""
+
             def __init__(self):
                 self._fake_init = True
+
+            def phase_start(self, phase_name, parent_phase, num_steps):
+                raise NotImplementedError
+
+            def step_complete(self, phase_name, step):
+                raise NotImplementedError
+
+            def phase_finish(self, phase_name):
+                raise NotImplementedError
         if "lean" not in F:
             mod.IProgressMonitor = IProgressMonitor
 
@@ -632,10 +658,6 @@ def make_module(version, features, docs):
         def num_optimization_profiles(self):
             return max(1, len(self._profiles))
 
-        @property
-        def device_memory_size(self):
-            return 1 << 20
-
         def create_execution_context(self):
             rec("ICudaEngine.create_execution_context")
             return IExecutionContext(self)
@@ -660,6 +682,7 @@ def make_module(version, features, docs):
             return self._io[index % len(self._io)], index // len(self._io)
 
         def _b(name, fn):
+            @functools.wraps(fn)
             def wrapper(self, *a):
                 rec("ICudaEngine." + name, *a)
                 if "tensors" in F:
@@ -669,16 +692,16 @@ def make_module(version, features, docs):
         eng_dict["num_bindings"] = property(
             lambda self: len(self._io) * self.num_optimization_profiles)
 
-        def get_binding_name(self, i):
-            t, p = _binding(self, i)
+        def get_binding_name(self, index):
+            t, p = _binding(self, index)
             return t["name"] if p == 0 else "%s [profile %d]" % (t["name"], p)
         eng_dict["get_binding_name"] = _b("get_binding_name", get_binding_name)
         eng_dict["get_binding_shape"] = _b("get_binding_shape",
-                                           lambda self, i: self._dims(_binding(self, i)[0]))
+                                           lambda self, index: self._dims(_binding(self, index)[0]))
         eng_dict["get_binding_dtype"] = _b("get_binding_dtype",
-                                           lambda self, i: self._dtype(_binding(self, i)[0]))
+                                           lambda self, index: self._dtype(_binding(self, index)[0]))
         eng_dict["binding_is_input"] = _b("binding_is_input",
-                                          lambda self, i: _binding(self, i)[0]["input"])
+                                          lambda self, index: _binding(self, index)[0]["input"])
 
         def get_binding_index(self, name):
             need(isinstance(name, str), "get_binding_index takes a name")
@@ -731,6 +754,7 @@ def make_module(version, features, docs):
 
     if "tensors" in F:
         def _t(name, fn):
+            @functools.wraps(fn)
             def wrapper(self, *a):
                 rec("ICudaEngine." + name, *a)
                 return fn(self, *a)
@@ -747,14 +771,15 @@ def make_module(version, features, docs):
             return self._io[index]["name"]
         eng_dict["get_tensor_name"] = _t("get_tensor_name", get_tensor_name)
         eng_dict["get_tensor_shape"] = _t("get_tensor_shape",
-                                          lambda self, n: self._dims(_named(self, n)))
+                                          lambda self, name: self._dims(_named(self, name)))
         eng_dict["get_tensor_dtype"] = _t("get_tensor_dtype",
-                                          lambda self, n: self._dtype(_named(self, n)))
-        eng_dict["get_tensor_mode"] = _t("get_tensor_mode", lambda self, n: (
-            TensorIOMode.INPUT if _named(self, n)["input"] else TensorIOMode.OUTPUT))
+                                          lambda self, name: self._dtype(_named(self, name)))
+        eng_dict["get_tensor_mode"] = _t("get_tensor_mode", lambda self, name: (
+            TensorIOMode.INPUT if _named(self, name)["input"] else TensorIOMode.OUTPUT))
         eng_dict["get_tensor_profile_shape"] = _t(
             "get_tensor_profile_shape",
-            lambda self, n, p: self._profile_of(_named(self, n)["name"], p))
+            lambda self, name, profile_index: self._profile_of(_named(self, name)["name"],
+                                                               profile_index))
 
         def set_input_shape(self, name, shape):
             t = _named(self.engine, name)

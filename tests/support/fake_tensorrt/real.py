@@ -31,7 +31,7 @@ WHEELS = {
     "11.4-lean": ("tensorrt-lean-cu13-bindings==11.4.0.106", "tensorrt_lean_bindings"),
 }
 # Which fake generation each real version referees (tests/support/fake_tensorrt/__init__.py).
-FAKE_OF = {"8.6": "8.6", "10.3": "10", "10.16": "10.16", "11.4": "11", "11.4-lean": "11-lean"}
+FAKE_OF = {"8.6": "8.6", "10.3": "10", "10.16": "10", "11.4": "11", "11.4-lean": "11-lean"}
 
 
 class Unavailable(Exception):

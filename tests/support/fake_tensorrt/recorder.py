@@ -41,6 +41,8 @@ class Recorder(object):
                 not _is_fake_object(value):
             return value
         if inspect.isclass(value):
+            if not _is_fake_callable(value):
+                return value                  # numpy's types from nptype, and the like
             return ClassView(self, value, owner or value.__name__)
         if _is_fake_object(value) and not _is_value_type(value):
             self.instances.append(value)
@@ -253,20 +255,24 @@ def check(uses, surface, class_names=None):
 
 
 def check_overrides(subclasses, surface):
-    """Each method a trtssd subclass defines overrides one the real base class has."""
-    problems = []
+    """Each method a trtssd subclass overrides (one the fake's base class declares, as TensorRT
+    calls it) exists in the real base class and takes the arguments TensorRT passes."""
+    problems = set()
+    ver = surface["version"]
     for base, sub in subclasses:
         node = surface["names"].get(base)
         if node is None:
-            problems.append("tensorrt %s has no %s to derive from" % (surface["version"], base))
+            problems.add("tensorrt %s has no %s to derive from" % (ver, base))
             continue
+        fake_base = [k for k in sub.__mro__[1:] if k.__name__ == base][0]
         for name, fn in vars(sub).items():
-            if name.startswith("_") or not inspect.isfunction(fn):
-                continue
+            if name.startswith("_") or not inspect.isfunction(fn) or \
+                    not hasattr(fake_base, name):
+                continue                       # trtssd's own helpers (logger.errors())
             m = node["members"].get(name)
             if m is None or m["kind"] != "method":
-                problems.append("tensorrt %s: %s.%s overrides nothing in the real %s"
-                                % (surface["version"], sub.__name__, name, base))
+                problems.add("tensorrt %s: %s.%s overrides nothing in the real %s"
+                             % (ver, sub.__name__, name, base))
                 continue
             params = list(inspect.signature(fn).parameters.values())[1:]
             var = any(p.kind == p.VAR_POSITIONAL for p in params)
@@ -275,7 +281,7 @@ def check_overrides(subclasses, surface):
             if m["signatures"] and not any(
                     len(need) <= len(s) and (var or len(fixed) >= len(s))
                     for s in m["signatures"]):
-                problems.append("tensorrt %s: %s.%s takes %d arguments; TensorRT calls it with "
-                                "%s" % (surface["version"], sub.__name__, name, len(fixed),
-                                        [[a["name"] for a in s] for s in m["signatures"]]))
-    return problems
+                problems.add("tensorrt %s: %s.%s takes %d arguments; TensorRT calls it with %s"
+                             % (ver, sub.__name__, name, len(fixed),
+                                [[a["name"] for a in s] for s in m["signatures"]]))
+    return sorted(problems)

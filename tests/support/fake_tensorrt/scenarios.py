@@ -104,7 +104,7 @@ def exercise(trt, tmp_path, monkeypatch, run_trt=None):
     qdq = write_onnx(str(tmp_path / "tiny-qdq.onnx"), qdq=True)
     cache = str(tmp_path / "cache")
     timing = str(tmp_path / "timing.cache")
-    lean = getattr(_raw(run_trt), "LEAN", False)
+    lean = "lean" in _raw(run_trt).FEATURES
     engines = {}
 
     def build(name, path, **kw):
@@ -143,8 +143,10 @@ def exercise(trt, tmp_path, monkeypatch, run_trt=None):
     be.close()
     be = tb.TensorRTBackend(engines["dynamic"], trt=run_trt, gpu=GPU, echo=None,
                             cuda_context=FakeCudaContext())
-    for n in (1, 3):
-        be.create_context(*_buffers(n)).enqueue(stream)
+    ctxs = [be.create_context(*_buffers(n)) for n in (1, 3)]     # a profile each
+    for ctx in ctxs:
+        ctx.enqueue(stream)
+        ctx.close()
     be.infer(np.zeros((2, 3, H, W), np.float32))
     be.close()
     return engines

@@ -525,8 +525,10 @@ def parse_network(api, logger, plan, echo):
             fix = ("TensorRT %s's ONNX parser rejects an operator; re-convert the model with "
                    "`trtssd convert`, upgrade TensorRT, or use --backend onnxruntime"
                    % api.version)
+        what = onnx_path if info is plan.info else "%s (its FP16 copy %s; node numbers are " \
+            "the copy's)" % (onnx_path, info.path)
         raise ModelError("TensorRT cannot parse %s: %s. Fix: %s"
-                         % (onnx_path, "; ".join(lines) or "; ".join(logger.errors()), fix))
+                         % (what, "; ".join(lines) or "; ".join(logger.errors()), fix))
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     by_name = dict((t.name, t) for t in inputs)
     if INPUT_NAME not in by_name or len(inputs) != 1:

@@ -343,3 +343,38 @@ def test_calibration_feed_on_the_gpu_matches_cpu_preprocess(cuda_context, tmp_pa
     # bilinear resize in float on the GPU vs OpenCV's fixed-point resize: up to ~1 grey level
     # of 255 after normalising by 1/128 -> 1/128 + rounding; 0.02 leaves room for both
     np.testing.assert_allclose(np.concatenate(got), want, atol=0.02)
+
+
+@pytest.mark.parametrize("generation", ["8.6", "10", "11"])
+def test_version_compatible_flags(generation, onnx_path, tmp_path):
+    trt = make(generation)
+    path, side = build(trt, onnx_path, tmp_path, version_compatible=True)
+    flags = [c[1][0] for c in trt.calls if c[0] == "IBuilderConfig.set_flag"]
+    assert "VERSION_COMPATIBLE" in flags and "EXCLUDE_LEAN_RUNTIME" in flags
+    assert side["version_compatible"] and "-vc-" in os.path.basename(path)
+    # a plain engine of the same model is another file, not a cache hit
+    other, side2 = build(trt, onnx_path, tmp_path)
+    assert other != path and not side2["version_compatible"]
+
+
+@pytest.mark.parametrize("generation", ["8.2", "8.4", "8.5"])
+def test_version_compatible_needs_8_6(generation, onnx_path, tmp_path):
+    with pytest.raises(InputError, match="VERSION_COMPATIBLE came with 8.6"):
+        build(make(generation), onnx_path, tmp_path, version_compatible=True)
+
+
+def test_int8_qdq_on_tensorrt_11_from_a_tflite_needs_the_converters_qdq(tmp_path, monkeypatch):
+    """--qdq with a .tflite asks the converter for its Q/DQ export (where it has one)."""
+    from trtssd.models import resolve
+    seen = {}
+
+    def onnx_for(model_path, cache_dir=None, qdq=False):
+        seen["qdq"] = qdq
+        return write_onnx(str(tmp_path / "conv-qdq.onnx"), qdq=True)
+    monkeypatch.setattr(resolve, "onnx_for", onnx_for)
+    trt = make("11")
+    path, side = build(trt, str(tmp_path / "detect.tflite"), tmp_path, precision="int8",
+                       qdq=True)
+    assert seen == {"qdq": True} and side["int8_mode"] == "qdq"
+    assert header(path)["int8_mode"] == "qdq" and header(path)["strongly_typed"]
+    assert "--qdq" in side["rebuild_command"]

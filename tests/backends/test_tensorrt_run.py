@@ -13,7 +13,7 @@ import types
 import numpy as np
 import pytest
 
-from support.fake_tensorrt import installed, make
+from support.fake_tensorrt import LEAN, installed, make
 from support.fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
 from support.fake_tensorrt._base import FakeTensorRTError, reference_outputs
 from support.fake_tensorrt.devmem import FakeCudaContext, HostDeviceArray
@@ -317,3 +317,52 @@ def test_import_needs_nothing_but_numpy():
             " 'cuda') if m in sys.modules]; assert not bad, bad")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.check_call([sys.executable, "-c", code], cwd=repo)
+
+
+# ---------------------------------------------------------------------- the lean runtime
+def _portable_engine(onnx_path, tmp_path, **kw):
+    """An engine built by full TensorRT 11 for the lean runtime (version-compatible)."""
+    opts = eb.BuildOptions(version_compatible=True, **kw)
+    path, side = eb.ensure_engine(onnx_path, opts, cache_dir=str(tmp_path / "cache"),
+                                  trt=make("11"), gpu=GPU, echo=None)
+    return path, side
+
+
+def test_version_compatible_engine_runs_on_the_lean_runtime_alone(onnx_path, tmp_path):
+    path, side = _portable_engine(onnx_path, tmp_path, max_batch=2)
+    assert side["version_compatible"] and "-fp16-vc-b2-" in os.path.basename(path)
+    assert "--version-compatible" in side["rebuild_command"]
+    with installed(LEAN) as lean:            # `import tensorrt` fails, tensorrt_lean is there
+        be = tb.TensorRTBackend(path, gpu=GPU, cuda_context=FakeCudaContext(), echo=None)
+        assert be.api.trt is lean and be.api.is_lean
+        b = buffers(2)
+        be.create_context(*b).enqueue()
+        check_outputs(*b)
+        be.close()
+    assert ("Runtime.engine_host_code_allowed=", (True,)) in lean.calls
+
+
+def test_lean_runtime_refuses_what_it_cannot_run(onnx_path, tmp_path):
+    plain = _engine(make("11"), onnx_path, tmp_path)
+    with installed(LEAN) as lean:
+        with pytest.raises(EngineError) as e:
+            tb.TensorRTBackend(plain, gpu=GPU, cuda_context=FakeCudaContext(), echo=None)
+        msg = str(e.value)
+        assert "built without --version-compatible" in msg and "--version-compatible`" in msg
+        assert "Runtime.deserialize_cuda_engine" not in [c[0] for c in lean.calls]
+        # an ONNX needs a builder, which the lean runtime has not
+        from trtssd.core.errors import EnvironmentProblem
+        with pytest.raises(EnvironmentProblem, match="runtime only.*--version-compatible"):
+            tb.TensorRTBackend(onnx_path, gpu=GPU, cuda_context=FakeCudaContext(), echo=None)
+
+
+def test_without_tensorrt_or_lean_the_error_names_both(monkeypatch):
+    from trtssd.backends.tensorrt import compat
+    from trtssd.core.errors import EnvironmentProblem
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_lean", None)
+    with pytest.raises(EnvironmentProblem, match="tensorrt-lean-cu13"):
+        compat.import_tensorrt(lean_ok=True)
+    with pytest.raises(EnvironmentProblem) as e:
+        compat.import_tensorrt()
+    assert "lean" not in str(e.value)         # building needs full TensorRT

@@ -699,7 +699,8 @@ def make_module(version, features, docs):
         eng_dict["get_binding_shape"] = _b("get_binding_shape",
                                            lambda self, index: self._dims(_binding(self, index)[0]))
         eng_dict["get_binding_dtype"] = _b("get_binding_dtype",
-                                           lambda self, index: self._dtype(_binding(self, index)[0]))
+                                           lambda self, index:
+                                           self._dtype(_binding(self, index)[0]))
         eng_dict["binding_is_input"] = _b("binding_is_input",
                                           lambda self, index: _binding(self, index)[0]["input"])
 

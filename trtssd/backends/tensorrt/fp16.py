@@ -91,7 +91,7 @@ def write_fp16(onnx_path, out_path):
     model = onnx.load(onnx_path)
     if not is_fp16(model):
         model = to_fp16(model)
-    # no onnx.checker here: TensorRT plugin ops (``*_TRT``) are unknown to it but fine for the parser
+    # no onnx.checker: it rejects TensorRT plugin ops (``*_TRT``), which the parser takes
     d = os.path.dirname(os.path.abspath(out_path))
     if not os.path.isdir(d):
         os.makedirs(d)

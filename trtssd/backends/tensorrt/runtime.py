@@ -3,10 +3,10 @@
 Works with TensorRT 8.2 to 11.x through ``trtssd.backends.tensorrt.compat`` (bindings API before
 8.5, the tensor-name API from 8.5; chosen by what the module offers), and with NVIDIA's lean
 runtime (``tensorrt_lean``, imported where ``tensorrt`` is absent) for engines built with
-``--version-compatible``. ``model`` is an ``.onnx`` or
-``.tflite`` (an engine is built or found in the cache, see ``trtssd.backends.tensorrt.build``) or an engine
-file with its JSON sidecar; an engine whose sidecar names another TensorRT version, another
-GPU or whose bytes changed is refused with the command that rebuilds it.
+``--version-compatible``. ``model`` is an ``.onnx`` or ``.tflite`` (an engine is built or found
+in the cache, see ``trtssd.backends.tensorrt.build``) or an engine file with its JSON sidecar;
+an engine whose sidecar names another TensorRT version, another GPU or whose bytes changed is
+refused with the command that rebuilds it.
 
 Safety: an engine file can carry plugin code, so loading an engine is running code. Load only
 engines you built yourself or got from a source you trust.

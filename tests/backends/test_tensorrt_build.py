@@ -378,3 +378,30 @@ def test_int8_qdq_on_tensorrt_11_from_a_tflite_needs_the_converters_qdq(tmp_path
     assert seen == {"qdq": True} and side["int8_mode"] == "qdq"
     assert header(path)["int8_mode"] == "qdq" and header(path)["strongly_typed"]
     assert "--qdq" in side["rebuild_command"]
+
+
+def test_qdq_from_a_tflite_through_the_converter(tmp_path, monkeypatch):
+    """Where models.resolve has no qdq option, --qdq converts with convert_tflite(qdq=True) into
+    the model cache (once) and builds INT8 from it."""
+    from trtssd.models import convert
+    made = []
+
+    class Result(object):
+        def save(self, path):
+            made.append(path)
+            write_onnx(path, qdq=True)
+
+    def convert_tflite(path, qdq=False):
+        assert qdq
+        return Result()
+    monkeypatch.setattr(convert, "convert_tflite", convert_tflite)
+    monkeypatch.setenv("TRTSSD_CACHE", str(tmp_path / "models"))
+    tfl = tmp_path / "detect.tflite"
+    tfl.write_bytes(b"not read: the converter is replaced")
+    for _ in range(2):
+        path, side = build(make("11"), str(tfl), tmp_path, precision="int8", qdq=True)
+    assert len(made) == 1 and side["int8_mode"] == "qdq"
+    cached = [n for n in os.listdir(str(tmp_path / "models"))]
+    assert len(cached) == 1 and cached[0].endswith(".qdq.onnx")
+    with pytest.raises(InputError, match="synthetic model has random float weights"):
+        build(make("11"), "synthetic", tmp_path, precision="int8", qdq=True)

@@ -63,8 +63,9 @@ def _slug(text):
 
 
 def default_cache_dir():
-    return os.environ.get("TRTSSD_ENGINE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "trtssd", "engines")
+    """``$TRTSSD_ENGINE_CACHE``, else ``engines/`` in trtssd's cache folder."""
+    from ...models.resolve import default_cache_dir as trtssd_cache
+    return os.environ.get("TRTSSD_ENGINE_CACHE") or os.path.join(trtssd_cache(), "engines")
 
 
 class BuildOptions(object):
@@ -723,20 +724,46 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
 
 def onnx_for_model(model_path, qdq=False):
     """An .onnx path for ``model_path``: an .onnx as is; a .tflite converted through
-    trtssd.models.resolve (with its own quantisation as Q/DQ nodes when ``qdq``)."""
+    trtssd.models (with its own quantisation as Q/DQ nodes when ``qdq``), cached."""
     if model_path.lower().endswith(".tflite") or model_path == "synthetic":
         from ...models.resolve import onnx_for
         if not qdq:
             return onnx_for(model_path)
-        import inspect
-        if "qdq" not in inspect.signature(onnx_for).parameters:
-            raise EnvironmentProblem("--qdq: this trtssd's converter cannot write Q/DQ ONNX yet; "
-                                     "pass an ONNX with QuantizeLinear/DequantizeLinear nodes")
-        return onnx_for(model_path, qdq=True)
+        if model_path == "synthetic":
+            raise InputError("--qdq: the synthetic model has random float weights and no "
+                             "quantisation scales; pass the real .tflite")
+        return _qdq_onnx_for(model_path)
     if not model_path.lower().endswith(".onnx"):
         raise InputError("model %s is neither .onnx nor .tflite; pass the ONNX written by "
                          "`trtssd convert`" % model_path)
     return model_path
+
+
+def _qdq_onnx_for(model_path):
+    """The Q/DQ conversion of a .tflite (``trtssd convert --qdq``), cached beside the float one."""
+    import inspect
+    from ...models import convert, resolve
+    if "qdq" in inspect.signature(resolve.onnx_for).parameters:
+        return resolve.onnx_for(model_path, qdq=True)
+    convert_tflite = getattr(convert, "convert_tflite", None)
+    if convert_tflite is None or "qdq" not in inspect.signature(convert_tflite).parameters:
+        raise EnvironmentProblem("--qdq: this trtssd's converter cannot write Q/DQ ONNX; pass an "
+                                 "ONNX with QuantizeLinear/DequantizeLinear nodes")
+    src = resolve.resolve_model(model_path)
+    base = os.path.splitext(os.path.basename(src))[0]
+    out = os.path.join(resolve.default_cache_dir(), "%s-%s-c%s.qdq.onnx"
+                       % (base, file_sha256(src)[:16], convert.CONVERTER_VERSION))
+    if not os.path.isfile(out):
+        if not os.path.isdir(os.path.dirname(out)):
+            os.makedirs(os.path.dirname(out))
+        tmp = "%s.tmp%d.onnx" % (out, os.getpid())
+        try:
+            convert_tflite(src, qdq=True).save(tmp)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return out
 
 
 def ensure_engine(model_path, options=None, cache_dir=None, output=None, trt=None, gpu=None,

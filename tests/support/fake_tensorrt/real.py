@@ -54,7 +54,8 @@ def _wheel(label):
             os.makedirs(folder)
         tag = "cp%d%d" % sys.version_info[:2]
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", "-d", folder, req]
+               "--disable-pip-version-check", "--timeout", "30", "--retries", "1", "-q",
+               "-d", folder, req]
         try:
             p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                timeout=300)
@@ -67,12 +68,21 @@ def _wheel(label):
     return found[0]
 
 
+def _tool(name):
+    path = shutil.which(name)
+    if path is None:
+        raise Unavailable("%s (binutils) is not installed; it reads the bindings' needed "
+                          "libraries and symbols" % name)
+    return path
+
+
 def _needed_and_missing(so):
     """(sonames the module links, TensorRT symbols no system library it links defines)."""
-    dyn = subprocess.check_output(["readelf", "-d", so]).decode()
+    dyn = subprocess.check_output([_tool("readelf"), "-d", so]).decode()
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", dyn)
     symbols = []
-    for line in subprocess.check_output(["nm", "-D", "--undefined-only", so]).decode().splitlines():
+    undefined = subprocess.check_output([_tool("nm"), "-D", "--undefined-only", so]).decode()
+    for line in undefined.splitlines():
         parts = line.split()
         # 'U name' without a version tag; versioned ones (name@GLIBC_2.2.5) are the system's
         if len(parts) == 2 and parts[0] == "U" and "@" not in parts[1]:
@@ -242,8 +252,11 @@ print(json.dumps({"version": mod.__version__, "module": sys.argv[1], "names": ou
 
 def surface(label):
     """The real API of one version: {'version', 'module', 'names': {qualified name: node}}."""
+    import hashlib
     req, _ = WHEELS[label]
-    cached = os.path.join(cache_root(), "tensorrt-real", req.replace("==", "-"), "surface.json")
+    # keyed on the dumper's text, so a changed dumper never reads an old dump
+    cached = os.path.join(cache_root(), "tensorrt-real", req.replace("==", "-"), "surface-%s.json"
+                          % hashlib.sha256(_DUMP.encode()).hexdigest()[:12])
     if os.path.isfile(cached):
         with open(cached) as f:
             return json.load(f)

@@ -289,7 +289,7 @@ def test_timing_cache_written_and_reused(trt, onnx_path, tmp_path):
 def test_bad_options():
     for kw in ({"precision": "int4"}, {"max_batch": 0}, {"dynamic_batch": True, "max_batch": 2,
                                                          "opt_batch": 3},
-               {"workspace_mb": -1}):
+               {"workspace_mb": -1}, {"qdq": True}):
         with pytest.raises(InputError):
             eb.BuildOptions(**kw)
 
@@ -405,3 +405,9 @@ def test_qdq_from_a_tflite_through_the_converter(tmp_path, monkeypatch):
     assert len(cached) == 1 and cached[0].endswith(".qdq.onnx")
     with pytest.raises(InputError, match="synthetic model has random float weights"):
         build(make("11"), "synthetic", tmp_path, precision="int8", qdq=True)
+
+
+def test_fp16_of_a_qdq_model_on_tensorrt_11_says_build_int8(tmp_path):
+    path = write_onnx(str(tmp_path / "q.onnx"), qdq=True)
+    with pytest.raises(InputError, match="Q/DQ.*--precision int8"):
+        build(make("11"), path, tmp_path, precision="fp16")

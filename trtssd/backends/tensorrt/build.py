@@ -94,6 +94,8 @@ class BuildOptions(object):
             raise InputError("workspace_mb must be positive, got %r" % workspace_mb)
         if int(calib_batch) < 1:
             raise InputError("calib_batch must be at least 1")
+        if qdq and precision != "int8":
+            raise InputError("--qdq builds INT8 from the model's own scales: add --precision int8")
         self.precision = precision
         self.max_batch = max_batch
         self.dynamic_batch = bool(dynamic_batch)
@@ -476,6 +478,11 @@ class BuildPlan(object):
                         "pass --calib-images DIR (a few hundred typical pictures), or --qdq, "
                         "or build fp16" % info.path)
         if self.strongly_typed and p == "fp16":
+            if info.has_qdq:
+                raise InputError(
+                    "%s carries Q/DQ (INT8) nodes, and TensorRT %s builds a network in its "
+                    "ONNX's own types: build it with --precision int8, or pass the float ONNX "
+                    "for fp16" % (info.path, api.version))
             self.parse_info = read_onnx(_fp16_onnx(info, engine_path))
 
     def describe(self):
@@ -886,7 +893,8 @@ def main(argv=None):
     return run(parser.parse_args(argv))
 
 
-__all__ = ["BuildOptions", "build_engine", "ensure_engine", "load_checked_engine",
-           "engine_filename", "read_onnx", "read_sidecar", "sidecar_problems", "gpu_identity",
-           "rebuild_command", "CalibrationFeed", "make_calibrator", "make_progress_monitor",
-           "add_arguments", "run", "main"]
+__all__ = ["BuildOptions", "BuildPlan", "build_engine", "parse_network", "configure",
+           "build_serialized", "write_cached", "ensure_engine", "onnx_for_model",
+           "load_checked_engine", "engine_filename", "read_onnx", "read_sidecar",
+           "sidecar_problems", "gpu_identity", "rebuild_command", "CalibrationFeed",
+           "make_calibrator", "make_progress_monitor", "add_arguments", "run", "main"]

@@ -1,4 +1,5 @@
-"""The TensorRT backend against a fake tensorrt per API generation (8.2, 8.4, 8.5, 8.6, 10).
+"""The TensorRT backend against a fake tensorrt per API generation (8.2, 8.4, 8.5, 8.6, 10, 11)
+and the lean runtime (tensorrt_lean 11).
 
 Device buffers are host-backed stand-ins (fake_tensorrt.devmem) whose
 __cuda_array_interface__ carries a host pointer: the fake engine reads the images and writes

@@ -33,7 +33,7 @@ import numpy as np
 from ...core.errors import EngineError, EnvironmentProblem
 
 BINDINGS = "bindings"   # 8.2 - 8.4 (still present, deprecated, in 8.5 - 8.6)
-TENSORS = "tensors"     # 8.5 and later; the only API in 10.x
+TENSORS = "tensors"     # 8.5 and later; the only API from 10.x
 
 
 def import_tensorrt(lean_ok=False):

@@ -89,7 +89,8 @@ def exercise(trt, tmp_path, monkeypatch, run_trt=None):
     Builds: each precision the version offers (fp16, fp32, INT8 from Q/DQ and, where the
     version has a calibrator, INT8 calibrated with static and dynamic shapes), a dynamic batch
     with several profiles, the timing cache (written then reused), the progress monitor where
-    there is one, a version-compatible engine where the version has the flag. Runs: several
+    there is one, a version-compatible engine where the version has the flag, a parser error.
+    Runs: several
     contexts on a static engine, profiles on a dynamic one, CUDA-graph capture and replay,
     ``infer``. ``run_trt`` (default ``trt``) is the module the engines are run with (the lean
     runtime runs what the full one built). Returns the engines built, by name.
@@ -130,6 +131,16 @@ def exercise(trt, tmp_path, monkeypatch, run_trt=None):
                                 preprocess=cpu_feed_preprocess([]))
         if eb.TrtApi(trt).has_version_compatible:
             build("portable", model, version_compatible=True)
+
+        # the parser's error report: node, operator and description of each error
+        from trtssd.core.errors import ModelError
+        bad = write_onnx(str(tmp_path / "bad.onnx"), extra_ops=["NoSuchOp"])
+        try:
+            build("bad", bad)
+        except ModelError as e:
+            assert "NoSuchOp" in str(e), e
+        else:
+            raise AssertionError("the parser accepted an unknown operator")
 
     stream = types.SimpleNamespace(handle=77)
     be = tb.TensorRTBackend(engines["fp16"], trt=run_trt, gpu=GPU, echo=None,

@@ -1,7 +1,6 @@
 """The FP16 copy of trtssd's ONNX that TensorRT 11 builds FP16 engines from (backends/tensorrt/
 fp16.py), run by ONNX Runtime on the CPU against the float32 original."""
 import numpy as np
-import pytest
 
 from trtssd.backends.tensorrt import fp16
 

@@ -13,7 +13,14 @@ argument types (ints for pointers/streams, str names, tuples for shapes, enum me
 flags), call order (shapes before execute, addresses before ``execute_async_v3``, a profile
 for dynamic inputs, ``set_calibration_profile`` for dynamic INT8 calibration), explicit batch
 (8.x parser refuses an implicit-batch network), engines "serialised" to bytes carrying the fake's
-version (another version's bytes: ``deserialize_cuda_engine`` logs and returns None).
+version and how they were built (flags, strongly typed or not, the ONNX's weight types, INT8
+mode; another version's bytes: ``deserialize_cuda_engine`` logs and returns None). Strongly
+typed networks (``strongly_typed``: 10.x and 11.x have the flag; ``strongly_typed_only``: 11.x,
+no FP16/INT8 flags and no calibrator) refuse precision flags and take INT8 from Q/DQ nodes.
+``lean``: the runtime classes only, deserialising version-compatible plans only.
+
+Public attributes are the real API's only (tests/backends/test_tensorrt_real.py checks each fake
+against NVIDIA's bindings of its version); the fakes' own state has leading underscores.
 
 Execution writes outputs through the device pointers, which in CI are host addresses of numpy
 arrays (see ``devmem.py``): ``reference_outputs`` gives the values the fake writes.

@@ -6,9 +6,8 @@ import types
 import numpy as np
 
 from .devmem import FakeCudaContext, HostDeviceArray
+from .fixtures import GPU
 from .models import A, C, H, W, write_onnx
-
-GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}
 
 
 def calib_images(folder, count):

@@ -197,6 +197,18 @@ def test_host_side_nv12(fake_gpu):
         frames = [rand_yuv(rng, "NV12", 64, 96)[0] for _ in range(3)]
         _check_host(pre, frames, o, frames)               # host buffers copied: uniform
         assert fn.launches[-1] == "uniform"
+        batch = np.stack([rand_yuv(rng, "NV12", 30, 40)[0] for _ in range(3)])   # [N, H*3/2, W]
+        np.testing.assert_array_equal(cpu_preprocess(batch, o)[0], cpu_preprocess(list(batch), o)[0])
+        _check_host(pre, batch, o, list(batch))
+        db = _device(batch)                               # a device batch: read in place
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, db, o, list(batch))
+        assert fn.launches[-1] == "uniform" and len(fake_gpu.copies) == n0
+        pb = pinned_empty(batch.shape, np.uint8)          # a pinned batch: one upload
+        pb[...] = batch
+        n0 = len(fake_gpu.copies)
+        _check_host(pre, pb, o, list(batch))
+        assert fn.launches[-1] == "uniform" and len(fake_gpu.copies) == n0 + 1
         s = pre.staging(1)[:48, :40]                      # a 32x40 picture decoded into slot 1
         s[...] = rand_yuv(rng, "NV12", 32, 40)[0]
         p = pinned_empty((60, 50), np.uint8)

@@ -70,11 +70,12 @@ def rand_yuv(rng, fmt, h, w):
 
 
 def pitched(a, pad, rng):
-    """A view of ``a`` whose rows are ``pad`` bytes further apart (random padding between)."""
+    """A view of ``a`` whose rows are ``pad`` bytes further apart (random padding between);
+    ``.base`` is the whole padded buffer."""
     rows = a.shape[0]
     row = int(np.prod(a.shape[1:]))
     big = rng.integers(0, 256, (rows, row + pad), dtype=np.uint8)
     big[:, :row] = a.reshape(rows, row)
-    view = big[:, :row]
-    return view.reshape(a.shape) if a.ndim == 2 else np.lib.stride_tricks.as_strided(
-        view, a.shape, (big.strides[0],) + a.strides[1:])
+    view = big[:, :row].reshape(a.shape)      # a view: splitting the contiguous last axis
+    assert view.base is big
+    return view

@@ -191,9 +191,13 @@ def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):
         _check_host(pre, [frame(rng, 64, 64, "GRAY", gray2d=True), frame(rng, 10, 63, "GRAY")], o)
 
 
-def test_sanitize_script_on_the_shim(fake_gpu, capsys):
+def test_sanitize_script_on_the_shim(monkeypatch, capsys):
     # benchmarks/bench_preprocess.py --sanitize (the compute-sanitizer run) with the fake
-    # driver: its every-variant loop runs and agrees with the CPU path.
+    # driver: its every-variant loop (YUV too: a 96-byte frame descriptor) runs and agrees with
+    # the CPU path.
+    fake_cuda.install(monkeypatch, "direct",
+                      {"preprocess_u8": ("P64sqPii" + "f" * 9, "P96sqPii" + "f" * 9)},
+                      nullable={"preprocess_u8": (0,)}, grid_len=3)
     from benchmarks.bench_preprocess import sanitize_run
     assert sanitize_run() == 0
     assert "0 mismatches" in capsys.readouterr().out

@@ -141,8 +141,10 @@ def get_module(name, defines=None, options=None):
             except ImportError as e:
                 raise EnvironmentProblem("pycuda is not importable (%s): `pip install pycuda`" % e)
             # pycuda.driver.CompileError carries nvcc's output; it propagates as it is.
+            # include_dirs: a .cu may include headers beside it (#include "x.cuh")
             mod = SourceModule(specialised_source(name, defines), nvcc=nvcc,
-                               options=options, no_extern_c=True)
+                               options=options, no_extern_c=True,
+                               include_dirs=[os.path.dirname(kernel_path(name))])
             _cache[key] = mod
     return mod
 

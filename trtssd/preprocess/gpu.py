@@ -19,15 +19,20 @@ from ..gpu.cuda import DeviceArray, device_buffer
 from ..gpu.launch import ScalarArg, Signature, StructArg, VectorArg, load_kernel
 from .frames import frame_list
 from .options import PreprocessOptions
-from .plan import _ZERO_DESC, FRAME_DESC_DTYPE, Planner
+from .plan import Planner, frame_desc_dtype
 from .staging import DescriptorTables, Staging
 
-# preprocess_u8's parameter list (preprocess.cu); packed once per plan (132 bytes).
-KERNEL_SIGNATURE = Signature(
-    VectorArg("table"), StructArg("frame", FRAME_DESC_DTYPE.itemsize), ScalarArg("q", "frame_stride"),
-    VectorArg("out"), ScalarArg("i", "out_w"), ScalarArg("i", "out_h"),
-    *[ScalarArg("f", "%s%d" % (what, c)) for what in ("mean", "scale", "pad") for c in range(3)])
 BLOCK = (32, 8, 1)
+
+
+def kernel_signature(options):
+    """preprocess_u8's parameter list (preprocess.cu) for ``options``: the frame descriptor
+    by value is 64 bytes, 96 with YUV chroma planes. Packed once per plan (132 or 164 bytes)."""
+    return Signature(
+        VectorArg("table"), StructArg("frame", frame_desc_dtype(options).itemsize),
+        ScalarArg("q", "frame_stride"), VectorArg("out"), ScalarArg("i", "out_w"),
+        ScalarArg("i", "out_h"),
+        *[ScalarArg("f", "%s%d" % (what, c)) for what in ("mean", "scale", "pad") for c in range(3)])
 
 
 def launch_grid(options, n):
@@ -65,15 +70,22 @@ class GpuPreprocessor(object):
         if not 1 <= self.max_batch <= 65535:
             raise InputError("max_batch must be 1..65535, got %r" % (max_batch,))
         mfs = tuple(int(v) for v in max_frame_shape)
-        if len(mfs) == 2:
-            mfs = mfs + (options.in_channels,)
-        if len(mfs) != 3 or mfs[2] != options.in_channels or min(mfs) < 1:
-            raise InputError("max_frame_shape must be (H, W, %d) for input_format=%r, got %r"
-                             % (options.in_channels, options.input_format, max_frame_shape))
+        if options.is_yuv:
+            # the largest picture in pixels, (H, W); a third entry (the RGB default's) is ignored
+            if len(mfs) not in (2, 3) or min(mfs[:2]) < 1:
+                raise InputError("max_frame_shape must be (H, W) in pixels for input_format=%r, "
+                                 "got %r" % (options.input_format, max_frame_shape))
+            mfs = mfs[:2]
+        else:
+            if len(mfs) == 2:
+                mfs = mfs + (options.in_channels,)
+            if len(mfs) != 3 or mfs[2] != options.in_channels or min(mfs) < 1:
+                raise InputError("max_frame_shape must be (H, W, %d) for input_format=%r, got %r"
+                                 % (options.in_channels, options.input_format, max_frame_shape))
         self.max_frame_shape = mfs
         self.mapped = bool(mapped)
         self.context = context
-        self._slot_bytes = mfs[0] * mfs[1] * mfs[2]
+        self._slot_bytes = options.frame_bytes(mfs[0], mfs[1])
         self._closed = True
         self._lock = threading.Lock()
         # the pycuda Context the CudaContext retained (its _ctx), to skip pushing it when it is
@@ -106,7 +118,8 @@ class GpuPreprocessor(object):
         drv = cuda.driver()
         self._drv = drv
         o = self.options
-        self._kernel = load_kernel("preprocess/preprocess.cu", "preprocess_u8", KERNEL_SIGNATURE,
+        self._signature = kernel_signature(o)
+        self._kernel = load_kernel("preprocess/preprocess.cu", "preprocess_u8", self._signature,
                                    o.kernel_defines())
         self._launch = self._kernel.launch      # plans pack the parameters once (trtssd.gpu.launch)
         self._buffers = []
@@ -115,7 +128,7 @@ class GpuPreprocessor(object):
             self._buffers.append(self._stage)
             self._out = cuda.DeviceArray(o.output_shape(self.max_batch), o.np_dtype)
             self._buffers.append(self._out)
-            self._tables = DescriptorTables(ring, self.max_batch, FRAME_DESC_DTYPE)
+            self._tables = DescriptorTables(ring, self.max_batch, frame_desc_dtype(o))
             self._buffers.append(self._tables)
         except Exception:
             for b in reversed(self._buffers):
@@ -135,6 +148,7 @@ class GpuPreprocessor(object):
                                 self.max_frame_shape)
         self._plan = self._planner.plan
         self.geometry = self._planner.geometry
+        self._zero_desc = bytes(frame_desc_dtype(o).itemsize)
         self._tail_args = (o.width, o.height) + tuple(float(v) for v in kernel_norm_args(o))
         self._out_dtype = o.np_dtype
 
@@ -167,7 +181,8 @@ class GpuPreprocessor(object):
 
     # ------------------------------------------------------------------ helpers
     def staging(self, i):
-        """The pinned buffer of batch slot ``i`` as an (H, W, C) uint8 array (max_frame_shape).
+        """The pinned buffer of batch slot ``i`` as a uint8 frame array of max_frame_shape (for
+        YUV: (H*3/2, W) or (H, W, 2), ``options.buffer_shape``).
 
         Decode straight into it (or into a top-left crop ``staging(i)[:h, :w]``) and pass it to
         ``preprocess``: no host copy. Waits until the previous call that used the slot is done.
@@ -175,7 +190,9 @@ class GpuPreprocessor(object):
         self._check_open()
         if not 0 <= i < self.max_batch:
             raise InputError("staging slot %r does not exist: slots are 0..%d" % (i, self.max_batch - 1))
-        return self._stage.slot(i, self.max_frame_shape)
+        o = self.options
+        return self._stage.slot(i, o.buffer_shape(*self.max_frame_shape[:2]) if o.is_yuv
+                                else self.max_frame_shape)
 
     def _check_open(self):
         if self._closed:
@@ -232,12 +249,12 @@ class GpuPreprocessor(object):
         out_obj, out_ptr = self._output(out, plan)
         drv = self._drv
         if plan.copies:
-            flist = frames if isinstance(frames, (list, tuple)) else frame_list(frames)
-            for k, dst in plan.copies:
+            flist = frames if isinstance(frames, (list, tuple)) else frame_list(frames, self.options)
+            for k, dst, src in plan.copies:
                 ev = self._slot_event[k]
                 if ev is not None:
                     ev.synchronize()     # the previous call's copy/kernel of this slot ended
-                np.copyto(dst, flist[k])
+                np.copyto(dst, flist[k] if src is None else src)
 
         # Device buffers (frames, table, output) may still be read by the previous call's
         # kernel on another stream: order this stream after it, without blocking the host.
@@ -258,7 +275,7 @@ class GpuPreprocessor(object):
             if self._event_used[call]:
                 ev.synchronize()     # the call that last used this table slot has finished
             table_ptr = self._tables.put(call, plan.table, stream, drv)
-            args = self._pack(table_ptr, _ZERO_DESC, 0, out_ptr)
+            args = self._pack(table_ptr, self._zero_desc, 0, out_ptr)
         self._launch(plan.grid, BLOCK, args, 0, stream)
         ev.record(stream)
         self._event_used[call] = True
@@ -273,4 +290,4 @@ class GpuPreprocessor(object):
 
     def _pack(self, table_ptr, frame_bytes, stride, out_ptr):
         """The kernel's parameter buffer, laid out as the C parameter list (native alignment)."""
-        return KERNEL_SIGNATURE.pack(table_ptr, frame_bytes, stride, out_ptr, *self._tail_args)
+        return self._signature.pack(table_ptr, frame_bytes, stride, out_ptr, *self._tail_args)

@@ -1,6 +1,7 @@
 // preprocess.cu: camera frame(s) -> network input, in one pass.
 //
-// uint8 HWC frames (1, 3 or 4 channels, any row pitch) are resized (bilinear with OpenCV's
+// uint8 HWC frames (1, 3 or 4 channels, any row pitch), or YUV frames (yuv.cuh: each filter
+// tap converted to RGB as OpenCV's cvtColor does, then blended), are resized (bilinear with OpenCV's
 // INTER_LINEAR half-pixel mapping, or OpenCV's INTER_NEAREST), optionally letterboxed, and
 // normalised per channel, y = (x - mean[c]) * scale[c], with the channels reordered, into
 // float32 or float16, NCHW or NHWC. One thread per output pixel computes all three channels.
@@ -11,6 +12,8 @@
 //   OUT_HALF                   1: float16 output, 0: float32
 //   OUT_NHWC                   1: NHWC output, 0: NCHW
 //   NEAREST                    1: nearest neighbour (OpenCV INTER_NEAREST), 0: bilinear
+//   YUV                        0: packed pixels (IN_CH); 1-3: a YUV layout (yuv.cuh), the
+//                              OUT_Cn_SRC then index R, G, B (0, 1, 2)
 //
 // Batches: blockIdx.z is the frame. Frames of one size are described once by `frame`, frame z
 // starting at frame.src + z * frame_stride; frames of different sizes by a table in device
@@ -19,6 +22,9 @@
 // trtssd-variants: {"IN_CH": 3, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 3, "OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 1}
 // trtssd-variants: {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 0} | {"IN_CH": 4, "OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 1}
 // trtssd-variants: {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 0} | {"IN_CH": 1, "OUT_C0_SRC": 0, "OUT_C1_SRC": 0, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 1}
+// trtssd-variants: {"OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0, "YUV": 1, "YUV_U": 0, "YUV_V": 1, "YUV_CY": 1220542, "YUV_CUB": 2116026, "YUV_CUG": -409993, "YUV_CVG": -852492, "YUV_CVR": 1673527, "YUV_YOFF": 16} | {"OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 1, "OUT_NHWC": 1, "NEAREST": 1, "YUV": 1, "YUV_U": 1, "YUV_V": 0, "YUV_CY": 1048576, "YUV_CUB": 1945738, "YUV_CUG": -196424, "YUV_CVG": -490864, "YUV_CVR": 1651297, "YUV_YOFF": 0}
+// trtssd-variants: {"OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 0, "YUV": 2, "YUV_CY": 1220945, "YUV_CUB": 2215014, "YUV_CUG": -223607, "YUV_CVG": -558796, "YUV_CVR": 1879825, "YUV_YOFF": 16} | {"OUT_C0_SRC": 2, "OUT_C1_SRC": 1, "OUT_C2_SRC": 0, "OUT_HALF": 0, "OUT_NHWC": 0, "NEAREST": 1, "YUV": 2, "YUV_CY": 1048576, "YUV_CUB": 1858077, "YUV_CUG": -360853, "YUV_CVG": -748826, "YUV_CVR": 1470104, "YUV_YOFF": 0}
+// trtssd-variants: {"OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 0, "OUT_NHWC": 1, "NEAREST": 0, "YUV": 3, "YUV_Y0": 0, "YUV_U": 1, "YUV_Y1": 2, "YUV_V": 3, "YUV_CY": 1220542, "YUV_CUB": 2116026, "YUV_CUG": -409993, "YUV_CVG": -852492, "YUV_CVR": 1673527, "YUV_YOFF": 16} | {"OUT_C0_SRC": 0, "OUT_C1_SRC": 1, "OUT_C2_SRC": 2, "OUT_HALF": 1, "OUT_NHWC": 0, "NEAREST": 1, "YUV": 3, "YUV_Y0": 1, "YUV_U": 0, "YUV_Y1": 3, "YUV_V": 2, "YUV_CY": 1048576, "YUV_CUB": 1945738, "YUV_CUG": -196424, "YUV_CVG": -490864, "YUV_CVR": 1651297, "YUV_YOFF": 0}
 #include <cuda_fp16.h>
 
 #ifndef IN_CH
@@ -42,11 +48,23 @@
 #ifndef NEAREST
 #define NEAREST 0
 #endif
+#ifndef YUV
+#define YUV 0
+#endif
+#if YUV
+#if YUV != 1 && YUV != 2 && YUV != 3
+#error "YUV must be 0 (packed pixels), 1, 2 or 3"
+#endif
+#if OUT_C0_SRC > 2 || OUT_C1_SRC > 2 || OUT_C2_SRC > 2
+#error "with YUV an OUT_Cn_SRC is R, G or B: 0, 1 or 2"
+#endif
+#else
 #if IN_CH != 1 && IN_CH != 3 && IN_CH != 4
 #error "IN_CH must be 1, 3 or 4"
 #endif
 #if OUT_C0_SRC >= IN_CH || OUT_C1_SRC >= IN_CH || OUT_C2_SRC >= IN_CH
 #error "an OUT_Cn_SRC channel index is not below IN_CH"
+#endif
 #endif
 
 #if OUT_HALF
@@ -57,7 +75,8 @@ typedef float out_t;
 #define TO_OUT(v) (v)
 #endif
 
-// 64 bytes; the host builds the same layout with numpy (trtssd/preprocess, FRAME_DESC_DTYPE).
+// 64 bytes (96 with YUV); the host builds the same layout with numpy (trtssd/preprocess/plan.py,
+// FRAME_DESC_DTYPE and YUV_FRAME_DESC_DTYPE).
 struct FrameDesc {
     const unsigned char* src;   // first byte of the frame's first row
     long long pitch;            // bytes from one row to the next (any value >= in_w * IN_CH)
@@ -66,7 +85,17 @@ struct FrameDesc {
     float sx, sy;               // bilinear: source pixels per output pixel (in / inner)
     int off_x, off_y;           // letterbox: where the resized frame starts in the output
     int inner_w, inner_h;       // letterbox: size of the resized frame (out_w, out_h without)
+#if YUV
+    const unsigned char* c0;    // chroma: the interleaved plane (YUV 1) or the U plane (YUV 2)
+    long long c0_pitch;
+    const unsigned char* c1;    // the V plane (YUV 2)
+    long long c1_pitch;
+#endif
 };
+
+#if YUV
+#include "yuv.cuh"
+#endif
 
 // One source coordinate of the bilinear filter with OpenCV's INTER_LINEAR edge handling:
 // src = (dst + 0.5) * scale - 0.5; left of the first pixel centre or right of the last one,
@@ -122,6 +151,18 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
         base = frame.src + (long long)z * frame_stride;
     }
 
+#if YUV == 1 || YUV == 2
+    // uniform batches: every plane of frame z is z * frame_stride after frame 0's
+    const long long zoff = table != NULL ? 0 : (long long)z * frame_stride;
+    const unsigned char* ch0 = d.c0 + zoff;
+    const unsigned char* ch1 = YUV == 2 ? d.c1 + zoff : ch0;
+#elif YUV == 3
+    const unsigned char* ch0 = base;
+    const unsigned char* ch1 = base;
+#endif
+#if YUV
+#define YUV_TAP(x, y, rgb) yuv_pixel(base, d.pitch, ch0, d.c0_pitch, ch1, d.c1_pitch, x, y, rgb)
+#endif
     const long long plane = (long long)out_w * out_h;
     out_t* o = out + (long long)z * 3 * plane;
     float v0, v1, v2;
@@ -134,15 +175,33 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
         // OpenCV INTER_NEAREST: src = min(floor(dst * (1 / (out / in))), in - 1), in double.
         const int sy = min((int)floor((double)iy * d.nn_y), d.in_h - 1);
         const int sx = min((int)floor((double)ix * d.nn_x), d.in_w - 1);
+#if YUV
+        float p[3];
+        YUV_TAP(sx, sy, p);
+        v0 = p[OUT_C0_SRC];
+        v1 = p[OUT_C1_SRC];
+        v2 = p[OUT_C2_SRC];
+#else
         const unsigned char* p = base + (long long)sy * d.pitch + (long long)sx * IN_CH;
         v0 = (float)__ldg(p + OUT_C0_SRC);
         v1 = (float)__ldg(p + OUT_C1_SRC);
         v2 = (float)__ldg(p + OUT_C2_SRC);
+#endif
 #else
         int y0, y1, xa, xb;
         float ay, ax;
         linear_coord(iy, d.sy, d.in_h, y0, y1, ay);
         linear_coord(ix, d.sx, d.in_w, xa, xb, ax);
+#if YUV
+        float p00[3], p01[3], p10[3], p11[3];      // R, G, B of the four taps
+        YUV_TAP(xa, y0, p00);
+        YUV_TAP(xb, y0, p01);
+        YUV_TAP(xa, y1, p10);
+        YUV_TAP(xb, y1, p11);
+        v0 = blend(p00[OUT_C0_SRC], p01[OUT_C0_SRC], p10[OUT_C0_SRC], p11[OUT_C0_SRC], ax, ay);
+        v1 = blend(p00[OUT_C1_SRC], p01[OUT_C1_SRC], p10[OUT_C1_SRC], p11[OUT_C1_SRC], ax, ay);
+        v2 = blend(p00[OUT_C2_SRC], p01[OUT_C2_SRC], p10[OUT_C2_SRC], p11[OUT_C2_SRC], ax, ay);
+#else
         const unsigned char* r0 = base + (long long)y0 * d.pitch;
         const unsigned char* r1 = base + (long long)y1 * d.pitch;
         const long long c0 = (long long)xa * IN_CH, c1 = (long long)xb * IN_CH;
@@ -157,6 +216,7 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
         v2 = bilerp(r0 + c0 + OUT_C2_SRC, r0 + c1 + OUT_C2_SRC, r1 + c0 + OUT_C2_SRC,
                     r1 + c1 + OUT_C2_SRC, ax, ay);
 #endif
+#endif  // YUV
 #endif  // NEAREST
         v0 = (v0 - mean0) * scale0;
         v1 = (v1 - mean1) * scale1;

@@ -28,7 +28,7 @@ bench: $(PY)
 
 engines: $(PY)
 	$(PY) tools/ensure_deps.py bench
-	$(PY) engines/build_engine.py $(ENGINE_ARGS)
+	$(PY) -m trtssd build-engine $(ENGINE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

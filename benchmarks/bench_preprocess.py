@@ -4,8 +4,9 @@
     compute-sanitizer --tool memcheck --error-exitcode 1 \
         python -m benchmarks.bench_preprocess --sanitize
 
-Cases: 480p, 720p, 1080p, 4K BGR uint8 -> 300x300 RGB, x*2/255-1, float32 and float16,
-batch 1 and 8. Every GPU result is first checked against cpu_preprocess (OpenCV).
+Cases: 480p, 720p, 1080p, 4K frames in each --input-formats (default BGR; NV12, YUYV, ...:
+camera-native YUV, converted in the same kernel) -> 300x300 RGB, x*2/255-1, float32 and
+float16, batch 1 and 8. Every GPU result is first checked against cpu_preprocess (OpenCV).
 Nsight Compute profiles one launch (``--launch-skip 20 --launch-count 1`` lands on the
 warm-up launches of the first case).
 
@@ -26,8 +27,8 @@ What is measured (medians with p5/p95 over --reps repetitions):
 - OpenCV: ``cpu_preprocess`` per call on this CPU (one thread, cv2.setNumThreads(1)).
 - PyTorch: permute, float, interpolate(bilinear, align_corners=False, antialias=False),
   channel flip, normalise (and .half()), the same events-with-filler method and host cost.
-Bytes: frame rows the bilinear filter reads (2 per output row, at most the frame) plus the
-output written; GB/s = bytes / kernel time.
+Bytes: frame rows the bilinear filter reads (2 per output row, at most the frame; for 4:2:0
+also their chroma rows) plus the output written; GB/s = bytes / kernel time.
 """
 import argparse
 import json
@@ -55,9 +56,18 @@ def pct(samples):
             "p95": float(np.percentile(s, 95)), "n": int(len(s))}
 
 
-def bytes_touched(h, w, n, out_bytes_per_frame, out_h=300):
+def bytes_touched(h, w, n, out_bytes_per_frame, out_h=300, fmt="BGR"):
     rows = min(h, 2 * out_h)
-    return n * (rows * w * 3 + out_bytes_per_frame)
+    row_bytes = {"NV12": 2 * w, "NV21": 2 * w, "I420": 2 * w, "YV12": 2 * w,
+                 "YUYV": 2 * w, "UYVY": 2 * w}.get(fmt, 3 * w)   # 4:2:0: Y row + a chroma row
+    return n * (rows * row_bytes + out_bytes_per_frame)
+
+
+def random_frames(rng, n, h, w, fmt):
+    """n random uint8 frames of ``fmt`` as one [n, ...] array (any bytes are a valid frame)."""
+    from trtssd.preprocess import PreprocessOptions
+    return rng.integers(0, 256, (n,) + PreprocessOptions(input_format=fmt).buffer_shape(h, w),
+                        dtype=np.uint8)
 
 
 class Timer(object):
@@ -79,20 +89,20 @@ class Timer(object):
         return self.b.time_since(self.a) * 1000.0
 
 
-def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
+def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True, fmt="BGR"):
     from trtssd.gpu.cuda import DeviceArray, driver
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions, cpu_preprocess
     drv = driver()
     rng = np.random.default_rng(h + n)
-    frames = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
-    o = PreprocessOptions(dtype=dtype)
+    frames = random_frames(rng, n, h, w, fmt)
+    o = PreprocessOptions(dtype=dtype, input_format=fmt)
     res = {}
     with GpuPreprocessor(o, max_batch=n, max_frame_shape=(h, w, 3)) as pre:
         dev = DeviceArray(frames.shape, np.uint8).copy_from_host(frames)
         if check:
             out, _ = pre.preprocess(dev)
             drv.Context.synchronize()
-            ref, _ = cpu_preprocess(frames, o)
+            ref, _ = cpu_preprocess(list(frames), o)
             got = out.get().astype(np.float32)
             res["max_abs_diff_vs_opencv"] = float(np.max(np.abs(got - ref.astype(np.float32))))
             atol, rtol = tolerance(o)
@@ -116,7 +126,7 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
         drv.Context.synchronize()
         res["host_us"] = pct(host)
         # Frames in the pinned staging (decoded there): H2D + kernel.
-        staged = [pre.staging(i)[:h, :w] for i in range(n)]
+        staged = [pre.staging(i)[:frames.shape[1], :frames.shape[2]] for i in range(n)]
         for i in range(n):
             staged[i][...] = frames[i]
         res["h2d_kernel_us"] = pct([timer.time_us(lambda: pre.preprocess(staged))
@@ -130,7 +140,7 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
         res["host_us_staging"] = pct(host)
         # Pooled pinned frames (the pipeline's): uploaded from their own memory, H2D + kernel.
         from trtssd.gpu.cuda import pinned_empty
-        pinned = [pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
+        pinned = [pinned_empty(frames.shape[1:], np.uint8) for _ in range(n)]
         for i in range(n):
             pinned[i][...] = frames[i]
         res["h2d_kernel_pinned_us"] = pct([timer.time_us(lambda: pre.preprocess(pinned))
@@ -145,12 +155,12 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True):
         for p in pinned:
             p.close()
         dev.close()
-    return _with_bytes(res, h, w, n, dtype)
+    return _with_bytes(res, h, w, n, dtype, fmt)
 
 
-def _with_bytes(res, h, w, n, dtype):
+def _with_bytes(res, h, w, n, dtype, fmt):
     out_bytes = 3 * 300 * 300 * np.dtype(dtype).itemsize
-    res["bytes"] = bytes_touched(h, w, n, out_bytes)
+    res["bytes"] = bytes_touched(h, w, n, out_bytes, fmt=fmt)
     res["GBps"] = res["bytes"] / (res["kernel_us"]["median"] * 1e-6) / 1e9
     return res
 
@@ -241,11 +251,71 @@ def sanitize_run():
                     failures += 1
                     print("MISMATCH", o, [getattr(b, "shape", None) for b in batch])
             d.close()
+    r, f = _sanitize_yuv()
+    runs += r
+    failures += f
     r, f = _sanitize_edges()
     runs += r
     failures += f
     print("sanitize run: %d launches, %d mismatches" % (runs, failures))
     return 1 if failures else 0
+
+
+def _sanitize_yuv():
+    """Every YUV format, matrix and range, bilinear and nearest, letterboxed or not: host
+    buffers (single, table, uniform), a device buffer allocated at exactly its size, and a
+    YuvFrame of device planes each allocated at exactly its size. Returns (launches,
+    mismatches)."""
+    import itertools
+    from trtssd.gpu.cuda import DeviceArray, driver
+    from trtssd.preprocess import (YUV_FORMATS, GpuPreprocessor, PreprocessOptions, YuvFrame,
+                                   cpu_preprocess)
+    drv = driver()
+    rng = np.random.default_rng(2)
+    runs = failures = 0
+    for fmt, (mat, rg), interp, lb in itertools.product(
+            sorted(YUV_FORMATS), [("BT601", "limited"), ("BT709", "full")],
+            ["linear", "nearest"], [False, True]):
+        o = PreprocessOptions(width=67, height=45, interpolation=interp, input_format=fmt,
+                              letterbox=lb, pad_value=3, yuv_matrix=mat, yuv_range=rg,
+                              dtype="float16" if lb else "float32")
+        frames = [random_frames(rng, 1, h, w, fmt)[0] for h, w in ((96, 130), (2, 2), (44, 66))]
+        owners = [DeviceArray(frames[0].shape, np.uint8).copy_from_host(frames[0])]
+        cases = [[frames[0]], frames, [owners[0]], [frames[0]] * 3]
+        refs = [[frames[0]], frames, [frames[0]], [frames[0]] * 3]
+        if YUV_FORMATS[fmt][0] != "422":
+            h, w = 44, 66
+            f = frames[2]
+            if YUV_FORMATS[fmt][0] == "420sp":
+                planes = [("y", f[:h]), ("uv", f[h:])]
+            else:
+                q = (h // 2) * (w // 2)
+                first, second = f[h:].reshape(-1)[:q], f[h:].reshape(-1)[q:]
+                u, v = (first, second) if fmt == "I420" else (second, first)
+                planes = [("y", f[:h]), ("u", u.reshape(h // 2, w // 2)),
+                          ("v", v.reshape(h // 2, w // 2))]
+            kw = {}
+            for name, plane in planes:
+                d = DeviceArray(plane.shape, np.uint8).copy_from_host(np.ascontiguousarray(plane))
+                owners.append(d)
+                kw[name] = d
+            cases.append([YuvFrame(w, h, **kw), frames[0]])
+            refs.append([f, frames[0]])
+        with GpuPreprocessor(o, max_batch=3, max_frame_shape=(96, 130)) as pre:
+            for batch, ref_batch in zip(cases, refs):
+                pre._out.fill_bytes(0xFF)
+                out, _ = pre.preprocess(batch)
+                drv.Context.synchronize()
+                got = out.get().astype(np.float32)
+                ref = cpu_preprocess(ref_batch, o)[0].astype(np.float32)
+                atol, rtol = tolerance(o)
+                runs += 1
+                if not np.allclose(got, ref, atol=atol, rtol=rtol):
+                    failures += 1
+                    print("MISMATCH", o, [getattr(b, "shape", b) for b in batch])
+        for d in owners:
+            d.close()
+    return runs, failures
 
 
 class _DevView(object):
@@ -338,6 +408,9 @@ def main(argv=None):
     p.add_argument("--sizes", nargs="*", default=list(SIZES), choices=list(SIZES))
     p.add_argument("--batches", nargs="*", type=int, default=[1, 8])
     p.add_argument("--dtypes", nargs="*", default=["float32", "float16"])
+    p.add_argument("--input-formats", nargs="*", default=["BGR"],
+                   help="frame formats to time: BGR (default), NV12, NV21, I420, YV12, YUYV, "
+                        "UYVY (torch and OpenCV columns for BGR only)")
     p.add_argument("--quick", action="store_true", help="few repetitions (a smoke run)")
     p.add_argument("--no-opencv", action="store_true")
     p.add_argument("--no-torch", action="store_true")
@@ -383,14 +456,17 @@ def main(argv=None):
             h, w = SIZES[size]
             for n in args.batches:
                 for dtype in args.dtypes:
-                    row = {"size": size, "frame": [h, w], "batch": n, "dtype": dtype,
-                           "ours": bench_ours(ctx, h, w, n, dtype, args.reps, args.b2b, timer)}
-                    if not args.no_torch:
-                        row["torch"] = bench_torch(h, w, n, dtype, args.reps, timer)
-                    if not args.no_opencv:
-                        row["opencv"] = bench_opencv(h, w, n, dtype, max(5, args.reps // 10))
-                    rows.append(row)
-                    print_row(row)
+                    for fmt in args.input_formats:
+                        row = {"size": size, "frame": [h, w], "batch": n, "dtype": dtype,
+                               "input_format": fmt,
+                               "ours": bench_ours(ctx, h, w, n, dtype, args.reps, args.b2b,
+                                                  timer, fmt=fmt)}
+                        if not args.no_torch and fmt == "BGR":
+                            row["torch"] = bench_torch(h, w, n, dtype, args.reps, timer)
+                        if not args.no_opencv and fmt == "BGR":
+                            row["opencv"] = bench_opencv(h, w, n, dtype, max(5, args.reps // 10))
+                        rows.append(row)
+                        print_row(row)
         filler.close()
     ctx.close()
     if args.json:
@@ -408,12 +484,12 @@ def print_row(r):
     def m(d, k):
         return "%8.1f" % d[k]["median"] if k in d else "%8s" % "-"
     if not getattr(print_row, "header", False):
-        print("%-6s %2s %-8s | %8s %8s %8s %8s %8s %8s %8s %7s | %8s %8s | %9s | %s" % (
-            "size", "N", "dtype", "kern_us", "b2b_us", "host_us", "hostStg", "hostPin",
+        print("%-6s %2s %-8s %-4s | %8s %8s %8s %8s %8s %8s %8s %7s | %8s %8s | %9s | %s" % (
+            "size", "N", "dtype", "fmt", "kern_us", "b2b_us", "host_us", "hostStg", "hostPin",
             "h2d+k", "pin+k", "GB/s", "torch_k", "torch_h", "opencv_us", "check"))
         print_row.header = True
-    print("%-6s %2d %-8s | %s %s %s %s %s %s %s %7.0f | %s %s | %9s | %s" % (
-        r["size"], r["batch"], r["dtype"], m(o, "kernel_us"),
+    print("%-6s %2d %-8s %-4s | %s %s %s %s %s %s %s %7.0f | %s %s | %9s | %s" % (
+        r["size"], r["batch"], r["dtype"], r.get("input_format", "BGR"), m(o, "kernel_us"),
         m(o, "b2b_us"), m(o, "host_us"), m(o, "host_us_staging"), m(o, "host_us_pinned"),
         m(o, "h2d_kernel_us"), m(o, "h2d_kernel_pinned_us"), o["GBps"], m(t, "kernel_us"),
         m(t, "host_us"), ("%9.0f" % cv["call_us"]["median"]) if "call_us" in cv else "-",

@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from support.frames import frame as rand_frame, tolerance
+from support.frames import frame as rand_frame, pack_yuv, pitched, rand_yuv, tolerance, yuv_planes
 from trtssd.preprocess import INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess
+from trtssd.preprocess.options import YUV_FORMATS
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.gpu
@@ -335,3 +336,133 @@ def test_pinned_mapped_zero_copy(cuda_context):
         run_and_check(pre, u, o, ref_frames=np.array(u))
         m.close()
         u.close()
+
+
+# --------------------------------------------------------------------------------------------
+# YUV input (tolerances as above: each tap is converted exactly as the CPU path converts it)
+
+YUV_ALL = list(itertools.product(sorted(YUV_FORMATS), [("BT601", "limited"), ("BT601", "full"),
+                                                       ("BT709", "limited"), ("BT709", "full")]))
+
+
+def _yuv_options(rng, fmt, matrix, yuv_range, **kw):
+    args = dict(width=int(rng.integers(50, 400)), height=int(rng.integers(50, 400)),
+                dtype=("float32", "float16")[int(rng.integers(2))],
+                layout=("NCHW", "NHWC")[int(rng.integers(2))],
+                interpolation=("linear", "nearest")[int(rng.integers(2))], input_format=fmt,
+                channel_order=("RGB", "BGR")[int(rng.integers(2))],
+                mean=tuple(rng.uniform(0, 255, 3)), scale=tuple(rng.uniform(-0.03, 0.03, 3)),
+                letterbox=bool(rng.integers(2)), pad_value=3, yuv_matrix=matrix,
+                yuv_range=yuv_range)
+    args.update(kw)
+    return PreprocessOptions(**args)
+
+
+@pytest.mark.parametrize("fmt,mr", YUV_ALL)
+def test_yuv_every_variant(cuda_context, fmt, mr):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s" % ((fmt,) + mr)).encode()))
+    for interp in ("linear", "nearest"):
+        o = _yuv_options(rng, fmt, mr[0], mr[1], interpolation=interp)
+        with GpuPreprocessor(o, max_batch=3, max_frame_shape=(800, 900)) as pre:
+            for _ in range(2):
+                h, w = 2 * int(rng.integers(1, 400)), 2 * int(rng.integers(1, 450))
+                run_and_check(pre, rand_yuv(rng, fmt, h, w)[0], o)
+            # a uniform device batch [N, rows, ...] and a mixed host/device/pinned batch
+            batch = np.stack([rand_yuv(rng, fmt, 240, 320)[0] for _ in range(3)])
+            d = to_device(batch)
+            run_and_check(pre, d, o, ref_frames=list(batch))
+            p = _pinned_frame(rng, o.buffer_shape(100, 160))
+            small = rand_yuv(rng, fmt, 2, 2)[0]
+            run_and_check(pre, [batch[0], p, small], o, ref_frames=[batch[0], np.array(p), small])
+            d.close()
+            p.close()
+
+
+@pytest.mark.parametrize("fmt", ["NV12", "NV21", "YUYV", "UYVY"])
+def test_yuv_pitched_device_buffers(cuda_context, fmt):
+    # device buffers whose rows are further apart than the picture (decoders' pitched
+    # surfaces), read in place; allocations of exactly their size (memcheck catches overreads)
+    rng = np.random.default_rng(zlib.crc32(("pitched" + fmt).encode()))
+    o = PreprocessOptions(input_format=fmt, letterbox=True, dtype="float16")
+    with GpuPreprocessor(o, max_frame_shape=(8, 8)) as pre:
+        for h, w, pad in ((2, 2, 0), (2, 2, 1), (1080, 1920, 128), (718, 1278, 2), (300, 302, 63)):
+            buf = rand_yuv(rng, fmt, h, w)[0]
+            big = pitched(buf, pad, rng).base
+            d = to_device(big)
+            shape = buf.shape
+            strides = (big.strides[0],) + ((2, 1) if buf.ndim == 3 else (1,))
+            run_and_check(pre, DevFrame(d, d.ptr, shape, strides), o, ref_frames=buf)
+            d.close()
+
+
+@pytest.mark.parametrize("fmt", ["NV12", "NV21", "I420", "YV12"])
+def test_yuv_device_planes(cuda_context, fmt):
+    # YuvFrame of device planes with their own pitches (what NVDEC and GStreamer hand out), an
+    # NVDEC-like single pitched surface, and mixed with host buffers in one batch (the table)
+    from trtssd.preprocess import YuvFrame
+    rng = np.random.default_rng(zlib.crc32(("planes" + fmt).encode()))
+    o = PreprocessOptions(input_format=fmt, width=320, height=320)
+    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(720, 1280)) as pre:
+        for h, w in ((2, 2), (720, 1280), (1080, 1920), (482, 642)):
+            y, u, v = yuv_planes(rng, fmt, h, w)
+            ref = pack_yuv(fmt, y, u, v)
+            owners = []
+
+            def dev(a, pad):
+                big = pitched(a, pad, rng).base
+                owners.append(to_device(big))
+                return owners[-1].ptr, big.strides[0]
+            yp = dev(y, 64)
+            if fmt in ("NV12", "NV21"):
+                uv = np.stack([u, v] if fmt == "NV12" else [v, u], -1).reshape(h // 2, w)
+                cp = dev(uv, 32)
+                f = YuvFrame(w, h, y=yp[0], uv=cp[0], y_pitch=yp[1], uv_pitch=cp[1])
+                surf = dev(ref, 256)
+                g = YuvFrame.from_surface(surf[0], w, h, surf[1])
+            else:
+                up, vp = dev(u, 16), dev(v, 48)
+                f = YuvFrame(w, h, y=yp[0], u=up[0], v=vp[0], y_pitch=yp[1], u_pitch=up[1],
+                             v_pitch=vp[1])
+                g = f
+            small = rand_yuv(rng, fmt, 4, 6)[0]
+            run_and_check(pre, [f, g, small], o, ref_frames=[ref, ref, small])
+            for d in owners:
+                d.close()
+
+
+def test_yuv_torch_planes(cuda_context):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    from trtssd.preprocess import YuvFrame
+    rng = np.random.default_rng(61)
+    o = PreprocessOptions(input_format="NV12")
+    y, u, v = yuv_planes(rng, "NV12", 1080, 1920)
+    uv = np.stack([u, v], -1).reshape(540, 1920)
+    ty, tuv = torch.from_numpy(y).cuda(), torch.from_numpy(uv).cuda()
+    surface = torch.from_numpy(pack_yuv("NV12", y, u, v)).cuda()
+    with GpuPreprocessor(o, max_frame_shape=(8, 8)) as pre:
+        ref = pack_yuv("NV12", y, u, v)
+        run_and_check(pre, YuvFrame(1920, 1080, y=ty, uv=tuv), o, ref_frames=ref)
+        run_and_check(pre, YuvFrame.from_surface(surface, 1920, 1080, None), o, ref_frames=ref)
+        run_and_check(pre, surface, o, ref_frames=ref)
+
+
+def test_yuv_bad_input_raises_before_launch(cuda_context):
+    from trtssd.gpu.cuda import driver
+    from trtssd.preprocess import YuvFrame
+    o = PreprocessOptions(input_format="I420")
+    with GpuPreprocessor(o, max_frame_shape=(64, 64)) as pre:
+        pre._out.fill_bytes(0xFF)
+        driver().Context.synchronize()
+        d = to_device(np.zeros((96, 80), np.uint8))
+        for frames, match in [(np.zeros((96, 63), np.uint8), "even"),
+                              (np.zeros((98, 64), np.uint8), "even"),
+                              (np.zeros((66 * 3 // 2, 64), np.uint8), "max_frame_shape"),
+                              (DevFrame(d, d.ptr, (96, 64), (80, 1)), "I420/YV12"),
+                              (YuvFrame(4, 4, y=d.ptr, uv=d.ptr, y_pitch=4, uv_pitch=4), "u,v")]:
+            with pytest.raises(InputError, match=match):
+                pre.preprocess(frames)
+        driver().Context.synchronize()
+        assert np.isnan(pre._out.get()).all(), "something was launched despite the error"
+        d.close()

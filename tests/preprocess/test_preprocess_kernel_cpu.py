@@ -15,54 +15,12 @@ import numpy as np
 import pytest
 
 from support import fake_cuda
-from support.kernel_shim import compile_cpu_module
 from support.frames import frame, tolerance
-from trtssd.preprocess import INPUT_FORMATS, FrameGeometry, PreprocessOptions, cpu_preprocess
-from trtssd.preprocess.gpu import BLOCK, kernel_norm_args, launch_grid
-from trtssd.preprocess.plan import FRAME_DESC_DTYPE, fill_frame_desc
+from support.kernel_shim import compile_cpu_module
+from support.preprocess_kernel import check
+from trtssd.preprocess import INPUT_FORMATS, PreprocessOptions, cpu_preprocess
 
 pytest.importorskip("cv2")
-GUARD = 37
-
-
-def run_kernel(frames, o, force_table=False, uniform_stride=None):
-    """Launch preprocess_u8 on the shim. ``frames``: list of HWC/HW uint8 host arrays (any
-    strides with packed pixels). Uniform path when all share shape and pitch and sit at a
-    constant stride (``uniform_stride`` bytes apart), else the descriptor table."""
-    mod = compile_cpu_module("preprocess/preprocess.cu", o.kernel_defines())
-    n = len(frames)
-    total = int(np.prod(o.output_shape(n)))
-    flat = np.full(total + 2 * GUARD, np.nan, o.np_dtype)
-    out = flat[GUARD:GUARD + total].reshape(o.output_shape(n))
-    geoms = [FrameGeometry.compute(f.shape[1], f.shape[0], o) for f in frames]
-    norm = [np.float32(v) for v in kernel_norm_args(o)]
-    grid = launch_grid(o, n)
-    desc0 = np.zeros((), FRAME_DESC_DTYPE)
-    if force_table:
-        table = np.zeros(n, FRAME_DESC_DTYPE)
-        for k, (f, g) in enumerate(zip(frames, geoms)):
-            fill_frame_desc(table[k], o, g, f.__array_interface__["data"][0], f.strides[0])
-        mod.launch("preprocess_u8", grid, BLOCK, table, desc0.tobytes(), np.int64(0), out,
-                   np.int32(o.width), np.int32(o.height), *norm)
-    else:
-        f0 = frames[0]
-        fill_frame_desc(desc0, o, geoms[0], f0.__array_interface__["data"][0], f0.strides[0])
-        mod.launch("preprocess_u8", grid, BLOCK, None, desc0.tobytes(),
-                   np.int64(uniform_stride or 0), out, np.int32(o.width), np.int32(o.height),
-                   *norm)
-    assert np.isnan(flat[:GUARD]).all() and np.isnan(flat[GUARD + total:]).all(), \
-        "the kernel wrote outside its output"
-    assert not np.isnan(out).any(), "the kernel left output elements unwritten"
-    return out, geoms
-
-
-def check(frames, o, **kw):
-    got, geoms = run_kernel(frames, o, **kw)
-    ref, rgeoms = cpu_preprocess(frames, o)
-    assert geoms == rgeoms
-    atol, rtol = tolerance(o)
-    np.testing.assert_allclose(got.astype(np.float32), ref.astype(np.float32), atol=atol,
-                               rtol=rtol, err_msg=str(o))
 
 
 ALL = list(itertools.product(sorted(INPUT_FORMATS), ["float32", "float16"], ["NCHW", "NHWC"],
@@ -233,9 +191,13 @@ def test_gpu_preprocessor_gray_and_nhwc(fake_gpu):
         _check_host(pre, [frame(rng, 64, 64, "GRAY", gray2d=True), frame(rng, 10, 63, "GRAY")], o)
 
 
-def test_sanitize_script_on_the_shim(fake_gpu, capsys):
+def test_sanitize_script_on_the_shim(monkeypatch, capsys):
     # benchmarks/bench_preprocess.py --sanitize (the compute-sanitizer run) with the fake
-    # driver: its every-variant loop runs and agrees with the CPU path.
+    # driver: its every-variant loop (YUV too: a 96-byte frame descriptor) runs and agrees with
+    # the CPU path.
+    fake_cuda.install(monkeypatch, "direct",
+                      {"preprocess_u8": ("P64sqPii" + "f" * 9, "P96sqPii" + "f" * 9)},
+                      nullable={"preprocess_u8": (0,)}, grid_len=3)
     from benchmarks.bench_preprocess import sanitize_run
     assert sanitize_run() == 0
     assert "0 mismatches" in capsys.readouterr().out

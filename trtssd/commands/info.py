@@ -169,7 +169,8 @@ def format_info(info):
     lines.append("")
     lines.append("Libraries:")
     for mod in ("numpy", "cv2", "pycuda", "tensorrt", "torch", "onnxruntime"):
-        lines.append("  %-12s %s" % (mod, info.get(mod)))
+        lines.append("  %-12s %s%s" % (mod, info.get(mod), "  (trtssd runs 8.2 to 11.x)"
+                                       if mod == "tensorrt" else ""))
     lines.append("  %-12s %s" % ("GStreamer", info.get("opencv_gstreamer")))
     lines.append("")
     lines.append("Backends:")

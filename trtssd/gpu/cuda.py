@@ -406,9 +406,9 @@ def device_buffer(obj, what):
     ``__cuda_array_interface__`` (DeviceArray, CUDA torch tensors, CuPy arrays). InputError
     naming ``what`` when it is not one, is not C-contiguous or has a null pointer."""
     if not hasattr(obj, "__cuda_array_interface__"):
-        raise InputError("%s is a %s, not a device buffer: pass a trtssd.gpu.cuda.DeviceArray, a "
-                         "CUDA torch tensor or a CuPy array (anything with "
-                         "__cuda_array_interface__)" % (what, type(obj).__name__))
+        raise InputError("%s is a %s, not a device buffer: pass a device array (a "
+                         "trtssd.gpu.cuda.DeviceArray, a CUDA torch tensor or a CuPy array: "
+                         "anything with __cuda_array_interface__)" % (what, type(obj).__name__))
     ptr, shape, strides, dtype = cuda_array_info(obj)
     if not is_c_contiguous(shape, strides, dtype.itemsize):
         raise InputError("%s is not C-contiguous (strides %s, C order is %s): pass a contiguous "

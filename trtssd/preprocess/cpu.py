@@ -79,7 +79,7 @@ def cpu_preprocess(frames, options, out=None):
     of the output shape and dtype) is filled if given.
     """
     cv2 = import_cv2()
-    frames = frame_list(frames)
+    frames = frame_list(frames, options)
     if not frames:
         raise InputError("no frames given: pass one frame or a list of frames")
     n = len(frames)

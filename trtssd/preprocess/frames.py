@@ -10,14 +10,15 @@ from ..core.errors import InputError
 from ..gpu.cuda import DeviceArray, cuda_array_info
 
 
-def frame_list(frames):
-    """``frames`` as a list: a list or tuple, an [N, ...] numpy array or DeviceArray (N views),
-    or one frame."""
+def frame_list(frames, options=None):
+    """``frames`` as a list: a list or tuple, a batch (numpy array or DeviceArray of N frames:
+    [N, H, W, C], or [N, H*3/2, W] for a 4:2:0 ``options.input_format``; N views), or one frame."""
     if isinstance(frames, (list, tuple)):
         return list(frames)
-    if isinstance(frames, np.ndarray) and frames.ndim == 4:
+    nd = 3 if options is not None and options.yuv_layout in ("420sp", "420p") else 4
+    if isinstance(frames, np.ndarray) and frames.ndim == nd:
         return [frames[i] for i in range(frames.shape[0])]
-    if isinstance(frames, DeviceArray) and frames.ndim == 4:
+    if isinstance(frames, DeviceArray) and frames.ndim == nd:
         n, step = frames.shape[0], int(np.prod(frames.shape[1:])) * frames.dtype.itemsize
         return [DeviceArray.view(frames.ptr + k * step, frames.shape[1:], frames.dtype, frames)
                 for k in range(n)]

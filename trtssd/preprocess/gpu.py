@@ -249,7 +249,7 @@ class GpuPreprocessor(object):
         out_obj, out_ptr = self._output(out, plan)
         drv = self._drv
         if plan.copies:
-            flist = frames if isinstance(frames, (list, tuple)) else frame_list(frames)
+            flist = frames if isinstance(frames, (list, tuple)) else frame_list(frames, self.options)
             for k, dst, src in plan.copies:
                 ev = self._slot_event[k]
                 if ev is not None:

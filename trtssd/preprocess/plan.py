@@ -225,7 +225,7 @@ class Planner(object):
         st = self.staging
         o = self.options
         frames_in = frames
-        frames = frame_list(frames)
+        frames = frame_list(frames, o)
         n = len(frames)
         if not 1 <= n <= self.max_batch:
             raise InputError("%d frames given but this GpuPreprocessor holds 1..%d: create it with "

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|bench|pipe|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-rows|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -102,7 +102,8 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
         --modes sync,gpu,pipelined --depths 2 --draw --json "$OUT/bench_draw.json" --no-chart
 fi
 # --- pipeline (branch pipe): ceilings at each mode's concurrency, row uploads, NVDEC ---------
-if [ "$phase" = pipe ] || [ "$phase" = all ]; then
+# pipe = pipe-check, pipe-bench, pipe-rows (each meant to fit one 10-minute device call)
+if [ "$phase" = pipe ] || [ "$phase" = pipe-check ] || [ "$phase" = all ]; then
     step "pipeline GPU tests: row uploads, NVDEC frames against FFmpeg, NVDEC through every mode, in-flight ceiling"
     run 400 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
         tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
@@ -111,12 +112,16 @@ if [ "$phase" = pipe ] || [ "$phase" = all ]; then
     run 400 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m pytest -q -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
         tests/io/test_nvdec.py -k "gpu or nvdec_frames or host_frames"
+fi
+if [ "$phase" = pipe ] || [ "$phase" = pipe-bench ] || [ "$phase" = all ]; then
     step "bench fp32: synthetic rows and the clip with CPU and GPU decode (decode-only rows)"
     run 600 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
         --video "$VIDEO" --json "$OUT/pipe_fp32.json" --chart "$OUT/pipe_fp32.png"
     step "bench fp16, synthetic"
     run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 2 \
         --json "$OUT/pipe_fp16.json" --chart "$OUT/pipe_fp16.png"
+fi
+if [ "$phase" = pipe ] || [ "$phase" = pipe-rows ] || [ "$phase" = all ]; then
     step "row uploads against whole-frame uploads, same run conditions (fp32 and fp16)"
     for p in fp32 fp16; do
         run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \

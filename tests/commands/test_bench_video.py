@@ -9,6 +9,7 @@ import os
 import numpy as np
 import pytest
 
+from tests.support import clips
 from trtssd.commands import bench, bench_video, report
 from trtssd.core.errors import InputError
 
@@ -21,14 +22,12 @@ def _args(*argv):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    pytest.importorskip("av")
-    return bench_video.make_clip(str(tmp_path_factory.mktemp("v") / "c.mp4"), size=(160, 96),
-                                 frames=24, fps=24)
+    return clips.clip("bench-160x96", tmp_path_factory.mktemp("v"))
 
 
 def test_clip_is_h264_of_the_size_and_length_asked(clip):
     cv2 = pytest.importorskip("cv2")
-    import av
+    av = pytest.importorskip("av")
     with av.open(clip) as c:
         assert c.streams.video[0].codec_context.name == "h264"
     cap = cv2.VideoCapture(clip)
@@ -135,21 +134,22 @@ def test_quick_bench_on_a_video_with_cpu_decode(clip, tflite_model, tmp_path):
     res = json.load(open(str(out / "bench.json")))
     assert code == 0, [(m["name"], m.get("reason")) for m in res["modes"]]
     names = [m["name"] for m in res["modes"]]
+    c = os.path.basename(clip)
     assert names == ["sync", "pipelined-d2", "multi-x2",
-                     "sync [c.mp4 cpu decode]", "pipelined-d2 [c.mp4 cpu decode]",
-                     "multi-x2 [c.mp4 cpu decode]",
-                     "sync [c.mp4 gpu decode]", "pipelined-d2 [c.mp4 gpu decode]",
-                     "multi-x2 [c.mp4 gpu decode]"]
+                     "sync [%s cpu decode]" % c, "pipelined-d2 [%s cpu decode]" % c,
+                     "multi-x2 [%s cpu decode]" % c,
+                     "sync [%s gpu decode]" % c, "pipelined-d2 [%s gpu decode]" % c,
+                     "multi-x2 [%s gpu decode]" % c]
     by = {m["name"]: m for m in res["modes"]}
     for n in names[:6]:
         assert by[n]["status"] == "ok" and by[n]["frames"] > 0, by[n]
         assert by[n]["ceiling_name"] and by[n]["fraction_of_ceiling"] > 0
     for n in names[6:]:                                 # no GPU here: said, not run
         assert by[n]["status"] == "skipped" and by[n]["reason"]
-    assert by["multi-x2 [c.mp4 cpu decode]"]["frames"] == 4    # --frames counts all sources
+    assert by["multi-x2 [%s cpu decode]" % c]["frames"] == 4    # --frames counts all sources
     dec = {d["name"]: d for d in res["decode_only"]}
-    assert set(dec) == {"decode-only cpu x1 [c.mp4 cpu decode]",
-                        "decode-only cpu x2 [c.mp4 cpu decode]"}
+    assert set(dec) == {"decode-only cpu x1 [%s cpu decode]" % c,
+                        "decode-only cpu x2 [%s cpu decode]" % c}
     assert all(d["fps"] > 0 and d["frames"] > 0 for d in dec.values())
     assert res["config"]["video"] == clip and res["ceilings_in_flight"] == []
     assert any("decode-only rate" in n for n in res["notes"])

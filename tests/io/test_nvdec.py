@@ -2,12 +2,14 @@
 PyNvVideoCodec, NVDEC's NV12 frames against FFmpeg's decode of the same H.264 clip (H.264
 decoding is exact, so the bytes must be equal)."""
 import argparse
+import os
 import sys
 
 import numpy as np
 import pytest
 
 from tests.conftest import gpu_unavailable_reason
+from tests.support import clips
 from trtssd.core.errors import EnvironmentProblem, InputError
 from trtssd.io import nvdec
 from trtssd.io.sources import VideoSource, open_source
@@ -15,9 +17,7 @@ from trtssd.io.sources import VideoSource, open_source
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    pytest.importorskip("av")
-    from trtssd.commands.bench_video import make_clip
-    return make_clip(str(tmp_path_factory.mktemp("clip") / "c.mp4"), size=(96, 64), frames=12)
+    return clips.clip("small-96x64", tmp_path_factory.mktemp("clip"))
 
 
 def _no_nvc(monkeypatch):
@@ -107,12 +107,17 @@ def test_planes_of_one_nv12_array_and_of_plane_lists():
 # ---------------------------------------------------------------------------------------------
 
 def _reference_nv12(path):
-    import av
-    out = []
-    with av.open(path) as c:
-        for f in c.decode(video=0):
-            out.append(f.to_ndarray(format="nv12"))
-    return out
+    """FFmpeg's NV12 frames of ``path`` through PyAV, or the ones carried beside a carried
+    clip (tests.support.clips writes them where PyAV is)."""
+    carried = path[:-len(".mp4")] + ".nv12.npy"
+    try:
+        import av
+    except ImportError:
+        if os.path.isfile(carried):
+            return list(np.load(carried))
+        pytest.skip("PyAV is needed for FFmpeg's reference decode, and no %s was carried"
+                    % carried)
+    return clips.nv12_frames(av, path)
 
 
 def _nvdec_or_skip(clip, **kw):

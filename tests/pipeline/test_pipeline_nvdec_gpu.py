@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.pipeline.test_pipeline_gpu import Keep, assert_match
+from tests.support import clips
 from trtssd.pipeline import PipelineOptions, run
 
 cv2 = pytest.importorskip("cv2")
@@ -14,22 +15,8 @@ cv2 = pytest.importorskip("cv2")
 
 @pytest.fixture(scope="module")
 def h264(tmp_path_factory):
-    av = pytest.importorskip("av")
     pytest.importorskip("skimage")
-    from skimage import data
-    path = str(tmp_path_factory.mktemp("nvdec") / "pictures.mp4")
-    with av.open(path, "w") as out:
-        st = out.add_stream("libx264", rate=5)
-        st.width, st.height, st.pix_fmt = 480, 360, "yuv420p"
-        st.options = {"crf": "12", "bf": "0"}
-        for name in ["astronaut", "chelsea", "coffee"] * 3:
-            im = np.ascontiguousarray(getattr(data, name)()[:, :, ::-1])
-            im = cv2.resize(im, (480, 360), interpolation=cv2.INTER_AREA)
-            for p in st.encode(av.VideoFrame.from_ndarray(im, format="bgr24")):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-    return path
+    return clips.clip("pictures-480x360", tmp_path_factory.mktemp("nvdec"))
 
 
 @pytest.fixture(scope="module")

@@ -399,7 +399,7 @@ class GpuSlot(_Contexts, Slot):
         from ..preprocess.plan import pinned_root
         from .rows import copy_plan, rows_read, upload_rows
         shape = getattr(images[0], "shape", None)
-        if shape is None or len(shape) != 3 or getattr(self.prep, "is_yuv", False):
+        if shape is None or len(shape) != 3 or self.pre.options.is_yuv:
             return None          # the row rule is the RGB-like (H, W, C) layouts'; YUV goes whole
         for im in images:
             if (not isinstance(im, np.ndarray) or im.shape != shape
@@ -407,8 +407,8 @@ class GpuSlot(_Contexts, Slot):
                 return None
         plan = self._row_plans.get(shape, False)
         if plan is False:
-            geom = FrameGeometry.compute(shape[1], shape[0], self.prep)
-            plan = copy_plan(rows_read(self.prep, geom), shape[0])
+            geom = FrameGeometry.compute(shape[1], shape[0], self.pre.options)
+            plan = copy_plan(rows_read(self.pre.options, geom), shape[0])
             self._row_plans[shape] = plan
         if plan is None:
             return None

@@ -217,9 +217,21 @@ _OPTION_FIELDS = {
                                "FusedActivationFunction", "DilationWFactor", "DilationHFactor"),
     "ConcatenationOptions": ("Axis", "FusedActivationFunction"),
     "AddOptions": ("FusedActivationFunction",),
+    "SubOptions": ("FusedActivationFunction",),
     "MulOptions": ("FusedActivationFunction",),
+    "DivOptions": ("FusedActivationFunction",),
     "Pool2DOptions": ("Padding", "StrideW", "StrideH", "FilterWidth", "FilterHeight",
                       "FusedActivationFunction"),
+    "LeakyReluOptions": ("Alpha",),
+    "ReducerOptions": ("KeepDims",),
+    "ResizeBilinearOptions": ("AlignCorners", "HalfPixelCenters"),
+    "ResizeNearestNeighborOptions": ("AlignCorners", "HalfPixelCenters"),
+    "DepthToSpaceOptions": ("BlockSize",),
+    "SpaceToDepthOptions": ("BlockSize",),
+    "SoftmaxOptions": ("Beta",),
+    "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
+                            "ShrinkAxisMask", "Offset"),
+    "SqueezeOptions": ("SqueezeDims",),
 }
 
 
@@ -235,7 +247,12 @@ def _builtin_options(tflite, o, opt_names):
     obj.Init(table.Bytes, table.Pos)
     out = {}
     for field in _OPTION_FIELDS[name]:
-        out[field] = int(getattr(obj, field)())
+        if hasattr(obj, field + "AsNumpy"):       # a vector field (SqueezeDims)
+            n = getattr(obj, field + "Length")()
+            out[field] = [int(v) for v in getattr(obj, field + "AsNumpy")()] if n else []
+            continue
+        v = getattr(obj, field)()
+        out[field] = float(v) if isinstance(v, float) else int(v)
     if "Padding" in out:
         out["Padding"] = PADDINGS.get(out["Padding"], out["Padding"])
     if "FusedActivationFunction" in out:

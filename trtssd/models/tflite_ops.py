@@ -20,8 +20,11 @@ import numpy as np
 from ..core.errors import ModelError
 
 _INF = float("inf")
+# Fused activations as the interpreter's kernels apply them: as a clamp of the output range.
+# TANH and SIGN_BIT are in the schema, but no kernel applies them (the range they get is
+# unbounded), so a file carrying them computes without: so does the converted graph.
 _ACT_RANGES = {"NONE": (-_INF, _INF), "RELU": (0.0, _INF), "RELU6": (0.0, 6.0),
-               "RELU_N1_TO_1": (-1.0, 1.0), "TANH": (-1.0, 1.0)}
+               "RELU_N1_TO_1": (-1.0, 1.0), "TANH": (-_INF, _INF), "SIGN_BIT": (-_INF, _INF)}
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
 
@@ -184,9 +187,6 @@ class OpTable(object):
             self.fail(op, "fused activation %s is not one trtssd converts (it converts %s)"
                       % (activation, ", ".join(sorted(_ACT_RANGES))))
         name = raw_name
-        if activation == "TANH":
-            name = self.b.node("Tanh", [name], out_t.name + "/tanh")
-            rng = (-1.0, 1.0)
         lo, hi = _ACT_RANGES[activation]
         q = out_t.quant_range()
         if self.qdq and q is not None:
@@ -431,7 +431,9 @@ class OpTable(object):
             names.append(n)
             lo, hi = min(lo, r[0]), max(hi, r[1])
         raw = self.b.node("Concat", names, self.out_name(op, "concat"), axis=int(onnx_axis))
-        self.finish(op, raw, layout, (lo, hi), op.options.get("FusedActivationFunction", "NONE"))
+        # the schema lets CONCATENATION carry a fused activation, but the interpreter's kernel
+        # does not apply it (the output's quantised range still is)
+        self.finish(op, raw, layout, (lo, hi))
 
     def reshape(self, op):
         x = self.to_tf(self.value(op.inputs[0], op))

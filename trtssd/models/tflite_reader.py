@@ -25,7 +25,7 @@ _TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.i
 
 # fused activation codes of the schema
 ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
-               5: "SIGN_BIT", 6: "SIGN_BIT"}
+               5: "SIGN_BIT"}
 PADDINGS = {0: "SAME", 1: "VALID"}
 
 

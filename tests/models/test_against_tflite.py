@@ -215,3 +215,43 @@ def test_known_content(reference, converted):
         ours = reference[name][2]
         d = postprocess_cpu(ours[0], ours[1], spec, None, score_threshold=0.5)[0]
         assert cls in set(int(c) for c in d.class_ids), (name, d.class_ids, d.scores)
+
+
+def test_qdq_reproduces_the_interpreter_within_one_step(converted):
+    """--qdq: the model's own scales and zero points as QuantizeLinear/DequantizeLinear. ONNX
+    Runtime fuses them into integer kernels (QLinearConv ...) and must give LiteRT's uint8 raw
+    outputs to within one quantisation step (the issue's bound; a rounding near a tie is the
+    only freedom left) on every picture."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("cv2")
+    from trtssd.models.convert import convert_tflite
+    path = converted[0]
+    res = convert_tflite(path, qdq=True)
+    types = set(n.op_type for n in res.model.graph.node)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= types
+    assert res.model.opset_import[0].version == 13
+    # weights are stored as their uint8 values, not as floats
+    ints = [i for i in res.model.graph.initializer if i.data_type == 2 and len(i.dims) == 4]
+    assert len(ints) == 47
+    pics = _pictures()
+    dk, _ = test_images.darknet_pictures()
+    pics.update(dk)
+    if not pics:
+        pytest.skip("no test pictures")
+    it = _interpreter(path)
+    post = [d for d in it._get_ops_details() if d["op_name"] == "TFLite_Detection_PostProcess"]
+    box_i, score_i = int(post[0]["inputs"][0]), int(post[0]["inputs"][1])
+    details = {d["index"]: d for d in it.get_tensor_details()}
+    sess = ort.InferenceSession(res.model.SerializeToString(),
+                                providers=["CPUExecutionProvider"])
+    for name, rgb in sorted(pics.items()):
+        img = test_images.to_network_input(rgb, 300)
+        it.set_tensor(it.get_input_details()[0]["index"], img[None])
+        it.invoke()
+        x = ((img.astype(np.float32) - 128.0) / 128.0).transpose(2, 0, 1)[None]
+        ours = sess.run(["box_encodings", "class_scores"], {"images": np.ascontiguousarray(x)})
+        for i, mine in zip((box_i, score_i), ours):
+            s, z = details[i]["quantization"]
+            ref = (it.get_tensor(i).astype(np.float64) - z) * s
+            err = np.abs(mine.reshape(ref.shape) - ref) / s
+            assert err.max() <= 1.0 + 1e-4, (name, i, err.max())

@@ -1,0 +1,138 @@
+"""Check a conversion against the official interpreter: the same inputs through LiteRT (the
+TFLite file) and ONNX Runtime (the converted ONNX), each output compared, bound by name.
+
+Tolerances, per output:
+- a quantised output, Q/DQ conversion: 1 quantisation step (the same integers at every layer;
+  only a rounding near a tie may differ);
+- a quantised output, float conversion: 24 steps. The float graph skips every layer's rounding
+  (half a step each) and those errors add up through the network: on detect.tflite's real
+  pictures the worst is 14 steps of the box encodings' coarse step, the mean half a step; a wrong
+  layout, pad or weight order is off by tens to hundreds of steps;
+- a float output: 1e-3 of the output's largest magnitude (float32 in a different order of
+  summation, through tens of layers).
+"""
+import json
+
+import numpy as np
+
+from ..core.errors import EnvironmentProblem, InputError, ModelError
+
+QDQ_STEPS = 1.0
+FLOAT_STEPS = 24.0
+FLOAT_REL = 1e-3
+
+
+def _interpreter(path):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter
+        except ImportError:
+            raise EnvironmentProblem("--check runs the official TFLite interpreter, which is not "
+                                     "installed: pip install ai-edge-litert")
+    it = Interpreter(model_path=path, experimental_preserve_all_tensors=True)
+    it.allocate_tensors()
+    return it
+
+
+def _picture(path, h, w):
+    try:
+        import cv2
+    except ImportError:
+        raise EnvironmentProblem("--image needs OpenCV: pip install opencv-python-headless")
+    bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError("--image %s is not a picture OpenCV can read" % path)
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def check_conversion(tflite_path, model, image=None, seed=0):
+    """Rows ``{input, output, max_abs, max_steps, tol, unit, ok}`` for a random input and, if
+    ``image`` is given, that picture. ``model`` is the converted ``onnx.ModelProto``."""
+    import onnxruntime as ort
+    from .convert import SOURCES_METADATA_KEY
+    meta = {p.key: p.value for p in model.metadata_props}
+    if SOURCES_METADATA_KEY not in meta:
+        raise ModelError("this ONNX does not say which TFLite tensors its outputs are; "
+                         "re-convert it with `trtssd convert`")
+    sources = json.loads(meta[SOURCES_METADATA_KEY])
+    qdq = meta.get("trtssd.qdq") == "true"
+    padded = meta.get("trtssd.background_column_added") == "true"
+    it = _interpreter(tflite_path)
+    ind = it.get_input_details()[0]
+    by_name = {d["name"]: d for d in it.get_tensor_details()}
+    shape = [int(v) for v in ind["shape"]]
+    dtype = np.dtype(ind["dtype"])
+    s_in, z_in = ind["quantization"]
+    rng = np.random.RandomState(seed)
+    inputs = []
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        inputs.append(("random", rng.randint(info.min, info.max + 1, shape).astype(dtype)))
+    else:
+        inputs.append(("random", rng.uniform(-1, 1, shape).astype(dtype)))
+    if image:
+        if len(shape) != 4 or shape[3] != 3:
+            raise InputError("--image needs a model with an image input, this one takes %s"
+                             % shape)
+        pic = _picture(image, shape[1], shape[2]).astype(np.int32)
+        if dtype == np.uint8:
+            x = pic.astype(np.uint8)
+        elif dtype == np.int8:
+            x = (pic - 128).astype(np.int8)
+        else:
+            x = ((pic - 127.5) / 127.5).astype(dtype)
+        inputs.append(("picture", x[None]))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    rows = []
+    for label, x in inputs:
+        it.set_tensor(ind["index"], x)
+        it.invoke()
+        xf = x.astype(np.float64)
+        if s_in:
+            xf = (xf - z_in) * s_in
+        if xf.ndim == 4:
+            xf = xf.transpose(0, 3, 1, 2)
+        got = dict(zip(names, sess.run(None, {sess.get_inputs()[0].name:
+                                              np.ascontiguousarray(xf, np.float32)})))
+        for n in names:
+            d = by_name.get(sources.get(n))
+            if d is None:
+                raise ModelError("output %s stands for TFLite tensor %r, which %s does not have; "
+                                 "the ONNX was converted from another file"
+                                 % (n, sources.get(n), tflite_path))
+            ref = it.get_tensor(d["index"])
+            s, z = d["quantization"]
+            ref = (ref.astype(np.float64) - z) * s if s else ref.astype(np.float64)
+            mine = got[n].astype(np.float64)
+            if padded and mine.shape[-1] == ref.shape[-1] + 1:
+                mine = mine[..., 1:]
+            mine = mine.reshape(ref.shape)
+            err = float(np.abs(mine - ref).max()) if ref.size else 0.0
+            if s:
+                steps = err / s
+                tol = QDQ_STEPS if qdq else FLOAT_STEPS
+                rows.append(dict(input=label, output=n, max_abs=err, max_steps=steps, tol=tol,
+                                 unit="steps", ok=bool(np.isfinite(mine).all()) and
+                                 steps <= tol + 1e-4))
+            else:
+                tol = FLOAT_REL * max(1.0, float(np.abs(ref).max()))
+                rows.append(dict(input=label, output=n, max_abs=err, max_steps=None, tol=tol,
+                                 unit="abs", ok=bool(np.isfinite(mine).all()) and err <= tol))
+    return rows
+
+
+def format_rows(rows):
+    lines = []
+    for r in rows:
+        if r["unit"] == "steps":
+            what = "max error %.3g = %.2f quantisation steps (tolerance %g steps)" % (
+                r["max_abs"], r["max_steps"], r["tol"])
+        else:
+            what = "max error %.3g (tolerance %.3g)" % (r["max_abs"], r["tol"])
+        lines.append("%-7s %-24s %s  %s" % (r["input"], r["output"], what,
+                                            "ok" if r["ok"] else "FAIL"))
+    return "\n".join(lines)

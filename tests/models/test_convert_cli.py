@@ -133,7 +133,7 @@ def test_cli_convert_bad_input(tmp_path, capsys):
     m = tmp_path / "m.onnx"
     m.write_bytes(b"x")
     assert main(["convert", str(m)]) == 1
-    assert "reads a .tflite model" in capsys.readouterr().err
+    assert "reads a .tflite model or a TF1 frozen graph" in capsys.readouterr().err
     assert main(["convert", str(junk), "--image", "x.png"]) == 1
     assert "add --check" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.tflite", "m.onnx"]

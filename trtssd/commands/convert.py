@@ -1,10 +1,11 @@
-"""`trtssd convert`: a TFLite detector (or network) to ONNX, without TensorFlow.
+"""`trtssd convert`: a TFLite detector (or network), or a TF1 Object Detection API SSD frozen
+graph, to ONNX, without TensorFlow.
 
-    trtssd convert MODEL.tflite [-o OUT.onnx] [--qdq] [--check] [--image PIC]
+    trtssd convert MODEL.tflite|MODEL.pb [-o OUT.onnx] [--qdq] [--check] [--image PIC]
     trtssd convert --synthetic [-o OUT.onnx]      # random weights, timing only
 
-``--check`` runs the official interpreter (LiteRT) and ONNX Runtime on the same inputs (a
-random one, and PIC when given) and prints each output's largest error; the exit status is 1
+``--check`` runs the official interpreter (LiteRT for a .tflite, TensorFlow for a .pb, where
+installed) and ONNX Runtime on the same inputs (a random one, and PIC when given) and prints each output's largest error; the exit status is 1
 when one is past its tolerance (see :mod:`trtssd.models.check`).
 """
 import os
@@ -13,7 +14,8 @@ import sys
 
 def add_arguments(p):
     p.add_argument("model", nargs="?", default=None,
-                   help="the .tflite file (default: $TRTSSD_MODEL, or "
+                   help="the .tflite file or TF1 Object Detection API frozen graph (.pb) "
+                        "(default: $TRTSSD_MODEL, or "
                         "../shared/models/detect.tflite from a checkout)")
     p.add_argument("-o", "--output", default=None,
                    help="the .onnx to write (default: beside the model, MODEL.onnx, or "
@@ -43,7 +45,7 @@ def add_parser(subparsers):
 
 def run(args):
     from ..core.errors import InputError
-    from ..models.convert import convert_tflite, synthetic_model
+    from ..models.convert import MODEL_EXTENSIONS, convert_model, synthetic_model
     from ..models.resolve import resolve_model
     if args.image and not args.check:
         raise InputError("--image is the picture that --check compares on; add --check")
@@ -56,9 +58,10 @@ def run(args):
         out = args.output or "synthetic-ssd-mobilenet-v1.onnx"
     else:
         src = resolve_model(args.model)
-        if not src.lower().endswith(".tflite"):
-            raise InputError("trtssd convert reads a .tflite model; %s is not one" % src)
-        res = convert_tflite(src, qdq=args.qdq)
+        if not src.lower().endswith(MODEL_EXTENSIONS):
+            raise InputError("trtssd convert reads a .tflite model or a TF1 frozen graph (.pb); "
+                             "%s is neither" % src)
+        res = convert_model(src, qdq=args.qdq)
         out = args.output or os.path.splitext(src)[0] + (".qdq.onnx" if args.qdq else ".onnx")
     if args.image and not os.path.isfile(args.image):
         raise InputError("--image %s does not exist" % args.image)

@@ -1,5 +1,6 @@
 """Check a conversion against the official interpreter: the same inputs through LiteRT (the
-TFLite file) and ONNX Runtime (the converted ONNX), each output compared, bound by name.
+TFLite file; TensorFlow for a TF1 frozen graph, where it is installed) and ONNX Runtime (the
+converted ONNX), each output compared, bound by name.
 
 Tolerances, per output:
 - a quantised output, Q/DQ conversion: 1 quantisation step (the same integers at every layer;
@@ -48,10 +49,66 @@ def _picture(path, h, w):
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def _tf_reference(path):
+    """TensorFlow on a TF1 frozen graph: a function image [1,H,W,3] uint8 -> {output: array}."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        raise EnvironmentProblem("--check of a frozen graph runs TensorFlow, which is not "
+                                 "installed (trtssd itself never needs it): pip install "
+                                 "tensorflow-cpu, or convert without --check")
+    gd = tf.compat.v1.GraphDef()
+    with open(path, "rb") as f:
+        gd.ParseFromString(f.read())
+    g = tf.Graph()
+    with g.as_default():
+        tf.import_graph_def(gd, name="")
+    sess = tf.compat.v1.Session(graph=g)
+    names = {"box_encodings": "Postprocessor/raw_box_encodings:0",
+             "class_scores": "Postprocessor/convert_scores:0"}
+
+    def run(img):
+        vals = sess.run(list(names.values()), {"image_tensor:0": img})
+        return dict(zip(names, vals))
+    return run
+
+
+def _check_frozen_graph(path, model, image, seed):
+    import onnxruntime as ort
+    from ..core.spec import SPEC_METADATA_KEY, ModelSpec
+    meta = {p.key: p.value for p in model.metadata_props}
+    spec = ModelSpec.from_json(meta[SPEC_METADATA_KEY])
+    run_tf = _tf_reference(path)
+    h, w = spec.input_height, spec.input_width
+    # pictures at the network's size: the graph's own resize is then the identity
+    inputs = [("random", np.random.RandomState(seed).randint(0, 256, (h, w, 3)).astype(
+        np.uint8))]
+    if image:
+        inputs.append(("picture", _picture(image, h, w)))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    rows = []
+    for label, img in inputs:
+        ref = run_tf(img[None])
+        x = ((img.astype(np.float64) - spec.mean[0]) * spec.scale[0]).transpose(2, 0, 1)[None]
+        got = dict(zip([o.name for o in sess.get_outputs()],
+                       sess.run(None, {"images": np.ascontiguousarray(x, np.float32)})))
+        for n in ("box_encodings", "class_scores"):
+            r = ref[n].astype(np.float64)
+            mine = got[n].astype(np.float64).reshape(r.shape)
+            err = float(np.abs(mine - r).max())
+            tol = FLOAT_REL * max(1.0, float(np.abs(r).max()))
+            rows.append(dict(input=label, output=n, max_abs=err, max_steps=None, tol=tol,
+                             unit="abs", ok=bool(np.isfinite(mine).all()) and err <= tol))
+    return rows
+
+
 def check_conversion(tflite_path, model, image=None, seed=0):
     """Rows ``{input, output, max_abs, max_steps, tol, unit, ok}`` for a random input and, if
-    ``image`` is given, that picture. ``model`` is the converted ``onnx.ModelProto``."""
+    ``image`` is given, that picture. ``model`` is the converted ``onnx.ModelProto``; the
+    reference is LiteRT for a .tflite, TensorFlow for a TF1 frozen graph (.pb)."""
     import onnxruntime as ort
+    if tflite_path.lower().endswith(".pb"):
+        return _check_frozen_graph(tflite_path, model, image, seed)
     from .convert import SOURCES_METADATA_KEY
     meta = {p.key: p.value for p in model.metadata_props}
     if SOURCES_METADATA_KEY not in meta:

@@ -120,9 +120,10 @@ def _onnx_name(name, taken):
 
 
 class _Converter(object):
-    def __init__(self, graph, onnx, qdq=False):
+    def __init__(self, graph, onnx, qdq=False, normalization=None):
         self.g = graph
         self.qdq = qdq
+        self.normalization = normalization
         self.b = OnnxBuilder(onnx)
         self.b.names.add(INPUT_NAME)
         self.ops = OpTable(graph, self.b, qdq)
@@ -158,7 +159,9 @@ class _Converter(object):
             mean = z + (128.0 if inp.dtype == np.int8 else 0.0)   # int8 input = pixel - 128
             scale, rng = s, inp.quant_range()
         elif inp.dtype == np.float32:
-            mean, scale, rng = 127.5, 1.0 / 127.5, (-_INF, _INF)   # the float SSDs' [-1, 1]
+            # the float SSDs' [-1, 1], unless the source says otherwise (a TF1 graph's own)
+            mean, scale = self.normalization or (127.5, 1.0 / 127.5)
+            rng = (-_INF, _INF)
         else:
             raise ModelError("%s: input of type %s; trtssd feeds uint8, int8 or float32 models"
                              % (g.path, inp.dtype))
@@ -326,11 +329,12 @@ class _Converter(object):
         return model
 
 
-def convert_graph(graph, name=None, synthetic=False, qdq=False):
+def convert_graph(graph, name=None, synthetic=False, qdq=False, normalization=None):
     """Convert a parsed :class:`TfliteGraph` -> ``(onnx.ModelProto, ModelSpec or None,
-    op_counts)``; the spec is None for a graph without the detection op (raw outputs)."""
+    op_counts)``; the spec is None for a graph without the detection op (raw outputs).
+    ``normalization`` = (mean, scale) of a float input, where the source states it."""
     onnx = _import_onnx()
-    c = _Converter(graph, onnx, qdq)
+    c = _Converter(graph, onnx, qdq, normalization)
     name = name or os.path.splitext(os.path.basename(graph.path or "model"))[0]
     model, spec = c.run(name, synthetic)
     return model, spec, dict(c.b.counts)
@@ -344,12 +348,29 @@ def convert_tflite(path, qdq=False):
         raise ModelError("%s holds no quantised weights, so there are no scales for --qdq to "
                          "write; convert it without --qdq" % path)
     model, spec, counts = convert_graph(graph, qdq=qdq)
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
     p = model.metadata_props.add()
-    p.key, p.value = "trtssd.source_sha256", digest
+    p.key, p.value = "trtssd.source_sha256", file_digest(path)
     return ConversionResult(model, spec, counts, time.perf_counter() - t0,
                             os.path.basename(path))
+
+
+def file_digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+MODEL_EXTENSIONS = (".tflite", ".pb")
+
+
+def convert_model(path, qdq=False):
+    """Convert a .tflite or a TF1 Object Detection API frozen graph (.pb) to ONNX."""
+    if path.lower().endswith(".pb"):
+        if qdq:
+            raise ModelError("%s is a float TF1 graph: it has no quantisation for --qdq to "
+                             "write; convert it without --qdq" % path)
+        from .tf1_graph import convert_frozen_graph
+        return convert_frozen_graph(path)
+    return convert_tflite(path, qdq=qdq)
 
 
 # ---- synthetic model: same architecture, random weights ---------------------------------------

@@ -96,13 +96,13 @@ def onnx_for(model_path, cache_dir=None):
     model_path = resolve_model(model_path)
     if model_path.lower().endswith(".onnx"):
         return model_path
-    from .convert import CONVERTER_VERSION, convert_tflite
+    from .convert import CONVERTER_VERSION, convert_model
     cache_dir = cache_dir or default_cache_dir()
     digest = file_sha256(model_path)
     base = os.path.splitext(os.path.basename(model_path))[0]
     out = os.path.join(cache_dir, "%s-%s-c%s.onnx" % (base, digest[:16], CONVERTER_VERSION))
     if not os.path.isfile(out):
-        convert_tflite(model_path).save(out)
+        convert_model(model_path).save(out)
     return out
 
 

@@ -74,7 +74,8 @@ def run(args):
         return 0
     from ..models.check import check_conversion, format_rows
     rows = check_conversion(src, res.model, image=args.image, seed=args.seed)
-    print("check against the TFLite interpreter (LiteRT), ONNX Runtime on the CPU:")
+    print("check against %s, ONNX Runtime on the CPU:"
+          % ("TensorFlow" if src.lower().endswith(".pb") else "the TFLite interpreter (LiteRT)"))
     print(format_rows(rows))
     bad = [r for r in rows if not r["ok"]]
     if bad:

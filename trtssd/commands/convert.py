@@ -1,7 +1,8 @@
 """`trtssd convert`: a TFLite detector (or network), or a TF1 Object Detection API SSD frozen
 graph, to ONNX, without TensorFlow.
 
-    trtssd convert MODEL.tflite|MODEL.pb [-o OUT.onnx] [--qdq] [--check] [--image PIC]
+    trtssd convert MODEL.tflite|MODEL.pb [-o OUT.onnx] [--qdq [exact|symmetric]] [--check]
+                   [--image PIC]
     trtssd convert --synthetic [-o OUT.onnx]      # random weights, timing only
 
 ``--check`` runs the official interpreter (LiteRT for a .tflite, TensorFlow for a .pb, where
@@ -20,10 +21,13 @@ def add_arguments(p):
     p.add_argument("-o", "--output", default=None,
                    help="the .onnx to write (default: beside the model, MODEL.onnx, or "
                         "MODEL.qdq.onnx with --qdq)")
-    p.add_argument("--qdq", action="store_true",
-                   help="write a quantised model's own scales and zero points as "
-                        "QuantizeLinear/DequantizeLinear (for INT8 engines) instead of a float "
-                        "graph")
+    p.add_argument("--qdq", nargs="?", const="exact", default=None,
+                   choices=("exact", "symmetric"),
+                   help="write a quantised model's quantisation as QuantizeLinear/"
+                        "DequantizeLinear instead of a float graph: 'exact' (the default) at "
+                        "its own scales and zero points, as the interpreter computes; "
+                        "'symmetric' int8 with zero points 0 over the same ranges, which "
+                        "TensorRT's INT8 takes (write --qdq after MODEL, or as --qdq=exact)")
     p.add_argument("--check", action="store_true",
                    help="compare the ONNX (ONNX Runtime) with the TFLite interpreter (LiteRT) "
                         "and fail past the tolerance")
@@ -62,7 +66,8 @@ def run(args):
             raise InputError("trtssd convert reads a .tflite model or a TF1 frozen graph (.pb); "
                              "%s is neither" % src)
         res = convert_model(src, qdq=args.qdq)
-        out = args.output or os.path.splitext(src)[0] + (".qdq.onnx" if args.qdq else ".onnx")
+        out = args.output or os.path.splitext(src)[0] + (
+            {"exact": ".qdq.onnx", "symmetric": ".qdq-int8.onnx"}.get(args.qdq, ".onnx"))
     if args.image and not os.path.isfile(args.image):
         raise InputError("--image %s does not exist" % args.image)
     res.save(out)

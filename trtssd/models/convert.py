@@ -13,8 +13,9 @@ The network up to (not including) ``TFLite_Detection_PostProcess`` becomes an ON
   ranges (the convolutions' fused activation is NONE), and a float graph without them overflows.
   A clamp is left out where the value provably lies inside the range already.
 
-With ``qdq=True`` the quantisation is written as QuantizeLinear/DequantizeLinear at the model's
-own scales and zero points instead (opset 13, for per-channel weights).
+With ``qdq="exact"`` (or True) the quantisation is written as QuantizeLinear/DequantizeLinear at
+the model's own scales and zero points instead; ``qdq="symmetric"`` writes int8 with zero points
+0 over the same ranges, which TensorRT takes (opset 13, for per-channel weights, both).
 
 The postprocess op is read, not converted: its anchors, box coder and NMS options become the
 :class:`trtssd.core.spec.ModelSpec` stored as JSON in the ONNX metadata (key ``trtssd.spec``).
@@ -120,8 +121,9 @@ def _onnx_name(name, taken):
 
 
 class _Converter(object):
-    def __init__(self, graph, onnx, qdq=False, normalization=None):
+    def __init__(self, graph, onnx, qdq=None, normalization=None):
         self.g = graph
+        qdq = _qdq_mode(qdq)
         self.qdq = qdq
         self.normalization = normalization
         self.b = OnnxBuilder(onnx)
@@ -322,14 +324,27 @@ class _Converter(object):
         model.doc_string = doc
         meta = dict(meta)
         meta["trtssd.converter"] = CONVERTER_VERSION
-        meta["trtssd.qdq"] = "true" if self.qdq else "false"
+        meta["trtssd.qdq"] = self.qdq or "none"
         for k, v in sorted(meta.items()):
             p = model.metadata_props.add()
             p.key, p.value = k, v
         return model
 
 
-def convert_graph(graph, name=None, synthetic=False, qdq=False, normalization=None):
+QDQ_MODES = ("exact", "symmetric")
+
+
+def _qdq_mode(qdq):
+    if qdq is True:
+        return "exact"
+    if not qdq:
+        return None
+    if qdq not in QDQ_MODES:
+        raise ModelError("--qdq %s: the modes are %s" % (qdq, ", ".join(QDQ_MODES)))
+    return qdq
+
+
+def convert_graph(graph, name=None, synthetic=False, qdq=None, normalization=None):
     """Convert a parsed :class:`TfliteGraph` -> ``(onnx.ModelProto, ModelSpec or None,
     op_counts)``; the spec is None for a graph without the detection op (raw outputs).
     ``normalization`` = (mean, scale) of a float input, where the source states it."""

@@ -10,10 +10,15 @@ Two ways to write the quantisation of a quantised model:
 
 - float (default): weights dequantised to float32, each quantised activation clamped to the range
   its integer type can hold (in quantisation-aware SSDs the ReLU6 exists only as those ranges);
-- Q/DQ (``qdq=True``): every quantised tensor passes QuantizeLinear -> DequantizeLinear at its own
-  scale and zero point, weights are stored as their integers behind a DequantizeLinear (per
+- Q/DQ, ``qdq="exact"``: every quantised tensor passes QuantizeLinear -> DequantizeLinear at its
+  own scale and zero point, weights are stored as their integers behind a DequantizeLinear (per
   channel where the file is), biases as int32 at scale ``input_scale * weight_scale``: the
-  explicit-precision graph that ONNX Runtime runs in integers and TensorRT builds INT8 from.
+  model's own integer arithmetic, which ONNX Runtime reproduces;
+- Q/DQ, ``qdq="symmetric"``: what TensorRT's explicit-precision INT8 takes (int8, zero point 0):
+  each quantised activation keeps its float range [lo, hi] (an explicit clamp where it is not
+  symmetric, e.g. a ReLU6's [0, 6]) at scale max(|lo|, |hi|) / 127; weights requantised to int8
+  per output channel at max|w| / 127, biases float. Not the model's integers: the file's
+  uint8/asymmetric grids cannot be written for TensorRT, so this is a close re-quantisation.
 """
 import numpy as np
 
@@ -91,9 +96,11 @@ def _to_nchw_const(c):
 class OpTable(object):
     """Converts the operators of one TfliteGraph; ``convert(op)`` dispatches on ``op.type``."""
 
-    def __init__(self, graph, builder, qdq=False):
+    def __init__(self, graph, builder, qdq=None):
         self.g = graph
         self.b = builder
+        if qdq not in (None, "exact", "symmetric"):
+            raise ValueError("qdq must be None, 'exact' or 'symmetric', not %r" % (qdq,))
         self.qdq = qdq
         self.values = {}
         self.consts = {}
@@ -190,7 +197,11 @@ class OpTable(object):
         lo, hi = _ACT_RANGES[activation]
         q = out_t.quant_range()
         if self.qdq and q is not None:
-            if lo > -_INF or hi < _INF:   # the fused ReLU before the rounding, as TFLite does
+            if self.qdq == "symmetric":   # the range's clamp, which a symmetric grid lacks
+                lo, hi = max(lo, q[0]), min(hi, q[1])
+                if rng[0] < lo or rng[1] > hi:
+                    name = self.clip(name, out_t.name + "/act", lo, hi)
+            elif lo > -_INF or hi < _INF:   # the fused ReLU before the rounding, as TFLite does
                 name = self.clip(name, out_t.name + "/act", lo, hi)
             name = self.quantize(name, out_t, out_t.name)
             rng = (max(rng[0], lo, q[0]), min(rng[1], hi, q[1]))
@@ -211,9 +222,15 @@ class OpTable(object):
         return self.b.node("Clip", [name, cmin, cmax], base)
 
     def quantize(self, name, t, base):
-        """QuantizeLinear -> DequantizeLinear at tensor ``t``'s own scale and zero point."""
-        s = self.b.const(base + "/scale", np.array(t.scale[0], np.float32))
-        z = self.b.const(base + "/zero_point", np.array(t.zero_point[0], t.dtype))
+        """QuantizeLinear -> DequantizeLinear at tensor ``t``'s own scale and zero point (or,
+        symmetric, int8 over the same float range)."""
+        if self.qdq == "symmetric":
+            lo, hi = t.quant_range()
+            scale, zp = max(abs(lo), abs(hi)) / 127.0, np.int8(0)
+        else:
+            scale, zp = t.scale[0], np.array(t.zero_point[0], t.dtype)
+        s = self.b.const(base + "/scale", np.array(scale, np.float32))
+        z = self.b.const(base + "/zero_point", np.array(zp, np.asarray(zp).dtype))
         q = self.b.node("QuantizeLinear", [name, s, z], base + "/q")
         return self.b.node("DequantizeLinear", [q, s, z], base + "/dq")
 
@@ -225,6 +242,16 @@ class OpTable(object):
             if perm is not None:
                 w = w.transpose(perm)
             return self.b.const(base, np.ascontiguousarray(w, np.float32)), None
+        if self.qdq == "symmetric":   # int8 per output channel (axis 0 of ONNX's layout)
+            w = self.const(i, "weights")
+            w = (w if perm is None else w.transpose(perm)).astype(np.float64)
+            amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+            scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+            q = np.clip(np.round(w / scale.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127)
+            qname = self.b.const(base + "/quantized", np.ascontiguousarray(q.astype(np.int8)))
+            s = self.b.const(base + "/scale", scale)
+            z = self.b.const(base + "/zero_point", np.zeros(scale.shape, np.int8))
+            return self.b.node("DequantizeLinear", [qname, s, z], base, axis=0), scale
         data = t.data if perm is None else t.data.transpose(perm)
         qname = self.b.const(base + "/quantized", np.ascontiguousarray(data))
         attrs = {}
@@ -237,7 +264,7 @@ class OpTable(object):
 
     def bias(self, i, base):
         t = self.tensor(i)
-        if self.qdq and t.quantized and t.data is not None and t.dtype == np.int32:
+        if self.qdq == "exact" and t.quantized and t.data is not None and t.dtype == np.int32:
             q = self.b.const(base + "/quantized", np.ascontiguousarray(t.data))
             s = self.b.const(base + "/scale", t.scale.astype(np.float32))
             z = self.b.const(base + "/zero_point", np.zeros(t.scale.shape, np.int32))

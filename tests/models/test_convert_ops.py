@@ -29,6 +29,8 @@ def convert_and_run(tf, inp, outs, x, qdq=False):
     graph = parse_tflite(buf, "test.tflite")
     model, spec, _ = convert_graph(graph, qdq=qdq)
     onnx.checker.check_model(model)
+    from trtssd.models.tflite_ops import ONNX_OPS
+    assert set(n.op_type for n in model.graph.node) <= set(ONNX_OPS)
     det = it.get_input_details()[0]
     it.set_tensor(det["index"], x)
     it.invoke()
@@ -183,6 +185,23 @@ def test_unary(op, tf_layout):
         tf.op(op, [a], [y], Alpha=0.13)
     else:
         tf.op(op, [a], [y])
+    assert_float_close(convert_and_run(tf, x, [y], xv))
+
+
+def test_squeeze_and_excitation_broadcast():
+    """MobileDet / EfficientDet blocks: a map times its own per-channel mean (two variables of
+    different shapes), the hard sigmoid spelled out as ADD 3, RELU6, MUL 1/6."""
+    rng = np.random.RandomState(7)
+    tf = TfliteFile()
+    x, xv, shape = float_input(tf, rng, [1, 9, 7, 5])
+    m = tf.tensor([1, 1, 1, 5])
+    tf.op("MEAN", [x, tf.const(np.array([1, 2], np.int32))], [m], KeepDims=True)
+    a = tf.tensor([1, 1, 1, 5])
+    tf.op("ADD", [m, tf.const(np.float32(3.0))], [a], FusedActivationFunction="RELU6")
+    h = tf.tensor([1, 1, 1, 5])
+    tf.op("MUL", [a, tf.const(np.float32(1.0 / 6))], [h])
+    y = tf.tensor(shape)
+    tf.op("MUL", [x, h], [y])
     assert_float_close(convert_and_run(tf, x, [y], xv))
 
 

@@ -32,6 +32,13 @@ _ACT_RANGES = {"NONE": (-_INF, _INF), "RELU": (0.0, _INF), "RELU6": (0.0, 6.0),
                "RELU_N1_TO_1": (-1.0, 1.0), "TANH": (-_INF, _INF), "SIGN_BIT": (-_INF, _INF)}
 _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 
+# Every ONNX op type the converter may write (opset 11; the Q/DQ pair at 13): what a backend
+# that imports the ONNX itself (the PyTorch one) has to know.
+ONNX_OPS = ("Add", "AveragePool", "Clip", "Concat", "Conv", "DepthToSpace", "DequantizeLinear",
+            "Div", "HardSigmoid", "Identity", "LeakyRelu", "MaxPool", "Mul", "PRelu", "Pad",
+            "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
+            "Slice", "Softmax", "SpaceToDepth", "Sub", "Tanh", "Transpose")
+
 
 class Value(object):
     """A TFLite tensor as it exists in the ONNX graph being built."""

@@ -224,3 +224,40 @@ def test_unknown_op_in_the_network_is_named(pedestrian_pb):
     msg = str(e.value)
     assert "4 nodes of the network that trtssd's converter does not know: Elu x4 (" in msg
     assert repr(relu6[0].name) in msg or ", ..." in msg
+
+
+def test_unfused_batch_norm_as_constant_subgraphs(pedestrian_pb):
+    """Older OD API graphs write batch norm unfused: x * (rsqrt(var + eps) * gamma) +
+    (beta - mean * ...), its factors constant subgraphs. The converter evaluates those; the
+    network must compute what the fused form does."""
+    from trtssd.models.convert import convert_graph
+    from trtssd.models.graphdef import Node, parse_graphdef
+    from trtssd.models.tf1_graph import frozen_graph_from_nodes
+    data = open(pedestrian_pb, "rb").read()
+
+    def convert(nodes):
+        graph, norm = frozen_graph_from_nodes(nodes, "ped.pb")
+        return convert_graph(graph, normalization=norm)[0]
+
+    nodes = parse_graphdef(data)
+    bns = [n for n in nodes if n.op == "FusedBatchNorm"][:5]
+    for n in bns:
+        x, gamma, beta, mean, var = n.inputs
+        p = n.name + "/unfused/"
+        extra = [Node(p + "eps", "Const", [], {"value": np.array(1e-3, np.float32)}),
+                 Node(p + "add_eps", "Add", [var, p + "eps"], {}),
+                 Node(p + "rsqrt", "Rsqrt", [p + "add_eps"], {}),
+                 Node(p + "factor", "Mul", [p + "rsqrt", gamma], {}),
+                 Node(p + "scaled", "Mul", [x, p + "factor"], {}),
+                 Node(p + "mean_scaled", "Mul", [mean, p + "factor"], {}),
+                 Node(p + "shift", "Sub", [beta, p + "mean_scaled"], {})]
+        n.op, n.inputs, n.attr = "Add", [p + "scaled", p + "shift"], {}
+        nodes.extend(extra)
+    unfused = convert(nodes)
+    fused = convert(parse_graphdef(data))
+    assert sum(n.op_type == "Mul" for n in unfused.graph.node) >= 5
+    x = np.random.RandomState(2).uniform(-1, 1, (1, 3, 300, 300)).astype(np.float32)
+    outs = [ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+            .run(None, {"images": x}) for m in (fused, unfused)]
+    for a, b in zip(*outs):
+        np.testing.assert_allclose(a, b, atol=1e-4)

@@ -113,6 +113,12 @@ class _ConstEval(object):
             return x[0]
         if op == "Sqrt":
             return np.sqrt(x[0]).astype(x[0].dtype)
+        if op == "Rsqrt":
+            return (1.0 / np.sqrt(x[0])).astype(x[0].dtype)
+        if op == "Square":
+            return np.square(x[0])
+        if op == "Neg":
+            return np.negative(x[0])
         if op == "Exp":
             return np.exp(x[0]).astype(x[0].dtype)
         if op == "Cast":
@@ -181,6 +187,7 @@ class _Translator(object):
 
     def __init__(self, g, input_ref, input_shape):
         self.g = g
+        self.dependent = _dependent(g, _split(input_ref)[0])
         self.tensors, self.ops = [], []
         self.index = {}           # TF tensor ref 'name:i' -> tensor index
         self.shapes = {}
@@ -226,8 +233,8 @@ class _Translator(object):
                 continue
             seen.add(name)
             n = self.g.node(name, "an input of the network")
-            if n.op == "Const":
-                continue
+            if n.op == "Const" or name not in self.dependent:
+                continue      # a constant, or a subgraph of constants: evaluated where read
             if n.op not in self.SUPPORTED:
                 bad.setdefault(n.op, []).append(name)   # and on through it: count them all
             else:
@@ -262,6 +269,8 @@ class _Translator(object):
         n = self.g.node(name, "a tensor of the network")
         if n.op == "Const":
             return self.const(attr(n, "value"), name)
+        if name not in self.dependent:   # e.g. an unfused batch norm's rsqrt(var + eps) * gamma
+            return self.const(self.const_of(ref, "constant operand"), name)
         raise ModelError("%s: node %r reads %r, which the converted network does not produce"
                          % (self.g.path, name, ref))
 
@@ -413,6 +422,23 @@ class _Translator(object):
         self.alias(n, z)
 
 
+def _dependent(g, input_name):
+    """Nodes whose values depend on the input's values (a Shape of it does not)."""
+    dep, stack = set(), [input_name]
+    while stack:
+        for c in g.consumers.get(stack.pop(), []):
+            if c not in dep and g.nodes[c].op not in ("Shape", "Size", "Rank"):
+                dep.add(c)
+                stack.append(c)
+    return dep
+
+
+def _first_input(g, name):
+    """The data input 0 of node ``name`` as a tensor ref, or None where there is no such node."""
+    n = g.nodes.get(name)
+    return g.data_inputs(n)[0] if n is not None and g.data_inputs(n) else None
+
+
 def _out(size, k, stride, dilation, pad):
     if pad == "SAME":
         return -(-size // stride)
@@ -443,13 +469,24 @@ def read_frozen_graph(path):
 def frozen_graph_from_nodes(nodes, path):
     """:func:`read_frozen_graph` on parsed nodes."""
     g = _Graph(nodes, path)
-    for name in (BOXES_NODE, LOGITS_NODE, ANCHORS_NODE, "Preprocessor/sub",
-                 "Postprocessor/convert_scores"):
-        if name not in g.nodes:
+    # the Postprocessor's inputs, found from it (node names moved between OD API versions)
+    boxes_ref = _first_input(g, "Postprocessor/raw_box_encodings") or BOXES_NODE
+    logits_ref = _first_input(g, "Postprocessor/scale_logits") or LOGITS_NODE
+    anchors_ref = _first_input(g, "Postprocessor/ExpandDims") or (
+        ANCHORS_NODE if ANCHORS_NODE in g.nodes else "MultipleGridAnchorGenerator/" +
+        ANCHORS_NODE)
+    for ref in (boxes_ref, logits_ref, anchors_ref, "Preprocessor/sub",
+                "Postprocessor/convert_scores"):
+        if _split(ref)[0] not in g.nodes:
             raise ModelError("%s is a TensorFlow graph but not a TF1 Object Detection API SSD "
                              "(no node %r); trtssd converts the SSD frozen_inference_graph.pb "
-                             "of the OD API" % (path, name))
-    size = [int(v) for v in np.ravel(_const_value(g, "Preprocessor/map/while/ResizeImage/stack",
+                             "of the OD API" % (path, _split(ref)[0]))
+    resize = [n for n in nodes if n.name.startswith("Preprocessor/") and
+              n.op in ("ResizeBilinear", "ResizeNearestNeighbor")]
+    if len(resize) != 1:
+        raise ModelError("%s: %d resize nodes in the Preprocessor, trtssd reads graphs with one"
+                         % (path, len(resize)))
+    size = [int(v) for v in np.ravel(_const_value(g, _split(g.data_inputs(resize[0])[1])[0],
                                                   "the resize size"))]
     if len(size) != 2:
         raise ModelError("%s: the resize size %s is not (height, width)" % (path, size))
@@ -468,13 +505,13 @@ def frozen_graph_from_nodes(nodes, path):
     if conv not in ("Sigmoid", "Softmax", "Identity"):
         raise ModelError("%s: score converter %s; trtssd knows Sigmoid, Softmax and Identity"
                          % (path, conv))
-    tr.run([BOXES_NODE, LOGITS_NODE])
-    boxes = tr.value(BOXES_NODE)
+    tr.run([boxes_ref, logits_ref])
+    boxes = tr.value(boxes_ref)
     bshape = tr.tensors[boxes].shape
     n_anchors = int(np.prod(bshape)) // 4
     sq = tr._tensor("box_encodings_squeezed", [1, n_anchors, 4])
     tr.ops.append(TfliteOp(len(tr.ops), "RESHAPE", [boxes], [sq], {}))
-    scores = tr.value(LOGITS_NODE)
+    scores = tr.value(logits_ref)
     n_cols = tr.tensors[scores].shape[-1]
     if scale_logits != 1.0:
         y = tr._tensor("scaled_logits", tr.tensors[scores].shape)
@@ -487,7 +524,7 @@ def frozen_graph_from_nodes(nodes, path):
                                [scores], [y], {"Beta": 1.0}))
         scores = y
 
-    anchors = np.asarray(tr.const_of(ANCHORS_NODE, "anchor table"), np.float64).reshape(-1, 4)
+    anchors = np.asarray(tr.const_of(anchors_ref, "anchor table"), np.float64).reshape(-1, 4)
     if anchors.shape[0] != n_anchors:
         raise ModelError("%s: %d anchors but %d box encodings" % (path, anchors.shape[0],
                                                                   n_anchors))

@@ -148,3 +148,27 @@ def test_qdq_of_a_float_model_is_refused(tmp_path):
     p.write_bytes(tf.build([x], outs))
     with pytest.raises(ModelError, match="no quantised weights.*without --qdq"):
         convert_tflite(str(p), qdq=True)
+
+
+def test_cli_convert_check_of_a_network_without_detection_op(tmp_path, capsys):
+    from trtssd.commands.cli import main
+    rng = np.random.RandomState(5)
+    tf = TfliteFile()
+    x = tf.tensor([1, 33, 21, 3], name="input")
+    y = tf.tensor([1, 17, 11, 8], name="features")
+    tf.op("CONV_2D", [x, tf.const(rng.normal(0, 0.3, (8, 3, 3, 3)).astype(np.float32)),
+                      tf.const(np.zeros(8, np.float32))], [y], Padding="SAME", StrideH=2,
+          StrideW=2, DilationHFactor=1, DilationWFactor=1, FusedActivationFunction="RELU")
+    z = tf.tensor([1, 17 * 11, 8], name="logits")
+    tf.op("RESHAPE", [y, tf.const(np.array([1, 187, 8], np.int32))], [z], NewShape=[1, 187, 8])
+    p = tmp_path / "net.tflite"
+    p.write_bytes(tf.build([x], [z, y]))
+    if interpreter(p.read_bytes()) is None:
+        pytest.skip("no TFLite interpreter: pip install ai-edge-litert")
+    assert main(["convert", str(p), "--check"]) == 0
+    text = capsys.readouterr().out
+    assert "raw outputs logits ['N', 187, 8], features ['N', 17, 11, 8]" in text
+    assert "no detection op" in text
+    assert [ln.split()[1] for ln in text.splitlines() if ln.startswith("random")] == \
+        ["logits", "features"]
+    assert (tmp_path / "net.onnx").is_file()

@@ -45,6 +45,11 @@ def convert_and_run(tf, inp, outs, x, qdq=False):
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
     got = sess.run(None, {"images": np.ascontiguousarray(xf)})
+    # the batch axis stays free: two frames give the one frame's outputs twice
+    pair = sess.run(None, {"images": np.ascontiguousarray(np.concatenate([xf, xf]))})
+    for one, two in zip(got, pair):
+        assert two.shape == (2,) + one.shape[1:]
+        np.testing.assert_allclose(two, np.concatenate([one, one]), rtol=1e-5, atol=1e-6)
     src = json.loads({p.key: p.value for p in model.metadata_props}[SOURCES_METADATA_KEY])
     out = []
     for n, g in zip(names, got):

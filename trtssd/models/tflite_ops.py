@@ -35,7 +35,7 @@ _NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
 # Every ONNX op type the converter may write (opset 11; the Q/DQ pair at 13): what a backend
 # that imports the ONNX itself (the PyTorch one) has to know.
 ONNX_OPS = ("Add", "AveragePool", "Clip", "Concat", "Conv", "DepthToSpace", "DequantizeLinear",
-            "Div", "HardSigmoid", "Identity", "LeakyRelu", "MaxPool", "Mul", "PRelu", "Pad",
+            "Div", "Expand", "HardSigmoid", "Identity", "LeakyRelu", "MaxPool", "Mul", "PRelu", "Pad",
             "QuantizeLinear", "ReduceMean", "Relu", "Reshape", "Resize", "Shape", "Sigmoid",
             "Slice", "Softmax", "SpaceToDepth", "Sub", "Tanh", "Transpose")
 
@@ -460,8 +460,29 @@ class OpTable(object):
         else:
             layout, onnx_axis = "TF", axis
         names, lo, hi = [], _INF, -_INF
+        batch = None
+        var = [v for v in vals if v is not None]
+        if not var:
+            self.fail(op, "concatenates constants only; trtssd converts networks")
         for i in op.inputs:
             n, r = self.operand(i, op, layout)
+            if i not in self.values:   # a constant: repeated over the free batch axis
+                if batch is None:
+                    v0 = self.to_tf(var[0]) if layout == "TF" else var[0]
+                    shape = self.b.node("Shape", [v0.name], self.out_name(op, "shape"))
+                    c = self.b.const
+                    batch = self.b.node("Slice", [shape, c(self.out_name(op, "b0"),
+                                                           np.array([0], np.int64)),
+                                                  c(self.out_name(op, "b1"),
+                                                    np.array([1], np.int64))],
+                                        self.out_name(op, "batch"))
+                arr = np.asarray(self.const(i, "operand"))
+                if layout == "NCHW":
+                    arr = _to_nchw_const(arr)
+                dims = self.b.const(self.out_name(op, "dims"),
+                                    np.array(arr.shape[1:], np.int64))
+                full = self.b.node("Concat", [batch, dims], self.out_name(op, "full"), axis=0)
+                n = self.b.node("Expand", [n, full], self.out_name(op, "expand"))
             names.append(n)
             lo, hi = min(lo, r[0]), max(hi, r[1])
         raw = self.b.node("Concat", names, self.out_name(op, "concat"), axis=int(onnx_axis))

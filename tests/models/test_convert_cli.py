@@ -108,7 +108,7 @@ def test_cli_convert_check_on_the_real_model(tmp_path, capsys):
     rng = np.random.RandomState(0)
     cv2.imwrite(str(pic), cv2.GaussianBlur(rng.randint(0, 256, (240, 320, 3)).astype(np.uint8),
                                            (9, 9), 3))
-    for extra, name, tol in (([], "m.onnx", "24 steps"), (["--qdq"], "q.onnx", "1 steps"),
+    for extra, name, tol in (([], "m.onnx", "24 steps"), (["--qdq"], "q.onnx", "8 steps"),
                              (["--qdq", "symmetric"], "s.onnx", "48 steps")):
         out = tmp_path / name
         rc = main(["convert", model_file("detect.tflite"), "-o", str(out), "--check", "--image",

@@ -3,8 +3,12 @@ TFLite file; TensorFlow for a TF1 frozen graph, where it is installed) and ONNX 
 converted ONNX), each output compared, bound by name.
 
 Tolerances, per output:
-- a quantised output, Q/DQ conversion: 1 quantisation step (the same integers at every layer;
-  only a rounding near a tie may differ);
+- a quantised output, exact Q/DQ conversion: 8 quantisation steps. The same integers at every
+  layer; only a rounding near a tie may differ (ONNX Runtime requantises with float scales,
+  TFLite with fixed-point multipliers), one step there, and such steps travel on through the
+  layers after it: detect.tflite (uint8, no residual adds) matches exactly, an int8
+  per-channel SSDLite-MobileNetV2 with residual adds (made with TensorFlow's converter from
+  the pedestrian graph) is within 6 steps;
 - a quantised output, float conversion: 24 steps. The float graph skips every layer's rounding
   (half a step each) and those errors add up through the network: on detect.tflite's real
   pictures the worst is 14 steps of the box encodings' coarse step, the mean half a step; a wrong
@@ -23,7 +27,7 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError, ModelError
 
-QDQ_STEPS = 1.0
+QDQ_STEPS = 8.0
 FLOAT_STEPS = 24.0
 SYMMETRIC_STEPS = 48.0
 FLOAT_REL = 1e-3
@@ -108,6 +112,20 @@ def _check_frozen_graph(path, model, image, seed):
     return rows
 
 
+def _dequantized_steps(path):
+    """{float tensor name: step of the quantised tensor it was DEQUANTIZE'd from}: the outputs
+    of a model quantised inside (float I/O) carry that quantisation's error."""
+    from .tflite_reader import read_tflite
+    g = read_tflite(path)
+    out = {}
+    for op in g.ops:
+        if op.type == "DEQUANTIZE" and op.inputs:
+            t = g.tensors[op.inputs[0]]
+            if t.quantized and t.data is None and t.scale.size == 1:
+                out[g.tensors[op.outputs[0]].name] = float(t.scale[0])
+    return out
+
+
 def check_conversion(tflite_path, model, image=None, seed=0):
     """Rows ``{input, output, max_abs, max_steps, tol, unit, ok}`` for a random input and, if
     ``image`` is given, that picture. ``model`` is the converted ``onnx.ModelProto``; the
@@ -150,6 +168,7 @@ def check_conversion(tflite_path, model, image=None, seed=0):
         inputs.append(("picture", x[None]))
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in sess.get_outputs()]
+    dequantized_from = _dequantized_steps(tflite_path)
     rows = []
     for label, x in inputs:
         it.set_tensor(ind["index"], x)
@@ -175,6 +194,8 @@ def check_conversion(tflite_path, model, image=None, seed=0):
                 mine = mine[..., 1:]
             mine = mine.reshape(ref.shape)
             err = float(np.abs(mine - ref).max()) if ref.size else 0.0
+            if not s:    # a float output DEQUANTIZE'd from a quantised one: its step counts
+                s = dequantized_from.get(sources.get(n), 0.0)
             if s:
                 steps = err / s
                 tol = {"exact": QDQ_STEPS, "symmetric": SYMMETRIC_STEPS}.get(qdq, FLOAT_STEPS)

@@ -248,7 +248,7 @@ class OpTable(object):
             w = self.const(i, "weights")
             if perm is not None:
                 w = w.transpose(perm)
-            return self.b.const(base, np.ascontiguousarray(w, np.float32)), None
+            return self.b.const(base, np.ascontiguousarray(w, np.float32))
         if self.qdq == "symmetric":   # int8 per output channel (axis 0 of ONNX's layout)
             w = self.const(i, "weights")
             w = (w if perm is None else w.transpose(perm)).astype(np.float64)
@@ -258,7 +258,7 @@ class OpTable(object):
             qname = self.b.const(base + "/quantized", np.ascontiguousarray(q.astype(np.int8)))
             s = self.b.const(base + "/scale", scale)
             z = self.b.const(base + "/zero_point", np.zeros(scale.shape, np.int8))
-            return self.b.node("DequantizeLinear", [qname, s, z], base, axis=0), scale
+            return self.b.node("DequantizeLinear", [qname, s, z], base, axis=0)
         data = t.data if perm is None else t.data.transpose(perm)
         qname = self.b.const(base + "/quantized", np.ascontiguousarray(data))
         attrs = {}
@@ -267,7 +267,7 @@ class OpTable(object):
                                 t.quantized_dimension)
         s = self.b.const(base + "/scale", t.scale.astype(np.float32))
         z = self.b.const(base + "/zero_point", t.zero_point.astype(t.dtype))
-        return self.b.node("DequantizeLinear", [qname, s, z], base, **attrs), t.scale
+        return self.b.node("DequantizeLinear", [qname, s, z], base, **attrs)
 
     def bias(self, i, base):
         t = self.tensor(i)
@@ -312,7 +312,7 @@ class OpTable(object):
             pl, pr = same_pads(x.shape[2], kw, sw, dw)
         else:
             pt = pb = pl = pr = 0
-        w_name, _ = self.weight(op.inputs[1], base + "/weights", perm, axis_map)
+        w_name = self.weight(op.inputs[1], base + "/weights", perm, axis_map)
         inputs = [x.name, w_name]
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             inputs.append(self.bias(op.inputs[2], base + "/bias"))

@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 ENGINE_ARGS ?= $(or $(TRTSSD_MODEL),../shared/models/detect.tflite)
-VERMIN_TARGETS := trtssd engines benchmarks tools
+VERMIN_TARGETS := trtssd benchmarks tools
 
 .PHONY: test bench engines vermin venv clean
 

@@ -363,26 +363,10 @@ def test_version_compatible_needs_8_6(generation, onnx_path, tmp_path):
         build(make(generation), onnx_path, tmp_path, version_compatible=True)
 
 
-def test_int8_qdq_on_tensorrt_11_from_a_tflite_needs_the_converters_qdq(tmp_path, monkeypatch):
-    """--qdq with a .tflite asks the converter for its Q/DQ export (where it has one)."""
-    from trtssd.models import resolve
-    seen = {}
-
-    def onnx_for(model_path, cache_dir=None, qdq=False):
-        seen["qdq"] = qdq
-        return write_onnx(str(tmp_path / "conv-qdq.onnx"), qdq=True)
-    monkeypatch.setattr(resolve, "onnx_for", onnx_for)
-    trt = make("11")
-    path, side = build(trt, str(tmp_path / "detect.tflite"), tmp_path, precision="int8",
-                       qdq=True)
-    assert seen == {"qdq": True} and side["int8_mode"] == "qdq"
-    assert header(path)["int8_mode"] == "qdq" and header(path)["strongly_typed"]
-    assert "--qdq" in side["rebuild_command"]
-
-
 def test_qdq_from_a_tflite_through_the_converter(tmp_path, monkeypatch):
-    """Where models.resolve has no qdq option, --qdq converts with convert_tflite(qdq=True) into
-    the model cache (once) and builds INT8 from it."""
+    """--qdq with a .tflite converts with the converter's symmetric Q/DQ (int8, zero points 0:
+    what TensorRT builds) into the model cache (once), and builds a strongly typed INT8 engine
+    from it."""
     from trtssd.models import convert
     made = []
 
@@ -391,18 +375,20 @@ def test_qdq_from_a_tflite_through_the_converter(tmp_path, monkeypatch):
             made.append(path)
             write_onnx(path, qdq=True)
 
-    def convert_tflite(path, qdq=False):
-        assert qdq
+    def convert_model(path, qdq=False):
+        assert qdq == "symmetric"
         return Result()
-    monkeypatch.setattr(convert, "convert_tflite", convert_tflite)
+    monkeypatch.setattr(convert, "convert_model", convert_model)
     monkeypatch.setenv("TRTSSD_CACHE", str(tmp_path / "models"))
     tfl = tmp_path / "detect.tflite"
     tfl.write_bytes(b"not read: the converter is replaced")
     for _ in range(2):
         path, side = build(make("11"), str(tfl), tmp_path, precision="int8", qdq=True)
     assert len(made) == 1 and side["int8_mode"] == "qdq"
+    assert header(path)["int8_mode"] == "qdq" and header(path)["strongly_typed"]
+    assert "--qdq" in side["rebuild_command"]
     cached = [n for n in os.listdir(str(tmp_path / "models"))]
-    assert len(cached) == 1 and cached[0].endswith(".qdq.onnx")
+    assert len(cached) == 1 and cached[0].endswith(".qdq-symmetric.onnx")
     with pytest.raises(InputError, match="synthetic model has random float weights"):
         build(make("11"), "synthetic", tmp_path, precision="int8", qdq=True)
 

@@ -80,6 +80,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
     _add_info(sub)
+    from . import convert
+    convert.add_parser(sub)
     for name, module, text in (("bench", "commands.bench", "every pipeline mode side by side"),
                                ("build-engine", "backends.tensorrt.build",
                                 "build a TensorRT engine from the model")):

@@ -732,7 +732,7 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
 def onnx_for_model(model_path, qdq=False):
     """An .onnx path for ``model_path``: an .onnx as is; a .tflite converted through
     trtssd.models (with its own quantisation as Q/DQ nodes when ``qdq``), cached."""
-    if model_path.lower().endswith(".tflite") or model_path == "synthetic":
+    if model_path.lower().endswith((".tflite", ".pb")) or model_path == "synthetic":
         from ...models.resolve import onnx_for
         if not qdq:
             return onnx_for(model_path)
@@ -741,31 +741,26 @@ def onnx_for_model(model_path, qdq=False):
                              "quantisation scales; pass the real .tflite")
         return _qdq_onnx_for(model_path)
     if not model_path.lower().endswith(".onnx"):
-        raise InputError("model %s is neither .onnx nor .tflite; pass the ONNX written by "
+        raise InputError("model %s is neither .onnx, .tflite nor .pb; pass the ONNX written by "
                          "`trtssd convert`" % model_path)
     return model_path
 
 
 def _qdq_onnx_for(model_path):
-    """The Q/DQ conversion of a .tflite (``trtssd convert --qdq``), cached beside the float one."""
-    import inspect
+    """The Q/DQ conversion of a .tflite for TensorRT (``trtssd convert --qdq symmetric``:
+    int8 with zero points 0, the only explicit INT8 TensorRT builds; the file's own uint8
+    zero points are not), cached beside the float one."""
     from ...models import convert, resolve
-    if "qdq" in inspect.signature(resolve.onnx_for).parameters:
-        return resolve.onnx_for(model_path, qdq=True)
-    convert_tflite = getattr(convert, "convert_tflite", None)
-    if convert_tflite is None or "qdq" not in inspect.signature(convert_tflite).parameters:
-        raise EnvironmentProblem("--qdq: this trtssd's converter cannot write Q/DQ ONNX; pass an "
-                                 "ONNX with QuantizeLinear/DequantizeLinear nodes")
     src = resolve.resolve_model(model_path)
     base = os.path.splitext(os.path.basename(src))[0]
-    out = os.path.join(resolve.default_cache_dir(), "%s-%s-c%s.qdq.onnx"
+    out = os.path.join(resolve.default_cache_dir(), "%s-%s-c%s.qdq-symmetric.onnx"
                        % (base, file_sha256(src)[:16], convert.CONVERTER_VERSION))
     if not os.path.isfile(out):
         if not os.path.isdir(os.path.dirname(out)):
             os.makedirs(os.path.dirname(out))
         tmp = "%s.tmp%d.onnx" % (out, os.getpid())
         try:
-            convert_tflite(src, qdq=True).save(tmp)
+            convert.convert_model(src, qdq="symmetric").save(tmp)
             os.replace(tmp, out)
         finally:
             if os.path.exists(tmp):

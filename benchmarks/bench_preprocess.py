@@ -372,10 +372,13 @@ def python_overhead(reps=20000):
 
     The GPU's own driver calls (launch, event record, H2D enqueue: a few us each on an H100)
     come on top; this is the part the code controls. Cases: the bench's (device frame, frames
-    in the staging) and the pipeline's (pinned frames into a caller's output)."""
+    in the staging) and the pipeline's (pinned frames into a caller's output), and foreign
+    device arrays (benchmarks._overhead.ForeignArray, a stand-in for torch/CuPy arrays: the
+    same objects each call, or new view objects of the same memory each call) with a foreign
+    ``out``, beside trtssd's own DeviceArray views of the same memory."""
     import trtssd.gpu.cuda as tcuda
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
-    from benchmarks._overhead import median_us_per_call, noop_driver
+    from benchmarks._overhead import ForeignArray, median_us_per_call, noop_driver
     res = {}
     with noop_driver() as drv:
         o = PreprocessOptions()
@@ -387,9 +390,25 @@ def python_overhead(reps=20000):
             pinned = [tcuda.pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
             out = tcuda.DeviceArray(o.output_shape(n), np.float32)
             stream = drv.Stream()
+            step = h * w * 3
+            own = [tcuda.DeviceArray.view(dev.ptr + k * step, (h, w, 3), np.uint8, dev)
+                   for k in range(n)]
+            foreign = [ForeignArray(dev.ptr + k * step, (h, w, 3)) for k in range(n)]
+            fout = ForeignArray(out.ptr, o.output_shape(n), "<f4")
+            pool = [[ForeignArray(dev.ptr + k * step, (h, w, 3)) for k in range(n)]
+                    for _ in range(64)]
+            cycle = [0]
+
+            def new_views():
+                cycle[0] = (cycle[0] + 1) % len(pool)
+                return pre.preprocess(pool[cycle[0]], out=fout, stream=stream)
             cases = [("device", lambda: pre.preprocess(dev)),
                      ("staging", lambda: pre.preprocess(staged)),
-                     ("pinned_out_stream", lambda: pre.preprocess(pinned, out=out, stream=stream))]
+                     ("pinned_out_stream", lambda: pre.preprocess(pinned, out=out, stream=stream)),
+                     ("own_views_out_stream", lambda: pre.preprocess(own, out=out, stream=stream)),
+                     ("foreign_out_stream", lambda: pre.preprocess(foreign, out=fout,
+                                                                   stream=stream)),
+                     ("foreign_new_views_out_stream", new_views)]
             for name, call in cases:
                 k = reps // n if name != "pinned_out_stream" or getattr(pre, "_direct_pinned", False) else 50
                 res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(k // 100, 5),

@@ -466,3 +466,31 @@ def test_yuv_bad_input_raises_before_launch(cuda_context):
         driver().Context.synchronize()
         assert np.isnan(pre._out.get()).all(), "something was launched despite the error"
         d.close()
+
+
+def test_torch_frames_and_out_repeated_and_changed(cuda_context):
+    # torch tensors as frames and out=, called again and again (cached by their memory), as new
+    # views of a batch each call, and with the memory behind a tensor replaced in place
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    rng = np.random.default_rng(62)
+    o = PreprocessOptions(width=160, height=120)
+    host = rng.integers(0, 256, (3, 240, 320, 3), dtype=np.uint8)
+    batch = torch.from_numpy(host).cuda()
+    out = torch.empty(o.output_shape(2), dtype=torch.float32, device="cuda")
+    ref = cpu_preprocess(list(host[:2]), o)[0]
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:
+        frames = [batch[0], batch[1]]
+        for k in range(3):
+            out.fill_(float("nan"))
+            views = frames if k < 2 else [batch[0], batch[1]]      # new view objects
+            pre.preprocess(views, out=out)
+            torch.cuda.synchronize()
+            np.testing.assert_allclose(out.cpu().numpy(), ref, atol=tolerance(o)[0], rtol=1e-6)
+        frames[0].set_(batch[2].clone())                # new memory behind the same tensor
+        out2 = torch.empty_like(out)
+        pre.preprocess(frames, out=out2)
+        torch.cuda.synchronize()
+        np.testing.assert_allclose(out2.cpu().numpy(), cpu_preprocess([host[2], host[1]], o)[0],
+                                   atol=tolerance(o)[0], rtol=1e-6)

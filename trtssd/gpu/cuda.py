@@ -417,3 +417,44 @@ def device_buffer(obj, what):
     if ptr == 0 and _count(shape) > 0:
         raise InputError("%s has a null device pointer (closed or freed)" % what)
     return ptr, shape, dtype
+
+
+def _torch_key(t):
+    return ("torch", t.data_ptr(), t.shape, t.stride(), t.dtype, t.is_cuda)
+
+
+def _cupy_key(a):
+    return ("cupy", a.data.ptr, a.shape, a.strides, a.dtype)
+
+
+def _interface_key(obj):
+    iface = getattr(obj, "__cuda_array_interface__", None)
+    if iface is None:
+        return None
+    strides = iface.get("strides")
+    return ("cai", iface["data"][0], tuple(iface["shape"]),
+            None if strides is None else tuple(strides), iface["typestr"])
+
+
+_KEY_OF_TYPE = {}
+
+
+def foreign_key(obj):
+    """A hashable key of a device array's memory (pointer, shape, strides, dtype) that changes
+    whenever its ``__cuda_array_interface__`` would, or None when ``obj`` has none: what caches
+    of plans and checked buffers key foreign arrays by. PyTorch tensors and CuPy arrays by their
+    own cheap attributes (torch's interface property alone costs microseconds), anything else
+    by its interface."""
+    t = type(obj)
+    fn = _KEY_OF_TYPE.get(t)
+    if fn is None:
+        mod = getattr(t, "__module__", "") or ""
+        if t.__name__ == "Tensor" and mod == "torch":
+            fn = _torch_key
+        elif t.__name__ == "ndarray" and mod.split(".")[0] == "cupy":
+            fn = _cupy_key
+        else:
+            fn = _interface_key
+        _KEY_OF_TYPE[t] = fn
+    return fn(obj)
+

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.geometry import FrameGeometry
-from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info
+from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, foreign_key
 from .frames import YuvFrame, check_dtype, frame_list, frame_size
 from .options import YUV_FORMATS
 
@@ -115,23 +115,19 @@ class Planner(object):
     @staticmethod
     def key(frames):
         """A cheap key of what the frames are, or None. Host arrays are keyed by identity (the
-        plan keeps weak references and checks them), device arrays by pointer and shape."""
+        plan keeps weak references and checks them), device arrays by pointer and shape, other
+        libraries' device arrays by trtssd.gpu.cuda.foreign_key, YuvFrames of device planes by
+        their planes."""
         t = type(frames)
         if t is list or t is tuple:
             key = []
             for f in frames:
-                if isinstance(f, np.ndarray):
-                    key.append((id(f), f.shape, f.strides, f.dtype))
-                elif isinstance(f, DeviceArray):
-                    key.append((f.ptr, f.shape, f.dtype))
-                else:
+                k = _frame_key(f)
+                if k is None:
                     return None
+                key.append(k)
             return tuple(key)
-        if isinstance(frames, np.ndarray):
-            return (id(frames), frames.shape, frames.strides, frames.dtype)
-        if isinstance(frames, DeviceArray):
-            return (frames.ptr, frames.shape, frames.dtype, 0)
-        return None
+        return _frame_key(frames)
 
     @staticmethod
     def same_objects(refs, frames):
@@ -379,6 +375,19 @@ class Planner(object):
     def clear(self):
         self.plans.clear()
         self.out_views.clear()
+
+
+def _frame_key(f):
+    if isinstance(f, np.ndarray):
+        return (id(f), f.shape, f.strides, f.dtype)
+    if isinstance(f, DeviceArray):
+        return (f.ptr, f.shape, f.dtype)
+    if isinstance(f, YuvFrame):
+        return ("yuv", f.width, f.height, f.planes, f.pitches) if f.on_device else None
+    try:
+        return foreign_key(f)
+    except Exception:           # a broken interface: make() reports it
+        return None
 
 
 def _relative(chroma, ptr):

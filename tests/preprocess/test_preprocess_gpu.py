@@ -494,3 +494,36 @@ def test_torch_frames_and_out_repeated_and_changed(cuda_context):
         torch.cuda.synchronize()
         np.testing.assert_allclose(out2.cpu().numpy(), cpu_preprocess([host[2], host[1]], o)[0],
                                    atol=tolerance(o)[0], rtol=1e-6)
+
+
+class _DLPackOnly(object):
+    """A device array that speaks only DLPack (no __cuda_array_interface__)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __dlpack__(self, stream=None):
+        return self.t.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+
+def test_dlpack_frames_and_out(cuda_context):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    rng = np.random.default_rng(63)
+    o = PreprocessOptions(width=96, height=64)
+    host = rng.integers(0, 256, (2, 200, 300, 3), dtype=np.uint8)
+    batch = torch.from_numpy(host).cuda()
+    out = torch.full(o.output_shape(2), float("nan"), dtype=torch.float32, device="cuda")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:
+        for _ in range(2):
+            pre.preprocess([_DLPackOnly(batch[0]), _DLPackOnly(batch[1][10:, 20:])],
+                           out=_DLPackOnly(out))
+            torch.cuda.synchronize()
+            ref = cpu_preprocess([host[0], host[1][10:, 20:]], o)[0]
+            np.testing.assert_allclose(out.cpu().numpy(), ref, atol=tolerance(o)[0], rtol=1e-6)
+        with pytest.raises(InputError, match="not in CUDA memory"):
+            pre.preprocess(torch.zeros((10, 10, 3), dtype=torch.uint8))     # a CPU tensor

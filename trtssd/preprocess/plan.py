@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.geometry import FrameGeometry
-from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, foreign_key
+from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, foreign_key, is_device_array
 from .frames import YuvFrame, check_dtype, frame_list, frame_size
 from .options import YUV_FORMATS
 
@@ -271,7 +271,7 @@ class Planner(object):
                 d = self._yuv_planes(i, f, what, copies, host_slots, ranges)
                 h, w = d[3], d[2]
                 descs.append(d)
-            elif hasattr(f, "__cuda_array_interface__"):
+            elif is_device_array(f):
                 ptr, shape, strides, dtype = cuda_array_info(f)
                 check_dtype(dtype, what)
                 h, w = frame_size(shape, o, what)

@@ -475,7 +475,8 @@ def device_buffer(obj, what):
 
 
 def _torch_key(t):
-    return ("torch", t.data_ptr(), t.shape, t.stride(), t.dtype, t.is_cuda)
+    # no device in the key: host and device addresses are distinct in CUDA's unified space
+    return ("torch", t.data_ptr(), t.shape, t.stride(), t.dtype)
 
 
 def _cupy_key(a):

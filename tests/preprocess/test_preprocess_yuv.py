@@ -147,6 +147,36 @@ def test_kernel_planes_with_their_own_pitches(fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_kernel_crops(fmt):
+    # crops of a bigger picture at even offsets: 4:2:0 as YuvFrame planes (any rows and
+    # columns), the single buffers that allow it (NV12/NV21 and 4:2:2) as column crops with the
+    # parent's pitch; against the crop packed on its own
+    from support.frames import pack_yuv
+    rng = np.random.default_rng(zlib.crc32(("crop" + fmt).encode()))
+    H, W = 90, 140
+    y, u, v = yuv_planes(rng, fmt, H, W)
+    o = PreprocessOptions(width=45, height=35, input_format=fmt, letterbox=True)
+    sub = 2 if YUV_FORMATS[fmt][0] != "422" else 1      # chroma rows per picture row pair
+    for y0, x0, h, w in ((0, 2, 40, 60), (10, 0, 80, 138), (34, 70, 2, 2), (2, 4, 88, 136),
+                         (0, 6, 90, 100)):
+        cy = slice(y0 // sub, (y0 + h) // sub)
+        cx = slice(x0 // 2, (x0 + w) // 2)
+        ref = pack_yuv(fmt, y[y0:y0 + h, x0:x0 + w], u[cy, cx], v[cy, cx])
+        crops = []
+        if YUV_FORMATS[fmt][0] == "420sp":
+            uv = np.stack([u, v] if fmt == "NV12" else [v, u], -1).reshape(H // 2, W)
+            crops.append(YuvFrame(w, h, y=y[y0:y0 + h, x0:x0 + w], uv=uv[cy, x0:x0 + w]))
+            if (y0, h) == (0, H):                       # a full-height column crop of a buffer
+                crops.append(pack_yuv(fmt, y, u, v)[:, x0:x0 + w])
+        elif YUV_FORMATS[fmt][0] == "420p":
+            crops.append(YuvFrame(w, h, y=y[y0:y0 + h, x0:x0 + w], u=u[cy, cx], v=v[cy, cx]))
+        else:
+            crops.append(pack_yuv(fmt, y, u, v)[y0:y0 + h, x0:x0 + w])
+        for c in crops:
+            np.testing.assert_array_equal(check([c], o, ref_frames=[ref]), run_kernel([ref], o)[0])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_kernel_batches(fmt):
     rng = np.random.default_rng(zlib.crc32(("batch" + fmt).encode()))
     o = PreprocessOptions(width=53, height=41, input_format=fmt, letterbox=True, pad_value=5,

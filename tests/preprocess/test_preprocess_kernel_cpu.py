@@ -1,4 +1,4 @@
-"""kernels/preprocess.cu, its real source, run on the CPU through the shim, against cpu_preprocess.
+"""trtssd/preprocess/preprocess.cu, its real source, run on the CPU through the shim, against cpu_preprocess.
 
 The kernel gets exactly the arguments GpuPreprocessor gives it (the same FrameDesc records from
 trtssd.preprocess.plan.fill_frame_desc and the same normalisation constants); only the pointers are

@@ -14,7 +14,7 @@ from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, foreign_key, i
 from .frames import YuvFrame, check_dtype, frame_list, frame_size
 from .options import YUV_FORMATS
 
-# The kernel's FrameDesc (kernels/preprocess.cu), 64 bytes.
+# The kernel's FrameDesc (preprocess.cu), 64 bytes.
 FRAME_DESC_DTYPE = np.dtype({
     "names": ["src", "pitch", "nn_x", "nn_y", "in_w", "in_h", "sx", "sy",
               "off_x", "off_y", "inner_w", "inner_h"],

@@ -200,6 +200,12 @@ def fake_gpu(monkeypatch, request):
                              label=lambda args: "table" if args[0] else "uniform")
 
 
+@pytest.fixture
+def fake_gpu_any(monkeypatch):
+    return fake_cuda.install(monkeypatch, "direct", {"preprocess_u8": "P96sqPii" + "f" * 9},
+                             nullable={"preprocess_u8": (0,)}, grid_len=3)
+
+
 def _check_host(pre, frames, o, ref_frames):
     pre._out.fill_bytes(0xFF)
     res, geoms = pre.preprocess(frames)
@@ -340,3 +346,20 @@ def test_yuv_options_and_frames_refused():
     with pytest.raises(InputError, match="packed 4:2:2"):
         cpu_preprocess(YuvFrame(4, 2, y=np.zeros((2, 4), np.uint8), uv=np.zeros((1, 4), np.uint8)),
                        PreprocessOptions(input_format="UYVY"))
+
+
+def test_i420_decoded_into_the_staging(fake_gpu_any):
+    # I420 rows are unpitched: a picture smaller than max_frame_shape is decoded into the start
+    # of its slot as one contiguous buffer; a pitched crop of the slot is refused with the fix
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(52)
+    o = PreprocessOptions(width=21, height=17, input_format="I420")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(40, 60)) as pre:
+        buf = rand_yuv(rng, "I420", 20, 30)[0]
+        s = pre.staging(1).reshape(-1)[:buf.size].reshape(buf.shape)
+        s[...] = buf
+        n0 = len(fake_gpu_any.copies)
+        _check_host(pre, [buf, s], o, [buf, buf])
+        assert len(fake_gpu_any.copies) - n0 == 2       # slots 0 and 1 (uniform: no table)
+        with pytest.raises(InputError, match="unpitched"):
+            pre.preprocess([buf, pre.staging(1)[:30, :30]])

@@ -157,9 +157,11 @@ class Planner(object):
                 raise InputError("%s is a view of staging slot %d: pass staging(i) views "
                                  "at position i of the batch" % (what, slot))
             if not packed or off + span > (i + 1) * slot_bytes:
+                hint = ("staging(i).reshape(-1)[:H * 3 // 2 * W].reshape(H * 3 // 2, W): I420 "
+                        "and YV12 rows are unpitched" if self.options.yuv_layout == "420p"
+                        else "staging(i)[:h, :w] crops")
                 raise InputError("%s is a view of the staging buffers that the kernel "
-                                 "cannot read (strides %s): use staging(i)[:h, :w] crops"
-                                 % (what, f.strides))
+                                 "cannot read (strides %s): use %s" % (what, f.strides, hint))
             return ("staging", off, rs, off + span)
         root = pinned_root(f) if packed and isinstance(f, PinnedArray) else None
         if root is not None:

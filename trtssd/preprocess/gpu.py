@@ -220,7 +220,11 @@ class GpuPreprocessor(object):
           pixels: uploaded straight from their own memory by an asynchronous copy on
           ``stream`` (a crop: the rows it spans), no host copy; with ``mapped=True`` and a
           mapped PinnedArray, the kernel reads it in place (zero copy);
-        - device arrays with ``__cuda_array_interface__``: read in place.
+        - device arrays (``__cuda_array_interface__`` or DLPack: DeviceArray, torch, CuPy):
+          read in place; another library's arrays are cached by their memory description
+          (trtssd.gpu.cuda.foreign_key), so calling again with them costs no new plan;
+        - YUV formats: OpenCV-layout buffers of any of the kinds above, or a ``YuvFrame`` of
+          planes (device planes read in place, host planes copied through the staging).
         Contract for pinned and device frames: the caller keeps them alive and unchanged until
         ``stream`` has run this call's kernel (record an event after the call, or synchronise).
         Plain host frames are copied before ``preprocess`` returns and may be reused at once.

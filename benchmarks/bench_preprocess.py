@@ -22,6 +22,9 @@ What is measured (medians with p5/p95 over --reps repetitions):
 - ``h2d_kernel_us``: GPU time of copy + kernel from pinned staging (what a discrete GPU pays).
 - ``host_us_pinned`` / ``h2d_kernel_pinned_us``: the same from pooled PinnedArray frames
   (pinned_empty), uploaded from their own memory: the pipeline's case.
+- ``host_us_own_views`` / ``host_us_torch`` / ``host_us_torch_new_views`` (BGR rows, with
+  torch's CUDA): one call with frames and ``out=`` on a stream as DeviceArray views, torch
+  tensors (the same objects), and new torch views of the same batch each call.
 - ``python overhead`` (``--python-overhead``, CPU only, no GPU): the Python part of a call
   with a no-op driver.
 - OpenCV: ``cpu_preprocess`` per call on this CPU (one thread, cv2.setNumThreads(1)).
@@ -154,8 +157,53 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True, fmt="BGR"):
         res["host_us_pinned"] = pct(host)
         for p in pinned:
             p.close()
+        if fmt == "BGR":
+            res.update(_foreign_host_cost(pre, dev, frames.shape[1:], n, o, reps))
         dev.close()
     return _with_bytes(res, h, w, n, dtype, fmt)
+
+
+def _foreign_host_cost(pre, dev, frame_shape, n, o, reps):
+    """Host cost of preprocess() with frames and out= on a stream given as trtssd's own
+    DeviceArray views, as torch tensors (the same objects each call), and as new torch views
+    of the same batch each call (issue 15's foreign-array case). {} without torch's CUDA."""
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            return {}
+    except ImportError:
+        return {}
+    from trtssd.gpu.cuda import DeviceArray, driver
+    drv = driver()
+    step = int(np.prod(frame_shape))
+    own = [DeviceArray.view(dev.ptr + k * step, frame_shape, np.uint8, dev) for k in range(n)]
+    own_out = DeviceArray(o.output_shape(n), o.np_dtype)
+    tb = torch.empty((n,) + tuple(frame_shape), dtype=torch.uint8, device="cuda")
+    tout = torch.empty(o.output_shape(n), dtype=getattr(torch, o.dtype), device="cuda")
+    same = [tb[k] for k in range(n)]
+    pool = [[tb[k] for k in range(n)] for _ in range(64)]
+    stream = drv.Stream()
+    res = {}
+    for name, frames_of, out in (("host_us_own_views", lambda i: own, own_out),
+                                 ("host_us_torch", lambda i: same, tout),
+                                 ("host_us_torch_new_views", lambda i: pool[i % 64], tout)):
+        for i in range(20):
+            pre.preprocess(frames_of(i), out=out, stream=stream)
+        host = []
+        for i in range(reps):
+            fr = frames_of(i)
+            t0 = time.perf_counter()
+            pre.preprocess(fr, out=out, stream=stream)
+            host.append((time.perf_counter() - t0) * 1e6)
+            if i % 50 == 49:
+                stream.synchronize()
+        stream.synchronize()
+        res[name] = pct(host)
+    own_out.close()
+    print("   foreign arrays, host us per call (median): own views %.1f, torch %.1f, torch new "
+          "views %.1f" % tuple(res[k]["median"] for k in ("host_us_own_views", "host_us_torch",
+                                                           "host_us_torch_new_views")))
+    return res
 
 
 def _with_bytes(res, h, w, n, dtype, fmt):
@@ -372,10 +420,13 @@ def python_overhead(reps=20000):
 
     The GPU's own driver calls (launch, event record, H2D enqueue: a few us each on an H100)
     come on top; this is the part the code controls. Cases: the bench's (device frame, frames
-    in the staging) and the pipeline's (pinned frames into a caller's output)."""
+    in the staging) and the pipeline's (pinned frames into a caller's output), and foreign
+    device arrays (benchmarks._overhead.ForeignArray, a stand-in for torch/CuPy arrays: the
+    same objects each call, or new view objects of the same memory each call) with a foreign
+    ``out``, beside trtssd's own DeviceArray views of the same memory."""
     import trtssd.gpu.cuda as tcuda
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
-    from benchmarks._overhead import median_us_per_call, noop_driver
+    from benchmarks._overhead import ForeignArray, median_us_per_call, noop_driver
     res = {}
     with noop_driver() as drv:
         o = PreprocessOptions()
@@ -387,9 +438,25 @@ def python_overhead(reps=20000):
             pinned = [tcuda.pinned_empty((h, w, 3), np.uint8) for _ in range(n)]
             out = tcuda.DeviceArray(o.output_shape(n), np.float32)
             stream = drv.Stream()
+            step = h * w * 3
+            own = [tcuda.DeviceArray.view(dev.ptr + k * step, (h, w, 3), np.uint8, dev)
+                   for k in range(n)]
+            foreign = [ForeignArray(dev.ptr + k * step, (h, w, 3)) for k in range(n)]
+            fout = ForeignArray(out.ptr, o.output_shape(n), "<f4")
+            pool = [[ForeignArray(dev.ptr + k * step, (h, w, 3)) for k in range(n)]
+                    for _ in range(64)]
+            cycle = [0]
+
+            def new_views():
+                cycle[0] = (cycle[0] + 1) % len(pool)
+                return pre.preprocess(pool[cycle[0]], out=fout, stream=stream)
             cases = [("device", lambda: pre.preprocess(dev)),
                      ("staging", lambda: pre.preprocess(staged)),
-                     ("pinned_out_stream", lambda: pre.preprocess(pinned, out=out, stream=stream))]
+                     ("pinned_out_stream", lambda: pre.preprocess(pinned, out=out, stream=stream)),
+                     ("own_views_out_stream", lambda: pre.preprocess(own, out=out, stream=stream)),
+                     ("foreign_out_stream", lambda: pre.preprocess(foreign, out=fout,
+                                                                   stream=stream)),
+                     ("foreign_new_views_out_stream", new_views)]
             for name, call in cases:
                 k = reps // n if name != "pinned_out_stream" or getattr(pre, "_direct_pinned", False) else 50
                 res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(k // 100, 5),

@@ -65,5 +65,14 @@ def cuda_context():
     ctx.close()
 
 
+@pytest.fixture(scope="session")
+def torch_cuda(cuda_context):
+    """PyTorch with CUDA (sharing trtssd's primary context); skips without it."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    return torch
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU and pycuda")

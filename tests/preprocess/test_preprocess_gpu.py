@@ -218,10 +218,8 @@ def test_staging_in_place_and_mapped(cuda_context):
             run_and_check(pre, rand_frame(rng, 99, 101, "BGR"), o)
 
 
-def test_out_to_torch_without_copy(cuda_context):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA here")
+def test_out_to_torch_without_copy(torch_cuda):
+    torch = torch_cuda
     rng = np.random.default_rng(27)
     o = PreprocessOptions(dtype="float16")
     f = rand_frame(rng, 333, 555, "BGR")
@@ -430,10 +428,8 @@ def test_yuv_device_planes(cuda_context, fmt):
                 d.close()
 
 
-def test_yuv_torch_planes(cuda_context):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA here")
+def test_yuv_torch_planes(torch_cuda):
+    torch = torch_cuda
     from trtssd.preprocess import YuvFrame
     rng = np.random.default_rng(61)
     o = PreprocessOptions(input_format="NV12")
@@ -466,3 +462,54 @@ def test_yuv_bad_input_raises_before_launch(cuda_context):
         driver().Context.synchronize()
         assert np.isnan(pre._out.get()).all(), "something was launched despite the error"
         d.close()
+
+
+class _DLPackOnly(object):
+    """A device array that speaks only DLPack (no __cuda_array_interface__)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __dlpack__(self, stream=None):
+        return self.t.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+
+def test_torch_and_dlpack_frames_and_out(torch_cuda):
+    # torch tensors as frames and out=, called again and again (cached by their memory), as new
+    # views of a batch each call, with the memory behind a tensor replaced in place; then the
+    # same memory through objects that speak only DLPack (a crop among them); a CPU tensor is
+    # refused
+    torch = torch_cuda
+    rng = np.random.default_rng(62)
+    o = PreprocessOptions(width=160, height=120)
+    host = rng.integers(0, 256, (3, 240, 320, 3), dtype=np.uint8)
+    batch = torch.from_numpy(host).cuda()
+    out = torch.empty(o.output_shape(2), dtype=torch.float32, device="cuda")
+    atol = tolerance(o)[0]
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:
+        frames = [batch[0], batch[1]]
+        ref = cpu_preprocess(list(host[:2]), o)[0]
+        for k in range(3):
+            out.fill_(float("nan"))
+            views = frames if k < 2 else [batch[0], batch[1]]      # new view objects
+            pre.preprocess(views, out=out)
+            torch.cuda.synchronize()
+            np.testing.assert_allclose(out.cpu().numpy(), ref, atol=atol, rtol=1e-6)
+        frames[0].set_(batch[2].clone())                # new memory behind the same tensor
+        out2 = torch.empty_like(out)
+        pre.preprocess(frames, out=out2)
+        torch.cuda.synchronize()
+        np.testing.assert_allclose(out2.cpu().numpy(), cpu_preprocess([host[2], host[1]], o)[0],
+                                   atol=atol, rtol=1e-6)
+        ref = cpu_preprocess([host[0], host[1][10:, 20:]], o)[0]
+        for _ in range(2):
+            out.fill_(float("nan"))
+            pre.preprocess([_DLPackOnly(batch[0]), _DLPackOnly(batch[1][10:, 20:])],
+                           out=_DLPackOnly(out))
+            torch.cuda.synchronize()
+            np.testing.assert_allclose(out.cpu().numpy(), ref, atol=atol, rtol=1e-6)
+        with pytest.raises(InputError, match="not in CUDA memory"):
+            pre.preprocess(torch.zeros((10, 10, 3), dtype=torch.uint8))     # a CPU tensor

@@ -1,4 +1,4 @@
-"""kernels/preprocess.cu, its real source, run on the CPU through the shim, against cpu_preprocess.
+"""trtssd/preprocess/preprocess.cu, its real source, run on the CPU through the shim, against cpu_preprocess.
 
 The kernel gets exactly the arguments GpuPreprocessor gives it (the same FrameDesc records from
 trtssd.preprocess.plan.fill_frame_desc and the same normalisation constants); only the pointers are
@@ -372,3 +372,71 @@ def test_pinned_copies_are_not_pinned(fake_gpu):
             pre._staging[...] = 0xA5
             _check_host(pre, c, o, ref_frames=np.array(c))
             assert not _staging_untouched(pre)
+
+
+class _Foreign(object):
+    """Another library's device array (its "device memory" is the fake driver's host memory):
+    a fresh interface dict on each access, counted."""
+
+    def __init__(self, arr, typestr="|u1"):
+        self.arr, self.typestr, self.reads = arr, typestr, 0
+
+    @property
+    def __cuda_array_interface__(self):
+        self.reads += 1
+        return {"shape": self.arr.shape, "typestr": self.typestr, "strides": None,
+                "data": (self.arr.ctypes.data, False), "version": 2}
+
+
+def test_foreign_arrays_cached_by_their_memory(fake_gpu):
+    # Frames and out= of other libraries: the plan and the checked out pointer are cached by
+    # the arrays' memory description, so a second call reads each interface once and makes no
+    # plan; when an array's memory changes (same object, new pointer or shape), the call
+    # follows it.
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(45)
+    o = PreprocessOptions(width=31, height=23)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:
+        frames = [frame(rng, 40, 50, "BGR"), frame(rng, 40, 50, "BGR")]
+        fa = [_Foreign(f) for f in frames]
+        outs = np.full(o.output_shape(2), np.nan, np.float32)
+        fo = _Foreign(outs, "<f4")
+        ref = cpu_preprocess(frames, o)[0]
+        pre.preprocess(fa, out=fo)
+        np.testing.assert_allclose(outs, ref, atol=tolerance(o)[0], rtol=1e-6)
+        made = len(pre._planner.plans)
+        reads = [a.reads for a in fa] + [fo.reads]
+        outs[...] = np.nan
+        pre.preprocess(fa, out=fo)
+        np.testing.assert_allclose(outs, ref, atol=tolerance(o)[0], rtol=1e-6)
+        assert len(pre._planner.plans) == made
+        assert [a.reads for a in fa] + [fo.reads] == [r + 1 for r in reads]
+        # new memory behind the same objects: new plan, right result, new out pointer used
+        frames2 = [frame(rng, 30, 70, "BGR"), frame(rng, 40, 50, "BGR")]
+        fa[0].arr, fa[1].arr = frames2
+        outs2 = np.full(o.output_shape(2), np.nan, np.float32)
+        fo.arr = outs2
+        pre.preprocess(fa, out=fo)
+        np.testing.assert_allclose(outs2, cpu_preprocess(frames2, o)[0], atol=tolerance(o)[0],
+                                   rtol=1e-6)
+        assert fake_gpu.fns[-1].launches[-1] == "table"
+
+
+def test_foreign_key_follows_torch_metadata():
+    # torch tensors are keyed by data_ptr, shape, stride and dtype: any change to what their
+    # __cuda_array_interface__ would describe changes the key (CPU tensors here: the key does
+    # not need CUDA)
+    torch = pytest.importorskip("torch")
+    from trtssd.gpu.cuda import foreign_key
+    t = torch.zeros((4, 6, 3), dtype=torch.uint8)
+    k = foreign_key(t)
+    assert k == foreign_key(t) and k[0] == "torch"
+    assert foreign_key(t[1:]) != k                    # a view elsewhere
+    u = t.clone()
+    u.transpose_(0, 1)
+    assert foreign_key(u) != foreign_key(t.clone())   # strides changed in place
+    v = t.clone()
+    kv = foreign_key(v)
+    v.set_(torch.zeros((4, 6, 3), dtype=torch.uint8))
+    assert foreign_key(v) != kv                       # new storage behind the same object
+    assert foreign_key(t.view(torch.int8)) != k      # same memory, another dtype

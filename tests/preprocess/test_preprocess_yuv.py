@@ -147,6 +147,36 @@ def test_kernel_planes_with_their_own_pitches(fmt):
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
+def test_kernel_crops(fmt):
+    # crops of a bigger picture at even offsets: 4:2:0 as YuvFrame planes (any rows and
+    # columns), the single buffers that allow it (NV12/NV21 and 4:2:2) as column crops with the
+    # parent's pitch; against the crop packed on its own
+    from support.frames import pack_yuv
+    rng = np.random.default_rng(zlib.crc32(("crop" + fmt).encode()))
+    H, W = 90, 140
+    y, u, v = yuv_planes(rng, fmt, H, W)
+    o = PreprocessOptions(width=45, height=35, input_format=fmt, letterbox=True)
+    sub = 2 if YUV_FORMATS[fmt][0] != "422" else 1      # chroma rows per picture row pair
+    for y0, x0, h, w in ((0, 2, 40, 60), (10, 0, 80, 138), (34, 70, 2, 2), (2, 4, 88, 136),
+                         (0, 6, 90, 100)):
+        cy = slice(y0 // sub, (y0 + h) // sub)
+        cx = slice(x0 // 2, (x0 + w) // 2)
+        ref = pack_yuv(fmt, y[y0:y0 + h, x0:x0 + w], u[cy, cx], v[cy, cx])
+        crops = []
+        if YUV_FORMATS[fmt][0] == "420sp":
+            uv = np.stack([u, v] if fmt == "NV12" else [v, u], -1).reshape(H // 2, W)
+            crops.append(YuvFrame(w, h, y=y[y0:y0 + h, x0:x0 + w], uv=uv[cy, x0:x0 + w]))
+            if (y0, h) == (0, H):                       # a full-height column crop of a buffer
+                crops.append(pack_yuv(fmt, y, u, v)[:, x0:x0 + w])
+        elif YUV_FORMATS[fmt][0] == "420p":
+            crops.append(YuvFrame(w, h, y=y[y0:y0 + h, x0:x0 + w], u=u[cy, cx], v=v[cy, cx]))
+        else:
+            crops.append(pack_yuv(fmt, y, u, v)[y0:y0 + h, x0:x0 + w])
+        for c in crops:
+            np.testing.assert_array_equal(check([c], o, ref_frames=[ref]), run_kernel([ref], o)[0])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_kernel_batches(fmt):
     rng = np.random.default_rng(zlib.crc32(("batch" + fmt).encode()))
     o = PreprocessOptions(width=53, height=41, input_format=fmt, letterbox=True, pad_value=5,
@@ -168,6 +198,12 @@ def fake_gpu(monkeypatch, request):
     return fake_cuda.install(monkeypatch, request.param, {"preprocess_u8": "P96sqPii" + "f" * 9},
                              nullable={"preprocess_u8": (0,)}, grid_len=3,
                              label=lambda args: "table" if args[0] else "uniform")
+
+
+@pytest.fixture
+def fake_gpu_any(monkeypatch):
+    return fake_cuda.install(monkeypatch, "direct", {"preprocess_u8": "P96sqPii" + "f" * 9},
+                             nullable={"preprocess_u8": (0,)}, grid_len=3)
 
 
 def _check_host(pre, frames, o, ref_frames):
@@ -310,3 +346,20 @@ def test_yuv_options_and_frames_refused():
     with pytest.raises(InputError, match="packed 4:2:2"):
         cpu_preprocess(YuvFrame(4, 2, y=np.zeros((2, 4), np.uint8), uv=np.zeros((1, 4), np.uint8)),
                        PreprocessOptions(input_format="UYVY"))
+
+
+def test_i420_decoded_into_the_staging(fake_gpu_any):
+    # I420 rows are unpitched: a picture smaller than max_frame_shape is decoded into the start
+    # of its slot as one contiguous buffer; a pitched crop of the slot is refused with the fix
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(52)
+    o = PreprocessOptions(width=21, height=17, input_format="I420")
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(40, 60)) as pre:
+        buf = rand_yuv(rng, "I420", 20, 30)[0]
+        s = pre.staging(1).reshape(-1)[:buf.size].reshape(buf.shape)
+        s[...] = buf
+        n0 = len(fake_gpu_any.copies)
+        _check_host(pre, [buf, s], o, [buf, buf])
+        assert len(fake_gpu_any.copies) - n0 == 2       # slots 0 and 1 (uniform: no table)
+        with pytest.raises(InputError, match="unpitched"):
+            pre.preprocess([buf, pre.staging(1)[:30, :30]])

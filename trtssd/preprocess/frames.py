@@ -7,7 +7,7 @@ the same messages.
 import numpy as np
 
 from ..core.errors import InputError
-from ..gpu.cuda import DeviceArray, cuda_array_info
+from ..gpu.cuda import DeviceArray, cuda_array_info, is_device_array
 
 
 def frame_list(frames, options=None):
@@ -150,7 +150,7 @@ class YuvFrame(object):
         ``ptr`` an int device address or an object with ``__cuda_array_interface__`` of shape
         (height * 3 / 2, >= width))."""
         if not isinstance(ptr, (int, np.integer)):
-            if not hasattr(ptr, "__cuda_array_interface__"):
+            if not is_device_array(ptr):
                 raise InputError("YuvFrame.from_surface needs a device address (int) or a device "
                                  "array, got %s" % type(ptr).__name__)
             owner = ptr if owner is None else owner
@@ -186,7 +186,7 @@ def _plane(plane, pitch, rows, row_bytes, what):
             raise InputError("%s is a device address: give its pitch too (%s_pitch=bytes from "
                              "one row to the next)" % (what, what.split()[-1]))
         ptr, pitch = int(plane), int(pitch)
-    elif hasattr(plane, "__cuda_array_interface__"):
+    elif is_device_array(plane):
         ptr, shape, strides, dtype = cuda_array_info(plane)
         check_dtype(dtype, what)
         if len(shape) != 2 or shape[0] < rows or shape[1] < row_bytes or strides[1] != 1:

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.nullcontext import NULL_CONTEXT
-from ..gpu.cuda import DeviceArray, device_buffer
+from ..gpu.cuda import DeviceArray, device_buffer, foreign_key
 from ..gpu.launch import ScalarArg, Signature, StructArg, VectorArg, load_kernel
 from .frames import frame_list
 from .options import PreprocessOptions
@@ -151,6 +151,7 @@ class GpuPreprocessor(object):
         self._zero_desc = bytes(frame_desc_dtype(o).itemsize)
         self._tail_args = (o.width, o.height) + tuple(float(v) for v in kernel_norm_args(o))
         self._out_dtype = o.np_dtype
+        self._out_ptrs = {}            # (foreign_key(out), n) -> its checked device pointer
 
     def close(self):
         """Free every buffer now (waits for work this object enqueued)."""
@@ -219,7 +220,11 @@ class GpuPreprocessor(object):
           pixels: uploaded straight from their own memory by an asynchronous copy on
           ``stream`` (a crop: the rows it spans), no host copy; with ``mapped=True`` and a
           mapped PinnedArray, the kernel reads it in place (zero copy);
-        - device arrays with ``__cuda_array_interface__``: read in place.
+        - device arrays (``__cuda_array_interface__`` or DLPack: DeviceArray, torch, CuPy):
+          read in place; another library's arrays are cached by their memory description
+          (trtssd.gpu.cuda.foreign_key), so calling again with them costs no new plan;
+        - YUV formats: OpenCV-layout buffers of any of the kinds above, or a ``YuvFrame`` of
+          planes (device planes read in place, host planes copied through the staging).
         Contract for pinned and device frames: the caller keeps them alive and unchanged until
         ``stream`` has run this call's kernel (record an event after the call, or synchronise).
         Plain host frames are copied before ``preprocess`` returns and may be reused at once.
@@ -242,7 +247,21 @@ class GpuPreprocessor(object):
         if isinstance(out, DeviceArray):      # always C-contiguous: check shape and dtype only
             if out.shape == plan.out_shape and out.dtype == self._out_dtype and out.ptr:
                 return out, out.ptr
-        return self._check_out(out, plan.n)
+        # another library's array: checked once per memory description (foreign_key), not per
+        # call (its interface property costs microseconds)
+        try:
+            key = (foreign_key(out), plan.n)
+        except Exception:
+            key = (None, 0)
+        ptr = self._out_ptrs.get(key) if key[0] is not None else None
+        if ptr is not None:
+            return out, ptr
+        out, ptr = self._check_out(out, plan.n)
+        if key[0] is not None:
+            if len(self._out_ptrs) >= 64:
+                self._out_ptrs.clear()
+            self._out_ptrs[key] = ptr
+        return out, ptr
 
     def _preprocess(self, frames, out, stream):
         plan = self._plan(frames)      # cached, or made: validates, InputError before any launch

@@ -10,11 +10,11 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.geometry import FrameGeometry
-from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info
+from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, foreign_key, is_device_array
 from .frames import YuvFrame, check_dtype, frame_list, frame_size
 from .options import YUV_FORMATS
 
-# The kernel's FrameDesc (kernels/preprocess.cu), 64 bytes.
+# The kernel's FrameDesc (preprocess.cu), 64 bytes.
 FRAME_DESC_DTYPE = np.dtype({
     "names": ["src", "pitch", "nn_x", "nn_y", "in_w", "in_h", "sx", "sy",
               "off_x", "off_y", "inner_w", "inner_h"],
@@ -115,23 +115,19 @@ class Planner(object):
     @staticmethod
     def key(frames):
         """A cheap key of what the frames are, or None. Host arrays are keyed by identity (the
-        plan keeps weak references and checks them), device arrays by pointer and shape."""
+        plan keeps weak references and checks them), device arrays by pointer and shape, other
+        libraries' device arrays by trtssd.gpu.cuda.foreign_key, YuvFrames of device planes by
+        their planes."""
         t = type(frames)
         if t is list or t is tuple:
             key = []
             for f in frames:
-                if isinstance(f, np.ndarray):
-                    key.append((id(f), f.shape, f.strides, f.dtype))
-                elif isinstance(f, DeviceArray):
-                    key.append((f.ptr, f.shape, f.dtype))
-                else:
+                k = _frame_key(f)
+                if k is None:
                     return None
+                key.append(k)
             return tuple(key)
-        if isinstance(frames, np.ndarray):
-            return (id(frames), frames.shape, frames.strides, frames.dtype)
-        if isinstance(frames, DeviceArray):
-            return (frames.ptr, frames.shape, frames.dtype, 0)
-        return None
+        return _frame_key(frames)
 
     @staticmethod
     def same_objects(refs, frames):
@@ -161,9 +157,11 @@ class Planner(object):
                 raise InputError("%s is a view of staging slot %d: pass staging(i) views "
                                  "at position i of the batch" % (what, slot))
             if not packed or off + span > (i + 1) * slot_bytes:
+                hint = ("staging(i).reshape(-1)[:H * 3 // 2 * W].reshape(H * 3 // 2, W): I420 "
+                        "and YV12 rows are unpitched" if self.options.yuv_layout == "420p"
+                        else "staging(i)[:h, :w] crops")
                 raise InputError("%s is a view of the staging buffers that the kernel "
-                                 "cannot read (strides %s): use staging(i)[:h, :w] crops"
-                                 % (what, f.strides))
+                                 "cannot read (strides %s): use %s" % (what, f.strides, hint))
             return ("staging", off, rs, off + span)
         root = pinned_root(f) if packed and isinstance(f, PinnedArray) else None
         if root is not None:
@@ -275,7 +273,7 @@ class Planner(object):
                 d = self._yuv_planes(i, f, what, copies, host_slots, ranges)
                 h, w = d[3], d[2]
                 descs.append(d)
-            elif hasattr(f, "__cuda_array_interface__"):
+            elif is_device_array(f):
                 ptr, shape, strides, dtype = cuda_array_info(f)
                 check_dtype(dtype, what)
                 h, w = frame_size(shape, o, what)
@@ -379,6 +377,19 @@ class Planner(object):
     def clear(self):
         self.plans.clear()
         self.out_views.clear()
+
+
+def _frame_key(f):
+    if isinstance(f, np.ndarray):
+        return (id(f), f.shape, f.strides, f.dtype)
+    if isinstance(f, DeviceArray):
+        return (f.ptr, f.shape, f.dtype)
+    if isinstance(f, YuvFrame):
+        return ("yuv", f.width, f.height, f.planes, f.pitches) if f.on_device else None
+    try:
+        return foreign_key(f)
+    except Exception:           # a broken interface: make() reports it
+        return None
 
 
 def _relative(chroma, ptr):

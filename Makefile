@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BENCH_ARGS ?=
 ENGINE_ARGS ?= $(or $(TRTSSD_MODEL),../shared/models/detect.tflite)
-VERMIN_TARGETS := trtssd engines benchmarks tools
+VERMIN_TARGETS := trtssd benchmarks tools
 
 .PHONY: test bench engines vermin venv clean
 
@@ -33,11 +33,11 @@ vermin: $(PY)
 
 bench: $(PY)
 	$(PY) tools/ensure_deps.py bench
-	$(PY) -m trtssd bench $(BENCH_ARGS)
+	$(PY) -m trtssd bench --video auto $(BENCH_ARGS)
 
 engines: $(PY)
 	$(PY) tools/ensure_deps.py bench
-	$(PY) engines/build_engine.py $(ENGINE_ARGS)
+	$(PY) -m trtssd build-engine $(ENGINE_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -7,7 +7,8 @@ with CUDA events around ``ctx.enqueue(stream)``; reports the median with the 10t
 percentile spread and images per second.
 
     python benchmarks/bench_backend.py [--model detect.tflite|model.onnx|synthetic]
-        [--batch 1 8 32] [--precision fp32 fp16] [--mode graph eager] [--json out.json]
+        [--batch 1 8 32] [--precision fp32 fp16] [--mode graph eager] [--streams 1 2 3 4]
+        [--json out.json]
 
 Targets on an H100 (not asserted): batch 1 graph <= 0.65 ms fp32, <= 0.55 ms fp16; batch 8
 fp16 >= 8,000 images/s.
@@ -65,6 +66,45 @@ def _bench_one(torch, backend, batch, warmup_s, reps):
             "reps": reps}
 
 
+def _bench_streams(torch, backend, batch, streams, warmup_s, reps):
+    """``streams`` batches in flight, one context and stream each, one thread enqueuing round
+    robin and waiting, before it re-enqueues on a stream, for that stream's previous batch:
+    the concurrency of the pipelined schedule (trtssd bench holds pipelined-dD to this figure
+    at D streams). Host wall clock over ``reps`` rounds after the warm-up."""
+    dev = torch.device(backend.device)
+    tdtype = torch.float16 if backend.input_dtype == np.float16 else torch.float32
+    b_shape, s_shape = backend.output_shapes(batch)
+    lanes = []
+    for _ in range(streams):
+        images = torch.randn((batch, 3, backend.spec.input_height, backend.spec.input_width),
+                             device=dev).clamp_(-1, 1).to(tdtype)
+        ctx = backend.create_context(images, torch.empty(b_shape, device=dev),
+                                     torch.empty(s_shape, device=dev))
+        lanes.append((ctx, torch.cuda.Stream(), torch.cuda.Event()))
+
+    def rounds(n):
+        for _ in range(n):
+            for ctx, stream, done in lanes:
+                done.synchronize()
+                ctx.enqueue(stream)
+                done.record(stream)
+    for _, stream, done in lanes:
+        done.record(stream)
+    t_end = time.perf_counter() + warmup_s
+    while time.perf_counter() < t_end:
+        rounds(10)
+    t0 = time.perf_counter()
+    rounds(reps)
+    for _, _, done in lanes:
+        done.synchronize()
+    wall = time.perf_counter() - t0
+    for ctx, _, _ in lanes:
+        ctx.close()
+    ms = wall * 1e3 / (reps * streams)
+    return {"batch": batch, "streams": streams, "median_ms": ms, "p10_ms": None,
+            "p90_ms": None, "images_per_s": batch * 1e3 / ms, "reps": reps}
+
+
 def main(argv=None):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     p = argparse.ArgumentParser(description=__doc__,
@@ -79,6 +119,11 @@ def main(argv=None):
                    help="NHWC activations (the backend's default on CUDA)")
     p.add_argument("--no-channels-last", dest="channels_last", action="store_false",
                    help="NCHW activations")
+    p.add_argument("--streams", type=int, nargs="+", default=[1],
+                   help="batches in flight (graph mode on CUDA): 1 = back to back on one "
+                        "stream, CUDA events; N > 1 = N streams enqueued round robin by one "
+                        "thread, host clock (the ceilings trtssd bench holds pipelined and "
+                        "multi to)")
     p.add_argument("--warmup-s", type=float, default=1.0)
     p.add_argument("--reps", type=int, default=200)
     p.add_argument("--no-check", action="store_true", help="skip the correctness check")
@@ -126,11 +171,20 @@ def main(argv=None):
             for batch in a.batch:
                 r = _bench_one(torch, be, batch, a.warmup_s, a.reps)
                 r.update(precision=precision, mode=mode, device=a.device,
-                         channels_last=be.channels_last)
+                         channels_last=be.channels_last, streams=1)
                 rows.append(r)
                 print("%-5s %-5s %-4s batch %3d: %8.3f ms median (p10 %.3f, p90 %.3f)  %9.0f img/s"
                       % (precision, mode, "NHWC" if be.channels_last else "NCHW", batch,
                          r["median_ms"], r["p10_ms"], r["p90_ms"], r["images_per_s"]))
+                for n in [k for k in a.streams if k > 1] if a.device == "cuda" else []:
+                    r = _bench_streams(torch, be, batch, n, a.warmup_s, a.reps)
+                    r.update(precision=precision, mode=mode, device=a.device,
+                             channels_last=be.channels_last)
+                    rows.append(r)
+                    print("%-5s %-5s %-4s batch %3d x %d streams: %8.3f ms per enqueue  "
+                          "%9.0f img/s" % (precision, mode, "NHWC" if be.channels_last else
+                                           "NCHW", batch, n, r["median_ms"],
+                                           r["images_per_s"]))
             be.close()
     if a.json:
         meta = {"model": os.path.basename(str(model)), "synthetic": spec.synthetic,

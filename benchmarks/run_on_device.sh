@@ -2,11 +2,13 @@
 # Everything trtssd checks and measures on a lent GPU, in one call (the device machine keeps
 # nothing between calls, so one script builds, checks and times).
 #
-#   ../shared/device/stage.sh && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|bench|all]
+#   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
+#   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-rows|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
-# variants; bench: kernel + microbenchmarks and `trtssd bench`.
+# variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
+# (row uploads, NVDEC) and the bench's ceilings, row uploads and real-video rows.
 # Writes logs and JSON under $OUT (the device tool's output folder) or bench-out/.
 set -uo pipefail
 phase=${1:-all}
@@ -16,6 +18,9 @@ export TRTSSD_MODEL_DIR=${TRTSSD_MODEL_DIR:-$PWD/.device-carry/models}
 export TRTSSD_MODEL=${TRTSSD_MODEL:-$TRTSSD_MODEL_DIR/detect.tflite}
 export TRTSSD_CACHE=${TRTSSD_CACHE:-/tmp/trtssd-cache}
 export PYTHONUNBUFFERED=1
+# the real-video rows: the carried clip (the device has no PyAV to make one), else auto
+CLIP=.device-carry/clip-1080p-h264.mp4
+VIDEO=$([ -f "$CLIP" ] && echo "$CLIP" || echo auto)
 step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
 run() { local t=$1; shift; timeout "$t" "$@"; local rc=$?; echo "-- rc=$rc: $*"; return 0; }
 
@@ -26,35 +31,60 @@ python3 -c "import sys, numpy, cv2, torch; print(sys.version.split()[0], 'numpy'
 
 if [ "$phase" = check ] || [ "$phase" = all ]; then
     step "GPU tests"
-    run 300 python3 -m pytest -q -rs -p no:cacheprovider \
-        tests/test_preprocess_gpu.py tests/test_postprocess_gpu.py tests/test_backends_gpu.py \
-        tests/test_pipeline_gpu.py tests/test_bench.py tests/test_tensorrt_build.py \
-        tests/test_kernels_compile.py
-    step "compute-sanitizer memcheck: every preprocessing variant"
+    # the whole suite: the GPU tests run here, the rest runs again beside them
+    run 480 python3 -m pytest -q -rs -p no:cacheprovider tests
+    step "compute-sanitizer memcheck: every preprocessing variant (RGB and YUV formats, YUV planes)"
     run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m benchmarks.bench_preprocess --sanitize
+    step "compute-sanitizer memcheck: the YUV GPU tests (pitched surfaces, planes at allocation ends)"
+    run 300 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py -k "yuv_pitched or yuv_device_planes or frames_at_allocation_ends"
     step "compute-sanitizer memcheck + racecheck: postprocessing kernels"
     run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
+        python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
     run 240 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
+        python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
 fi
 
 if [ "$phase" = kernel ] || [ "$phase" = bench ] || [ "$phase" = all ]; then
-    step "preprocessing kernel duration, Nsight Compute (1080p f32, batch 1 and 8; byte loads, wide loads, shared-memory rows)"
-    for v in "0 0" "1 0" "0 1"; do set -- $v; for b in 1 8; do
-        echo "-- ncu pix_per_thread=1 wide_loads=$1 smem_rows=$2 batch=$b"
+    step "preprocessing kernel duration, Nsight Compute (1080p f32 -> 300x300, batch 1 and 8; BGR now, BGR of 19475d8, NV12 now)"
+    # the committed kernel, and the one of commit 19475d8 (before the experiments were removed)
+    # when git history is here, compiled by the same Python through TRTSSD_KERNEL_DIR
+    # (the device machine gets no .git: stage it as .device-carry/kernel-19475d8/preprocess/preprocess.cu)
+    old=$PWD/.device-carry/kernel-19475d8
+    if [ ! -f "$old/preprocess/preprocess.cu" ]; then
+        mkdir -p "$old/preprocess"
+        git show 19475d8:trtssd/preprocess/preprocess.cu > "$old/preprocess/preprocess.cu" 2>/dev/null || rm -f "$old/preprocess/preprocess.cu"
+    fi
+    if [ -f "$old/preprocess/preprocess.cu" ]; then
+        kernels="now:$PWD/trtssd 19475d8:$old"
+    else
+        echo "-- no git history here: only the committed kernel is timed"
+        kernels="now:$PWD/trtssd"
+    fi
+    for b in 1 8; do
+        for k in $kernels; do
+            echo "-- ncu kernel=${k%%:*} BGR batch=$b"
+            TRTSSD_KERNEL_DIR=${k#*:} run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+                --metrics gpu__time_duration.sum,dram__bytes.sum \
+                python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
+                --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="
+        done
+        echo "-- ncu kernel=now NV12 batch=$b (issue 13: no slower than BGR)"
         run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
             --metrics gpu__time_duration.sum,dram__bytes.sum \
             python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
-            --quick --no-torch --no-opencv --pix-per-thread 1 --wide-loads $1 --smem-rows $2 2>&1 | grep -E "gpu__time|dram__bytes|rc="
-    done; done
+            --input-formats NV12 --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="
+    done
+    step "preprocessing kernel by CUDA events, BGR and NV12 side by side (1080p -> 300x300)"
+    run 240 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
+        --input-formats BGR NV12 YUYV --no-torch --no-opencv --json "$OUT/preprocess_yuv.json"
 fi
 
 if [ "$phase" = bench ] || [ "$phase" = all ]; then
     step "trtssd bench (make bench), PyTorch backend, CUDA graph, fp32, synthetic 1080p"
-    run 420 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
-        --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    run 600 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
+        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
     step "preprocessing microbenchmark"
     run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
     step "postprocessing microbenchmark"
@@ -71,4 +101,44 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
     run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
         --modes sync,gpu,pipelined --depths 2 --draw --json "$OUT/bench_draw.json" --no-chart
 fi
+# --- pipeline (branch pipe): ceilings at each mode's concurrency, row uploads, NVDEC ---------
+# pipe = pipe-check, pipe-bench, pipe-rows (each meant to fit one 10-minute device call)
+if [ "$phase" = pipe ] || [ "$phase" = pipe-check ] || [ "$phase" = all ]; then
+    step "pipeline GPU tests: row uploads, NVDEC frames against FFmpeg, NVDEC through every mode, in-flight ceiling"
+    run 400 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
+        tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
+        tests/pipeline/test_pipeline_gpu.py tests/commands/test_bench_video.py
+    step "compute-sanitizer memcheck: row uploads and NVDEC frames through the kernel"
+    run 400 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
+        tests/io/test_nvdec.py -k "gpu or nvdec_frames or host_frames"
+fi
+if [ "$phase" = pipe ] || [ "$phase" = pipe-bench ] || [ "$phase" = all ]; then
+    step "bench fp32: synthetic rows and the clip with CPU and GPU decode (decode-only rows)"
+    run 600 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
+        --video "$VIDEO" --json "$OUT/pipe_fp32.json" --chart "$OUT/pipe_fp32.png"
+    step "bench fp16, synthetic"
+    run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 2 \
+        --json "$OUT/pipe_fp16.json" --chart "$OUT/pipe_fp16.png"
+fi
+if [ "$phase" = pipe ] || [ "$phase" = pipe-rows ] || [ "$phase" = all ]; then
+    step "row uploads against whole-frame uploads, same run conditions (fp32 and fp16)"
+    for p in fp32 fp16; do
+        run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
+            --modes gpu,pipelined,multi --depths 2,4 --json "$OUT/pipe_rows_$p.json" --no-chart
+        run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
+            --modes gpu,pipelined,multi --depths 2,4 --full-upload --json "$OUT/pipe_full_$p.json" --no-chart
+    done
+    step "network alone at 1-4 streams in flight (bench_backend, the bench's in-flight ceilings cross-checked)"
+    run 300 python3 benchmarks/bench_backend.py --batch 1 8 --precision fp32 fp16 --mode graph \
+        --streams 1 2 3 4 --no-check --json "$OUT/pipe_backend_streams.json"
+    step "multi at depth 3 (row uploads): rounds in flight against the b8 x 3 ceiling"
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
+        --modes multi --multi-depth 3 --json "$OUT/pipe_multi_d3.json" --no-chart
+    step "drawing on the clip (pooled frames, drawn in place) and on synthetic frames"
+    run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
+        --modes gpu,pipelined --depths 2 --source "$( [ -f "$CLIP" ] && echo "$CLIP" || echo synthetic:1920x1080)" \
+        --decode cpu --draw --json "$OUT/pipe_draw_clip.json" --no-chart
+fi
+# --- end pipeline ------------------------------------------------------------------------------
 step "done"

@@ -30,6 +30,7 @@ GROUPS = {
         ("skimage", "scikit-image"),
         ("torch", "torch==2.13.0"),
         ("matplotlib", "matplotlib"),
+        ("av", "av"),
         ("setuptools", "setuptools"),
         ("wheel", "wheel"),
         ("tqdm", "tqdm"),
@@ -42,6 +43,7 @@ GROUPS = {
     "vermin": [("vermin", "vermin")],
     "bench": COMMON + [
         ("matplotlib", "matplotlib"),
+        ("av", "av"),               # makes the bench's H.264 clip (its wheels carry libx264)
     ],
 }
 
@@ -128,6 +130,14 @@ def main(argv):
             # JetPack's, whose nvcc is in /usr/local/cuda/bin, usually not on PATH)
             os.environ["PATH"] = os.environ.get("PATH", "") + os.pathsep + "/usr/local/cuda/bin"
             need.append("pycuda")
+    if argv[1] == "bench" and _has_nvidia_gpu() and sys.version_info >= (3, 8) \
+            and os.path.exists("/proc/driver/nvidia/version"):
+        try:
+            importlib.import_module("PyNvVideoCodec")
+        except ImportError:
+            need.append("pynvvideocodec")       # NVDEC decode (desktop GPUs; 27 MB)
+        except Exception:
+            pass                                # installed; the bench says why it cannot run
     if argv[1] == "bench":
         have_backend = False
         for module in ("tensorrt", "torch", "onnxruntime"):

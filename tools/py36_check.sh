@@ -26,7 +26,7 @@ assert numpy.__version__.startswith('1.19') and cv2.__version__.startswith('4.1.
 fi
 "$VENV36/bin/python" - <<'PYEOF'
 import compileall, importlib, pkgutil, sys
-ok = all(compileall.compile_dir(d, quiet=1) for d in ("trtssd", "engines", "benchmarks", "tools"))
+ok = all(compileall.compile_dir(d, quiet=1) for d in ("trtssd", "benchmarks", "tools"))
 import trtssd
 mods = [m.name for m in pkgutil.walk_packages(trtssd.__path__, "trtssd.")]
 mods = [m for m in mods if m != "trtssd.__main__"]

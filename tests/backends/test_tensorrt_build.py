@@ -1,4 +1,4 @@
-"""Engine building against a fake tensorrt per API generation (8.2, 8.4, 8.5, 8.6, 10).
+"""Engine building against a fake tensorrt per API generation (8.2, 8.4, 8.5, 8.6, 10, 11).
 
 These prove trtssd calls each generation's *documented* API (the fakes, tests/fake_tensorrt,
 follow NVIDIA's pages per version); they are not runs of real TensorRT, which cannot be
@@ -12,8 +12,9 @@ import pytest
 
 from support.fake_tensorrt import make
 from support.fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
-from support.fake_tensorrt.devmem import HostDeviceArray
+from support.fake_tensorrt._base import MAGIC
 from support.fake_tensorrt.models import A, C, H, W, write_onnx
+from support.fake_tensorrt.scenarios import calib_images, cpu_feed_preprocess
 
 from trtssd.backends.tensorrt import build as eb
 from trtssd.core.errors import EngineError, InputError, ModelError
@@ -22,6 +23,18 @@ from trtssd.core.errors import EngineError, InputError, ModelError
 
 def names(trt):
     return [c[0] for c in trt.calls]
+
+
+def header(engine_path):
+    """What the fake engine file says about how it was built."""
+    with open(engine_path, "rb") as f:
+        data = f.read()
+    assert data.startswith(MAGIC)
+    return json.loads(data[len(MAGIC):].decode())
+
+
+def typed_only(trt):
+    return "strongly_typed_only" in trt.FEATURES
 
 
 def build(trt, onnx_path, tmp_path, lines=None, **kw):
@@ -51,7 +64,7 @@ def test_read_onnx_matches_the_onnx_package(tmp_path):
 
 def test_onnx_without_spec_metadata_is_refused(tmp_path, trt):
     path = write_onnx(str(tmp_path / "m.onnx"), metadata=False)
-    with pytest.raises(ModelError, match="engines/convert.py"):
+    with pytest.raises(ModelError, match="trtssd convert"):
         build(trt, path, tmp_path)
 
 
@@ -65,12 +78,23 @@ def test_build_static_batch(trt, onnx_path, tmp_path, precision):
              "OnnxParser.parse", "Builder.create_builder_config", "Builder.build_serialized_network"]
     assert [x for x in n if x in order] == order
     flags = [c[1][0] for c in trt.calls if c[0] == "Builder.create_network"][0]
-    assert flags == (0 if trt.__version__.startswith("10.") else 1)
+    # EXPLICIT_BATCH (bit 0) before 10; 10 ignores it; 11 is STRONGLY_TYPED (bit 1) only
+    assert flags == {"8": 1, "10": 0, "11": 2}[trt.__version__.split(".")[0]]
     # a fixed batch is written into the network: a static engine, no profile needed
     assert ("ITensor.shape=", ("images", (3, 3, H, W))) in trt.calls
     assert "Builder.create_optimization_profile" not in n
     fp16 = ("IBuilderConfig.set_flag", ("FP16",)) in trt.calls
-    assert fp16 == (precision == "fp16")
+    made = header(path)
+    if typed_only(trt):
+        # TensorRT 11: no precision flag; an FP16 engine is built from an FP16 copy of the ONNX
+        assert not fp16 and made["strongly_typed"]
+        assert made["weights"] == (["HALF"] if precision == "fp16" else ["FLOAT"])
+        copy = os.path.join(os.path.dirname(path), "tiny_ssd-%s.fp16.onnx"
+                            % eb.read_onnx(onnx_path).sha256[:12])
+        assert os.path.isfile(copy) == (precision == "fp16")
+    else:
+        assert fp16 == (precision == "fp16") and not made["strongly_typed"]
+        assert made["weights"] == ["FLOAT"]
     # workspace: max_workspace_size on 8.2 only, memory pools from 8.4
     if "memory_pool" in trt.FEATURES:
         assert ("IBuilderConfig.set_memory_pool_limit", ("WORKSPACE", 512 << 20)) in trt.calls
@@ -93,6 +117,8 @@ def test_build_static_batch(trt, onnx_path, tmp_path, precision):
     assert side["engine_bytes"] == os.path.getsize(path)
     assert side["spec"]["num_classes"] == C
     assert "--force" in side["rebuild_command"] and "--max-batch 3" in side["rebuild_command"]
+    assert side["rebuild_command"].startswith("trtssd build-engine ")
+    assert side["strongly_typed"] == typed_only(trt) and side["version_compatible"] is False
     assert any("engine written" in l for l in lines)
 
 
@@ -150,51 +176,45 @@ def test_dynamic_batch_profiles(trt, onnx_path, tmp_path):
 
 def test_int8_from_qdq_needs_no_calibration(trt, tmp_path):
     path = write_onnx(str(tmp_path / "q.onnx"), qdq=True)
-    _, side = build(trt, path, tmp_path, precision="int8")
-    assert side["int8_mode"] == "qdq"
+    engine, side = build(trt, path, tmp_path, precision="int8")
+    assert side["int8_mode"] == "qdq" and header(engine)["int8_mode"] == "qdq"
     n = names(trt)
-    assert ("IBuilderConfig.set_flag", ("INT8",)) in trt.calls
+    # 8.x-10.x: the INT8 flag over the Q/DQ graph; 11: the strongly typed graph's own types
+    assert (("IBuilderConfig.set_flag", ("INT8",)) in trt.calls) == (not typed_only(trt))
     assert "IBuilderConfig.int8_calibrator=" not in n
 
 
+def test_int8_qdq_flag_needs_qdq_nodes(trt, onnx_path, tmp_path):
+    with pytest.raises(InputError, match="--qdq.*no QuantizeLinear"):
+        build(trt, onnx_path, tmp_path, precision="int8", qdq=True)
+    assert "Builder.build_serialized_network" not in names(trt)
+
+
 def test_int8_without_qdq_or_images_is_refused(trt, onnx_path, tmp_path):
-    with pytest.raises(InputError, match="--calib-images"):
+    with pytest.raises(InputError, match="--qdq" if typed_only(trt) else "--calib-images"):
         build(trt, onnx_path, tmp_path, precision="int8")
 
 
-def _calib_images(tmp_path, count):
-    import cv2
-    d = tmp_path / "calib"
-    d.mkdir()
-    rng = np.random.RandomState(11)
-    for i in range(count):
-        cv2.imwrite(str(d / ("%03d.png" % i)), rng.randint(0, 256, (37, 53, 3), np.uint8))
-    return str(d)
-
-
-def _cpu_feed_preprocess(seen):
-    """Stand-in for GpuPreprocessor in CI: resize+normalise on the CPU into a host buffer."""
-    import cv2
-
-    def run(frames):
-        out = HostDeviceArray((len(frames), 3, H, W), np.float32)
-        for i, f in enumerate(frames):
-            rgb = cv2.resize(f, (W, H))[:, :, ::-1].astype(np.float32)
-            out.host[i] = ((rgb - 128.0) / 128.0).transpose(2, 0, 1)
-        seen.append(out)
-        return out
-    return run
+def test_int8_calibration_on_tensorrt_11_says_use_qdq(onnx_path, tmp_path):
+    images = calib_images(tmp_path / "calib", 4)
+    with pytest.raises(InputError) as e:
+        build(make("11"), onnx_path, tmp_path, precision="int8", calib_images=images)
+    msg = str(e.value)
+    assert "TensorRT 11.4.0.106 builds INT8 only from a model's own Q/DQ scales" in msg
+    assert "--precision int8 --qdq" in msg and "--calib-images needs TensorRT 10" in msg
 
 
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_int8_entropy_calibrator_and_cache(trt, onnx_path, tmp_path, dynamic):
-    images = _calib_images(tmp_path, 7)
+    if typed_only(trt):
+        pytest.skip("TensorRT %s has no INT8 calibrator (see the test above)" % trt.__version__)
+    images = calib_images(tmp_path / "calib", 7)
     seen = []
     opts = eb.BuildOptions(precision="int8", calib_images=images, calib_batch=3,
                            dynamic_batch=dynamic, max_batch=4)
     out = str(tmp_path / "e.engine")
     side = eb.build_engine(onnx_path, out, opts, trt=trt, gpu=GPU, echo=None,
-                           preprocess=_cpu_feed_preprocess(seen))
+                           preprocess=cpu_feed_preprocess(seen))
     assert side["int8_mode"] == "calibrator"
     # 7 images, batches of 3: two full batches reach TensorRT, the rest is dropped
     gets = [c for c in trt.calls if c[0] == "calibrator.get_batch"]
@@ -208,7 +228,7 @@ def test_int8_entropy_calibrator_and_cache(trt, onnx_path, tmp_path, dynamic):
     seen2 = []
     eb.build_engine(onnx_path, out, eb.BuildOptions(precision="int8", calib_images=images,
                                                     calib_batch=3), trt=trt, gpu=GPU, echo=None,
-                    preprocess=_cpu_feed_preprocess(seen2))
+                    preprocess=cpu_feed_preprocess(seen2))
     assert ("calibrator.read_calibration_cache", (True,)) in trt.calls
     assert seen2 == [] and "calibrator.get_batch" not in names(trt)
 
@@ -218,10 +238,15 @@ def test_parser_error_names_the_operator(trt, tmp_path):
     with pytest.raises(ModelError) as e:
         build(trt, path, tmp_path)
     msg = str(e.value)
-    assert "NoSuchOp" in msg and "node 2" in msg
-    assert "engines/convert.py" in msg and "onnxruntime" in msg
+    # TensorRT 11 parses the FP16 copy, whose input Cast comes first
+    assert "NoSuchOp" in msg and ("node 3" if typed_only(trt) else "node 2") in msg
+    assert (".fp16.onnx; node numbers are the copy's" in msg) == typed_only(trt)
+    assert "trtssd convert" in msg and "onnxruntime" in msg
     assert "Builder.build_serialized_network" not in names(trt)
-    assert not os.path.exists(str(tmp_path / "cache"))  or not os.listdir(str(tmp_path / "cache"))
+    # no engine or sidecar; on 11 the FP16 copy of the ONNX stays (complete, reused next time)
+    cache = str(tmp_path / "cache")
+    left = os.listdir(cache) if os.path.exists(cache) else []
+    assert [n for n in left if not n.endswith(".fp16.onnx")] == []
 
 
 def test_missing_plugin(trt, tmp_path):
@@ -264,7 +289,7 @@ def test_timing_cache_written_and_reused(trt, onnx_path, tmp_path):
 def test_bad_options():
     for kw in ({"precision": "int4"}, {"max_batch": 0}, {"dynamic_batch": True, "max_batch": 2,
                                                          "opt_batch": 3},
-               {"workspace_mb": -1}):
+               {"workspace_mb": -1}, {"qdq": True}):
         with pytest.raises(InputError):
             eb.BuildOptions(**kw)
 
@@ -285,23 +310,23 @@ def test_cli_main_and_subcommand_api(onnx_path, tmp_path, monkeypatch, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_engines_script_runs_main(onnx_path, tmp_path):
+def test_trtssd_build_engine_command(onnx_path, tmp_path):
     import subprocess
     import sys
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    script = os.path.join(repo, "engines", "build_engine.py")
-    p = subprocess.Popen([sys.executable, script, "--help"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, cwd=repo)
+    p = subprocess.Popen([sys.executable, "-m", "trtssd", "build-engine", "--help"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=repo)
     out, err = p.communicate()
     assert p.returncode == 0, err
-    assert b"--precision" in out and b"--calib-images" in out
+    for flag in (b"--precision", b"--calib-images", b"--qdq", b"--version-compatible"):
+        assert flag in out
 
 
 def test_calibration_feed_on_the_gpu_matches_cpu_preprocess(cuda_context, tmp_path):
     """GPU: the calibrator's default feed (GpuPreprocessor) gives what cpu_preprocess gives."""
-    from trtssd.preprocess.gpu import PreprocessOptions, cpu_preprocess
+    from trtssd.preprocess import PreprocessOptions, cpu_preprocess
     from support.fake_tensorrt.models import small_spec
-    images = _calib_images(tmp_path, 4)
+    images = calib_images(tmp_path / "calib", 4)
     spec = small_spec()
     feed = eb.CalibrationFeed(eb.list_images(images), spec, 2)
     try:
@@ -318,3 +343,57 @@ def test_calibration_feed_on_the_gpu_matches_cpu_preprocess(cuda_context, tmp_pa
     # bilinear resize in float on the GPU vs OpenCV's fixed-point resize: up to ~1 grey level
     # of 255 after normalising by 1/128 -> 1/128 + rounding; 0.02 leaves room for both
     np.testing.assert_allclose(np.concatenate(got), want, atol=0.02)
+
+
+@pytest.mark.parametrize("generation", ["8.6", "10", "11"])
+def test_version_compatible_flags(generation, onnx_path, tmp_path):
+    trt = make(generation)
+    path, side = build(trt, onnx_path, tmp_path, version_compatible=True)
+    flags = [c[1][0] for c in trt.calls if c[0] == "IBuilderConfig.set_flag"]
+    assert "VERSION_COMPATIBLE" in flags and "EXCLUDE_LEAN_RUNTIME" in flags
+    assert side["version_compatible"] and "-vc-" in os.path.basename(path)
+    # a plain engine of the same model is another file, not a cache hit
+    other, side2 = build(trt, onnx_path, tmp_path)
+    assert other != path and not side2["version_compatible"]
+
+
+@pytest.mark.parametrize("generation", ["8.2", "8.4", "8.5"])
+def test_version_compatible_needs_8_6(generation, onnx_path, tmp_path):
+    with pytest.raises(InputError, match="VERSION_COMPATIBLE came with 8.6"):
+        build(make(generation), onnx_path, tmp_path, version_compatible=True)
+
+
+def test_qdq_from_a_tflite_through_the_converter(tmp_path, monkeypatch):
+    """--qdq with a .tflite converts with the converter's symmetric Q/DQ (int8, zero points 0:
+    what TensorRT builds) into the model cache (once), and builds a strongly typed INT8 engine
+    from it."""
+    from trtssd.models import convert
+    made = []
+
+    class Result(object):
+        def save(self, path):
+            made.append(path)
+            write_onnx(path, qdq=True)
+
+    def convert_model(path, qdq=False):
+        assert qdq == "symmetric"
+        return Result()
+    monkeypatch.setattr(convert, "convert_model", convert_model)
+    monkeypatch.setenv("TRTSSD_CACHE", str(tmp_path / "models"))
+    tfl = tmp_path / "detect.tflite"
+    tfl.write_bytes(b"not read: the converter is replaced")
+    for _ in range(2):
+        path, side = build(make("11"), str(tfl), tmp_path, precision="int8", qdq=True)
+    assert len(made) == 1 and side["int8_mode"] == "qdq"
+    assert header(path)["int8_mode"] == "qdq" and header(path)["strongly_typed"]
+    assert "--qdq" in side["rebuild_command"]
+    cached = [n for n in os.listdir(str(tmp_path / "models"))]
+    assert len(cached) == 1 and cached[0].endswith(".qdq-symmetric.onnx")
+    with pytest.raises(InputError, match="synthetic model has random float weights"):
+        build(make("11"), "synthetic", tmp_path, precision="int8", qdq=True)
+
+
+def test_fp16_of_a_qdq_model_on_tensorrt_11_says_build_int8(tmp_path):
+    path = write_onnx(str(tmp_path / "q.onnx"), qdq=True)
+    with pytest.raises(InputError, match="Q/DQ.*--precision int8"):
+        build(make("11"), path, tmp_path, precision="fp16")

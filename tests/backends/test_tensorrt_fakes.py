@@ -6,7 +6,7 @@ version lacks; FakeTensorRTError for a wrong argument type or order).
 """
 import pytest
 
-from support.fake_tensorrt import GENERATIONS, make
+from support.fake_tensorrt import GENERATIONS, LEAN, make
 from support.fake_tensorrt._base import FakeTensorRTError
 
 from trtssd.backends.tensorrt import compat as trt_compat
@@ -31,19 +31,39 @@ def test_generation_surfaces():
     # memory pools from 8.4 (8.3 in fact), progress monitor in 10 only
     assert not hasattr(f["8.2"].IBuilderConfig, "set_memory_pool_limit")
     assert not hasattr(f["8.2"], "MemoryPoolType")
-    assert all(not hasattr(f[g], "IProgressMonitor") for g in GENERATIONS if g != "10")
+    assert all(not hasattr(f[g], "IProgressMonitor") for g in GENERATIONS if g < "10")
     assert hasattr(f["10"].IBuilderConfig, "progress_monitor")
+    # 11: strongly typed only; no precision flags, no calibrator, no EXPLICIT_BATCH
+    assert not hasattr(f["11"].BuilderFlag, "FP16") and not hasattr(f["11"].BuilderFlag, "INT8")
+    assert not hasattr(f["11"], "IInt8EntropyCalibrator2")
+    assert not hasattr(f["11"].IBuilderConfig, "int8_calibrator")
+    assert not hasattr(f["11"].NetworkDefinitionCreationFlag, "EXPLICIT_BATCH")
+    assert hasattr(f["11"].NetworkDefinitionCreationFlag, "STRONGLY_TYPED")
+    assert all(hasattr(f[g].BuilderFlag, "FP16") for g in GENERATIONS if g != "11")
+    # the lean runtime: runs, cannot build
+    lean = make(LEAN)
+    assert lean.__name__ == "tensorrt_lean"
+    assert hasattr(lean, "Runtime") and hasattr(lean.ICudaEngine, "num_io_tensors")
+    assert not hasattr(lean, "Builder") and not hasattr(lean, "OnnxParser")
 
 
 @pytest.mark.parametrize("generation,expect", [("8.2", "bindings"), ("8.4", "bindings"),
                                                ("8.5", "tensors"), ("8.6", "tensors"),
-                                               ("10", "tensors")])
+                                               ("10", "tensors"), ("11", "tensors"),
+                                               (LEAN, "tensors")])
 def test_compat_detects_the_generation(generation, expect):
     api = trt_compat.TrtApi(make(generation))
     assert api.generation == expect
-    assert api.network_flags() == (0 if generation == "10" else 1)
-    assert api.has_memory_pool == (generation != "8.2")
-    assert api.has_progress_monitor == (generation == "10")
+    old = generation.startswith("8.")
+    assert api.network_flags() == (1 if old else 0)
+    if generation in ("10", "11"):
+        assert api.network_flags(strongly_typed=True) == 2
+    assert api.has_memory_pool == (generation not in ("8.2", LEAN))   # lean: no builder config
+    assert api.has_progress_monitor == (generation in ("10", "11"))
+    assert api.strongly_typed_only == (generation == "11")
+    assert api.has_calibrator == (generation not in ("11", LEAN))
+    assert api.has_version_compatible == (generation in ("8.6", "10", "11"))
+    assert api.can_build == (generation != LEAN) and api.is_lean == (generation == LEAN)
 
 
 def test_detection_follows_features_not_the_version_string():

@@ -1,4 +1,5 @@
-"""The TensorRT backend against a fake tensorrt per API generation (8.2, 8.4, 8.5, 8.6, 10).
+"""The TensorRT backend against a fake tensorrt per API generation (8.2, 8.4, 8.5, 8.6, 10, 11)
+and the lean runtime (tensorrt_lean 11).
 
 Device buffers are host-backed stand-ins (fake_tensorrt.devmem) whose
 __cuda_array_interface__ carries a host pointer: the fake engine reads the images and writes
@@ -13,11 +14,12 @@ import types
 import numpy as np
 import pytest
 
-from support.fake_tensorrt import installed, make
+from support.fake_tensorrt import LEAN, installed, make
 from support.fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
 from support.fake_tensorrt._base import FakeTensorRTError, reference_outputs
 from support.fake_tensorrt.devmem import FakeCudaContext, HostDeviceArray
 from support.fake_tensorrt.models import A, C, H, W, write_onnx
+from support.fake_tensorrt.scenarios import FakeCudart
 
 from trtssd.backends.tensorrt import build as eb
 from trtssd.backends.tensorrt import runtime as tb
@@ -194,7 +196,7 @@ def test_foreign_engines_are_refused_with_the_rebuild_command(onnx_path, tmp_pat
         backend(make("10"), path, tmp_path)
     msg = str(e.value)
     assert "TensorRT 8.2.5.1" in msg and "TensorRT 10.3.0.26" in msg
-    assert "python engines/build_engine.py" in msg and "--force" in msg
+    assert "trtssd build-engine" in msg and "--force" in msg
     other_gpu = {"name": "NVIDIA Jetson Nano", "compute_capability": "5.3"}
     with pytest.raises(EngineError, match="this GPU is NVIDIA Jetson Nano"):
         tb.TensorRTBackend(path, trt=make("8.2"), gpu=other_gpu, cuda_context=FakeCudaContext())
@@ -274,48 +276,7 @@ def test_fake_catches_a_wrong_call_order():
         ctx.set_tensor_address("images", 1.5)
 
 
-class FakeCudart(object):
-    """Records the cuda-python runtime calls of graph capture (API of cuda.bindings.runtime)."""
-
-    class cudaError_t(object):
-        cudaSuccess = 0
-
-    class cudaStreamCaptureMode(object):
-        cudaStreamCaptureModeThreadLocal = 2
-
-    def __init__(self, trt):
-        self.trt, self.calls, self.capturing = trt, [], False
-
-    def cudaStreamBeginCapture(self, stream, mode):
-        self.calls.append(("begin", stream))
-        self.capturing = True
-        self.mark = len(self.trt.calls)
-        return (0,)
-
-    def cudaStreamEndCapture(self, stream):
-        self.calls.append(("end", stream))
-        self.capturing = False
-        self.captured = [c[0] for c in self.trt.calls[self.mark:]]
-        return (0, "graph")
-
-    def cudaGraphInstantiateWithFlags(self, graph, flags):
-        self.calls.append(("instantiate", graph))
-        return (0, "exec")
-
-    def cudaGraphLaunch(self, exe, stream):
-        self.calls.append(("launch", exe, stream))
-        return (0,)
-
-    def cudaGraphExecDestroy(self, exe):
-        self.calls.append(("destroy_exec",))
-        return (0,)
-
-    def cudaGraphDestroy(self, g):
-        self.calls.append(("destroy_graph",))
-        return (0,)
-
-
-@pytest.mark.parametrize("generation", ["8.5", "10"])
+@pytest.mark.parametrize("generation", ["8.5", "10", "11"])
 def test_cuda_graph_capture_once_then_replay(generation, onnx_path, tmp_path, monkeypatch):
     trt = make(generation)
     rt = FakeCudart(trt)
@@ -357,3 +318,52 @@ def test_import_needs_nothing_but_numpy():
             " 'cuda') if m in sys.modules]; assert not bad, bad")
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     subprocess.check_call([sys.executable, "-c", code], cwd=repo)
+
+
+# ---------------------------------------------------------------------- the lean runtime
+def _portable_engine(onnx_path, tmp_path, **kw):
+    """An engine built by full TensorRT 11 for the lean runtime (version-compatible)."""
+    opts = eb.BuildOptions(version_compatible=True, **kw)
+    path, side = eb.ensure_engine(onnx_path, opts, cache_dir=str(tmp_path / "cache"),
+                                  trt=make("11"), gpu=GPU, echo=None)
+    return path, side
+
+
+def test_version_compatible_engine_runs_on_the_lean_runtime_alone(onnx_path, tmp_path):
+    path, side = _portable_engine(onnx_path, tmp_path, max_batch=2)
+    assert side["version_compatible"] and "-fp16-vc-b2-" in os.path.basename(path)
+    assert "--version-compatible" in side["rebuild_command"]
+    with installed(LEAN) as lean:            # `import tensorrt` fails, tensorrt_lean is there
+        be = tb.TensorRTBackend(path, gpu=GPU, cuda_context=FakeCudaContext(), echo=None)
+        assert be.api.trt is lean and be.api.is_lean
+        b = buffers(2)
+        be.create_context(*b).enqueue()
+        check_outputs(*b)
+        be.close()
+    assert ("Runtime.engine_host_code_allowed=", (True,)) in lean.calls
+
+
+def test_lean_runtime_refuses_what_it_cannot_run(onnx_path, tmp_path):
+    plain = _engine(make("11"), onnx_path, tmp_path)
+    with installed(LEAN) as lean:
+        with pytest.raises(EngineError) as e:
+            tb.TensorRTBackend(plain, gpu=GPU, cuda_context=FakeCudaContext(), echo=None)
+        msg = str(e.value)
+        assert "built without --version-compatible" in msg and "--version-compatible`" in msg
+        assert "Runtime.deserialize_cuda_engine" not in [c[0] for c in lean.calls]
+        # an ONNX needs a builder, which the lean runtime has not
+        from trtssd.core.errors import EnvironmentProblem
+        with pytest.raises(EnvironmentProblem, match="runtime only.*--version-compatible"):
+            tb.TensorRTBackend(onnx_path, gpu=GPU, cuda_context=FakeCudaContext(), echo=None)
+
+
+def test_without_tensorrt_or_lean_the_error_names_both(monkeypatch):
+    from trtssd.backends.tensorrt import compat
+    from trtssd.core.errors import EnvironmentProblem
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    monkeypatch.setitem(sys.modules, "tensorrt_lean", None)
+    with pytest.raises(EnvironmentProblem, match="tensorrt-lean-cu13"):
+        compat.import_tensorrt(lean_ok=True)
+    with pytest.raises(EnvironmentProblem) as e:
+        compat.import_tensorrt()
+    assert "lean" not in str(e.value)         # building needs full TensorRT

@@ -140,24 +140,51 @@ def test_truncated_file(tmp_path, keep):
         convert_tflite(str(p))
 
 
-def test_unsupported_operator_is_named():
+def test_unsupported_operator_is_named_counted_and_located():
     from conftest import model_file
     from trtssd.models.convert import convert_graph
     from trtssd.models.tflite_reader import read_tflite
     g = read_tflite(model_file("detect.tflite"))
-    g.ops[5].type = "HARD_SWISH"
-    with pytest.raises(ModelError, match="operator HARD_SWISH .op 5. is not supported"):
+    for i in (5, 7, 9, 11):
+        g.ops[i].type = "LSTM"
+    g.ops[6].type = "GATHER"
+    with pytest.raises(ModelError) as e:
         convert_graph(g)
+    msg = str(e.value)
+    out5 = g.tensors[g.ops[5].outputs[0]].name
+    assert "5 operators that trtssd's converter does not know" in msg
+    assert "LSTM x4 (op 5 -> %r" % out5 in msg and ", ...)" in msg
+    assert "GATHER x1 (op 6 -> " in msg and "it converts " in msg and "HARD_SWISH" in msg
 
 
-def test_not_a_detector():
+def test_graph_without_detection_op_converts_to_raw_outputs(tmp_path):
+    """No TFLite_Detection_PostProcess: the graph's own outputs, under their own names, and no
+    spec (the anchors come from the model's sidecar spec)."""
+    import json
+    ort = pytest.importorskip("onnxruntime")
     from conftest import model_file
-    from trtssd.models.convert import convert_graph
+    from trtssd.models.convert import RAW_METADATA_KEY, convert_graph
     from trtssd.models.tflite_reader import read_tflite
     g = read_tflite(model_file("detect.tflite"))
-    g.ops = [op for op in g.ops if op.type != "TFLite_Detection_PostProcess"]
-    with pytest.raises(ModelError, match="not an SSD detection model"):
-        convert_graph(g)
+    post = [op for op in g.ops if op.type == "TFLite_Detection_PostProcess"][0]
+    g.ops = [op for op in g.ops if op is not post]
+    g.outputs = list(post.inputs[:2])
+    model, spec, _ = convert_graph(g)
+    assert spec is None
+    names = [o.name for o in model.graph.output]
+    assert names == [g.tensors[i].name for i in post.inputs[:2]]
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert "trtssd.spec" not in meta
+    raw = json.loads(meta[RAW_METADATA_KEY])
+    assert raw["mean"] == 128.0 and raw["scale"] == 1.0 / 128
+    assert [o["shape"] for o in raw["outputs"]] == [["N", 1917, 4], ["N", 1917, 91]]
+    p = str(tmp_path / "raw.onnx")
+    onnx.save(model, p)
+    x = np.random.RandomState(0).uniform(-1, 1, (2, 3, 300, 300)).astype(np.float32)
+    boxes, scores = ort.InferenceSession(p, providers=["CPUExecutionProvider"]).run(None,
+                                                                                    {"images": x})
+    assert boxes.shape == (2, 1917, 4) and scores.shape == (2, 1917, 91)
+    assert 0.0 <= scores.min() and scores.max() <= 1.0
 
 
 def test_flexbuffer_reader_agrees_with_flatbuffers():

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from trtssd.pipeline import PipelineOptions, run
-from trtssd.pipeline.stages import DeviceLayer, Slot
+from trtssd.pipeline.slots import DeviceLayer, Slot
 from trtssd.io.sources import Source
 
 RUN_TIMEOUT = 30.0          # generous: a run that has not ended by then has hung

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from trtssd.pipeline.stages import CpuSlot, GpuSlot, CudaHostSlot, _Contexts
-from trtssd.preprocess.gpu import PreprocessOptions
+from trtssd.pipeline.slots import CpuSlot, GpuSlot, CudaHostSlot, _Contexts
+from trtssd.preprocess import PreprocessOptions
 
 
 class _Ctx(object):

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from . import report
+from ..core.env import gpu_unavailable_reason
 from ..core.errors import EnvironmentProblem, InputError, ModelError, TrtssdError
 
 ALL_MODES = ("sync", "async", "gpu", "pipelined", "multi")
@@ -87,6 +88,19 @@ def add_arguments(parser):
                         help=argparse.SUPPRESS)      # the old spelling of the default
     parser.add_argument("--multi-depth", type=int, default=2,
                         help="rounds in flight of the multi mode (default 2)")
+    parser.add_argument("--video", default=None, metavar="FILE|auto",
+                        help="also run the modes on this video file (each --decode, and a "
+                             "decode-only row per decoder as the source's own ceiling); "
+                             "'auto' = a generated 1080p H.264 clip (PyAV, cached); "
+                             "make bench passes auto")
+    parser.add_argument("--decode", default="cpu,gpu",
+                        help="decoders of the video runs (--video, or a --source file), "
+                             "comma-separated from cpu (OpenCV), gpu (NVDEC through "
+                             "PyNvVideoCodec; skipped with the reason where it cannot run); "
+                             "default cpu,gpu")
+    parser.add_argument("--full-upload", dest="row_upload", action="store_false",
+                        help="GPU modes: upload every pinned frame whole instead of only the "
+                             "rows the preprocessing reads (to compare the two)")
     parser.add_argument("--quick", action="store_true",
                         help="for CI: few frames, small synthetic source, a CPU backend")
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
@@ -117,29 +131,16 @@ def _parse_list(text, what, allowed=None, cast=str):
 
 
 def parse_synthetic(text):
-    """``synthetic:1920x1080[@FPS]`` -> (1920, 1080, fps or None); None for other sources."""
-    if not str(text).lower().startswith("synthetic"):
+    """``synthetic:1920x1080[@FPS]`` -> (1920, 1080, fps or None); None for other sources.
+    The sources module parses it (trtssd.io.sources.open_source), with its errors."""
+    if not str(text).strip().lower().startswith("synthetic"):
         return None
-    rest = str(text)[len("synthetic"):].lstrip(":")
-    fps = None
-    if "@" in rest:
-        rest, f = rest.split("@", 1)
-        try:
-            fps = float(f)
-        except ValueError:
-            raise InputError("source %r: the rate after @ must be a number, e.g. "
-                             "synthetic:1920x1080@30" % text)
-    if not rest:
-        return 1920, 1080, fps
+    from ..io import sources as srcmod
+    src = srcmod.open_source(str(text).strip(), frames=0)
     try:
-        w, h = rest.lower().split("x")
-        w, h = int(w), int(h)
-    except ValueError:
-        raise InputError("source %r: write the synthetic size as synthetic:WIDTHxHEIGHT, e.g. "
-                         "synthetic:1920x1080" % text)
-    if w < 16 or h < 16:
-        raise InputError("source %r: synthetic frames must be at least 16x16" % text)
-    return w, h, fps
+        return int(src.width), int(src.height), (float(src.fps) if src.live else None)
+    finally:
+        src.close()
 
 
 class BenchPlan(object):
@@ -192,6 +193,9 @@ class BenchPlan(object):
         # source
         self.source = args.source or (QUICK_SOURCE if self.quick else DEFAULT_SOURCE)
         self.synthetic_size = parse_synthetic(self.source)
+        if self.synthetic_size is not None and min(self.synthetic_size[:2]) < 16:
+            raise InputError("--source %s: synthetic frames must be at least 16x16"
+                             % self.source)
         # amount
         self.seconds = args.seconds
         if args.frames is not None:
@@ -211,10 +215,28 @@ class BenchPlan(object):
         else:
             self.ceiling_reps, self.ceiling_inner = (5, 1) if self.quick else (30, 1)
             self.ceiling_warmup_s = 0.0
+        self.decodes = _parse_list(getattr(args, "decode", "cpu"), "--decode", ("cpu", "gpu"))
+        self.video = getattr(args, "video", None)
+        if self.video is not None and self.video != "auto" and not os.path.isfile(self.video):
+            raise InputError("--video %s: no such file; give a video file or 'auto' (a "
+                             "generated 1080p H.264 clip)" % self.video)
         self.out_dir = args.out_dir or DEFAULT_OUT_DIR
         self.json_path = args.json or os.path.join(self.out_dir, "bench.json")
         self.chart_path = None if getattr(args, "no_chart", False) else (
             args.chart or os.path.join(self.out_dir, "bench.png"))
+
+    def source_sets(self, video_path=None):
+        """The sources the runs go over, as (tag, source text, decode): the bench's source
+        (tag '', OpenCV decode for a file), then for a file source the other decoders, then
+        ``video_path`` (``--video``) with each decoder."""
+        sets = [("", self.source, "cpu")]
+        if self.synthetic_size is None:
+            sets += [(" [%s decode]" % d, self.source, d) for d in self.decodes if d != "cpu"]
+            sets[0] = (" [cpu decode]" if len(sets) > 1 else "", self.source, "cpu")
+        if video_path:
+            name = "h264" if self.video == "auto" else os.path.basename(video_path)
+            sets += [(" [%s %s decode]" % (name, d), video_path, d) for d in self.decodes]
+        return sets
 
     def runs(self):
         """(name, mode, depth, batch, sources) of every requested run, in order."""
@@ -245,20 +267,6 @@ def _first_importable(names):
 # ---------------------------------------------------------------------------------------------
 # environment
 # ---------------------------------------------------------------------------------------------
-
-def gpu_unavailable_reason():
-    """None when pycuda and a CUDA device are usable here, else why not (as text)."""
-    try:
-        import pycuda.driver as drv
-    except ImportError:
-        return "pycuda is not installed (`pip install pycuda`; on Jetson it comes with JetPack)"
-    try:
-        drv.init()
-        if drv.Device.count() < 1:
-            return "no CUDA device on this machine"
-    except Exception as e:  # no driver, no device
-        return "no usable CUDA device (%s)" % e
-    return None
 
 
 def _module_version(name):
@@ -406,17 +414,61 @@ class Progress(object):
             self.stream.flush()
             self._width = len(text)
 
-    def track(self, label, count, total=None, seconds=None):
-        """Context manager: shows ``label count/total elapsed`` until the block ends."""
-        return _Tracker(self, label, count, total, seconds)
+    def track(self, label, count, total=None, seconds=None, sampler=None):
+        """Context manager: shows ``label count/total elapsed`` until the block ends (drawn
+        by ``sampler``'s thread when given, else by one of its own)."""
+        return _Tracker(self, label, count, total, seconds, sampler)
+
+
+class Sampler(object):
+    """The bench's one background thread: calls each registered ``fn`` every ``period_s``
+    (``every(period_s, fn)``) while the ``with`` block runs, e.g. the live progress line and
+    the NVML utilisation reading of one run. Without registrations no thread starts."""
+
+    def __init__(self, tick_s=0.05):
+        self.tick_s = tick_s
+        self._jobs = []
+        self._stop = threading.Event()
+        self._thread = None
+
+    def every(self, period_s, fn):
+        self._jobs.append([float(period_s), fn, None])
+        return self
+
+    def _loop(self):
+        while not self._stop.wait(self.tick_s):
+            now = time.perf_counter()
+            for job in self._jobs:
+                if job[2] is None or now - job[2] >= job[0]:
+                    job[2] = now
+                    try:
+                        job[1]()
+                    except Exception:          # a failing sample must not stop the run
+                        pass
+
+    def __enter__(self):
+        if self._jobs:
+            self._thread = threading.Thread(target=self._loop, name="trtssd-bench-sampler")
+            self._thread.daemon = True
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(1.0)
+        return False
 
 
 class _Tracker(object):
-    def __init__(self, progress, label, count, total, seconds):
+    """The live ``label count/total elapsed`` line of one run, drawn by a Sampler (its own,
+    or ``sampler`` when given, so the run's other samples share the thread)."""
+
+    def __init__(self, progress, label, count, total, seconds, sampler=None):
         self.p, self.label, self.count, self.total, self.seconds = (
             progress, label, count, total, seconds)
-        self._stop = threading.Event()
-        self._thread = None
+        self._sampler = sampler
+        self._own = None
 
     def _line(self):
         el = time.perf_counter() - self._t0
@@ -431,22 +483,23 @@ class _Tracker(object):
             return "  %s [%-20s] %d frames  %.1f/%.0f s" % (self.label, bar, n, el, self.seconds)
         return "  %s %d  %.1f s" % (self.label, n, el)
 
-    def _loop(self):
-        while not self._stop.wait(0.2):
-            self.p._show(self._line())
+    def _show(self):
+        self.p._show(self._line())
 
     def __enter__(self):
         self._t0 = time.perf_counter()
         if self.p.live:
-            self._thread = threading.Thread(target=self._loop, name="trtssd-bench-progress")
-            self._thread.daemon = True
-            self._thread.start()
+            if self._sampler is None:
+                self._own = Sampler().every(0.2, self._show)
+                self._own.__enter__()
+            else:
+                self._sampler.every(0.2, self._show)
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(1.0)
+        if self._own is not None:
+            self._own.__exit__(*exc)
+        if self.p.live:
             with self.p._lock:
                 self.p._clear()
         return False
@@ -458,13 +511,11 @@ class GpuUtilSampler(object):
     NVML's utilization is the share of its last sample period (1/6 s to 1 s, by product) in
     which one or more kernels ran: coarse, and it counts any process's kernels. Read through
     ctypes from the driver's ``libnvidia-ml.so.1`` (no extra package). ``fraction()`` is None
-    when NVML is missing or nothing was sampled.
+    when NVML is missing or nothing was sampled. Sampled by a Sampler (``attach``).
     """
 
     def __init__(self, pci_bus_id=None, period_s=0.1):
         self.samples = []
-        self._stop = threading.Event()
-        self._thread = None
         self._nvml = None
         self._handle = None
         self.period_s = period_s
@@ -495,27 +546,18 @@ class GpuUtilSampler(object):
         if self._nvml.nvmlDeviceGetUtilizationRates(self._handle, ct.byref(u)) == 0:
             self.samples.append(u.gpu / 100.0)
 
-    def _loop(self):
-        while not self._stop.wait(self.period_s):
-            self._read()
-
-    def __enter__(self):
+    def attach(self, sampler):
         if self._nvml is not None:
-            self._thread = threading.Thread(target=self._loop, name="trtssd-bench-nvml")
-            self._thread.daemon = True
-            self._thread.start()
+            sampler.every(self.period_s, self._read)
         return self
 
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(1.0)
+    def close(self):
         if self._nvml is not None:
             try:
                 self._nvml.nvmlShutdown()
             except Exception:
                 pass
-        return False
+            self._nvml = None
 
     def fraction(self):
         return float(np.mean(self.samples)) if self.samples else None
@@ -575,13 +617,18 @@ def make_backend(plan, model_path, max_batch):
                           cuda_graph=plan.args.cuda_graph)
 
 
-def open_sources(plan, count):
-    """Fresh sources for one run: the bench's source, or ``count`` synthetic ones (multi)."""
+def open_sources(plan, count, text=None, decode="cpu"):
+    """Fresh sources for one run: ``text`` (default the bench's source) decoded by
+    ``decode``; for ``count`` > 1 (multi) ``count`` of them, each with its own decoder for a
+    file, or ``count`` synthetic sources (seeded apart) for a synthetic one."""
     from ..io import sources as srcmod
+    text = plan.source if text is None else text
+    synthetic = parse_synthetic(text)
+    if synthetic is None:
+        return [srcmod.open_source(text, decode=decode) for _ in range(count)]
     if count == 1:
-        return [srcmod.open_source(plan.source)]
-    w, h = plan.resolution
-    fps = plan.synthetic_size[2] if plan.synthetic_size else None
+        return [srcmod.open_source(text)]
+    w, h, fps = synthetic
     return [srcmod.SyntheticSource(width=w, height=h, frames=None, live=bool(fps), fps=fps,
                                    seed=i, source_id="synthetic-%d:%dx%d" % (i, w, h))
             for i in range(count)]
@@ -599,6 +646,86 @@ def _source_size(plan):
 
 # ---------------------------------------------------------------------------------------------
 # the ceiling: the network alone
+def ceiling_streams(plan, mode, depth):
+    """Batches in flight of a mode's run, the concurrency its ceiling is measured at: the
+    slots of ``pipelined`` and ``multi`` (``depth``) on a GPU; 1 for the one-at-a-time modes,
+    and on the CPU, whose backends run one enqueue at a time to completion."""
+    if plan.device != "cuda" or mode not in ("pipelined", "multi"):
+        return 1
+    return max(1, int(depth or 1))
+
+
+def measure_ceiling_in_flight(backend, batch, streams, plan, progress):
+    """Network-only with ``streams`` batches in flight, as the pipelined schedule keeps them:
+    one execution context, input and outputs per stream, one Python thread enqueuing round
+    robin and waiting, before it re-enqueues on a stream, for that stream's previous batch
+    (its event). Timed on the host clock between groups of rounds in the steady state (no
+    drain between groups); returns a ceiling dict (``streams`` set)."""
+    import pycuda.driver as drv
+    from ..gpu.cuda import CudaContext, DeviceArray
+    rng = np.random.RandomState(1234)
+    host_in = rng.uniform(-1.0, 1.0, size=backend.input_shape(batch)).astype(backend.input_dtype)
+    box_shape, cls_shape = backend.output_shapes(batch)
+    label = "network-only batch %d x %d streams" % (batch, streams)
+    cc = CudaContext(0)
+    times = []
+    outs = []
+    try:
+        with cc.active():
+            lanes, arrays = [], []
+            try:
+                for _ in range(streams):
+                    images = DeviceArray(host_in.shape, host_in.dtype)
+                    boxes = DeviceArray(box_shape, np.float32)
+                    scores = DeviceArray(cls_shape, np.float32)
+                    arrays += [images, boxes, scores]
+                    images.copy_from_host(host_in)
+                    boxes.fill_bytes(0xFF)
+                    scores.fill_bytes(0xFF)
+                drv.Context.synchronize()
+                for k in range(streams):
+                    ec = backend.create_context(*arrays[3 * k:3 * k + 3])
+                    lanes.append((ec, drv.Stream(), drv.Event(drv.event_flags.DISABLE_TIMING)))
+
+                def rounds(n):
+                    for _ in range(n):
+                        for ec, stream, done in lanes:
+                            done.synchronize()
+                            ec.enqueue(stream)
+                            done.record(stream)
+                for ec, stream, done in lanes:          # first use, then the warm-up
+                    done.record(stream)
+                rounds(1)
+                t_end = time.perf_counter() + plan.ceiling_warmup_s
+                while time.perf_counter() < t_end:
+                    rounds(plan.ceiling_inner)
+                inner = max(1, plan.ceiling_inner // streams) if streams > 1 else plan.ceiling_inner
+                with progress.track(label, lambda: len(times), plan.ceiling_reps):
+                    t0 = time.perf_counter()
+                    for _ in range(plan.ceiling_reps):
+                        rounds(inner)
+                        t1 = time.perf_counter()
+                        times.append((t1 - t0) * 1e3 / (inner * streams))
+                        t0 = t1
+                for ec, stream, done in lanes:
+                    done.synchronize()
+                outs = [(arrays[3 * k + 1].copy_to_host(), arrays[3 * k + 2].copy_to_host())
+                        for k in range(streams)]
+            finally:
+                for ec, _, _ in lanes:
+                    ec.close()
+                drv.Context.synchronize()
+                for a in arrays:
+                    a.close()
+                lanes = None
+    finally:
+        cc.close()
+    for b, sc in outs:
+        _check_outputs(np.asarray(b), np.asarray(sc))
+    return report.ceiling_result(times, batch, "host", per="enqueue, %d streams in flight"
+                                 % streams, streams=streams)
+
+
 # ---------------------------------------------------------------------------------------------
 
 def _check_outputs(boxes, scores):
@@ -714,36 +841,40 @@ def skip_reason(plan, mode, backend):
     return None
 
 
-def run_mode(plan, backend, mode, depth, batch, nsources, progress, label):
-    """Warm-up run (discarded), then the measured run; returns its RunStats."""
+def run_mode(plan, backend, mode, depth, batch, nsources, progress, label, text=None,
+             decode="cpu"):
+    """Warm-up run (discarded), then the measured run; returns its RunStats. One sampler
+    thread draws the progress line and reads NVML during the run."""
     from ..pipeline import PipelineOptions, run as run_pipeline
     sample_gpu = getattr(backend, "device", "cpu") == "cuda"
 
     def once(max_frames, duration_s, what):
-        srcs = open_sources(plan, nsources)
+        srcs = open_sources(plan, nsources, text, decode)
+        nvml = None
         try:
             opts = PipelineOptions(mode=mode, depth=depth or 2, batch=batch,
                                    score_threshold=plan.args.threshold, draw=plan.args.draw,
-                                   max_frames=max_frames, duration_s=duration_s)
+                                   max_frames=max_frames, duration_s=duration_s,
+                                   row_upload=bool(getattr(plan.args, "row_upload", True)))
 
             def count():
                 return sum(int(getattr(s, "frames_read", 0) or 0) for s in srcs)
             total = max_frames if duration_s is None else None
-            sampler = GpuUtilSampler(_pci_bus_id()) if sample_gpu else None
-            with progress.track(what, count, total, duration_s):
-                if sampler is None:
-                    return run_pipeline(srcs, backend,
-                                        sink=None, options=opts)
+            sampler = Sampler()
+            if sample_gpu:
+                nvml = GpuUtilSampler(_pci_bus_id()).attach(sampler)
+            with progress.track(what, count, total, duration_s, sampler=sampler):
                 with sampler:
-                    st = run_pipeline(srcs, backend,
-                                      sink=None, options=opts)
-                if st.gpu_busy is None and sampler.fraction() is not None:
-                    st.gpu_busy = sampler.fraction()
-                    st.notes.append("GPU busy: NVML utilization sampled every %.1f s (%d "
-                                    "samples; coarse, counts every process's kernels)"
-                                    % (sampler.period_s, len(sampler.samples)))
-                return st
+                    st = run_pipeline(srcs, backend, sink=None, options=opts)
+            if nvml is not None and st.gpu_busy is None and nvml.fraction() is not None:
+                st.gpu_busy = nvml.fraction()
+                st.notes.append("GPU busy: NVML utilization sampled every %.1f s (%d "
+                                "samples; coarse, counts every process's kernels)"
+                                % (nvml.period_s, len(nvml.samples)))
+            return st
         finally:
+            if nvml is not None:
+                nvml.close()
             for s in srcs:
                 try:
                     s.close()
@@ -756,8 +887,177 @@ def run_mode(plan, backend, mode, depth, batch, nsources, progress, label):
 
 
 # ---------------------------------------------------------------------------------------------
-# the whole run
+# the whole run: configuration, notes, the ceilings, the loop over the modes
 # ---------------------------------------------------------------------------------------------
+
+def bench_config(plan, backend):
+    """The ``config`` of the result: what was asked and what ran."""
+    return {
+        "source": plan.source, "width": plan.resolution[0], "height": plan.resolution[1],
+        "frames": plan.frames, "seconds": plan.seconds, "warmup_frames": plan.warmup,
+        "modes": plan.modes, "depths": plan.depths, "sources_count": plan.args.sources_count,
+        "backend": getattr(backend, "name", plan.backend), "backend_requested":
+        plan.args.backend, "device": getattr(backend, "device", plan.device),
+        "precision": plan.args.precision, "batch": plan.args.batch,
+        "cuda_graph": bool(plan.args.cuda_graph), "draw": bool(plan.args.draw),
+        "multi_depth": plan.args.multi_depth,
+        "score_threshold": plan.args.threshold, "quick": plan.quick,
+        "ceiling_reps": plan.ceiling_reps, "ceiling_enqueues_per_rep": plan.ceiling_inner,
+        "video": getattr(plan, "video_path", None), "decodes": plan.decodes,
+        "row_upload": bool(getattr(plan.args, "row_upload", True)),
+    }
+
+
+def bench_notes(plan, model_info):
+    """The notes every output carries: what the figures are and are not."""
+    notes = list(plan.notes)
+    if model_info["synthetic"]:
+        notes.insert(0, "SYNTHETIC WEIGHTS: the model file was not found; these figures "
+                        "are for timing only, detections are meaningless")
+    if plan.args.batch > 1 and set(plan.modes) & set(("sync", "async", "gpu")):
+        notes.append("--batch %d applies to pipelined; sync, async and gpu infer one "
+                     "frame at a time (their ceiling is batch 1)" % plan.args.batch)
+    if plan.synthetic_size is None and "multi" in plan.modes:
+        notes.append("multi runs %d sources of the file %s, each with its own decoder"
+                     % (plan.args.sources_count, plan.source))
+    if plan.synthetic_size is not None:
+        notes.append("synthetic frames are pre-rendered once (in pinned memory on a GPU) "
+                     "in a ring of buffers handed out without a copy; the capture cost "
+                     "models a DMA camera, not a decoder")
+    notes.append("drawing %s" % ("on (--draw): detections drawn on each frame (on a copy "
+                                 "of read-only synthetic frames), timed as 'draw'"
+                                 if plan.args.draw else
+                                 "off (--draw turns it on): no draw stage"))
+    notes.append("end-to-end = frames through the whole mode, capture to result, wall "
+                 "clock; network-only = the network alone, %s"
+                 % ("CUDA events around %d back-to-back enqueues, median of %d"
+                    % (plan.ceiling_inner, plan.ceiling_reps) if plan.device == "cuda"
+                    else "host clock around each call, median of %d" % plan.ceiling_reps))
+    if plan.device == "cuda":
+        notes.append("each mode is held to the network alone at its own concurrency: the "
+                     "same batch with as many batches in flight as the mode keeps (pipelined "
+                     "and multi: their depth, on their own streams, enqueued round robin by "
+                     "one thread); the batch-1 one-stream figure is the reference row")
+    else:
+        notes.append("on the CPU every mode is held to the network alone at its batch: the "
+                     "CPU backends run one enqueue at a time, so a mode's depth adds no "
+                     "concurrency to the network")
+    if getattr(plan, "source_sets_run", None) and len(plan.source_sets_run) > 1:
+        notes.append("rows on a real video are held to the lower of the network-only "
+                     "ceiling and the source's decode-only rate with as many decoders as "
+                     "the mode has sources (the DECODE-ONLY rows)")
+    return notes
+
+
+def _plan_runs(plan, main_backend, sets):
+    """Every run as (name, mode, depth, batch, sources, skip reason, set) over the source
+    sets, and the (batch, streams) ceilings they need."""
+    todo = []
+    for tag, text, decode in sets:
+        for name, mode, depth, batch, nsrc in plan.runs():
+            why = skip_reason(plan, mode, main_backend)
+            if why is None and decode == "gpu":
+                why = plan.nvdec_reason
+            todo.append((name + tag, mode, depth, batch, nsrc, why, (tag, text, decode)))
+    return todo
+
+
+def measure_ceilings(plan, backends, todo, result, progress):
+    """The network-only figures, before any mode: the one-stream reference for every batch
+    used, then each (batch, streams > 1) a mode keeps in flight."""
+    for batch in sorted(set([plan.args.batch] + list(backends))):
+        c = measure_ceiling(backends[batch], batch, plan, progress)
+        result["ceilings"].append(c)
+        progress.log("network-only batch %d: %.1f images/s (%.3f ms per enqueue p50, %s)"
+                     % (batch, c["fps"], c["ms"].get("p50", float("nan")), c["clock"]))
+    wanted = sorted(set((t[3], ceiling_streams(plan, t[1], t[2])) for t in todo
+                        if t[5] is None))
+    for batch, streams in wanted:
+        if streams <= 1 or report.ceiling_for(result, batch, streams) is not None:
+            continue
+        c = measure_ceiling_in_flight(backends[batch], batch, streams, plan, progress)
+        result["ceilings_in_flight"].append(c)
+        progress.log("network-only batch %d x %d streams: %.1f images/s"
+                     % (batch, streams, c["fps"]))
+
+
+def measure_decoders(plan, todo, result, progress):
+    """A decode-only row per real source set and number of sources used: the source's own
+    ceiling. Returns {(source text, decode, sessions): fps}."""
+    from . import bench_video
+    rates = {}
+    for tag, text, decode in sorted(set(t[6] for t in todo if t[5] is None),
+                                    key=lambda x: x[0]):
+        if parse_synthetic(text) is not None:
+            continue
+        for n in sorted(set(t[4] for t in todo if t[6][1:] == (text, decode) and t[5] is None)):
+            name = "decode-only %s x%d%s" % (decode, n, tag)
+            try:
+                frames, wall, cpu = bench_video.decode_only(
+                    lambda: open_sources(plan, 1, text, decode)[0], n,
+                    plan.frames, plan.seconds if plan.frames is None else None)
+            except (EnvironmentProblem, InputError) as e:
+                progress.log("%s: skipped: %s" % (name, e))
+                continue
+            d = report.decode_result(name, frames, wall, cpu, n, decode, text)
+            result["decode_only"].append(d)
+            rates[(text, decode, n)] = d["fps"]
+            progress.log("%s: %.1f FPS (%.3f ms CPU per frame)"
+                         % (name, d["fps"], d["cpu_ms_per_frame"] or float("nan")))
+    return rates
+
+
+def run_modes(plan, backends, todo, rates, result, progress):
+    """The loop over the modes: each run once (after its warm-up), its entry appended to the
+    result with the ceiling it is held to; a failing or skipped run is reported and the
+    others still run. Returns True when interrupted (Ctrl-C)."""
+    interrupted = False
+    for i, (name, mode, depth, batch, nsrc, why, sset) in enumerate(todo):
+        label = "[%d/%d] %s" % (i + 1, len(todo), name)
+        if interrupted:
+            result["modes"].append(report.skipped_mode(name, mode, "interrupted (Ctrl-C)",
+                                                       depth, batch, nsrc))
+            continue
+        if why:
+            result["modes"].append(report.skipped_mode(name, mode, why, depth, batch, nsrc))
+            progress.log("%s: skipped: %s" % (label, why))
+            continue
+        try:
+            stats = run_mode(plan, backends[batch], mode, depth, batch, nsrc, progress, label,
+                             sset[1], sset[2])
+        except KeyboardInterrupt:
+            interrupted = True
+            result["modes"].append(report.skipped_mode(name, mode, "interrupted (Ctrl-C)",
+                                                       depth, batch, nsrc))
+            progress.log("%s: interrupted; writing what was measured" % label)
+            continue
+        except EnvironmentProblem as e:
+            result["modes"].append(report.skipped_mode(name, mode, e, depth, batch, nsrc))
+            progress.log("%s: skipped: %s" % (label, e))
+            continue
+        except Exception as e:    # keep benchmarking the other modes; reported as failed
+            msg = "%s: %s" % (type(e).__name__, e)
+            result["modes"].append(report.failed_mode(name, mode, msg, depth, batch, nsrc))
+            progress.log("%s: FAILED: %s" % (label, msg))
+            continue
+        if stats.frames <= 0:
+            result["modes"].append(report.failed_mode(
+                name, mode, "no frame came through (did the source end at once?)",
+                depth, batch, nsrc))
+            continue
+        ceiling = report.ceiling_for(result, batch, ceiling_streams(plan, mode, depth))
+        ceiling = report.source_ceiling(rates.get((sset[1], sset[2], nsrc)), ceiling)
+        entry = report.mode_result(name, stats, ceiling, depth, batch, nsrc)
+        if sset[2] != "cpu" or parse_synthetic(sset[1]) is None:
+            entry["decode"] = sset[2]
+        result["modes"].append(entry)
+        frac = entry.get("fraction_of_ceiling")
+        progress.log("%s: %.1f FPS end-to-end%s, %d frames, latency p50 %.2f ms"
+                     % (label, entry["fps"], "" if frac is None else
+                        " (%.0f%% of %s)" % (100 * frac, entry["ceiling_name"]),
+                        entry["frames"], entry["latency_ms"].get("p50", float("nan"))))
+    return interrupted
+
 
 def bench(plan, progress=None, argv=None):
     """Run everything the plan asks; returns the result dict (see trtssd.commands.report)."""
@@ -765,8 +1065,18 @@ def bench(plan, progress=None, argv=None):
     for n in plan.notes:
         progress.log("bench: " + n)
     plan.resolution = _source_size(plan)
+    plan.video_path = None
+    if plan.video:
+        from . import bench_video
+        plan.video_path = bench_video.clip_for(plan.video, progress)
+    sets = plan.source_sets(plan.video_path)
+    plan.source_sets_run = sets
+    plan.nvdec_reason = None
+    if any(d == "gpu" for _, _, d in sets):
+        from ..io import nvdec
+        plan.nvdec_reason = (("needs a CUDA GPU: %s" % plan.gpu_reason) if plan.gpu_reason
+                             else nvdec.unavailable_reason())
     model_path, model_info = prepare_model(plan, progress)
-    runs = plan.runs()
     backends = {}
     try:
         progress.log("backend: creating %s on %s (%s, batch %d)..."
@@ -777,105 +1087,16 @@ def bench(plan, progress=None, argv=None):
         if spec is not None and getattr(spec, "synthetic", False):
             model_info["synthetic"] = True
         env = collect_environment(plan, main_backend, plan.gpu_reason, argv)
-        cfg = {
-            "source": plan.source, "width": plan.resolution[0], "height": plan.resolution[1],
-            "frames": plan.frames, "seconds": plan.seconds, "warmup_frames": plan.warmup,
-            "modes": plan.modes, "depths": plan.depths, "sources_count": plan.args.sources_count,
-            "backend": getattr(main_backend, "name", plan.backend), "backend_requested":
-            plan.args.backend, "device": getattr(main_backend, "device", plan.device),
-            "precision": plan.args.precision, "batch": plan.args.batch,
-            "cuda_graph": bool(plan.args.cuda_graph), "draw": bool(plan.args.draw),
-            "multi_depth": plan.args.multi_depth,
-            "score_threshold": plan.args.threshold, "quick": plan.quick,
-            "ceiling_reps": plan.ceiling_reps, "ceiling_enqueues_per_rep": plan.ceiling_inner,
-        }
-        notes = list(plan.notes)
-        if model_info["synthetic"]:
-            notes.insert(0, "SYNTHETIC WEIGHTS: the model file was not found; these figures "
-                            "are for timing only, detections are meaningless")
-        if plan.args.batch > 1 and set(plan.modes) & set(("sync", "async", "gpu")):
-            notes.append("--batch %d applies to pipelined; sync, async and gpu infer one "
-                         "frame at a time (their ceiling is batch 1)" % plan.args.batch)
-        if plan.synthetic_size is None and "multi" in plan.modes:
-            notes.append("multi runs %d synthetic sources at the source's resolution %dx%d"
-                         % ((plan.args.sources_count,) + tuple(plan.resolution)))
-        if plan.synthetic_size is not None:
-            notes.append("synthetic frames are pre-rendered once (in pinned memory on a GPU) "
-                         "in a ring of buffers handed out without a copy; the capture cost "
-                         "models a DMA camera, not a decoder")
-        notes.append("drawing %s" % ("on (--draw): detections drawn on each frame (on a copy "
-                                     "of read-only synthetic frames), timed as 'draw'"
-                                     if plan.args.draw else
-                                     "off (--draw turns it on): no draw stage"))
-        notes.append("end-to-end = frames through the whole mode, capture to result, wall "
-                     "clock; network-only = the network alone, %s"
-                     % ("CUDA events around %d back-to-back enqueues, median of %d"
-                        % (plan.ceiling_inner, plan.ceiling_reps) if plan.device == "cuda"
-                        else "host clock around each call, median of %d" % plan.ceiling_reps))
-        result = report.new_result(env, cfg, model_info, notes)
-
-        # which runs can happen, and the batch sizes whose ceiling they need
-        todo = []
-        for name, mode, depth, batch, nsrc in runs:
-            why = skip_reason(plan, mode, main_backend)
-            todo.append((name, mode, depth, batch, nsrc, why))
-        for batch in sorted(set(b for _, _, _, b, _, why in todo if why is None)):
+        result = report.new_result(env, bench_config(plan, main_backend), model_info,
+                                   bench_notes(plan, model_info))
+        todo = _plan_runs(plan, main_backend, sets)
+        for batch in sorted(set(t[3] for t in todo if t[5] is None)):
             if batch not in backends:
                 progress.log("backend: creating %s for batch %d" % (plan.backend, batch))
                 backends[batch] = make_backend(plan, model_path, batch)
-        ceiling_batches = sorted(set([plan.args.batch] + list(backends)))
-
-        # 1. the ceiling(s), first
-        for batch in ceiling_batches:
-            c = measure_ceiling(backends[batch], batch, plan, progress)
-            result["ceilings"].append(c)
-            progress.log("network-only batch %d: %.1f images/s (%.3f ms per enqueue p50, %s)"
-                         % (batch, c["fps"], c["ms"].get("p50", float("nan")), c["clock"]))
-
-        # 2. the modes
-        interrupted = False
-        for i, (name, mode, depth, batch, nsrc, why) in enumerate(todo):
-            label = "[%d/%d] %s" % (i + 1, len(todo), name)
-            if interrupted:
-                result["modes"].append(report.skipped_mode(name, mode, "interrupted (Ctrl-C)",
-                                                           depth, batch, nsrc))
-                continue
-            if why:
-                result["modes"].append(report.skipped_mode(name, mode, why, depth, batch, nsrc))
-                progress.log("%s: skipped: %s" % (label, why))
-                continue
-            try:
-                stats = run_mode(plan, backends[batch], mode, depth, batch, nsrc, progress,
-                                 label)
-            except KeyboardInterrupt:
-                interrupted = True
-                result["modes"].append(report.skipped_mode(name, mode, "interrupted (Ctrl-C)",
-                                                           depth, batch, nsrc))
-                progress.log("%s: interrupted; writing what was measured" % label)
-                continue
-            except EnvironmentProblem as e:
-                result["modes"].append(report.skipped_mode(name, mode, e, depth, batch, nsrc))
-                progress.log("%s: skipped: %s" % (label, e))
-                continue
-            except Exception as e:    # keep benchmarking the other modes; reported as failed
-                msg = "%s: %s" % (type(e).__name__, e)
-                result["modes"].append(report.failed_mode(name, mode, msg, depth, batch, nsrc))
-                progress.log("%s: FAILED: %s" % (label, msg))
-                continue
-            if stats.frames <= 0:
-                result["modes"].append(report.failed_mode(
-                    name, mode, "no frame came through (did the source end at once?)",
-                    depth, batch, nsrc))
-                continue
-            entry = report.mode_result(name, stats, report.ceiling_for(result, batch),
-                                       depth, batch, nsrc)
-            result["modes"].append(entry)
-            frac = entry.get("fraction_of_ceiling")
-            progress.log("%s: %.1f FPS end-to-end%s, %d frames, latency p50 %.2f ms"
-                         % (label, entry["fps"], "" if frac is None else
-                            " (%.0f%% of network-only)" % (100 * frac), entry["frames"],
-                            entry["latency_ms"].get("p50", float("nan"))))
-        result["interrupted"] = interrupted
+        measure_ceilings(plan, backends, todo, result, progress)
+        rates = measure_decoders(plan, todo, result, progress)
+        result["interrupted"] = run_modes(plan, backends, todo, rates, result, progress)
         return result
     finally:
         for b in backends.values():

@@ -164,6 +164,8 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_detect(sub)
     _add_info(sub)
+    from . import convert
+    convert.add_parser(sub)
     for name, module, text in SUBCOMMANDS:
         try:
             _add_delegate(sub, name, module, text)

@@ -104,7 +104,7 @@ class ModelSpec:
                 synthetic=bool(d.get("synthetic", False)))
         except (KeyError, TypeError, ValueError) as e:
             raise ModelError("model metadata %r is not a trtssd ModelSpec (%s: %s); re-convert "
-                             "the model with `python engines/convert.py`"
+                             "the model with `trtssd convert`"
                              % (SPEC_METADATA_KEY, type(e).__name__, e))
 
     @classmethod

@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ..core.env import import_cv2
 from ..core.errors import EnvironmentProblem, InputError, TrtssdError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
@@ -84,13 +85,7 @@ def _check_folder(path):
                         "may write to (-o) or fix its permissions" % (path, d))
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise EnvironmentProblem("OpenCV (cv2) is needed to draw, show and write pictures; "
-                                 "install it with `pip install opencv-python-headless`")
-    return cv2
+_cv2 = import_cv2
 
 
 def detection_dicts(det, labels=None):

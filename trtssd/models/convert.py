@@ -1,49 +1,62 @@
-"""TFLite SSD detector -> ONNX (opset 11), without TensorFlow.
+"""TFLite SSD detector -> ONNX, without TensorFlow.
 
-The network up to (not including) ``TFLite_Detection_PostProcess`` becomes a float ONNX graph:
+The network up to (not including) ``TFLite_Detection_PostProcess`` becomes an ONNX graph
+(the operators are in :mod:`trtssd.models.tflite_ops`):
 
 - input ``images`` float32 [N, 3, H, W] (NCHW), value ``(pixel - mean) * scale`` where mean and
   scale come from the TFLite input's quantisation (128 and 1/128 for ``detect.tflite``);
-- outputs ``box_encodings`` [N, A, 4] and ``class_scores`` [N, A, C] (after the sigmoid);
-- weights dequantised to float32, ``(q - zero_point) * scale``;
-- every activation clamped to the range its uint8 quantisation can hold,
-  ``[(0 - zp) * s, (255 - zp) * s]``: in the quantised SSD the ReLU6 exists only as those ranges
-  (the convolutions' fused activation is NONE), and a float graph without them overflows.
+- outputs ``box_encodings`` [N, A, 4] and ``class_scores`` [N, A, C] (after the sigmoid, column 0
+  the background: a model without one, EfficientDet-Lite's, gets a zero column in front);
+- weights dequantised to float32, ``(q - zero_point) * scale`` (float16 weights to float32);
+- every activation clamped to the range its integer quantisation can hold,
+  ``[(qmin - zp) * s, (qmax - zp) * s]``: in the quantised SSD the ReLU6 exists only as those
+  ranges (the convolutions' fused activation is NONE), and a float graph without them overflows.
   A clamp is left out where the value provably lies inside the range already.
+
+With ``qdq="exact"`` (or True) the quantisation is written as QuantizeLinear/DequantizeLinear at
+the model's own scales and zero points instead; ``qdq="symmetric"`` writes int8 with zero points
+0 over the same ranges, which TensorRT takes (opset 13, for per-channel weights, both).
 
 The postprocess op is read, not converted: its anchors, box coder and NMS options become the
 :class:`trtssd.core.spec.ModelSpec` stored as JSON in the ONNX metadata (key ``trtssd.spec``).
+A graph without it converts to its raw outputs (named as in the file); the metadata then holds
+``trtssd.raw`` (input normalisation, outputs) but no spec: anchors and box coder come from the
+model's spec sidecar.
 
-Only plain ops are emitted (Conv, Clip, Relu, Sigmoid, Transpose, Reshape, Concat, Add,
-AveragePool, MaxPool), at opset 11 and IR version 6, which TensorRT 8.2's ONNX parser reads.
-Convolutions with TF "SAME" padding get their exact (possibly asymmetric) pads.
+Only plain ops are emitted, at opset 11 and IR version 6, which TensorRT 8.2's ONNX parser
+reads. Convolutions with TF "SAME" padding get their exact (possibly asymmetric) pads.
 """
 import hashlib
+import json
 import math
 import os
+import re
 import time
 
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, ModelError
 from ..core.spec import SPEC_METADATA_KEY, BoxCoder, ModelSpec, NmsParams
-from .tflite_reader import GET_THE_MODEL, TfliteGraph, TfliteOp, TfliteTensor, read_tflite
+from .tflite_ops import OnnxBuilder, OpTable, Value
+from .tflite_reader import TfliteGraph, TfliteOp, TfliteTensor, read_tflite
 
-CONVERTER_VERSION = "1"
+CONVERTER_VERSION = "2"
 OPSET = 11
+QDQ_OPSET = 13          # per-axis DequantizeLinear (per-channel weights) needs 13
 IR_VERSION = 6
+QDQ_IR_VERSION = 7
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
 INPUT_NAME = "images"
 OUTPUT_BOXES = "box_encodings"
 OUTPUT_SCORES = "class_scores"
-SUPPORTED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "RESHAPE", "SQUEEZE", "CONCATENATION",
-                 "LOGISTIC", "ADD", "RELU", "RELU6", "RELU_N1_TO_1", "AVERAGE_POOL_2D",
-                 "MAX_POOL_2D", "QUANTIZE", "DEQUANTIZE", POSTPROCESS_OP)
-
+RAW_METADATA_KEY = "trtssd.raw"
+SOURCES_METADATA_KEY = "trtssd.tflite_outputs"   # ONNX output -> TFLite tensor name it equals
 _INF = float("inf")
-_ACT_RANGES = {"NONE": (-_INF, _INF), "RELU": (0.0, _INF), "RELU6": (0.0, 6.0),
-               "RELU_N1_TO_1": (-1.0, 1.0)}
-_NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1}
+
+
+def supported_ops():
+    """The TFLite operators the converter knows, sorted (the detection op among them)."""
+    return sorted(list(OpTable(None, None).handlers) + [POSTPROCESS_OP])
 
 
 def _import_onnx():
@@ -56,7 +69,8 @@ def _import_onnx():
 
 
 class ConversionResult(object):
-    """What :func:`convert_tflite` made: the ONNX ``model``, its ``spec``, op counts, seconds."""
+    """What :func:`convert_tflite` made: the ONNX ``model``, its ``spec`` (None for a graph
+    without the detection op), op counts, seconds."""
 
     def __init__(self, model, spec, op_counts, seconds, source):
         self.model = model
@@ -71,330 +85,97 @@ class ConversionResult(object):
         if not os.path.isdir(d):
             os.makedirs(d)
         tmp = path + ".tmp%d" % os.getpid()
-        onnx.save(self.model, tmp)
-        os.replace(tmp, path)
+        try:
+            onnx.save(self.model, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
         return path
 
     def summary(self):
         ops = ", ".join("%s x%d" % kv for kv in sorted(self.op_counts.items()))
+        n = sum(self.op_counts.values())
+        if self.spec is None:
+            outs = ", ".join("%s %s" % (o.name, _dims(o)) for o in self.model.graph.output)
+            return ("%s: %d ONNX nodes (%s), raw outputs %s (no detection op: anchors and box "
+                    "coder come from a spec), %.2f s" % (self.source, n, ops, outs, self.seconds))
         return ("%s: %d ONNX nodes (%s), %d anchors, %d classes, input %dx%d, %s%.2f s"
-                % (self.source, sum(self.op_counts.values()), ops, self.spec.num_anchors,
+                % (self.source, n, ops, self.spec.num_anchors,
                    self.spec.num_classes, self.spec.input_width, self.spec.input_height,
                    "SYNTHETIC WEIGHTS (timing only), " if self.spec.synthetic else "",
                    self.seconds))
 
 
-class _Value(object):
-    """A TFLite tensor as it exists in the ONNX graph being built."""
-
-    def __init__(self, name, layout, rng, shape):
-        self.name = name        # ONNX value name
-        self.layout = layout    # 'NCHW' (a 4-D map held transposed) or 'TF' (TFLite's layout)
-        self.range = rng        # (lo, hi) known bounds, or (-inf, inf)
-        self.shape = shape      # TFLite shape (batch 1)
+def _dims(value_info):
+    return [d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim]
 
 
-class _Builder(object):
-    def __init__(self, onnx):
-        self.onnx = onnx
-        self.nodes = []
-        self.initializers = []
-        self.names = set()
-        self.counts = {}
-
-    def unique(self, base):
-        base = base.replace(":", "_") or "t"
-        name, i = base, 1
-        while name in self.names:
-            i += 1
-            name = "%s_%d" % (base, i)
-        self.names.add(name)
-        return name
-
-    def const(self, base, array):
-        name = self.unique(base)
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(array), name))
-        return name
-
-    def node(self, op, inputs, base, **attrs):
-        out = self.unique(base)
-        self.nodes.append(self.onnx.helper.make_node(op, inputs, [out], name=out, **attrs))
-        self.counts[op] = self.counts.get(op, 0) + 1
-        return out
-
-
-def _same_pads(size, k, stride, dilation):
-    """TF 'SAME' padding of one spatial axis: (before, after); asymmetric when total is odd."""
-    out = (size + stride - 1) // stride
-    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
-    return total // 2, total - total // 2
+def _onnx_name(name, taken):
+    base = re.sub(r"[^A-Za-z0-9_./-]", "_", name) or "output"
+    out, i = base, 1
+    while out in taken:
+        i += 1
+        out = "%s_%d" % (base, i)
+    return out
 
 
 class _Converter(object):
-    def __init__(self, graph, onnx):
+    def __init__(self, graph, onnx, qdq=None, normalization=None):
         self.g = graph
-        self.b = _Builder(onnx)
-        self.values = {}
-        self.consts = {}
+        qdq = _qdq_mode(qdq)
+        self.qdq = qdq
+        self.normalization = normalization
+        self.b = OnnxBuilder(onnx)
+        self.b.names.add(INPUT_NAME)
+        self.ops = OpTable(graph, self.b, qdq)
 
-    # -- helpers ---------------------------------------------------------------------------
     def tensor(self, i):
         return self.g.tensors[i]
 
-    def const(self, i, what):
-        if i in self.consts:
-            return self.consts[i]
-        t = self.tensor(i)
-        if t.data is None:
-            raise ModelError("%s: the %s of operator %r is not a constant tensor; trtssd converts "
-                             "only models with constant weights" % (self.g.path, what, t.name))
-        return t.dequantized()
-
-    def value(self, i, op):
-        if i not in self.values:
-            raise ModelError("%s: operator %d (%s) reads tensor %r that no converted operator "
-                             "produces" % (self.g.path, op.index, op.type, self.tensor(i).name))
-        return self.values[i]
-
-    def to_tf(self, v):
-        if v.layout == "NCHW":
-            name = self.b.node("Transpose", [v.name], v.name + "/nhwc", perm=[0, 2, 3, 1])
-            return _Value(name, "TF", v.range, v.shape)
-        return v
-
-    def to_nchw(self, v, op):
-        if v.layout == "NCHW":
-            return v
-        if len(v.shape) != 4:
-            raise ModelError("%s: operator %d (%s) needs a 4-D feature map, got shape %s"
-                             % (self.g.path, op.index, op.type, list(v.shape)))
-        name = self.b.node("Transpose", [v.name], v.name + "/nchw", perm=[0, 3, 1, 2])
-        return _Value(name, "NCHW", v.range, v.shape)
-
-    def finish(self, op, raw_name, layout, rng, activation="NONE"):
-        """Apply the fused activation and the output's quantised range; register the value."""
-        out_t = self.tensor(op.outputs[0])
-        lo, hi = _ACT_RANGES.get(activation, (None, None))
-        if lo is None:
-            raise ModelError("%s: operator %d (%s) has fused activation %s, which trtssd does not "
-                             "convert" % (self.g.path, op.index, op.type, activation))
-        q = out_t.quant_range()
-        if q is not None:
-            lo, hi = max(lo, q[0]), min(hi, q[1])
-        name = raw_name
-        if rng[0] < lo or rng[1] > hi:
-            if lo == 0.0 and hi == _INF:
-                name = self.b.node("Relu", [raw_name], out_t.name)
-            else:
-                big = float(np.finfo(np.float32).max)
-                cmin = self.b.const(out_t.name + "/min", np.array(max(lo, -big), np.float32))
-                cmax = self.b.const(out_t.name + "/max", np.array(min(hi, big), np.float32))
-                name = self.b.node("Clip", [raw_name, cmin, cmax], out_t.name)
-            rng = (max(rng[0], lo), min(rng[1], hi))
-        self.values[op.outputs[0]] = _Value(name, layout, rng, out_t.shape)
-
-    # -- operators -------------------------------------------------------------------------
-    def conv(self, op, depthwise):
-        o = op.options
-        x = self.to_nchw(self.value(op.inputs[0], op), op)
-        w = self.const(op.inputs[1], "weights")
-        out_t = self.tensor(op.outputs[0])
-        if depthwise:   # [1, KH, KW, C*mult] -> [C*mult, 1, KH, KW], one group per input channel
-            cin = x.shape[3]
-            w = np.ascontiguousarray(w.transpose(3, 0, 1, 2))
-            group = cin
-        else:           # [O, KH, KW, I] -> [O, I, KH, KW]
-            w = np.ascontiguousarray(w.transpose(0, 3, 1, 2))
-            group = 1
-            if w.shape[1] != x.shape[3]:
-                raise ModelError("%s: CONV_2D %d: weights take %d channels, input has %d"
-                                 % (self.g.path, op.index, w.shape[1], x.shape[3]))
-        kh, kw = w.shape[2], w.shape[3]
-        sh, sw = o.get("StrideH", 1), o.get("StrideW", 1)
-        dh, dw = o.get("DilationHFactor", 1) or 1, o.get("DilationWFactor", 1) or 1
-        if o.get("Padding", "SAME") == "SAME":
-            pt, pb = _same_pads(x.shape[1], kh, sh, dh)
-            pl, pr = _same_pads(x.shape[2], kw, sw, dw)
-        else:
-            pt = pb = pl = pr = 0
-        base = out_t.name
-        inputs = [x.name, self.b.const(base + "/weights", w.astype(np.float32))]
-        if len(op.inputs) > 2 and op.inputs[2] >= 0:
-            inputs.append(self.b.const(base + "/bias",
-                                       self.const(op.inputs[2], "bias").astype(np.float32)))
-        raw = self.b.node("Conv", inputs, base + "/conv", kernel_shape=[int(kh), int(kw)],
-                          strides=[int(sh), int(sw)], dilations=[int(dh), int(dw)],
-                          pads=[int(pt), int(pl), int(pb), int(pr)], group=int(group))
-        self.finish(op, raw, "NCHW", (-_INF, _INF), o.get("FusedActivationFunction", "NONE"))
-
-    def reshape(self, op):
-        x = self.to_tf(self.value(op.inputs[0], op))
-        out_shape = self.tensor(op.outputs[0]).shape
-        shape = self.b.const(self.tensor(op.outputs[0]).name + "/shape",
-                             np.array([-1] + list(out_shape[1:]), np.int64))
-        raw = self.b.node("Reshape", [x.name, shape], self.tensor(op.outputs[0]).name + "/r")
-        self.finish(op, raw, "TF", x.range)
-
-    def concat(self, op):
-        vals = [self.value(i, op) for i in op.inputs]
-        rank = len(self.tensor(op.outputs[0]).shape)
-        axis = op.options.get("Axis", 0)
-        axis = axis + rank if axis < 0 else axis
-        if all(v.layout == "NCHW" for v in vals):
-            layout, onnx_axis = "NCHW", _NHWC_TO_NCHW_AXIS[axis]
-        else:
-            vals = [self.to_tf(v) for v in vals]
-            layout, onnx_axis = "TF", axis
-        rng = (min(v.range[0] for v in vals), max(v.range[1] for v in vals))
-        raw = self.b.node("Concat", [v.name for v in vals],
-                          self.tensor(op.outputs[0]).name + "/concat", axis=int(onnx_axis))
-        self.finish(op, raw, layout, rng, op.options.get("FusedActivationFunction", "NONE"))
-
-    def add(self, op):
-        a_i, b_i = op.inputs[:2]
-        act = op.options.get("FusedActivationFunction", "NONE")
-        base = self.tensor(op.outputs[0]).name
-        var = [i for i in (a_i, b_i) if i in self.values]
-        if len(var) == 2:
-            a, b = self.values[a_i], self.values[b_i]
-            if a.layout != b.layout:
-                a, b = self.to_tf(a), self.to_tf(b)
-            raw = self.b.node("Add", [a.name, b.name], base + "/add")
-            self.finish(op, raw, a.layout, (a.range[0] + b.range[0], a.range[1] + b.range[1]),
-                        act)
+    def _check_supported(self, needed):
+        bad = {}
+        for op in self.g.ops:
+            if op.index in needed and op.type not in self.ops.handlers:
+                bad.setdefault(op.type, []).append(op)
+        if not bad:
             return
-        if len(var) != 1:
-            raise ModelError("%s: ADD %d has no activation input" % (self.g.path, op.index))
-        a = self.values[var[0]]
-        c = self.const(b_i if var[0] == a_i else a_i, "addend")
-        if a.layout == "NCHW":
-            if c.ndim == 4:
-                c = c.transpose(0, 3, 1, 2)
-            elif c.ndim == 1:
-                c = c.reshape(-1, 1, 1)
-        name = self.b.const(base + "/addend", np.ascontiguousarray(c, np.float32))
-        raw = self.b.node("Add", [a.name, name], base + "/add")
-        self.finish(op, raw, a.layout, (a.range[0] + float(c.min()), a.range[1] + float(c.max())),
-                    act)
+        parts = []
+        for t, ops in sorted(bad.items()):
+            where = ", ".join("op %d -> %r" % (o.index, self.tensor(o.outputs[0]).name)
+                              for o in ops[:3]) + (", ..." if len(ops) > 3 else "")
+            parts.append("%s x%d (%s)" % (t, len(ops), where))
+        raise ModelError("%s: %d operator%s that trtssd's converter does not know: %s; it "
+                         "converts %s" % (self.g.path, sum(len(v) for v in bad.values()),
+                                          "" if sum(len(v) for v in bad.values()) == 1 else "s",
+                                          "; ".join(parts), ", ".join(supported_ops())))
 
-    def pool(self, op, kind):
-        o = op.options
-        x = self.to_nchw(self.value(op.inputs[0], op), op)
-        kh, kw = o.get("FilterHeight", 1), o.get("FilterWidth", 1)
-        sh, sw = o.get("StrideH", 1), o.get("StrideW", 1)
-        if o.get("Padding", "SAME") == "SAME":
-            pt, pb = _same_pads(x.shape[1], kh, sh, 1)
-            pl, pr = _same_pads(x.shape[2], kw, sw, 1)
-        else:
-            pt = pb = pl = pr = 0
-        attrs = dict(kernel_shape=[kh, kw], strides=[sh, sw], pads=[pt, pl, pb, pr])
-        if kind == "AveragePool":
-            attrs["count_include_pad"] = 0   # TF's SAME average ignores the padding
-        raw = self.b.node(kind, [x.name], self.tensor(op.outputs[0]).name + "/pool", **attrs)
-        self.finish(op, raw, "NCHW", x.range, o.get("FusedActivationFunction", "NONE"))
-
-    def convert_op(self, op):
-        t = op.type
-        if t == "CONV_2D":
-            self.conv(op, False)
-        elif t == "DEPTHWISE_CONV_2D":
-            self.conv(op, True)
-        elif t in ("RESHAPE", "SQUEEZE"):
-            self.reshape(op)
-        elif t == "CONCATENATION":
-            self.concat(op)
-        elif t == "LOGISTIC":
-            x = self.value(op.inputs[0], op)
-            raw = self.b.node("Sigmoid", [x.name], self.tensor(op.outputs[0]).name + "/sigmoid")
-            self.finish(op, raw, x.layout, (0.0, 1.0))
-        elif t == "ADD":
-            self.add(op)
-        elif t in ("RELU", "RELU6", "RELU_N1_TO_1"):
-            x = self.value(op.inputs[0], op)
-            self.finish(op, x.name, x.layout, x.range, t)
-        elif t == "AVERAGE_POOL_2D":
-            self.pool(op, "AveragePool")
-        elif t == "MAX_POOL_2D":
-            self.pool(op, "MaxPool")
-        elif t in ("QUANTIZE", "DEQUANTIZE"):
-            if op.inputs[0] in self.values:
-                x = self.values[op.inputs[0]]
-                self.finish(op, x.name, x.layout, x.range)
-            else:   # a constant (e.g. float16 weights dequantised at load time)
-                self.consts[op.outputs[0]] = self.const(op.inputs[0], "input")
-        else:
-            raise ModelError("%s: operator %s (op %d) is not supported by the trtssd converter; "
-                             "it converts %s" % (self.g.path, t, op.index,
-                                                 ", ".join(SUPPORTED_OPS)))
-
-    # -- the whole graph -------------------------------------------------------------------
-    def run(self, name, synthetic):
+    def _input(self):
         g = self.g
-        post = [op for op in g.ops if op.type == POSTPROCESS_OP]
-        if not post:
-            raise ModelError("%s is a TFLite model but not an SSD detection model (it has no %s "
-                             "operator); %s" % (g.path, POSTPROCESS_OP, GET_THE_MODEL))
-        post = post[0]
         if len(g.inputs) != 1:
-            raise ModelError("%s has %d inputs; an SSD detector has one image input"
+            raise ModelError("%s has %d inputs; trtssd converts models with one image input"
                              % (g.path, len(g.inputs)))
         inp = self.tensor(g.inputs[0])
-        if len(inp.shape) != 4 or inp.shape[3] != 3:
-            raise ModelError("%s: input %r has shape %s; trtssd feeds [1, H, W, 3] images"
-                             % (g.path, inp.name, list(inp.shape)))
         if inp.quantized:
             s, z = float(inp.scale[0]), float(inp.zero_point[0])
             mean = z + (128.0 if inp.dtype == np.int8 else 0.0)   # int8 input = pixel - 128
-            scale = s
-            rng = inp.quant_range()
+            scale, rng = s, inp.quant_range()
         elif inp.dtype == np.float32:
-            mean, scale, rng = 127.5, 1.0 / 127.5, (-_INF, _INF)   # the float SSDs' [-1, 1]
+            # the float SSDs' [-1, 1], unless the source says otherwise (a TF1 graph's own)
+            mean, scale = self.normalization or (127.5, 1.0 / 127.5)
+            rng = (-_INF, _INF)
         else:
             raise ModelError("%s: input of type %s; trtssd feeds uint8, int8 or float32 models"
                              % (g.path, inp.dtype))
-        h, w = inp.shape[1], inp.shape[2]
-        self.values[g.inputs[0]] = _Value(INPUT_NAME, "NCHW", rng, inp.shape)
-
-        needed = self._needed(post.inputs[:2])
-        for op in g.ops:
-            if op.index in needed:
-                self.convert_op(op)
-
-        anchors = self.const(post.inputs[2], "anchors").reshape(-1, 4)
-        n_anchors = anchors.shape[0]
-        box_v = self.to_tf(self.value(post.inputs[0], post))
-        score_v = self.to_tf(self.value(post.inputs[1], post))
-        n_classes = int(self.tensor(post.inputs[1]).shape[-1])
-        if int(np.prod(box_v.shape)) != n_anchors * 4:
-            raise ModelError("%s: box encodings %s do not match %d anchors"
-                             % (g.path, list(box_v.shape), n_anchors))
-        if int(np.prod(score_v.shape)) != n_anchors * n_classes:
-            raise ModelError("%s: class scores %s do not match %d anchors x %d classes"
-                             % (g.path, list(score_v.shape), n_anchors, n_classes))
-        self.b.names.update([OUTPUT_BOXES, OUTPUT_SCORES])
-        for v, out, k in ((box_v, OUTPUT_BOXES, 4), (score_v, OUTPUT_SCORES, n_classes)):
-            shape = self.b.const(out + "/shape", np.array([-1, n_anchors, k], np.int64))
-            self.b.nodes.append(self.b.onnx.helper.make_node("Reshape", [v.name, shape], [out],
-                                                             name=out))
-            self.b.counts["Reshape"] = self.b.counts.get("Reshape", 0) + 1
-
-        o = post.options
-        spec = ModelSpec(
-            name=name, input_height=int(h), input_width=int(w), mean=(mean,) * 3,
-            scale=(scale,) * 3, channel_order="RGB", num_classes=n_classes, anchors=anchors,
-            box_coder=BoxCoder(float(o.get("y_scale", 10.0)), float(o.get("x_scale", 10.0)),
-                               float(o.get("h_scale", 5.0)), float(o.get("w_scale", 5.0))),
-            nms=NmsParams(score_threshold=float(o.get("nms_score_threshold", 1e-8)),
-                          iou_threshold=float(o.get("nms_iou_threshold", 0.6)),
-                          max_detections=int(o.get("max_detections", 10)),
-                          max_classes_per_detection=int(o.get("max_classes_per_detection", 1)),
-                          detections_per_class=int(o.get("detections_per_class", 100)),
-                          use_regular_nms=bool(o.get("use_regular_nms", False))),
-            synthetic=synthetic)
-        return self._model(spec, n_anchors, n_classes), spec
+        layout = "NCHW" if len(inp.shape) == 4 else "TF"
+        name = INPUT_NAME
+        if self.qdq and inp.quantized:   # the network sees the input's own integers
+            name = self.ops.quantize(INPUT_NAME, inp, INPUT_NAME)
+        self.ops.values[g.inputs[0]] = Value(name, layout, rng, inp.shape)
+        return inp, mean, scale
 
     def _needed(self, targets):
-        """Indices of the ops that the postprocess inputs depend on."""
+        """Indices of the ops that ``targets`` depend on."""
         producers = {}
         for op in self.g.ops:
             for t in op.outputs:
@@ -409,55 +190,202 @@ class _Converter(object):
             stack.extend(i for i in op.inputs if i >= 0)
         return needed
 
-    def _model(self, spec, n_anchors, n_classes):
+    def _convert_needed(self, targets):
+        needed = self._needed(targets)
+        self._check_supported(needed)
+        for op in self.g.ops:
+            if op.index in needed:
+                self.ops.convert(op)
+
+    def _output(self, v, out, shape):
+        shape_c = self.b.const(out + "/shape", np.array([-1] + list(shape[1:]), np.int64))
+        self.b.emit("Reshape", [v.name, shape_c], out)
+
+    # -- the whole graph -------------------------------------------------------------------
+    def run(self, name, synthetic):
+        g = self.g
+        post = [op for op in g.ops if op.type == POSTPROCESS_OP]
+        if not post:
+            return self.run_raw(name)
+        post = post[0]
+        self.b.names.update([OUTPUT_BOXES, OUTPUT_SCORES])
+        inp, mean, scale = self._input()
+        if len(inp.shape) != 4 or inp.shape[3] != 3:
+            raise ModelError("%s: input %r has shape %s; trtssd feeds [1, H, W, 3] images"
+                             % (g.path, inp.name, list(inp.shape)))
+        h, w = inp.shape[1], inp.shape[2]
+        self._convert_needed(post.inputs[:2])
+
+        anchors = self.ops.const(post.inputs[2], "anchors").reshape(-1, 4)
+        n_anchors = anchors.shape[0]
+        box_v = self.ops.to_tf(self.ops.value(post.inputs[0], post))
+        score_v = self.ops.to_tf(self.ops.value(post.inputs[1], post))
+        o = post.options
+        n_cols = int(self.tensor(post.inputs[1]).shape[-1])
+        n_real = int(o.get("num_classes", n_cols - 1))
+        if n_cols not in (n_real, n_real + 1):
+            raise ModelError("%s: the detection op says %d classes but its scores have %d "
+                             "columns" % (g.path, n_real, n_cols))
+        if int(np.prod(box_v.shape)) != n_anchors * 4:
+            raise ModelError("%s: box encodings %s do not match %d anchors"
+                             % (g.path, list(box_v.shape), n_anchors))
+        if int(np.prod(score_v.shape)) != n_anchors * n_cols:
+            raise ModelError("%s: class scores %s do not match %d anchors x %d classes"
+                             % (g.path, list(score_v.shape), n_anchors, n_cols))
+        self._output(box_v, OUTPUT_BOXES, (1, n_anchors, 4))
+        if n_cols == n_real:
+            # no background column (EfficientDet-Lite): put a zero one in front, so that class
+            # k of the model is column k + 1 as in every other SSD that trtssd decodes
+            flat = self.b.node("Reshape", [score_v.name, self.b.const(
+                "scores/flat", np.array([-1, n_anchors, n_cols], np.int64))], "scores/flat")
+            first = self.b.node("Slice", [flat, self.b.const("scores/s0", np.array([0])),
+                                          self.b.const("scores/s1", np.array([1])),
+                                          self.b.const("scores/ax", np.array([2]))],
+                                "scores/first")
+            zero = self.b.node("Mul", [first, self.b.const("scores/zero", np.array(
+                0.0, np.float32))], "scores/background")
+            cat = self.b.node("Concat", [zero, flat], "scores/with_background", axis=2)
+            score_v = Value(cat, "TF", score_v.range, (1, n_anchors, n_cols + 1))
+        self._output(score_v, OUTPUT_SCORES, (1, n_anchors, n_real + 1))
+        spec = ModelSpec(
+            name=name, input_height=int(h), input_width=int(w), mean=(mean,) * 3,
+            scale=(scale,) * 3, channel_order="RGB", num_classes=n_real + 1, anchors=anchors,
+            box_coder=BoxCoder(float(o.get("y_scale", 10.0)), float(o.get("x_scale", 10.0)),
+                               float(o.get("h_scale", 5.0)), float(o.get("w_scale", 5.0))),
+            nms=NmsParams(score_threshold=float(o.get("nms_score_threshold", 1e-8)),
+                          iou_threshold=float(o.get("nms_iou_threshold", 0.6)),
+                          max_detections=int(o.get("max_detections", 10)),
+                          max_classes_per_detection=int(o.get("max_classes_per_detection", 1)),
+                          detections_per_class=int(o.get("detections_per_class", 100)),
+                          use_regular_nms=bool(o.get("use_regular_nms", False))),
+            synthetic=synthetic)
+        outputs = [(OUTPUT_BOXES, [n_anchors, 4]), (OUTPUT_SCORES, [n_anchors, n_real + 1])]
+        sources = {OUTPUT_BOXES: self.tensor(post.inputs[0]).name,
+                   OUTPUT_SCORES: self.tensor(post.inputs[1]).name}
+        meta = {SPEC_METADATA_KEY: spec.to_json(),
+                "trtssd.synthetic": "true" if synthetic else "false",
+                SOURCES_METADATA_KEY: json.dumps(sources)}
+        if n_cols == n_real:
+            meta["trtssd.background_column_added"] = "true"
+        doc = ("SSD detector converted by trtssd from %s%s. Input images float32 [N,3,%d,%d] "
+               "NCHW RGB, (pixel - %g) * %g; outputs box_encodings (ty,tx,th,tw) and "
+               "class_scores after the sigmoid, before NMS."
+               % (name, " (SYNTHETIC random weights: timing only)" if synthetic else "",
+                  h, w, mean, scale))
+        return self._model(name, inp, outputs, meta, doc), spec
+
+    def run_raw(self, name):
+        """A graph without the detection op: its own outputs, bound by name."""
+        g = self.g
+        inp, mean, scale = self._input()
+        names = []
+        for i in g.outputs:     # reserved first: the outputs keep the file's names
+            names.append(_onnx_name(self.tensor(i).name, self.b.names))
+            self.b.names.add(names[-1])
+        self._convert_needed(g.outputs)
+        outputs, sources = [], {}
+        for i, out in zip(g.outputs, names):
+            t = self.tensor(i)
+            if i not in self.ops.values:
+                raise ModelError("%s: output %r is not computed from the input (a constant "
+                                 "output); trtssd converts networks" % (g.path, t.name))
+            if not t.shape:
+                raise ModelError("%s: output %r is a scalar; trtssd needs a batch axis"
+                                 % (g.path, t.name))
+            self._output(self.ops.to_tf(self.ops.values[i]), out, t.shape)
+            outputs.append((out, list(t.shape[1:])))
+            sources[out] = t.name
+        raw = {"input": INPUT_NAME, "input_layout": "NCHW" if len(inp.shape) == 4 else "TF",
+               "input_shape": list(inp.shape), "mean": mean, "scale": scale,
+               "channel_order": "RGB",
+               "outputs": [{"name": n, "shape": ["N"] + s} for n, s in outputs]}
+        meta = {RAW_METADATA_KEY: json.dumps(raw), SOURCES_METADATA_KEY: json.dumps(sources)}
+        doc = ("network converted by trtssd from %s without a detection op: raw outputs %s; "
+               "anchors and box coder come from the model's spec"
+               % (name, ", ".join(n for n, _ in outputs)))
+        return self._model(name, inp, outputs, meta, doc), None
+
+    def _model(self, name, inp, outputs, meta, doc):
         onnx = self.b.onnx
         helper = onnx.helper
         f32 = onnx.TensorProto.FLOAT
+        shape = list(inp.shape)
+        in_dims = (["N", shape[3], shape[1], shape[2]] if len(shape) == 4
+                   else ["N"] + shape[1:])
         graph = helper.make_graph(
-            self.b.nodes, spec.name,
-            [helper.make_tensor_value_info(INPUT_NAME, f32,
-                                           ["N", 3, spec.input_height, spec.input_width])],
-            [helper.make_tensor_value_info(OUTPUT_BOXES, f32, ["N", n_anchors, 4]),
-             helper.make_tensor_value_info(OUTPUT_SCORES, f32, ["N", n_anchors, n_classes])],
+            self.b.nodes, name, [helper.make_tensor_value_info(INPUT_NAME, f32, in_dims)],
+            [helper.make_tensor_value_info(n, f32, ["N"] + list(s)) for n, s in outputs],
             initializer=self.b.initializers)
+        opset = QDQ_OPSET if self.qdq else OPSET
         model = helper.make_model(graph, producer_name="trtssd",
                                   producer_version=CONVERTER_VERSION,
-                                  opset_imports=[helper.make_opsetid("", OPSET)])
-        model.ir_version = IR_VERSION
-        model.doc_string = ("SSD detector converted by trtssd from %s%s. Input images float32 "
-                            "[N,3,%d,%d] NCHW %s, (pixel - %g) * %g; outputs box_encodings "
-                            "(ty,tx,th,tw) and class_scores after the sigmoid, before NMS."
-                            % (spec.name, " (SYNTHETIC random weights: timing only)"
-                               if spec.synthetic else "", spec.input_height, spec.input_width,
-                               spec.channel_order, spec.mean[0], spec.scale[0]))
-        meta = {SPEC_METADATA_KEY: spec.to_json(), "trtssd.converter": CONVERTER_VERSION,
-                "trtssd.synthetic": "true" if spec.synthetic else "false"}
+                                  opset_imports=[helper.make_opsetid("", opset)])
+        model.ir_version = QDQ_IR_VERSION if self.qdq else IR_VERSION
+        model.doc_string = doc
+        meta = dict(meta)
+        meta["trtssd.converter"] = CONVERTER_VERSION
+        meta["trtssd.qdq"] = self.qdq or "none"
         for k, v in sorted(meta.items()):
             p = model.metadata_props.add()
             p.key, p.value = k, v
         return model
 
 
-def convert_graph(graph, name=None, synthetic=False):
-    """Convert a parsed :class:`TfliteGraph` -> ``(onnx.ModelProto, ModelSpec, op_counts)``."""
+QDQ_MODES = ("exact", "symmetric")
+
+
+def _qdq_mode(qdq):
+    if qdq is True:
+        return "exact"
+    if not qdq:
+        return None
+    if qdq not in QDQ_MODES:
+        raise ModelError("--qdq %s: the modes are %s" % (qdq, ", ".join(QDQ_MODES)))
+    return qdq
+
+
+def convert_graph(graph, name=None, synthetic=False, qdq=None, normalization=None):
+    """Convert a parsed :class:`TfliteGraph` -> ``(onnx.ModelProto, ModelSpec or None,
+    op_counts)``; the spec is None for a graph without the detection op (raw outputs).
+    ``normalization`` = (mean, scale) of a float input, where the source states it."""
     onnx = _import_onnx()
-    c = _Converter(graph, onnx)
+    c = _Converter(graph, onnx, qdq, normalization)
     name = name or os.path.splitext(os.path.basename(graph.path or "model"))[0]
     model, spec = c.run(name, synthetic)
     return model, spec, dict(c.b.counts)
 
 
-def convert_tflite(path):
+def convert_tflite(path, qdq=False):
     """Convert the .tflite file at ``path``; returns a :class:`ConversionResult`."""
     t0 = time.perf_counter()
     graph = read_tflite(path)
-    model, spec, counts = convert_graph(graph)
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    if qdq and not any(t.quantized for t in graph.tensors if t.data is not None):
+        raise ModelError("%s holds no quantised weights, so there are no scales for --qdq to "
+                         "write; convert it without --qdq" % path)
+    model, spec, counts = convert_graph(graph, qdq=qdq)
     p = model.metadata_props.add()
-    p.key, p.value = "trtssd.source_sha256", digest
+    p.key, p.value = "trtssd.source_sha256", file_digest(path)
     return ConversionResult(model, spec, counts, time.perf_counter() - t0,
                             os.path.basename(path))
+
+
+def file_digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+MODEL_EXTENSIONS = (".tflite", ".pb")
+
+
+def convert_model(path, qdq=False):
+    """Convert a .tflite or a TF1 Object Detection API frozen graph (.pb) to ONNX."""
+    if path.lower().endswith(".pb"):
+        if qdq:
+            raise ModelError("%s is a float TF1 graph: it has no quantisation for --qdq to "
+                             "write; convert it without --qdq" % path)
+        from .tf1_graph import convert_frozen_graph
+        return convert_frozen_graph(path)
+    return convert_tflite(path, qdq=qdq)
 
 
 # ---- synthetic model: same architecture, random weights ---------------------------------------

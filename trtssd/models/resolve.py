@@ -8,6 +8,7 @@ The ONNX made from a ``.tflite`` is cached under ``$TRTSSD_CACHE`` (default
 import hashlib
 import os
 
+from ..core.env import cache_dir
 from ..core.errors import ModelError
 from ..core.spec import SPEC_METADATA_KEY, ModelSpec
 from .tflite_reader import GET_THE_MODEL
@@ -26,8 +27,7 @@ def _checkout_models_dir():
     return os.path.join(os.path.dirname(repo), "shared", "models")
 
 
-def default_cache_dir():
-    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "trtssd")
+default_cache_dir = cache_dir     # $TRTSSD_CACHE or ~/.cache/trtssd
 
 
 def resolve_model(path=None):
@@ -35,7 +35,7 @@ def resolve_model(path=None):
     if path:
         if not os.path.isfile(path):
             raise ModelError("model file %s does not exist; pass the path of detect.tflite (or "
-                             "an .onnx made by engines/convert.py); %s" % (path, GET_THE_MODEL))
+                             "an .onnx made by `trtssd convert`); %s" % (path, GET_THE_MODEL))
         return os.path.abspath(path)
     env = os.environ.get(MODEL_ENV)
     if env:
@@ -96,13 +96,13 @@ def onnx_for(model_path, cache_dir=None):
     model_path = resolve_model(model_path)
     if model_path.lower().endswith(".onnx"):
         return model_path
-    from .convert import CONVERTER_VERSION, convert_tflite
+    from .convert import CONVERTER_VERSION, convert_model
     cache_dir = cache_dir or default_cache_dir()
     digest = file_sha256(model_path)
     base = os.path.splitext(os.path.basename(model_path))[0]
     out = os.path.join(cache_dir, "%s-%s-c%s.onnx" % (base, digest[:16], CONVERTER_VERSION))
     if not _cached_onnx_ok(out):
-        _save_cached(convert_tflite(model_path), out)
+        _save_cached(convert_model(model_path), out)
     return out
 
 
@@ -117,7 +117,7 @@ def load_spec(onnx_path):
             model = onnx.load(onnx_path, load_external_data=False)
         except Exception as e:
             raise ModelError("%s is not a readable ONNX model (%s: %s); re-create it with "
-                             "`python engines/convert.py detect.tflite -o model.onnx`"
+                             "`trtssd convert detect.tflite -o model.onnx`"
                              % (onnx_path, type(e).__name__, e))
         meta = {p.key: p.value for p in model.metadata_props}
     else:   # onnxruntime alone can read the metadata too
@@ -131,7 +131,7 @@ def load_spec(onnx_path):
                                      "pip install onnx")
     if SPEC_METADATA_KEY not in meta:
         raise ModelError("%s has no %r metadata, so it was not made by trtssd's converter; "
-                         "convert the .tflite with `python engines/convert.py`"
+                         "convert the .tflite with `trtssd convert`"
                          % (onnx_path, SPEC_METADATA_KEY))
     return ModelSpec.from_json(meta[SPEC_METADATA_KEY])
 

@@ -16,7 +16,7 @@ from ..core.errors import EnvironmentProblem, ModelError
 TFLITE_IDENTIFIER = b"TFL3"
 OFFICIAL_ARCHIVE = "coco_ssd_mobilenet_v1_1.0_quant_2018_06_29.zip"
 GET_THE_MODEL = ("get the official model from the TFLite hosted models archive %s "
-                 "(detect.tflite and labelmap.txt inside; see engines/README.md)"
+                 "(detect.tflite and labelmap.txt inside)"
                  % OFFICIAL_ARCHIVE)
 
 # tflite.TensorType codes -> numpy dtypes (only those a detector's tensors use)
@@ -25,7 +25,7 @@ _TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.i
 
 # fused activation codes of the schema
 ACTIVATIONS = {0: "NONE", 1: "RELU", 2: "RELU_N1_TO_1", 3: "RELU6", 4: "TANH",
-               5: "SIGN_BIT", 6: "SIGN_BIT"}
+               5: "SIGN_BIT"}
 PADDINGS = {0: "SAME", 1: "VALID"}
 
 
@@ -217,9 +217,21 @@ _OPTION_FIELDS = {
                                "FusedActivationFunction", "DilationWFactor", "DilationHFactor"),
     "ConcatenationOptions": ("Axis", "FusedActivationFunction"),
     "AddOptions": ("FusedActivationFunction",),
+    "SubOptions": ("FusedActivationFunction",),
     "MulOptions": ("FusedActivationFunction",),
+    "DivOptions": ("FusedActivationFunction",),
     "Pool2DOptions": ("Padding", "StrideW", "StrideH", "FilterWidth", "FilterHeight",
                       "FusedActivationFunction"),
+    "LeakyReluOptions": ("Alpha",),
+    "ReducerOptions": ("KeepDims",),
+    "ResizeBilinearOptions": ("AlignCorners", "HalfPixelCenters"),
+    "ResizeNearestNeighborOptions": ("AlignCorners", "HalfPixelCenters"),
+    "DepthToSpaceOptions": ("BlockSize",),
+    "SpaceToDepthOptions": ("BlockSize",),
+    "SoftmaxOptions": ("Beta",),
+    "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
+                            "ShrinkAxisMask", "Offset"),
+    "SqueezeOptions": ("SqueezeDims",),
 }
 
 
@@ -235,7 +247,12 @@ def _builtin_options(tflite, o, opt_names):
     obj.Init(table.Bytes, table.Pos)
     out = {}
     for field in _OPTION_FIELDS[name]:
-        out[field] = int(getattr(obj, field)())
+        if hasattr(obj, field + "AsNumpy"):       # a vector field (SqueezeDims)
+            n = getattr(obj, field + "Length")()
+            out[field] = [int(v) for v in getattr(obj, field + "AsNumpy")()] if n else []
+            continue
+        v = getattr(obj, field)()
+        out[field] = float(v) if isinstance(v, float) else int(v)
     if "Padding" in out:
         out["Padding"] = PADDINGS.get(out["Padding"], out["Padding"])
     if "FusedActivationFunction" in out:

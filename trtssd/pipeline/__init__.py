@@ -40,7 +40,9 @@ class PipelineOptions:
     """How to run: the mode, slots in flight (``depth``), frames per inference (``batch``, for
     ``pipelined``), score threshold, detections kept per frame, whether to draw even when the
     sink does not, and when to stop (``max_frames`` in all, ``duration_s``).
-    ``source_timeout_ms``: how long ``multi`` waits for a source's frame each round."""
+    ``source_timeout_ms``: how long ``multi`` waits for a source's frame each round.
+    ``row_upload``: the GPU layer uploads only the rows of a pinned frame the preprocessing
+    reads (trtssd.pipeline.rows); False uploads every frame whole."""
     mode: str = "sync"
     depth: int = 2
     batch: int = 1
@@ -50,6 +52,7 @@ class PipelineOptions:
     max_frames: int = None
     duration_s: float = None
     source_timeout_ms: float = 50.0
+    row_upload: bool = True
 
     def __post_init__(self):
         self.validate()
@@ -93,20 +96,36 @@ def batch_for(mode, n_sources, batch=1):
 
 def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
                max_frame_shape=None):
-    """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.stages);
-    ``max_batch`` and ``max_frame_shape`` default to what the mode and ``sources`` need."""
-    from .stages import GpuLayer, HostPrepLayer
+    """The device layer a mode runs on for ``backend`` (see trtssd.pipeline.slots);
+    ``max_batch``, ``max_frame_shape`` and the frames' pixel format default to what the mode
+    and ``sources`` need."""
+    from .slots import YUV420_FORMATS, YUV422_FORMATS, GpuLayer, HostPrepLayer
     batch = max_batch or batch_for(mode, len(sources), options.batch)
     args = dict(score_threshold=options.score_threshold, max_detections=options.max_detections,
-                labels=labels, max_batch=batch)
+                labels=labels, max_batch=batch, pixel_format=pixel_format_of(sources))
     use_gpu = mode == "gpu" or (mode in ("pipelined", "multi") and backend.device == "cuda")
     if not use_gpu:
         return HostPrepLayer(backend, **args)
     if max_frame_shape is None:
         h = max([int(getattr(s, "height", 0) or 0) for s in sources] + [0])
         w = max([int(getattr(s, "width", 0) or 0) for s in sources] + [0])
-        max_frame_shape = (h, w, 3) if h > 0 and w > 0 else (1080, 1920, 3)
-    return GpuLayer(backend, max_frame_shape=max_frame_shape, **args)
+        h, w = (h, w) if h > 0 and w > 0 else (1080, 1920)
+        # the preprocessor's largest frame: (H, W, 3) for BGR, (H, W) pixels for YUV
+        yuv = args["pixel_format"] in YUV420_FORMATS + YUV422_FORMATS
+        max_frame_shape = (h, w) if yuv else (h, w, 3)
+    return GpuLayer(backend, max_frame_shape=max_frame_shape,
+                    row_upload=bool(getattr(options, "row_upload", True)), **args)
+
+
+def pixel_format_of(sources):
+    """The pixel format the frames of ``sources`` come in (a source's ``pixel_format``,
+    "BGR" when it has none); sources batched together must agree."""
+    fmts = sorted(set(str(getattr(s, "pixel_format", None) or "BGR").upper() for s in sources))
+    if len(fmts) > 1:
+        raise InputError("the sources deliver frames in different pixel formats (%s); run "
+                         "them in one format (e.g. the same --decode for every source)"
+                         % ", ".join(fmts))
+    return fmts[0] if fmts else "BGR"
 
 
 def run(sources, backend, sink=None, options=None, labels=None, device=None):
@@ -138,6 +157,8 @@ def run(sources, backend, sink=None, options=None, labels=None, device=None):
     fn = {"sync": sync.run, "gpu": sync.run, "async": async_.run,
           "pipelined": pipelined.run, "multi": multi.run}[options.mode]
     stats.notes.extend(getattr(layer, "notes", ()) or ())
+    for note in sorted(set(getattr(s, "decode_note", None) for s in srcs) - set([None])):
+        stats.notes.append(note)
     clock = RunClock()
     try:
         with Stopwatch() as sw:

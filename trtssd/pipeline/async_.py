@@ -10,7 +10,7 @@ import time
 
 from .base import (Delivery, Dropped, Result, RunClock, detect_one, finish, frame_pool,
                    start_capture)
-from .stages import Closed, Crew
+from .threads import Closed, Crew
 
 
 def run(sources, layer, sink, options, stats, clock=None):

@@ -2,7 +2,7 @@
 import threading
 import time
 
-from .stages import Capture, Closed, FramePool, record
+from .threads import Capture, Closed, FramePool, record
 
 
 class Result(object):
@@ -41,7 +41,7 @@ class Dropped(object):
         self._lock = threading.Lock()
 
     def add(self, item):
-        from .stages import discard
+        from .threads import discard
         if item is None:
             return
         frames = getattr(item, "frames", None)
@@ -107,6 +107,10 @@ def frame_pool(layer, source, count, stop=None, own_only=False):
     it decodes into (a FramePool; None when its frame size is unknown, or with ``own_only``).
     The returned object's
     ``close()`` frees them; call it under ``layer.activate()`` after every frame came back."""
+    if getattr(source, "device_frames", None) is not None:
+        # a source that can keep its frames on the GPU (NVDEC) does so for a layer that
+        # reads device frames, and downloads them for one that preprocesses on the CPU
+        source.device_frames = bool(getattr(layer, "reads_device_frames", False))
     provide = getattr(source, "provide_buffers", None)
     if provide is not None and provide(layer.frame_buffer, layer.free_frame_buffer, count, stop):
         return SourceBuffers(source)
@@ -115,7 +119,8 @@ def frame_pool(layer, source, count, stop=None, own_only=False):
     h, w = int(getattr(source, "height", 0) or 0), int(getattr(source, "width", 0) or 0)
     if h <= 0 or w <= 0:
         return None
-    return FramePool(layer, (h, w, 3), count)
+    from .slots import frame_shape
+    return FramePool(layer, frame_shape(getattr(source, "pixel_format", None), h, w), count)
 
 
 class SourceBuffers(object):
@@ -158,7 +163,7 @@ class Delivery(object):
         t_result = time.perf_counter()
         try:
             self.write(frame, detections)
-            if self.draw:
+            if self.draw and hasattr(frame.image, "flags"):     # host frames only
                 from ..io.sinks import annotate
                 annotate(frame, detections, self.labels)
         finally:

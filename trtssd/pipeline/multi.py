@@ -15,7 +15,7 @@ import time
 
 from .base import Budget, Delivery, Dropped, RunClock, feed, finish, frame_pool, start_capture
 from .pipelined import run_slots
-from .stages import Closed, Crew, Timeout, discard
+from .threads import Closed, Crew, Timeout, discard
 
 
 def run(sources, layer, sink, options, stats, clock=None):

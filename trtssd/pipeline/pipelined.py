@@ -23,7 +23,7 @@ import threading
 
 from .base import (Delivery, Dropped, Result, RunClock, feed, finish, frame_pool,
                    start_capture)
-from .stages import Closed, Crew, Timeout, discard
+from .threads import Closed, Crew, Timeout, discard
 
 
 def run_slots(crew, layer, slots, take_batch, deliver):

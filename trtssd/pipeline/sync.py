@@ -4,7 +4,8 @@ trt_ssd.py). Which device work runs is the device layer's business: CPU preproce
 import threading
 
 from .base import Delivery, RunClock, close_all, detect_one, frame_pool, start_capture
-from .stages import FramePool
+from .slots import frame_shape
+from .threads import FramePool
 
 
 def _slot_pool(layer, slot, source):
@@ -12,8 +13,9 @@ def _slot_pool(layer, slot, source):
     h, w = int(getattr(source, "height", 0) or 0), int(getattr(source, "width", 0) or 0)
     if h <= 0 or w <= 0:
         return None
-    buf = slot.frame_buffer((h, w, 3))
-    return None if buf is None else FramePool(layer, (h, w, 3), 1, buffers=[buf])
+    shape = frame_shape(getattr(source, "pixel_format", None), h, w)
+    buf = slot.frame_buffer(shape)
+    return None if buf is None else FramePool(layer, shape, 1, buffers=[buf])
 
 
 def run(sources, layer, sink, options, stats, clock=None):

@@ -8,8 +8,10 @@ import contextlib
 import importlib
 import sys
 
-GENERATIONS = ("8.2", "8.4", "8.5", "8.6", "10")
-_MODULES = {"8.2": "v8_2", "8.4": "v8_4", "8.5": "v8_5", "8.6": "v8_6", "10": "v10"}
+GENERATIONS = ("8.2", "8.4", "8.5", "8.6", "10", "11")      # full TensorRT: builds and runs
+LEAN = "11-lean"                                              # tensorrt_lean: runs only
+_MODULES = {"8.2": "v8_2", "8.4": "v8_4", "8.5": "v8_5", "8.6": "v8_6", "10": "v10", "11": "v11",
+            LEAN: "v11_lean"}
 
 
 def make(generation):
@@ -19,13 +21,20 @@ def make(generation):
 
 @contextlib.contextmanager
 def installed(generation):
+    """The fake as ``tensorrt`` (``tensorrt_lean`` for the lean one, with ``tensorrt`` absent)."""
     fake = make(generation)
-    saved = sys.modules.get("tensorrt")
-    sys.modules["tensorrt"] = fake
+    names = ("tensorrt", "tensorrt_lean")
+    saved = dict((n, sys.modules.get(n)) for n in names)
+    if fake.__name__ == "tensorrt_lean":
+        sys.modules["tensorrt_lean"] = fake
+        sys.modules["tensorrt"] = None          # `import tensorrt` raises ImportError
+    else:
+        sys.modules["tensorrt"] = fake
     try:
         yield fake
     finally:
-        if saved is None:
-            sys.modules.pop("tensorrt", None)
-        else:
-            sys.modules["tensorrt"] = saved
+        for n in names:
+            if saved[n] is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = saved[n]

@@ -13,7 +13,8 @@ ignored) and the TensorRT 10.0 migration guide (removed: ``num_bindings``, ``get
 from ._base import make_module
 
 VERSION = "10.3.0.26"
-FEATURES = ("tensors", "memory_pool", "progress_monitor", "parser_node_operator")
+FEATURES = ("tensors", "memory_pool", "progress_monitor", "parser_node_operator", "strongly_typed",
+            "version_compatible")
 DOCS = __doc__.splitlines()
 
 

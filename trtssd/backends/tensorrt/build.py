@@ -12,8 +12,12 @@ the ONNX carries explicit QuantizeLinear/DequantizeLinear nodes (no calibration)
 an entropy calibrator (IInt8EntropyCalibrator2) fed with real images through trtssd's GPU
 preprocessing, with a calibration cache file.
 
-Command line: ``python engines/build_engine.py MODEL`` (``make engines``), or
-``trtssd build-engine`` which calls ``main(argv)`` / ``add_arguments(parser)`` + ``run(args)``.
+Building takes steps (``build_engine``): a ``BuildPlan`` (what this TensorRT version can be
+asked for: TensorRT 11 is strongly typed only, FP16 from an FP16 copy of the ONNX and INT8
+from Q/DQ only), ``parse_network``, ``configure``, ``build_serialized``, ``write_cached``.
+
+Command line: ``trtssd build-engine MODEL`` (``make engines``), which calls
+``add_arguments(parser)`` + ``run(args)`` (or ``main(argv)``).
 """
 import argparse
 import hashlib
@@ -24,142 +28,17 @@ import sys
 import threading
 import time
 
+from ...core.env import cache_dir
 from ...core.errors import EngineError, EnvironmentProblem, InputError, ModelError, TrtssdError
-from ...core.spec import ModelSpec, SPEC_METADATA_KEY
+from ...core.spec import ModelSpec
 from ...models.resolve import file_sha256
 from .compat import TrtApi, Stopwatch, make_logger
+from .onnx_info import OnnxInfo, read_onnx  # noqa: F401 (OnnxInfo re-exported)
 
 SIDECAR_FORMAT = "trtssd-engine/1"
 PRECISIONS = ("fp16", "fp32", "int8")
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("box_encodings", "class_scores")
-
-
-# ---------------------------------------------------------------------------- ONNX facts
-class OnnxInfo(object):
-    """What the builder needs from an ONNX file, read without the onnx package."""
-
-    def __init__(self, path, data, metadata, op_types, inputs, outputs):
-        self.path = path
-        self.data = data
-        self.sha256 = hashlib.sha256(data).hexdigest()
-        self.metadata = metadata          # {key: value}
-        self.op_types = op_types          # node op types in graph order
-        self.inputs = inputs              # [(name, dims)] dims: int or str (symbolic) or None
-        self.outputs = outputs
-
-    @property
-    def has_qdq(self):
-        return any(op in QDQ_OPS for op in self.op_types)
-
-    def spec(self):
-        text = self.metadata.get(SPEC_METADATA_KEY)
-        if text is None:
-            raise ModelError(
-                "%s has no %r metadata, so it was not written by trtssd's converter; convert "
-                "the TFLite model with `python engines/convert.py detect.tflite`"
-                % (self.path, SPEC_METADATA_KEY))
-        return ModelSpec.from_json(text)
-
-
-def _varint(buf, pos):
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise ValueError("varint too long")
-
-
-def _fields(buf):
-    """Yield (field_number, wire_type, value) of one protobuf message (bytes for LEN)."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
-            if pos > end:
-                raise ValueError("truncated field %d" % number)
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise ValueError("unsupported wire type %d" % wire)
-        yield number, wire, value
-
-
-def _value_info(buf):
-    name, dims = None, None
-    for num, _, val in _fields(buf):
-        if num == 1:
-            name = bytes(val).decode("utf-8")
-        elif num == 2:                                  # TypeProto
-            for tn, _, tv in _fields(val):
-                if tn == 1:                             # tensor_type
-                    for sn, _, sv in _fields(tv):
-                        if sn == 2:                     # shape
-                            dims = []
-                            for dn, _, dv in _fields(sv):
-                                if dn != 1:
-                                    continue
-                                d = None
-                                for en, _, ev in _fields(dv):
-                                    if en == 1:
-                                        d = int(ev)
-                                    elif en == 2:
-                                        d = bytes(ev).decode("utf-8")
-                                dims.append(d)
-    return name, dims
-
-
-def read_onnx(path):
-    """Metadata, operators and I/O of an ONNX file (ModelError if it is not one)."""
-    if not os.path.isfile(path):
-        raise ModelError("ONNX model %s does not exist; convert the TFLite model first with "
-                         "`python engines/convert.py`" % path)
-    with open(path, "rb") as f:
-        data = f.read()
-    metadata, ops, inputs, outputs = {}, [], [], []
-    try:
-        view = memoryview(data)
-        for num, wire, val in _fields(view):
-            if num == 14 and wire == 2:                 # metadata_props
-                k = v = None
-                for en, _, ev in _fields(val):
-                    if en == 1:
-                        k = bytes(ev).decode("utf-8")
-                    elif en == 2:
-                        v = bytes(ev).decode("utf-8")
-                if k is not None:
-                    metadata[k] = v if v is not None else ""
-            elif num == 7 and wire == 2:                # graph
-                for gn, gw, gv in _fields(val):
-                    if gn == 1 and gw == 2:             # node
-                        for nn, _, nv in _fields(gv):
-                            if nn == 4:
-                                ops.append(bytes(nv).decode("utf-8"))
-                    elif gn == 11 and gw == 2:
-                        inputs.append(_value_info(gv))
-                    elif gn == 12 and gw == 2:
-                        outputs.append(_value_info(gv))
-    except (ValueError, UnicodeDecodeError, IndexError) as e:
-        raise ModelError("%s is not a readable ONNX file (%s); it may be truncated: convert the "
-                         "model again with `python engines/convert.py`" % (path, e))
-    if not ops and not inputs:
-        raise ModelError("%s holds no ONNX graph; convert the model again" % path)
-    return OnnxInfo(path, data, metadata, ops, inputs, outputs)
 
 
 # ---------------------------------------------------------------------------- identities
@@ -185,8 +64,8 @@ def _slug(text):
 
 
 def default_cache_dir():
-    return os.environ.get("TRTSSD_ENGINE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "trtssd", "engines")
+    """``$TRTSSD_ENGINE_CACHE``, else ``engines/`` in trtssd's cache folder."""
+    return os.environ.get("TRTSSD_ENGINE_CACHE") or os.path.join(cache_dir(), "engines")
 
 
 class BuildOptions(object):
@@ -194,7 +73,8 @@ class BuildOptions(object):
 
     def __init__(self, precision="fp16", max_batch=1, dynamic_batch=False, opt_batch=None,
                  profiles=None, workspace_mb=512, timing_cache=True, calib_images=None,
-                 calib_cache=None, calib_batch=8, calib_max_images=512, device=0, force=False):
+                 calib_cache=None, calib_batch=8, calib_max_images=512, device=0, force=False,
+                 qdq=False, version_compatible=False):
         if precision not in PRECISIONS:
             raise InputError("precision %r is not one of %s" % (precision, ", ".join(PRECISIONS)))
         max_batch = int(max_batch)
@@ -214,6 +94,8 @@ class BuildOptions(object):
             raise InputError("workspace_mb must be positive, got %r" % workspace_mb)
         if int(calib_batch) < 1:
             raise InputError("calib_batch must be at least 1")
+        if qdq and precision != "int8":
+            raise InputError("--qdq builds INT8 from the model's own scales: add --precision int8")
         self.precision = precision
         self.max_batch = max_batch
         self.dynamic_batch = bool(dynamic_batch)
@@ -227,6 +109,8 @@ class BuildOptions(object):
         self.calib_max_images = int(calib_max_images)
         self.device = int(device)
         self.force = bool(force)
+        self.qdq = bool(qdq)                    # INT8 from the model's own Q/DQ scales only
+        self.version_compatible = bool(version_compatible)   # for the lean runtime
 
 
 def engine_filename(model_name, model_sha256, options, trt_version, gpu):
@@ -234,8 +118,9 @@ def engine_filename(model_name, model_sha256, options, trt_version, gpu):
     batch = "b%d" % options.max_batch
     if options.dynamic_batch:
         batch = "b1-%d-%d" % (options.opt_batch, options.max_batch)
+    precision = options.precision + ("-vc" if options.version_compatible else "")
     return "%s-%s-%s-%s-trt%s-%s-sm%s.engine" % (
-        _slug(model_name), model_sha256[:12], options.precision, batch, _slug(trt_version),
+        _slug(model_name), model_sha256[:12], precision, batch, _slug(trt_version),
         _slug(gpu["name"]), str(gpu["compute_capability"]).replace(".", ""))
 
 
@@ -245,13 +130,17 @@ def sidecar_path(engine_path):
 
 def rebuild_command(model_path, options, output=None):
     """The shell command that rebuilds an engine with these options."""
-    parts = ["python", "engines/build_engine.py", model_path or "MODEL.onnx",
+    parts = ["trtssd", "build-engine", model_path or "MODEL.onnx",
              "--precision", options.precision, "--max-batch", str(options.max_batch)]
     if options.dynamic_batch:
         parts += ["--dynamic-batch", "--opt-batch", str(options.opt_batch),
                   "--profiles", str(options.profiles)]
-    if options.precision == "int8" and options.calib_images:
+    if options.precision == "int8" and options.qdq:
+        parts.append("--qdq")
+    elif options.precision == "int8" and options.calib_images:
         parts += ["--calib-images", str(options.calib_images)]
+    if options.version_compatible:
+        parts.append("--version-compatible")
     if output:
         parts += ["--output", output]
     parts.append("--force")
@@ -303,21 +192,21 @@ def sidecar_problems(sidecar, engine_path, trt_version, gpu, model_sha256=None):
 def load_checked_engine(engine_path, trt_version, gpu):
     """(engine bytes, sidecar, ModelSpec) of an engine that fits this machine, else EngineError."""
     if not os.path.isfile(engine_path):
-        raise EngineError("engine file %s does not exist; build it with `python "
-                          "engines/build_engine.py MODEL.onnx`" % engine_path)
+        raise EngineError("engine file %s does not exist; build it with `trtssd "
+                          "build-engine MODEL.onnx`" % engine_path)
     sidecar = read_sidecar(engine_path)
     if sidecar is None:
         raise EngineError(
             "engine %s has no sidecar %s, so its TensorRT version, GPU and model cannot be "
             "checked; trtssd does not load engines blindly. Rebuild it from the ONNX with "
-            "`python engines/build_engine.py MODEL.onnx --output %s --force`"
+            "`trtssd build-engine MODEL.onnx --output %s --force`"
             % (engine_path, sidecar_path(engine_path), engine_path))
     problems = sidecar_problems(sidecar, engine_path, trt_version, gpu)
     if problems:
         raise EngineError("engine %s cannot be used here: %s. Rebuild it on this machine with "
                           "`%s`" % (engine_path, "; ".join(problems),
-                                    sidecar.get("rebuild_command", "python engines/"
-                                                "build_engine.py MODEL.onnx --force")))
+                                    sidecar.get("rebuild_command", "trtssd build-engine "
+                                                "MODEL.onnx --force")))
     with open(engine_path, "rb") as f:
         data = f.read()
     spec = ModelSpec.from_dict(sidecar["spec"])
@@ -372,11 +261,12 @@ class CalibrationFeed(object):
                              "%d; pass more with --calib-images or lower --calib-batch"
                              % (self.batch_size, len(self.paths)))
         self._preprocess = preprocess
+        self.needs_gpu = preprocess is None     # trtssd's GpuPreprocessor, in a CUDA context
         self._owned = None
         self.batches_done = 0
 
     def _default_preprocess(self):
-        from ...preprocess.gpu import GpuPreprocessor, PreprocessOptions
+        from ...preprocess import GpuPreprocessor, PreprocessOptions
         import pycuda.driver as drv
         opts = PreprocessOptions.from_spec(self.spec, input_format="BGR")
         pre = GpuPreprocessor(opts, max_batch=self.batch_size, max_frame_shape=(4096, 4096, 3))
@@ -542,32 +432,94 @@ def _build_failure_hint(messages):
             "another backend (--backend torch)")
 
 
-def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=print,
-                 preprocess=None, cuda_context=None):
-    """Build ``onnx_path`` into ``engine_path`` (+ sidecar). Returns the sidecar dict.
+class BuildPlan(object):
+    """What this TensorRT will be asked for: decided from the options, the ONNX and the version.
 
-    ``preprocess`` replaces the GPU preprocessing of INT8 calibration (tests);
-    ``cuda_context`` is the trtssd.gpu.cuda.CudaContext made current while calibrating.
+    ``strongly_typed``: the network takes its precision from the ONNX's types (TensorRT 11 has
+    nothing else; its FP16 engines come from an FP16 copy of the ONNX, see ``fp16.py``), else
+    builder flags choose it (``BuilderFlag.FP16``/``INT8``, TensorRT 8.x-10.x). ``int8_mode``:
+    None, ``'qdq'`` (the model's own scales) or ``'calibrator'`` (entropy calibration).
     """
-    options = options or BuildOptions()
-    api = TrtApi(trt)
-    trt = api.trt
-    gpu = gpu or gpu_identity(options.device)
-    info = read_onnx(onnx_path)
-    spec = info.spec()
-    echo = echo or (lambda text: None)
-    logger = make_logger(trt, echo=echo)
-    t_start = time.perf_counter()
-    echo("building a TensorRT %s engine (%s API, %s) for %s on %s: %s, batch %s"
-         % (api.version, api.generation, "progress monitor" if api.has_progress_monitor
-            else "step timing", os.path.basename(onnx_path), gpu["name"], options.precision,
-            ("1..%d (opt %d)" % (options.max_batch, options.opt_batch))
-            if options.dynamic_batch else options.max_batch))
 
+    def __init__(self, api, options, info, engine_path):
+        self.options = options
+        self.info = info                  # the ONNX as given (its sha256 names the engine)
+        self.parse_info = info            # the ONNX handed to the parser
+        self.spec = info.spec()
+        self.strongly_typed = api.strongly_typed_only
+        self.int8_mode = None
+        p = options.precision
+        if options.version_compatible and not api.has_version_compatible:
+            raise InputError(
+                "TensorRT %s cannot build version-compatible engines (BuilderFlag."
+                "VERSION_COMPATIBLE came with 8.6); build without --version-compatible, or "
+                "upgrade TensorRT" % api.version)
+        if p == "int8":
+            if info.has_qdq:
+                self.int8_mode = "qdq"
+            elif options.qdq or api.strongly_typed_only:
+                hint = ("the .tflite with --qdq (trtssd writes its own quantisation as Q/DQ), "
+                        "or an ONNX with QuantizeLinear/DequantizeLinear nodes")
+                if options.qdq:
+                    raise InputError("--qdq: %s has no QuantizeLinear/DequantizeLinear nodes; "
+                                     "pass %s" % (info.path, hint))
+                raise InputError(
+                    "TensorRT %s builds INT8 only from a model's own Q/DQ scales (it has no "
+                    "INT8 calibrator), and %s has none: pass %s (`trtssd build-engine "
+                    "detect.tflite --precision int8 --qdq`); --calib-images needs TensorRT 10 or "
+                    "older" % (api.version, info.path, hint))
+            elif not api.has_calibrator:
+                raise InputError("TensorRT %s has no INT8 calibrator; use --qdq" % api.version)
+            else:
+                self.int8_mode = "calibrator"
+                if not options.calib_images:
+                    raise InputError(
+                        "INT8 for %s needs calibration images (the ONNX has no Q/DQ scales): "
+                        "pass --calib-images DIR (a few hundred typical pictures), or --qdq, "
+                        "or build fp16" % info.path)
+        if self.strongly_typed and p == "fp16":
+            if info.has_qdq:
+                raise InputError(
+                    "%s carries Q/DQ (INT8) nodes, and TensorRT %s builds a network in its "
+                    "ONNX's own types: build it with --precision int8, or pass the float ONNX "
+                    "for fp16" % (info.path, api.version))
+            self.parse_info = read_onnx(_fp16_onnx(info, engine_path))
+
+    def describe(self):
+        if self.strongly_typed:
+            typing = "strongly typed, %s" % ("FP16 ONNX" if self.options.precision == "fp16"
+                                             else "types of the ONNX")
+        else:
+            typing = "weakly typed, builder flags"
+        return typing + (", version-compatible" if self.options.version_compatible else "")
+
+
+def _fp16_onnx(info, engine_path):
+    """The FP16 copy of ``info``'s ONNX beside the engine (made once per model)."""
+    from .fp16 import write_fp16
+    out = os.path.join(os.path.dirname(os.path.abspath(engine_path)), "%s-%s.fp16.onnx"
+                       % (_slug(info.spec().name), info.sha256[:12]))
+    if not os.path.isfile(out):
+        try:
+            write_fp16(info.path, out)
+        except ImportError as e:
+            raise EnvironmentProblem("an FP16 engine on TensorRT 11 is built from an FP16 copy "
+                                     "of the ONNX, which needs the onnx package (%s): `pip "
+                                     "install onnx`, or build --precision fp32" % e)
+    return out
+
+
+def parse_network(api, logger, plan, echo):
+    """Step 1: builder, network and parser; the ONNX parsed and its I/O checked.
+
+    Returns ``(builder, network, parser, image)``; ``image`` is the network's input tensor.
+    """
+    trt = api.trt
+    info, onnx_path = plan.parse_info, plan.info.path
     if hasattr(trt, "init_libnvinfer_plugins"):
         trt.init_libnvinfer_plugins(logger, "")
     builder = trt.Builder(logger)
-    network = builder.create_network(api.network_flags())
+    network = builder.create_network(api.network_flags(strongly_typed=plan.strongly_typed))
     parser = trt.OnnxParser(network, logger)
     with Stopwatch(None if api.has_progress_monitor else echo, "parsing the ONNX graph"):
         ok = parser.parse(info.data)
@@ -576,38 +528,52 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
         if plugin:
             fix = ("the model uses a TensorRT plugin this installation does not have (is "
                    "libnvinfer_plugin installed?); trtssd's converter keeps NMS out of the graph, "
-                   "so re-convert the model with `python engines/convert.py`")
+                   "so re-convert the model with `trtssd convert`")
         else:
             fix = ("TensorRT %s's ONNX parser rejects an operator; re-convert the model with "
-                   "`python engines/convert.py`, upgrade TensorRT, or use --backend onnxruntime"
+                   "`trtssd convert`, upgrade TensorRT, or use --backend onnxruntime"
                    % api.version)
+        what = onnx_path if info is plan.info else "%s (its FP16 copy %s; node numbers are " \
+            "the copy's)" % (onnx_path, info.path)
         raise ModelError("TensorRT cannot parse %s: %s. Fix: %s"
-                         % (onnx_path, "; ".join(lines) or "; ".join(logger.errors()), fix))
-
+                         % (what, "; ".join(lines) or "; ".join(logger.errors()), fix))
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     by_name = dict((t.name, t) for t in inputs)
     if INPUT_NAME not in by_name or len(inputs) != 1:
         raise ModelError("%s has inputs %s, expected one input %r [N,3,H,W]; re-convert the "
-                         "model with `python engines/convert.py`"
+                         "model with `trtssd convert`"
                          % (onnx_path, [t.name for t in inputs], INPUT_NAME))
     out_names = [network.get_output(i).name for i in range(network.num_outputs)]
     if sorted(out_names) != sorted(OUTPUT_NAMES):
         raise ModelError("%s has outputs %s, expected %s; re-convert the model"
                          % (onnx_path, out_names, list(OUTPUT_NAMES)))
     image = by_name[INPUT_NAME]
+    spec = plan.spec
     chw = (3, spec.input_height, spec.input_width)
     dims = tuple(image.shape)
     if len(dims) != 4 or tuple(dims[1:]) != chw:
         raise ModelError("%s: input %r has shape %s but its ModelSpec says [N,%d,%d,%d]; "
                          "re-convert the model" % ((onnx_path, INPUT_NAME, dims) + chw))
+    return builder, network, parser, image
 
+
+def configure(api, builder, image, plan, engine_path, gpu, echo, preprocess=None):
+    """Step 2: the builder config (workspace, precision, batch profiles, INT8, timing cache,
+    progress). Returns ``(config, calibration feed or None, timing cache path or None)``."""
+    trt = api.trt
+    options, spec = plan.options, plan.spec
+    chw = (3, spec.input_height, spec.input_width)
     config = builder.create_builder_config()
     if options.workspace_mb is not None:
         api.set_workspace(config, int(float(options.workspace_mb) * (1 << 20)))
-    if options.precision in ("fp16", "int8"):
+    if not plan.strongly_typed and options.precision in ("fp16", "int8"):
         if not getattr(builder, "platform_has_fast_fp16", True):
             echo("note: this GPU has no fast FP16; the engine may be no faster than FP32")
         config.set_flag(trt.BuilderFlag.FP16)
+    if options.version_compatible:
+        # runs on the lean runtime of this version (tensorrt_lean), which is left out of the plan
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
 
     profile = None
     if options.dynamic_batch:
@@ -623,28 +589,21 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
         # A static batch: no profile needed, and any number of contexts may run at once.
         image.shape = (options.max_batch,) + chw
 
-    int8_mode = None
     feed = None
-    if options.precision == "int8":
+    if plan.int8_mode == "qdq":
+        if not plan.strongly_typed:
+            config.set_flag(trt.BuilderFlag.INT8)
+        echo("INT8 from the model's own Q/DQ scales (no calibration)")
+    elif plan.int8_mode == "calibrator":
         config.set_flag(trt.BuilderFlag.INT8)
-        if info.has_qdq:
-            int8_mode = "qdq"
-            echo("INT8 from the model's own Q/DQ scales (no calibration)")
-        else:
-            int8_mode = "calibrator"
-            if not options.calib_images:
-                raise InputError(
-                    "INT8 for %s needs calibration images (the ONNX has no Q/DQ scales): pass "
-                    "--calib-images DIR (a few hundred typical pictures), or build fp16"
-                    % onnx_path)
-            paths = list_images(options.calib_images, options.calib_max_images)
-            feed = CalibrationFeed(paths, spec, options.calib_batch, preprocess=preprocess)
-            cache = options.calib_cache or os.path.join(
-                os.path.dirname(os.path.abspath(engine_path)),
-                "%s-%s.calib" % (_slug(spec.name), info.sha256[:12]))
-            config.int8_calibrator = make_calibrator(trt, feed, cache, echo)
-            if profile is not None:
-                config.set_calibration_profile(profile)
+        paths = list_images(options.calib_images, options.calib_max_images)
+        feed = CalibrationFeed(paths, spec, options.calib_batch, preprocess=preprocess)
+        cache = options.calib_cache or os.path.join(
+            os.path.dirname(os.path.abspath(engine_path)),
+            "%s-%s.calib" % (_slug(spec.name), plan.info.sha256[:12]))
+        config.int8_calibrator = make_calibrator(trt, feed, cache, echo)
+        if profile is not None:
+            config.set_calibration_profile(profile)
 
     timing_path = None
     if options.timing_cache:
@@ -662,18 +621,21 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
                  % timing_path)
             config.set_timing_cache(config.create_timing_cache(b""), False)
 
-    monitor = None
     if api.has_progress_monitor:
-        monitor = make_progress_monitor(trt, echo)
-        config.progress_monitor = monitor
+        config.progress_monitor = make_progress_monitor(trt, echo)
+    return config, feed, timing_path
 
+
+def build_serialized(api, builder, network, config, logger, plan, feed, cuda_context, echo):
+    """Step 3: ``build_serialized_network``; the engine's bytes, or EngineError with
+    TensorRT's messages and what to change."""
     logger.clear()
     owned_ctx = None
     try:
-        if feed is not None and preprocess is None and cuda_context is None:
+        if feed is not None and cuda_context is None and feed.needs_gpu:
             # the calibrator's GPU preprocessing runs in the device's primary context
             from ...gpu.cuda import CudaContext
-            cuda_context = owned_ctx = CudaContext(options.device)
+            cuda_context = owned_ctx = CudaContext(plan.options.device)
         with _maybe_active(cuda_context if feed is not None else None):
             with Stopwatch(None if api.has_progress_monitor else echo,
                            "building the engine (takes minutes on a Jetson)"):
@@ -683,6 +645,7 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
             feed.close()
         if owned_ctx is not None:
             owned_ctx.close()
+    onnx_path = plan.info.path
     if serialized is None:
         errs = logger.errors()
         raise EngineError("TensorRT could not build an engine from %s (%s). %s"
@@ -692,21 +655,29 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
     if not data:
         raise EngineError("TensorRT built an empty engine from %s; %s"
                           % (onnx_path, _build_failure_hint(logger.errors())))
+    return data
 
+
+def write_cached(api, config, plan, data, engine_path, timing_path, gpu, seconds, echo):
+    """Step 4: the timing cache, the engine and its sidecar, each written atomically.
+
+    Returns the sidecar dict."""
+    options, spec, info = plan.options, plan.spec, plan.info
     if timing_path:
         try:
             _atomic_write(timing_path, bytes(config.get_timing_cache().serialize()))
         except (OSError, AttributeError) as e:
             echo("note: could not save the timing cache %s (%s)" % (timing_path, e))
-
     _atomic_write(engine_path, data)
     sidecar = {
         "format": SIDECAR_FORMAT,
         "model_name": spec.name,
-        "source_model": os.path.abspath(onnx_path),
+        "source_model": os.path.abspath(info.path),
         "model_sha256": info.sha256,
         "precision": options.precision,
-        "int8_mode": int8_mode,
+        "int8_mode": plan.int8_mode,
+        "strongly_typed": plan.strongly_typed,
+        "version_compatible": options.version_compatible,
         "max_batch": options.max_batch,
         "dynamic_batch": options.dynamic_batch,
         "opt_batch": options.opt_batch,
@@ -718,8 +689,8 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
         "engine_bytes": len(data),
         "engine_sha256": hashlib.sha256(data).hexdigest(),
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "build_seconds": round(time.perf_counter() - t_start, 2),
-        "rebuild_command": rebuild_command(os.path.abspath(onnx_path), options, engine_path),
+        "build_seconds": round(seconds, 2),
+        "rebuild_command": rebuild_command(os.path.abspath(info.path), options, engine_path),
         "spec": spec.to_dict(),
     }
     _atomic_write(sidecar_path(engine_path), json.dumps(sidecar, indent=1).encode("utf-8"))
@@ -728,15 +699,73 @@ def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=
     return sidecar
 
 
-def onnx_for_model(model_path):
-    """An .onnx path for ``model_path`` (.onnx as is; .tflite converted through trtssd.models.resolve)."""
-    if model_path.lower().endswith(".tflite") or model_path == "synthetic":
+def build_engine(onnx_path, engine_path, options=None, trt=None, gpu=None, echo=print,
+                 preprocess=None, cuda_context=None):
+    """Build ``onnx_path`` into ``engine_path`` (+ sidecar). Returns the sidecar dict.
+
+    The steps: plan (what this TensorRT can be asked for), parse, configure, build, write.
+    ``preprocess`` replaces the GPU preprocessing of INT8 calibration (tests);
+    ``cuda_context`` is the trtssd.gpu.cuda.CudaContext made current while calibrating.
+    """
+    options = options or BuildOptions()
+    api = TrtApi(trt)
+    api.require_builder()
+    gpu = gpu or gpu_identity(options.device)
+    echo = echo or (lambda text: None)
+    plan = BuildPlan(api, options, read_onnx(onnx_path), engine_path)
+    logger = make_logger(api.trt, echo=echo)
+    t_start = time.perf_counter()
+    echo("building a TensorRT %s engine (%s API, %s, %s) for %s on %s: %s, batch %s"
+         % (api.version, api.generation, plan.describe(), "progress monitor"
+            if api.has_progress_monitor else "step timing", os.path.basename(onnx_path),
+            gpu["name"], options.precision,
+            ("1..%d (opt %d)" % (options.max_batch, options.opt_batch))
+            if options.dynamic_batch else options.max_batch))
+    builder, network, parser, image = parse_network(api, logger, plan, echo)
+    config, feed, timing_path = configure(api, builder, image, plan, engine_path, gpu, echo,
+                                          preprocess)
+    data = build_serialized(api, builder, network, config, logger, plan, feed, cuda_context, echo)
+    return write_cached(api, config, plan, data, engine_path, timing_path, gpu,
+                        time.perf_counter() - t_start, echo)
+
+
+def onnx_for_model(model_path, qdq=False):
+    """An .onnx path for ``model_path``: an .onnx as is; a .tflite converted through
+    trtssd.models (with its own quantisation as Q/DQ nodes when ``qdq``), cached."""
+    if model_path.lower().endswith((".tflite", ".pb")) or model_path == "synthetic":
         from ...models.resolve import onnx_for
-        return onnx_for(model_path)
+        if not qdq:
+            return onnx_for(model_path)
+        if model_path == "synthetic":
+            raise InputError("--qdq: the synthetic model has random float weights and no "
+                             "quantisation scales; pass the real .tflite")
+        return _qdq_onnx_for(model_path)
     if not model_path.lower().endswith(".onnx"):
-        raise InputError("model %s is neither .onnx nor .tflite; pass the ONNX written by "
-                         "`python engines/convert.py`" % model_path)
+        raise InputError("model %s is neither .onnx, .tflite nor .pb; pass the ONNX written by "
+                         "`trtssd convert`" % model_path)
     return model_path
+
+
+def _qdq_onnx_for(model_path):
+    """The Q/DQ conversion of a .tflite for TensorRT (``trtssd convert --qdq symmetric``:
+    int8 with zero points 0, the only explicit INT8 TensorRT builds; the file's own uint8
+    zero points are not), cached beside the float one."""
+    from ...models import convert, resolve
+    src = resolve.resolve_model(model_path)
+    base = os.path.splitext(os.path.basename(src))[0]
+    out = os.path.join(resolve.default_cache_dir(), "%s-%s-c%s.qdq-symmetric.onnx"
+                       % (base, file_sha256(src)[:16], convert.CONVERTER_VERSION))
+    if not os.path.isfile(out):
+        if not os.path.isdir(os.path.dirname(out)):
+            os.makedirs(os.path.dirname(out))
+        tmp = "%s.tmp%d.onnx" % (out, os.getpid())
+        try:
+            convert.convert_model(src, qdq="symmetric").save(tmp)
+            os.replace(tmp, out)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return out
 
 
 def ensure_engine(model_path, options=None, cache_dir=None, output=None, trt=None, gpu=None,
@@ -747,8 +776,9 @@ def ensure_engine(model_path, options=None, cache_dir=None, output=None, trt=Non
     """
     options = options or BuildOptions()
     api = TrtApi(trt)
+    api.require_builder()
     gpu = gpu or gpu_identity(options.device)
-    onnx_path = onnx_for_model(model_path)
+    onnx_path = onnx_for_model(model_path, qdq=options.qdq)
     info = read_onnx(onnx_path)
     spec = info.spec()
     if output:
@@ -767,10 +797,11 @@ def ensure_engine(model_path, options=None, cache_dir=None, output=None, trt=Non
             reasons = ["it has no sidecar"]
         if sidecar is not None:
             reasons = sidecar_problems(sidecar, engine_path, api.version, gpu, info.sha256)
-            for key in ("precision", "max_batch", "dynamic_batch"):
-                if sidecar.get(key) != getattr(options, key):
+            for key in ("precision", "max_batch", "dynamic_batch", "version_compatible"):
+                got = sidecar.get(key, False if key == "version_compatible" else None)
+                if got != getattr(options, key):
                     reasons.append("it was built with %s=%r, not %r"
-                                   % (key, sidecar.get(key), getattr(options, key)))
+                                   % (key, got, getattr(options, key)))
         if not reasons:
             if echo:
                 echo("using cached engine %s" % engine_path)
@@ -784,7 +815,7 @@ def ensure_engine(model_path, options=None, cache_dir=None, output=None, trt=Non
 
 # ---------------------------------------------------------------------------- command line
 def add_arguments(parser):
-    parser.add_argument("model", help="ONNX written by engines/convert.py (or a .tflite, "
+    parser.add_argument("model", help="ONNX written by `trtssd convert` (or a .tflite, "
                                       "converted on the fly)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp16")
     parser.add_argument("--max-batch", type=int, default=1)
@@ -800,6 +831,12 @@ def add_arguments(parser):
     parser.add_argument("--timing-cache", default=None,
                         help="timing cache file (default: beside the engine)")
     parser.add_argument("--no-timing-cache", action="store_true")
+    parser.add_argument("--qdq", action="store_true",
+                        help="INT8 from the model's own quantisation (Q/DQ nodes; a .tflite is "
+                             "converted with them): the only INT8 of TensorRT 11")
+    parser.add_argument("--version-compatible", action="store_true",
+                        help="an engine the lean runtime (tensorrt_lean, same TensorRT version)"
+                             " runs; TensorRT 8.6+")
     parser.add_argument("--calib-images", default=None,
                         help="folder of images for INT8 entropy calibration")
     parser.add_argument("--calib-cache", default=None,
@@ -826,7 +863,8 @@ def options_from_args(args):
                         timing_cache=timing, calib_images=args.calib_images,
                         calib_cache=args.calib_cache, calib_batch=args.calib_batch,
                         calib_max_images=args.calib_max_images, device=args.device,
-                        force=args.force)
+                        force=args.force, qdq=args.qdq,
+                        version_compatible=args.version_compatible)
 
 
 def run(args, trt=None, gpu=None):
@@ -844,13 +882,14 @@ def run(args, trt=None, gpu=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="build_engine", description="Build (or find cached) a TensorRT engine for an "
+        prog="trtssd build-engine", description="Build (or find cached) a TensorRT engine for an "
                                          "SSD model converted by trtssd.")
     add_arguments(parser)
     return run(parser.parse_args(argv))
 
 
-__all__ = ["BuildOptions", "build_engine", "ensure_engine", "load_checked_engine",
-           "engine_filename", "read_onnx", "read_sidecar", "sidecar_problems", "gpu_identity",
-           "rebuild_command", "CalibrationFeed", "make_calibrator", "make_progress_monitor",
-           "add_arguments", "run", "main"]
+__all__ = ["BuildOptions", "BuildPlan", "build_engine", "parse_network", "configure",
+           "build_serialized", "write_cached", "ensure_engine", "onnx_for_model",
+           "load_checked_engine", "engine_filename", "read_onnx", "read_sidecar",
+           "sidecar_problems", "gpu_identity", "rebuild_command", "CalibrationFeed",
+           "make_calibrator", "make_progress_monitor", "add_arguments", "run", "main"]

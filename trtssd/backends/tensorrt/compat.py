@@ -1,4 +1,4 @@
-"""One face over TensorRT's Python API from 8.2 to 10.x, chosen by what the module offers.
+"""One face over TensorRT's Python API from 8.2 to 11.x, chosen by what the module offers.
 
 TensorRT changed its Python API twice:
 
@@ -13,6 +13,9 @@ TensorRT changed its Python API twice:
 * 10.x removed the bindings API, made ``NetworkDefinitionCreationFlag.EXPLICIT_BATCH``
   deprecated and ignored (networks are always explicit-batch), and added
   ``IProgressMonitor`` to the builder config (``config.progress_monitor``).
+* 11.x removed weak typing: no ``BuilderFlag.FP16``/``INT8``, no INT8 calibrators, no
+  ``EXPLICIT_BATCH``; networks are ``STRONGLY_TYPED`` and take their precision from the ONNX.
+  ``tensorrt_lean`` (the lean runtime, any version from 8.6) has the runtime classes only.
 
 ``build_serialized_network`` exists in every supported version (from 8.0).
 
@@ -30,20 +33,32 @@ import numpy as np
 from ...core.errors import EngineError, EnvironmentProblem
 
 BINDINGS = "bindings"   # 8.2 - 8.4 (still present, deprecated, in 8.5 - 8.6)
-TENSORS = "tensors"     # 8.5 and later; the only API in 10.x
+TENSORS = "tensors"     # 8.5 and later; the only API from 10.x
 
 
-def import_tensorrt():
-    """The ``tensorrt`` module, or EnvironmentProblem saying how to get it."""
+def import_tensorrt(lean_ok=False):
+    """The ``tensorrt`` module, or EnvironmentProblem saying how to get it.
+
+    With ``lean_ok`` (running engines, not building them), ``tensorrt_lean`` is taken where
+    ``tensorrt`` is absent: NVIDIA's lean runtime, the smallest install that runs trtssd's
+    version-compatible engines (``pip install tensorrt-lean-cu13``)."""
     try:
         import tensorrt  # noqa: F401
+        return tensorrt
     except ImportError as e:
-        raise EnvironmentProblem(
-            "TensorRT's Python module cannot be imported (%s). On a Jetson it comes with "
-            "JetPack (python3-libnvinfer); on x86 install it from NVIDIA "
-            "(`pip install tensorrt` with NVIDIA's index). Or use another backend: "
-            "--backend torch or --backend onnxruntime" % e)
-    return tensorrt
+        first = e
+    if lean_ok:
+        try:
+            import tensorrt_lean
+            return tensorrt_lean
+        except ImportError:
+            pass
+    raise EnvironmentProblem(
+        "TensorRT's Python module cannot be imported (%s). On a Jetson it comes with "
+        "JetPack (python3-libnvinfer); on x86 `pip install tensorrt`%s. Or use another "
+        "backend: --backend torch or --backend onnxruntime"
+        % (first, " (or, to run version-compatible engines only, `pip install "
+                  "tensorrt-lean-cu13`)" if lean_ok else ""))
 
 
 def parse_version(text):
@@ -76,8 +91,8 @@ class TensorInfo(object):
 class TrtApi(object):
     """The calls trtssd needs, routed to whichever API generation ``trt`` offers."""
 
-    def __init__(self, trt=None):
-        self.trt = trt if trt is not None else import_tensorrt()
+    def __init__(self, trt=None, lean_ok=False):
+        self.trt = trt if trt is not None else import_tensorrt(lean_ok)
         trt = self.trt
         self.version = str(getattr(trt, "__version__", "0.0.0"))
         self.version_tuple = parse_version(self.version)
@@ -103,7 +118,7 @@ class TrtApi(object):
         else:
             raise EnvironmentProblem(
                 "TensorRT %s offers neither the bindings API (8.2-8.4) nor the tensor-name API "
-                "(8.5+); trtssd supports TensorRT 8.2 to 10.x" % self.version)
+                "(8.5+); trtssd supports TensorRT 8.2 to 11.x" % self.version)
         if self.version_tuple < (8, 0, 0) and self.version_tuple != (0, 0, 0):
             raise EnvironmentProblem(
                 "TensorRT %s is too old: trtssd needs 8.2 or later (build_serialized_network, "
@@ -113,15 +128,39 @@ class TrtApi(object):
         self.has_progress_monitor = (hasattr(trt, "IProgressMonitor") and config_cls is not None
                                      and hasattr(config_cls, "progress_monitor"))
         self.has_profile_async = hasattr(context_cls, "set_optimization_profile_async")
+        # the lean runtime (tensorrt_lean) deserialises and runs; it has no builder
+        self.can_build = hasattr(trt, "Builder") and hasattr(trt, "OnnxParser")
+        self.is_lean = not self.can_build
+        flags = getattr(trt, "BuilderFlag", None)
+        # TensorRT 11 dropped weak typing: no BuilderFlag.FP16/INT8, no INT8 calibrators
+        self.strongly_typed_only = self.can_build and not hasattr(flags, "FP16")
+        self.has_calibrator = self.can_build and hasattr(trt, "IInt8EntropyCalibrator2") \
+            and hasattr(flags, "INT8")
+        self.has_version_compatible = hasattr(flags, "VERSION_COMPATIBLE") and \
+            hasattr(flags, "EXCLUDE_LEAN_RUNTIME")
 
     # ------------------------------------------------------------------ building
-    def network_flags(self):
-        """Flags for ``builder.create_network``: EXPLICIT_BATCH before 10, 0 from 10."""
+    def require_builder(self):
+        if not self.can_build:
+            raise EnvironmentProblem(
+                "%s %s is a runtime only (the lean runtime): it runs engines, it cannot build "
+                "them. Build the engine where full TensorRT %s is installed with `trtssd "
+                "build-engine MODEL --version-compatible` and pass the .engine file"
+                % (getattr(self.trt, "__name__", "tensorrt"), self.version, self.version))
+
+    def network_flags(self, strongly_typed=False):
+        """Flags for ``builder.create_network``.
+
+        EXPLICIT_BATCH before 10 (10 ignores it, 11 has none); STRONGLY_TYPED when asked
+        (TensorRT 11's only kind of network)."""
         flag_enum = getattr(self.trt, "NetworkDefinitionCreationFlag", None)
-        if self.version_tuple[0] >= 10 or flag_enum is None \
-                or not hasattr(flag_enum, "EXPLICIT_BATCH"):
-            return 0
-        return 1 << int(flag_enum.EXPLICIT_BATCH)
+        flags = 0
+        if strongly_typed:
+            flags |= 1 << int(flag_enum.STRONGLY_TYPED)
+        if self.version_tuple[0] < 10 and flag_enum is not None \
+                and hasattr(flag_enum, "EXPLICIT_BATCH"):
+            flags |= 1 << int(flag_enum.EXPLICIT_BATCH)
+        return flags
 
     def set_workspace(self, config, nbytes):
         """Limit the builder's scratch memory (tactics needing more are skipped)."""

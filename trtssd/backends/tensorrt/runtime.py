@@ -1,10 +1,12 @@
 """TensorRT backend: one engine, several execution contexts, enqueue without synchronising.
 
-Works with TensorRT 8.2 to 10.x through ``trtssd.backends.tensorrt.compat`` (bindings API before 8.5, the
-tensor-name API from 8.5; chosen by what the module offers). ``model`` is an ``.onnx`` or
-``.tflite`` (an engine is built or found in the cache, see ``trtssd.backends.tensorrt.build``) or an engine
-file with its JSON sidecar; an engine whose sidecar names another TensorRT version, another
-GPU or whose bytes changed is refused with the command that rebuilds it.
+Works with TensorRT 8.2 to 11.x through ``trtssd.backends.tensorrt.compat`` (bindings API before
+8.5, the tensor-name API from 8.5; chosen by what the module offers), and with NVIDIA's lean
+runtime (``tensorrt_lean``, imported where ``tensorrt`` is absent) for engines built with
+``--version-compatible``. ``model`` is an ``.onnx`` or ``.tflite`` (an engine is built or found
+in the cache, see ``trtssd.backends.tensorrt.build``) or an engine file with its JSON sidecar;
+an engine whose sidecar names another TensorRT version, another GPU or whose bytes changed is
+refused with the command that rebuilds it.
 
 Safety: an engine file can carry plugin code, so loading an engine is running code. Load only
 engines you built yourself or got from a source you trust.
@@ -21,6 +23,7 @@ import warnings
 import numpy as np
 
 from ...core.errors import EngineError, InputError
+from ...gpu.cuda import device_buffer
 from .compat import TENSORS, TrtApi, make_logger, stream_handle
 from ..base import Backend, ExecutionContext
 
@@ -48,28 +51,7 @@ def _cudart():
         return None
 
 
-def _buffer_facts(obj, what):
-    """(pointer, shape, numpy dtype) of an object with __cuda_array_interface__."""
-    cai = getattr(obj, "__cuda_array_interface__", None)
-    if cai is None:
-        raise InputError("%s is a %s, not a device buffer; pass a trtssd.gpu.cuda.DeviceArray or a "
-                         "CUDA torch tensor (anything with __cuda_array_interface__)"
-                         % (what, type(obj).__name__))
-    shape = tuple(int(d) for d in cai["shape"])
-    dtype = np.dtype(cai["typestr"])
-    strides = cai.get("strides")
-    if strides is not None:
-        expect, acc = [], dtype.itemsize
-        for d in reversed(shape):
-            expect.append(acc)
-            acc *= d
-        if tuple(strides) != tuple(reversed(expect)):
-            raise InputError("%s is not C-contiguous (strides %s); pass a contiguous buffer "
-                             "(e.g. tensor.contiguous())" % (what, tuple(strides)))
-    ptr = int(cai["data"][0])
-    if ptr == 0 and int(np.prod(shape)) > 0:
-        raise InputError("%s has a null device pointer" % what)
-    return ptr, shape, dtype
+_buffer_facts = device_buffer     # (pointer, shape, numpy dtype), checked
 
 
 class _GraphReplay(object):
@@ -222,7 +204,7 @@ class TensorRTBackend(Backend):
                  cuda_graph=False, dynamic_batch=False, build_options=None, echo=print,
                  trt=None, gpu=None, cuda_context=None):
         from . import build as eb
-        self.api = TrtApi(trt)
+        self.api = TrtApi(trt, lean_ok=True)
         trt = self.api.trt
         self.cuda_graph = bool(cuda_graph)
         self._lock = threading.Lock()
@@ -240,11 +222,20 @@ class TensorRTBackend(Backend):
             path, _ = eb.ensure_engine(path, options, cache_dir=engine_cache, trt=trt, gpu=gpu,
                                        echo=echo)
         data, sidecar, spec = eb.load_checked_engine(path, self.api.version, gpu)
+        version_compatible = bool(sidecar.get("version_compatible"))
+        if self.api.is_lean and not version_compatible:
+            raise EngineError(
+                "engine %s was built without --version-compatible, and the lean runtime "
+                "(tensorrt_lean %s, the only TensorRT here) runs version-compatible engines "
+                "only. Rebuild it where full TensorRT %s is installed with `%s "
+                "--version-compatible`, or install full TensorRT"
+                % (path, self.api.version, self.api.version,
+                   sidecar.get("rebuild_command", "trtssd build-engine MODEL.onnx --force")))
         self.engine_path = path
         self.sidecar = sidecar
         self.spec = spec
         self.precision = sidecar.get("precision", precision)
-        rebuild = sidecar.get("rebuild_command", "python engines/build_engine.py MODEL.onnx")
+        rebuild = sidecar.get("rebuild_command", "trtssd build-engine MODEL.onnx --force")
 
         if cuda_context is None:
             from ...gpu.cuda import CudaContext
@@ -257,6 +248,10 @@ class TensorRTBackend(Backend):
                 if hasattr(trt, "init_libnvinfer_plugins"):
                     trt.init_libnvinfer_plugins(self.logger, "")
                 self.runtime = trt.Runtime(self.logger)
+                if version_compatible and hasattr(self.runtime, "engine_host_code_allowed"):
+                    # TensorRT refuses plans that carry host code unless allowed; trtssd's
+                    # sidecar check (built here, by this version) has vouched for the file
+                    self.runtime.engine_host_code_allowed = True
                 self.engine = self.runtime.deserialize_cuda_engine(data)
                 if self.engine is None:
                     raise EngineError(

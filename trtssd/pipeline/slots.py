@@ -1,0 +1,581 @@
+"""The device side of the modes: slots (one batch in flight each) and the layers that make them.
+
+Scheduling (trtssd.pipeline.threads and the modes) only sees two small interfaces, so it can
+be tested on the CPU with a fake:
+
+- ``DeviceLayer``: ``activate()`` (a context manager making the device usable in the calling
+  thread), ``make_slot()``, ``frame_buffer(shape)`` / ``free_frame_buffer(buf)`` (pinned host
+  memory on CUDA), ``max_batch``, ``gpu``, ``pixel_format``, ``close()``.
+- ``Slot``: one batch of frames in flight: ``submit(frames)`` enqueues (on CUDA it returns at
+  once), ``ready()`` asks without blocking, ``wait()`` blocks until done, ``result()`` returns
+  ``(detections per frame, [(stage, ms, clock), ...])``, ``close()``. A slot is reused only
+  after its ``result()`` was taken.
+
+Real layers: ``HostPrepLayer`` (CPU preprocessing with OpenCV; the backend on the CPU, or on
+CUDA with pinned copies, one stream and events per slot) and ``GpuLayer`` (GPU preprocessing
+from host or device frames, inference and GPU postprocessing, only the kept boxes come back).
+Every slot shares one base (``_Contexts``): the execution context per batch size, the batch
+check, and one ``close()`` that waits for the work in flight and frees what the slot owns.
+"""
+import time
+
+import numpy as np
+
+from ..core.errors import EnvironmentProblem, InputError
+from ..core.nullcontext import NullContext
+
+# frames of these formats are one 8-bit buffer in OpenCV's single-buffer layout
+# (see frame_shape); BGR is (H, W, 3)
+YUV420_FORMATS = ("NV12", "NV21", "I420", "YV12")
+YUV422_FORMATS = ("YUYV", "UYVY")
+
+
+def frame_shape(pixel_format, height, width):
+    """The host array shape of one ``height`` x ``width`` picture in ``pixel_format``:
+    (H, W, 3) for BGR, (H*3/2, W) for the 4:2:0 formats, (H, W, 2) for the packed 4:2:2 ones."""
+    fmt = str(pixel_format or "BGR").upper()
+    h, w = int(height), int(width)
+    if fmt in YUV420_FORMATS:
+        return (h * 3 // 2, w)
+    if fmt in YUV422_FORMATS:
+        return (h, w, 2)
+    return (h, w, 3)
+
+
+_NoContext = NullContext
+
+
+class Slot(object):
+    """One batch of frames in flight (see the module docstring)."""
+
+    def submit(self, frames):
+        raise NotImplementedError
+
+    def ready(self):
+        return True
+
+    def wait(self):
+        pass
+
+    def result(self):
+        raise NotImplementedError
+
+    def prepare(self, sizes):
+        """Create now (in the calling thread) what batches of these sizes need, e.g. execution
+        contexts whose creation captures a CUDA graph, which must not overlap other threads'
+        CUDA calls."""
+
+    def frame_buffer(self, shape):
+        """A buffer of this slot that frames of ``shape`` can be decoded into so that the slot
+        reads them without a copy, or None. Only for a schedule that reads one frame, runs
+        it and delivers it before reading the next (``sync``/``gpu``)."""
+        return None
+
+    def close(self):
+        pass
+
+
+class DeviceLayer(object):
+    """Makes slots and frame buffers for one backend (see the module docstring)."""
+    gpu = False
+    max_batch = 1
+    pixel_format = "BGR"
+    reads_device_frames = False     # True: frames already on the GPU are read in place
+    notes = ()
+
+    def activate(self):
+        return _NoContext()
+
+    def make_slot(self):
+        raise NotImplementedError
+
+    def frame_buffer(self, shape):
+        return np.empty(shape, np.uint8)
+
+    def free_frame_buffer(self, buf):
+        pass
+
+    def close(self):
+        pass
+
+    def _prepared(self, slot):
+        """``slot`` with its full-batch context made, or closed and the error raised."""
+        try:
+            slot.prepare([self.max_batch])
+        except BaseException:
+            slot.close()
+            raise
+        return slot
+
+
+def _preprocess_options(backend, pixel_format="BGR", **overrides):
+    """The preprocessing the backend's model wants, reading frames in ``pixel_format``."""
+    from ..preprocess import PreprocessOptions
+    dtype = np.dtype(getattr(backend, "input_dtype", np.float32)).name
+    return PreprocessOptions.from_spec(backend.spec, input_format=pixel_format or "BGR",
+                                       dtype=dtype, **overrides)
+
+
+def _same_memory(a, b):
+    try:
+        return a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+    except (AttributeError, KeyError):
+        return a is b
+
+
+def _rows(dev, n, cache):
+    """The first ``n`` rows of a DeviceArray (a borrowed view, cached)."""
+    if n == dev.shape[0]:
+        return dev
+    v = cache.get((id(dev), n))
+    if v is None:
+        from ..gpu.cuda import DeviceArray
+        v = DeviceArray.view(dev.ptr, (n,) + tuple(dev.shape[1:]), dev.dtype, dev)
+        cache[(id(dev), n)] = v
+    return v
+
+
+def free_pinned(arr):
+    """Free a pinned array from trtssd.gpu.cuda.pinned_empty now (its ``close()``), or, for another
+    page-locked array, the pycuda host allocation at the end of its ``base`` chain."""
+    close = getattr(arr, "close", None)
+    if close is not None:
+        close()
+        return
+    obj = getattr(arr, "base", None)
+    for _ in range(4):
+        if obj is None:
+            return
+        free = getattr(obj, "free", None)
+        if free is not None and not isinstance(obj, np.ndarray):
+            free()
+            return
+        obj = getattr(obj, "base", None)
+
+
+class _Contexts(object):
+    """What every slot shares: one execution context per batch size, bound to the first ``n``
+    rows of the slot's buffers (``_bindings(n)``; by default its device arrays ``d_images``,
+    ``d_boxes``, ``d_scores``), made on first use or up front by ``prepare``; the batch check;
+    and ``close()``: wait for the batch in flight (``done``), close the contexts, the device
+    arrays (``_arrays``), pinned host arrays (``_pinned``) and helpers (``_owned``), and drop
+    every pycuda object here, with the context current in the thread that made the slot, not
+    wherever the slot object happens to be collected ("... in out-of-thread context could not
+    be cleaned up")."""
+    _pending = None
+    done = None
+    # pycuda objects a slot may hold; dropped by close()
+    _cuda_attrs = ("stream", "done", "t_pre", "t_inf", "t_post", "t_up", "t_down")
+
+    def _init_slot(self, backend, max_batch):
+        self.backend = backend
+        self.max_batch = max_batch
+        self._ctx = {}
+        self._views = {}
+        self._arrays = []
+        self._pinned = []
+        self._owned = []
+        self._pending = None
+
+    def _device_buffers(self, backend, max_batch):
+        """The slot's bound device input and raw outputs (freed by close)."""
+        from ..gpu.cuda import DeviceArray
+        bshape, sshape = backend.output_shapes(max_batch)
+        self.d_images = self._keep(DeviceArray(backend.input_shape(max_batch),
+                                               backend.input_dtype))
+        self.d_boxes = self._keep(DeviceArray(bshape, np.float32))
+        self.d_scores = self._keep(DeviceArray(sshape, np.float32))
+
+    def _keep(self, array):
+        self._arrays.append(array)
+        return array
+
+    def _bindings(self, n):
+        return (_rows(self.d_images, n, self._views), _rows(self.d_boxes, n, self._views),
+                _rows(self.d_scores, n, self._views))
+
+    def _context(self, n):
+        ctx = self._ctx.get(n)
+        if ctx is None:
+            ctx = self.backend.create_context(*self._bindings(n))
+            self._ctx[n] = ctx
+        return ctx
+
+    def prepare(self, sizes):
+        for n in sizes:
+            self._context(int(n))
+
+    def _check_batch(self, n):
+        if not 1 <= n <= self.max_batch:
+            raise InputError("a batch of %d frames for a slot of %d" % (n, self.max_batch))
+
+    def ready(self):
+        return self._pending is None or self.done is None or bool(self.done.query())
+
+    def wait(self):
+        if self._pending is not None and self.done is not None:
+            self.done.synchronize()
+
+    def close(self):
+        try:
+            self.wait()
+        finally:
+            for ctx in getattr(self, "_ctx", {}).values():
+                ctx.close()
+            self._ctx = {}
+            for a in getattr(self, "_arrays", ()):
+                a.close()
+            for h in getattr(self, "_pinned", ()):
+                free_pinned(h)
+            for o in getattr(self, "_owned", ()):
+                o.close()
+            self._arrays, self._pinned, self._owned = [], [], []
+            getattr(self, "_views", {}).clear()
+            for name in self._cuda_attrs:
+                if name in self.__dict__:
+                    setattr(self, name, None)
+            self._pending = None
+
+
+class _Postprocessing(_Contexts):
+    """The CPU preprocessing and postprocessing both host slots share."""
+
+    def _preprocess_host(self, frames, images):
+        """OpenCV into the first rows of ``images``: (rows, geometries, host ms)."""
+        from ..preprocess import cpu_preprocess
+        n = len(frames)
+        self._check_batch(n)
+        t0 = time.perf_counter()
+        view = images[:n]
+        tensor, geoms = cpu_preprocess([f.image for f in frames], self.prep, out=view)
+        if not _same_memory(tensor, view):
+            np.copyto(view, tensor)
+        return view, geoms, (time.perf_counter() - t0) * 1e3
+
+    def _init_post(self, backend, prep, max_batch, score_threshold, max_detections, labels):
+        self._init_slot(backend, max_batch)
+        self.prep = prep
+        self.spec = backend.spec
+        self.score_threshold = score_threshold
+        self.max_detections = max_detections
+        self.labels = labels
+
+    def _post(self, boxes, scores, geoms):
+        from ..postprocess.gpu import postprocess_cpu
+        return postprocess_cpu(boxes, scores, self.spec, geoms, self.score_threshold,
+                               max_detections=self.max_detections, labels=self.labels)
+
+
+class CpuSlot(_Postprocessing, Slot):
+    """Backend on the CPU: preprocess with OpenCV into the bound input, run the network and
+    postprocess with NumPy; ``submit`` does the first two at once, ``result`` the last."""
+
+    def __init__(self, backend, prep, max_batch, score_threshold, max_detections, labels):
+        self._init_post(backend, prep, max_batch, score_threshold, max_detections, labels)
+        self.images = np.zeros(backend.input_shape(max_batch), backend.input_dtype)
+        bshape, sshape = backend.output_shapes(max_batch)
+        self.boxes = np.zeros(bshape, np.float32)
+        self.scores = np.zeros(sshape, np.float32)
+
+    def _bindings(self, n):
+        return self.images[:n], self.boxes[:n], self.scores[:n]
+
+    def submit(self, frames):
+        n = len(frames)
+        _, geoms, prep_ms = self._preprocess_host(frames, self.images)
+        t1 = time.perf_counter()
+        self._context(n).enqueue()
+        t2 = time.perf_counter()
+        self._pending = (n, geoms, [("preprocess", prep_ms, "host"),
+                                    ("inference", (t2 - t1) * 1e3, "host")])
+
+    def result(self):
+        n, geoms, timings = self._pending
+        self._pending = None
+        t0 = time.perf_counter()
+        dets = self._post(self.boxes[:n], self.scores[:n], geoms)
+        timings.append(("postprocess", (time.perf_counter() - t0) * 1e3, "host"))
+        return list(dets), timings
+
+
+class CudaHostSlot(_Postprocessing, Slot):
+    """Backend on CUDA with CPU preprocessing (the seed's trt_ssd.py): OpenCV into a pinned
+    input, upload, enqueue, download of the raw outputs into pinned memory, all on the slot's
+    stream, then NumPy postprocessing once the slot's event completed."""
+
+    def __init__(self, backend, prep, max_batch, score_threshold, max_detections, labels):
+        import pycuda.driver as drv
+        from ..gpu.cuda import EventTimer, pinned_empty
+        self._init_post(backend, prep, max_batch, score_threshold, max_detections, labels)
+        try:
+            bshape, sshape = backend.output_shapes(max_batch)
+            self.h_images = pinned_empty(backend.input_shape(max_batch), backend.input_dtype)
+            self._pinned.append(self.h_images)
+            self.h_boxes = pinned_empty(bshape, np.float32)
+            self._pinned.append(self.h_boxes)
+            self.h_scores = pinned_empty(sshape, np.float32)
+            self._pinned.append(self.h_scores)
+            self._device_buffers(backend, max_batch)
+        except BaseException:
+            self.close()
+            raise
+        self.stream = drv.Stream()
+        self.t_up, self.t_inf, self.t_down = (EventTimer(self.stream) for _ in range(3))
+        self.done = drv.Event(drv.event_flags.DISABLE_TIMING)
+
+    def submit(self, frames):
+        n = len(frames)
+        view, geoms, prep_ms = self._preprocess_host(frames, self.h_images)
+        ctx = self._context(n)
+        self.t_up.start()
+        _rows(self.d_images, n, self._views).copy_from_host(view, stream=self.stream)
+        self.t_up.stop()
+        self.t_inf.start()
+        ctx.enqueue(stream=self.stream)
+        self.t_inf.stop()
+        self.t_down.start()
+        _rows(self.d_boxes, n, self._views).copy_to_host(out=self.h_boxes[:n], stream=self.stream)
+        _rows(self.d_scores, n, self._views).copy_to_host(out=self.h_scores[:n],
+                                                          stream=self.stream)
+        self.t_down.stop()
+        self.done.record(self.stream)
+        self._pending = (n, geoms, [("preprocess", prep_ms, "host")])
+
+    def result(self):
+        self.wait()
+        n, geoms, timings = self._pending
+        self._pending = None
+        timings += [("upload", self.t_up.elapsed_ms(), "cuda-event"),
+                    ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
+                    ("download", self.t_down.elapsed_ms(), "cuda-event")]
+        t0 = time.perf_counter()
+        dets = self._post(self.h_boxes[:n], self.h_scores[:n], geoms)
+        timings.append(("postprocess", (time.perf_counter() - t0) * 1e3, "host"))
+        return list(dets), timings
+
+
+class GpuSlot(_Contexts, Slot):
+    """Everything on the GPU on the slot's own stream: GPU preprocessing from the frames (host
+    frames uploaded, device frames such as NVDEC's read in place), inference, decode + NMS,
+    and a copy of only the kept boxes into pinned memory; ``result`` reads them once the
+    slot's event completed."""
+
+    def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
+                 max_detections, labels, time_every=1, row_upload=True):
+        import pycuda.driver as drv
+        from ..gpu.cuda import EventTimer
+        from ..postprocess.gpu import GpuPostprocessor
+        from ..preprocess import GpuPreprocessor
+        self._init_slot(backend, max_batch)
+        self.labels = labels
+        self.pre = self.post = None
+        try:
+            self.pre = GpuPreprocessor(prep, max_batch=max_batch, max_frame_shape=max_frame_shape)
+            self._owned.append(self.pre)
+            self.post = GpuPostprocessor(backend.spec, max_batch, score_threshold,
+                                         max_detections)
+            self._owned.append(self.post)
+            self._device_buffers(backend, max_batch)
+        except BaseException:
+            self.close()
+            raise
+        self.stream = drv.Stream()
+        self.t_pre, self.t_inf, self.t_post = (EventTimer(self.stream) for _ in range(3))
+        self.done = drv.Event(drv.event_flags.DISABLE_TIMING)
+        self.time_every = max(1, int(time_every))
+        self._submits = 0
+        # pinned host frames: only the rows the kernel reads go up (trtssd.pipeline.rows),
+        # into device frames of the slot that the kernel then reads in place
+        self.row_upload = bool(row_upload)
+        self._row_plans = {}
+        self.d_frames = None
+        self._frame_views = {}
+
+    def _uploaded(self, images, stream):
+        """Device copies of the frames' read rows, or None where a whole upload is needed
+        (frames not pinned, not (H, W, C) C-contiguous, of different shapes, or a plan that
+        saves too little)."""
+        from ..preprocess import FrameGeometry
+        from ..preprocess.plan import pinned_root
+        from .rows import copy_plan, rows_read, upload_rows
+        shape = getattr(images[0], "shape", None)
+        if shape is None or len(shape) != 3 or self.pre.options.is_yuv:
+            return None          # the row rule is the RGB-like (H, W, C) layouts'; YUV goes whole
+        for im in images:
+            if (not isinstance(im, np.ndarray) or im.shape != shape
+                    or not im.flags.c_contiguous or pinned_root(im) is None):
+                return None
+        plan = self._row_plans.get(shape, False)
+        if plan is False:
+            geom = FrameGeometry.compute(shape[1], shape[0], self.pre.options)
+            plan = copy_plan(rows_read(self.pre.options, geom), shape[0])
+            self._row_plans[shape] = plan
+        if plan is None:
+            return None
+        views = self._frame_views.get(shape)
+        if views is None:
+            from ..gpu.cuda import DeviceArray
+            if self.d_frames is not None:
+                self._arrays.remove(self.d_frames)
+                self.d_frames.close()
+                self._frame_views = {}
+            self.d_frames = self._keep(DeviceArray((self.max_batch,) + tuple(shape), np.uint8))
+            step = int(np.prod(shape))
+            views = [DeviceArray.view(self.d_frames.ptr + k * step, shape, np.uint8,
+                                      self.d_frames) for k in range(self.max_batch)]
+            self._frame_views[shape] = views
+        for k, im in enumerate(images):
+            upload_rows(plan, im, views[k].ptr, stream)
+        return views[:len(images)]
+
+    def submit(self, frames):
+        n = len(frames)
+        self._check_batch(n)
+        ctx = self._context(n)
+        views = self._views
+        stream = self.stream
+        images = _rows(self.d_images, n, views)
+        timed = self._submits % self.time_every == 0
+        self._submits += 1
+        t0 = time.perf_counter()
+        if timed:
+            self.t_pre.start()
+        inputs = [f.image for f in frames]
+        if self.row_upload:
+            inputs = self._uploaded(inputs, stream) or inputs
+        _, geoms = self.pre.preprocess(inputs if n > 1 else inputs[0], out=images,
+                                       stream=stream)
+        if timed:
+            self.t_pre.stop()
+            self.t_inf.start()
+        ctx.enqueue(stream=stream)
+        if timed:
+            self.t_inf.stop()
+            self.t_post.start()
+        self.post.enqueue(_rows(self.d_boxes, n, views), _rows(self.d_scores, n, views), n,
+                          stream)
+        if timed:
+            self.t_post.stop()
+        self.done.record(stream)
+        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed)
+
+    def frame_buffer(self, shape):
+        # the preprocessor's pinned staging of batch slot 0: a frame decoded there is uploaded
+        # from it directly (no host copy); only when it has exactly the frame's shape, so the
+        # decoder can write it in place
+        buf = self.pre.staging(0)
+        return buf if tuple(buf.shape) == tuple(shape) else None
+
+    def result(self):
+        self.wait()
+        n, geoms, enqueue_ms, timed = self._pending
+        self._pending = None
+        dets = self.post.results(geoms, labels=self.labels)
+        if not timed:
+            return dets, [("enqueue", enqueue_ms, "host")]
+        timings = [("preprocess", self.t_pre.elapsed_ms(), "cuda-event"),
+                   ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
+                   ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
+                   ("enqueue", enqueue_ms, "host")]
+        return dets, timings
+
+    def close(self):
+        _Contexts.close(self)
+        self.pre = self.post = self.d_frames = None
+        self._frame_views = {}
+
+
+class _CudaLayer(DeviceLayer):
+    """What the layers share: the backend, batch and pixel format checks, the preprocessing
+    options, and on CUDA the primary context and pinned frame buffers."""
+
+    def _init_layer(self, backend, score_threshold, max_detections, labels, max_batch,
+                    pixel_format):
+        self.backend = backend
+        self.max_batch = int(max_batch)
+        backend.check_batch(self.max_batch)
+        self.pixel_format = str(pixel_format or "BGR").upper()
+        self.prep = _preprocess_options(backend, self.pixel_format)
+        self.args = (score_threshold, max_detections, labels)
+        self.context = None
+
+    def _init_cuda(self):
+        from ..gpu.cuda import CudaContext
+        self.context = CudaContext(0)
+
+    def activate(self):
+        return self.context.active()
+
+    def frame_buffer(self, shape):
+        from ..gpu.cuda import pinned_empty
+        return pinned_empty(shape, np.uint8)
+
+    def free_frame_buffer(self, buf):
+        free_pinned(buf)
+
+    def close(self):
+        ctx, self.context = getattr(self, "context", None), None
+        if ctx is not None:
+            ctx.close()
+
+
+class HostPrepLayer(_CudaLayer):
+    """CPU preprocessing (OpenCV), the backend on its device, CPU postprocessing."""
+
+    def __init__(self, backend, score_threshold=0.3, max_detections=None, labels=None,
+                 max_batch=1, pixel_format="BGR"):
+        self._init_layer(backend, score_threshold, max_detections, labels, max_batch,
+                         pixel_format)
+        self.gpu = backend.device == "cuda"
+        if self.gpu:
+            self._init_cuda()
+            self.notes = ("preprocess and postprocess timed on the host; upload, inference "
+                          "and download with CUDA events",)
+        else:
+            self.notes = ("every stage timed on the host (CPU backend)",)
+
+    def activate(self):
+        return _CudaLayer.activate(self) if self.gpu else _NoContext()
+
+    def frame_buffer(self, shape):
+        return _CudaLayer.frame_buffer(self, shape) if self.gpu else np.empty(shape, np.uint8)
+
+    def free_frame_buffer(self, buf):
+        if self.gpu:
+            free_pinned(buf)
+
+    def make_slot(self):
+        cls = CudaHostSlot if self.gpu else CpuSlot
+        return self._prepared(cls(self.backend, self.prep, self.max_batch, *self.args))
+
+
+class GpuLayer(_CudaLayer):
+    """GPU preprocessing, inference and GPU postprocessing; needs a CUDA backend."""
+    gpu = True
+    reads_device_frames = True
+    time_every = 4
+    notes = ("preprocess (host-to-device copy of the frame included), inference and "
+             "postprocess (download of the kept boxes included) timed with CUDA events on one "
+             "submit in %d (the others are not timed, to keep the host's work per frame "
+             "small); enqueue = host time to enqueue a batch" % time_every,)
+
+    def __init__(self, backend, score_threshold=0.3, max_detections=None, labels=None,
+                 max_batch=1, max_frame_shape=(1080, 1920, 3), pixel_format="BGR",
+                 row_upload=True):
+        if backend.device != "cuda":
+            raise EnvironmentProblem(
+                "this mode runs preprocessing and postprocessing on the GPU, but the backend "
+                "%r runs on the CPU; use --device cuda with a GPU, or --mode sync/async on the "
+                "CPU" % getattr(backend, "name", backend))
+        self._init_layer(backend, score_threshold, max_detections, labels, max_batch,
+                         pixel_format)
+        self.max_frame_shape = tuple(max_frame_shape)
+        self.row_upload = bool(row_upload)
+        if not self.row_upload:
+            self.notes = self.notes + ("pinned frames uploaded whole (--full-upload)",)
+        self._init_cuda()
+
+    def make_slot(self):
+        return self._prepared(GpuSlot(self.backend, self.prep, self.max_batch,
+                                      self.max_frame_shape, *self.args,
+                                      time_every=self.time_every, row_upload=self.row_upload))

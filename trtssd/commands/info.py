@@ -1,5 +1,6 @@
 """`trtssd info`: what this machine has (GPU, driver, CUDA, libraries), which backends and
 pipeline modes can run here, and, for each that cannot, why not."""
+import os
 import platform
 import shutil
 import subprocess

@@ -59,7 +59,7 @@ def _nvrtc(path):
     return _lib[path]
 
 
-def nvrtc_ptx(lib_path, source, name, arch, include):
+def nvrtc_ptx(lib_path, source, name, arch, include, source_dir=None):
     """(PTX text or None, log) of ``source`` compiled by NVRTC for virtual ``arch``."""
     lib = _nvrtc(lib_path)
     prog = ctypes.c_void_p()
@@ -69,6 +69,8 @@ def nvrtc_ptx(lib_path, source, name, arch, include):
     try:
         opts = ["--gpu-architecture=%s" % arch, "-I" + include, "--use_fast_math",
                 "-default-device", "-std=c++14"]
+        if source_dir:                  # the .cu's own headers (#include "yuv.cuh")
+            opts.append("-I" + source_dir)
         arr = (ctypes.c_char_p * len(opts))(*[o.encode() for o in opts])
         rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
         size = ctypes.c_size_t()
@@ -118,7 +120,8 @@ def _build_all(name, virtual, real, lib, include, ptxas, prefix=""):
     with tempfile.TemporaryDirectory() as tmp:
         for k, defines in enumerate(K.declared_variants(name)):
             src = prefix + K.specialised_source(name, defines)
-            ptx, log = nvrtc_ptx(lib, src, name, virtual, include)
+            ptx, log = nvrtc_ptx(lib, src, name, virtual, include,
+                                 os.path.dirname(K.kernel_path(name)))
             if ptx is None:
                 failures.append("NVRTC %s %s: %s" % (virtual, defines, log.strip()[-1500:]))
                 continue

@@ -374,7 +374,6 @@ def test_info_on_a_pip_install_without_a_gpu(capsys, monkeypatch):
 # ---------------------------------------------------------------------------------------------
 
 def _spawn(args, tflite_model, **kw):
-    import signal  # noqa: F401
     return subprocess.Popen([sys.executable, "-m", "trtssd", "detect"] + args
                             + cpu(tflite_model), cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, universal_newlines=True, **kw)

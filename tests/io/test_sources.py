@@ -423,7 +423,7 @@ def test_gst_appsink_source_keeps_nv12_and_yuyv():
 
 
 def test_pictures_expand_and_skip_damage(tmp_path):
-    from trtssd.io.pictures import PictureSource, expand_pictures
+    from trtssd.io.pictures import expand_pictures
     a = astronaut()[:40, :50]
     for n in ("b.png", "a.jpg", "c.bmp"):
         cv2.imwrite(str(tmp_path / n), a)

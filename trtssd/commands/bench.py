@@ -95,6 +95,8 @@ def add_arguments(parser):
     parser.add_argument("--chart", default=None, help="PNG path (default OUT_DIR/bench.png)")
     parser.add_argument("--no-chart", dest="no_chart", action="store_true",
                         help="do not write the PNG chart")
+    from ..scale.gpus import add_bench_arguments
+    add_bench_arguments(parser)
     return parser
 
 
@@ -875,6 +877,9 @@ def bench(plan, progress=None, argv=None):
                          % (label, entry["fps"], "" if frac is None else
                             " (%.0f%% of network-only)" % (100 * frac), entry["frames"],
                             entry["latency_ms"].get("p50", float("nan"))))
+        if getattr(plan.args, "gpus", None) and not interrupted:
+            from ..scale.gpus import bench_rows
+            result["modes"].extend(bench_rows(plan, model_path, progress, result))
         result["interrupted"] = interrupted
         return result
     finally:

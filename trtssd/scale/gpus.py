@@ -139,16 +139,15 @@ def parse_devices(devices, flag="--gpus", cpu=False):
         raise InputError("%s is empty; give 'all' or GPU indexes, e.g. %s 0,1" % (flag, flag))
     if not cpu:
         found, why = visible_gpus()
+        if not found:
+            raise EnvironmentProblem("%s %s: there is no GPU here (%s); on the CPU run without "
+                                     "%s" % (flag, ",".join(map(str, out)), why, flag))
         missing = [d for d in out if d not in found]
         if missing:
-            raise InputError("%s %s: there is no GPU %s here (%s); use %s all, or indexes "
-                             "from 0 to %d" % (flag, ",".join(map(str, out)),
-                                               ",".join(map(str, missing)),
-                                               why or "%d visible" % len(found), flag,
-                                               max(len(found) - 1, 0))
-                             if found else
-                             "%s %s: there is no GPU here (%s); on the CPU run without %s"
-                             % (flag, ",".join(map(str, out)), why, flag))
+            raise InputError("%s %s: there is no GPU %s here (%d visible); use %s all, or "
+                             "indexes from 0 to %d" % (flag, ",".join(map(str, out)),
+                                                       ",".join(map(str, missing)), len(found),
+                                                       flag, len(found) - 1))
     return out
 
 
@@ -492,7 +491,7 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
                     t_stop = t_stop or time.monotonic()
                 elif error is None:
                     error = _worker_failure(exc_kind, message, gpu, names, details)
-                    log("GPU %d failed (%s); stopping the other GPUs" % (gpu, error))
+                    log("GPU %d failed; stopping the other GPUs" % gpu)
                     stop.set()
                     t_stop = time.monotonic()
         wall = (t_last - t0) if (t0 is not None and t_last is not None) else 0.0
@@ -565,3 +564,88 @@ class MultiGpuDetector(Detector):
 
     def __repr__(self):
         return "Detector(%r, devices=%s)" % (self.kwargs["model"], self.devices)
+
+
+# ---------------------------------------------------------------------------------------------
+# trtssd bench --gpus COUNTS
+# ---------------------------------------------------------------------------------------------
+
+def add_bench_arguments(parser):
+    """``--gpus COUNTS`` for ``trtssd bench``."""
+    parser.add_argument("--gpus", default=None, metavar="COUNTS",
+                        help="also run the multi mode's sources sharded over 1, 2, ... GPUs, "
+                             "one process each: GPU counts, comma-separated, or 'all' (1 up "
+                             "to every GPU here); a row per count")
+
+
+def parse_counts(text, available):
+    """``"1,2"`` or ``"all"`` -> GPU counts (``available``: how many GPUs there are)."""
+    t = str(text).strip().lower()
+    if t == "all":
+        return list(range(1, max(1, available) + 1))
+    try:
+        counts = sorted(set(int(v) for v in t.split(",") if v.strip()))
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise InputError("--gpus %s: give GPU counts (1 or more), comma-separated, e.g. "
+                         "--gpus 1,2, or 'all'" % text)
+    return counts
+
+
+def bench_rows(plan, model_path, progress, result=None):
+    """One bench entry (trtssd.commands.report) per GPU count of ``plan.args.gpus``: the
+    ``--sources-count`` sources of the multi mode sharded over the first N GPUs, each GPU a
+    process of its own, after a warm-up in each; ``--frames`` (or ``--seconds``) in all."""
+    import functools
+    from ..commands import report
+    from ..io.sources import SyntheticSource, open_source
+    cpu = plan.device == "cpu"
+    found, why = ([0, 1], None) if cpu else visible_gpus()
+    counts = parse_counts(plan.args.gpus, len(found))
+    n = plan.args.sources_count
+    w, h = plan.resolution
+    fps = plan.synthetic_size[2] if plan.synthetic_size else None
+    if plan.synthetic_size is not None:
+        sources = [functools.partial(SyntheticSource, width=w, height=h, frames=None,
+                                     live=bool(fps), fps=fps, seed=i,
+                                     source_id="synthetic-%d:%dx%d" % (i, w, h))
+                   for i in range(n)]
+    else:
+        sources = [functools.partial(open_source, plan.source) for _ in range(n)]
+    rows = []
+    for k in counts:
+        name = "gpus-x%d" % k
+        per_gpu = -(-n // k)
+        if k > len(found) and not cpu:
+            rows.append(report.skipped_mode(name, "multi", "needs %d GPUs; %s" % (
+                k, "%d here" % len(found) if found else why), plan.args.multi_depth,
+                per_gpu, n))
+            progress.log("%s: skipped: %s" % (name, rows[-1]["reason"]))
+            continue
+        progress.log("%s: %d sources over GPU %s, one process each..."
+                     % (name, n, ",".join(map(str, found[:k]))))
+        try:
+            stats = run_on_gpus(sources, None, devices=found[:k], max_frames=plan.frames,
+                                duration_s=plan.seconds if plan.frames is None else None,
+                                warmup_frames=plan.warmup, log=progress.log, model=model_path,
+                                backend=plan.backend, device=plan.device,
+                                precision=plan.args.precision, depth=plan.args.multi_depth,
+                                threshold=plan.args.threshold)
+        except KeyboardInterrupt:
+            rows.append(report.skipped_mode(name, "multi", "interrupted (Ctrl-C)",
+                                            plan.args.multi_depth, per_gpu, n))
+            break
+        except Exception as e:      # the other rows still run; this one is reported failed
+            rows.append(report.failed_mode(name, "multi", "%s: %s" % (type(e).__name__, e),
+                                           plan.args.multi_depth, per_gpu, n))
+            progress.log("%s: FAILED: %s" % (name, rows[-1]["reason"]))
+            continue
+        stats.notes.append("%d GPU%s, %d sources: up to %d per GPU batched in one inference; "
+                           "no network-only ceiling for several processes"
+                           % (k, "" if k == 1 else "s", n, per_gpu))
+        entry = report.mode_result(name, stats, None, plan.args.multi_depth, per_gpu, n)
+        rows.append(entry)
+        progress.log("%s: %.1f FPS end-to-end over %d GPU%s, %d frames"
+                     % (name, entry["fps"], k, "" if k == 1 else "s", entry["frames"]))
+    return rows

@@ -49,11 +49,13 @@ class GpuWorkerError(TrtssdError):
 def _worker_failure(kind, message, gpu, sources, details):
     """The error the parent raises: the worker's own class where it is one of trtssd's (so the
     command keeps its exit code), with the GPU and sources in front of the message."""
+    cls = _ERRORS.get(kind)
+    if cls is None and kind:
+        message = "%s: %s" % (kind, message)
     text = "GPU %s (%s): %s" % (gpu, ", ".join(repr(s) for s in sources) or "no source",
                                message)
-    cls = _ERRORS.get(kind)
     if cls is None:
-        return GpuWorkerError("%s: %s" % (kind, text) if kind else text, gpu, sources, details)
+        return GpuWorkerError(text, gpu, sources, details)
     err = cls(text)
     err.gpu, err.sources, err.details = gpu, list(sources), details
     return err
@@ -188,11 +190,11 @@ def _open(source):
     return open_source(source)
 
 
-class _QueueSink(Sink):
+class _PipeSink(Sink):
     """A worker's sink: frames' detections, as plain data, in batches to the parent."""
 
-    def __init__(self, queue, gpu, stop, send_images):
-        self.queue, self.gpu, self.stop, self.send_images = queue, gpu, stop, send_images
+    def __init__(self, conn, gpu, stop, send_images):
+        self.conn, self.gpu, self.stop, self.send_images = conn, gpu, stop, send_images
         self._batch, self._t_first = [], None
 
     def write(self, frame, dets):
@@ -213,29 +215,25 @@ class _QueueSink(Sink):
 
     def flush(self):
         if self._batch:
-            _put(self.queue, ("frames", self.gpu, self._batch), self.stop)
+            _put(self.conn, ("frames", self.gpu, self._batch))
         self._batch, self._t_first = [], None
 
     def close(self):
         self.flush()
 
 
-def _put(queue, msg, stop=None, timeout_s=None):
-    """Put ``msg`` on the parent's queue, waiting while it is full (back-pressure); gives up
-    when ``stop`` is set and the parent no longer reads."""
-    import queue as queue_mod
-    t_end = None if timeout_s is None else time.monotonic() + timeout_s
-    while True:
-        try:
-            queue.put(msg, timeout=0.2)
-            return True
-        except queue_mod.Full:
-            if (stop is not None and stop.is_set() and t_end is None) or (
-                    t_end is not None and time.monotonic() > t_end):
-                return False
+def _put(conn, msg):
+    """Send ``msg`` to the parent on this worker's own pipe (one writer, no shared lock a dying
+    process could keep); blocks while the pipe is full (back-pressure). False once the parent
+    has gone."""
+    try:
+        conn.send(msg)
+        return True
+    except (OSError, EOFError, ValueError):
+        return False
 
 
-def _worker(gpu, items, detector_kwargs, run_kwargs, queue, stop, go, send_images,
+def _worker(gpu, items, detector_kwargs, run_kwargs, conn, stop, go, send_images,
             warmup_frames):
     """One GPU's process (spawned): its own CUDA context on GPU ``gpu`` alone."""
     if detector_kwargs.get("device") != "cpu":
@@ -253,28 +251,28 @@ def _worker(gpu, items, detector_kwargs, run_kwargs, queue, stop, go, send_image
                 det.run(warm, None, max_frames=warmup_frames * len(warm))
             finally:
                 close_each(warm)
-        for (_, s), name in zip(items, names):
-            current = [name]           # an open failure names that one source
+        for i, (_, s) in enumerate(items):
+            current = [names[i]]       # an open failure names that one source
             sources.append(_open(s))
+            names[i] = str(getattr(sources[-1], "source_id", None) or names[i])
         current = list(names)
-        _put(queue, ("ready", gpu, None), stop)
+        _put(conn, ("ready", gpu, names))
         while not go.wait(0.2):
             if stop.is_set():
                 raise _Stopped("stopped before the start")
-        sink = _QueueSink(queue, gpu, stop, send_images)
+        sink = _PipeSink(conn, gpu, stop, send_images)
         try:
             stats = det.run(sources, sink, **run_kwargs)
         finally:
             sink.close()
-        _put(queue, ("done", gpu, stats), stop, timeout_s=10.0)
+        _put(conn, ("done", gpu, stats))
     except _Stopped:
         from ..core.stats import RunStats
         stats = stats or RunStats(mode="stopped")
-        _put(queue, ("done", gpu, stats), timeout_s=10.0)
+        _put(conn, ("done", gpu, stats))
     except BaseException as e:
         kind = type(e).__name__
-        _put(queue, ("error", gpu, (kind, str(e) or kind, current, traceback.format_exc())),
-             timeout_s=10.0)
+        _put(conn, ("error", gpu, (kind, str(e) or kind, current, traceback.format_exc())))
     finally:
         for s in sources:
             try:
@@ -286,6 +284,7 @@ def _worker(gpu, items, detector_kwargs, run_kwargs, queue, stop, go, send_image
                 det.close()
             except Exception:
                 pass
+        conn.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,25 +327,27 @@ def _merge(per_gpu, wall_s, notes):
     return merged
 
 
-def _wind_down(procs, q, grace_s, terminated):
+def _wind_down(procs, conns, grace_s, terminated):
     """Wait up to ``grace_s`` for the workers to exit (reading their last messages so none
-    blocks on a full queue), then terminate what is left, noting it in ``terminated``."""
-    import queue as queue_mod
+    blocks on a full pipe), then terminate what is left, noting it in ``terminated``."""
+    from multiprocessing.connection import wait
     t_end = time.monotonic() + grace_s
     while any(p.is_alive() for p in procs.values()) and time.monotonic() < t_end:
-        try:
-            while True:
-                q.get_nowait()
-        except (queue_mod.Empty, OSError, ValueError):
-            pass
+        for r in wait([c for c in conns.values() if not c.closed], timeout=0.05):
+            try:
+                r.recv()
+            except (EOFError, OSError):
+                r.close()
         for p in procs.values():
-            p.join(0.05)
+            p.join(0.01)
     for gpu, p in procs.items():
         if p.is_alive():
             p.terminate()
             p.join(5.0)
             if gpu not in terminated:
                 terminated.append(gpu)
+    for c in conns.values():
+        c.close()
 
 
 def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None,
@@ -361,7 +362,7 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
     GPU's run (``max_frames``: frames in all, shared out by sources). ``log``: a function
     taking one line (default: stderr)."""
     import multiprocessing
-    import queue as queue_mod
+    from multiprocessing.connection import wait
     from ..core.detections import Detections, LabelMap
     from ..io.sinks import open_sink
     from ..models import resolve
@@ -406,7 +407,7 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
     send_images = bool(getattr(sink, "draws", False) or draw)
 
     ctx = multiprocessing.get_context("spawn")
-    q = ctx.Queue(maxsize=64)
+    conns = {}
     stop, go = ctx.Event(), ctx.Event()
     procs = {}
     per_gpu = {}
@@ -417,11 +418,14 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
             run_kwargs = {"draw": bool(draw), "duration_s": duration_s}
             if max_frames is not None:
                 run_kwargs["max_frames"] = -(-int(max_frames) * len(items) // len(srcs))
+            reader, writer = ctx.Pipe(duplex=False)
             p = ctx.Process(target=_worker, name="trtssd-gpu%d" % gpu,
-                            args=(gpu, items, detector_kwargs, run_kwargs, q, stop, go,
+                            args=(gpu, items, detector_kwargs, run_kwargs, writer, stop, go,
                                   send_images, int(warmup_frames or 0)))
             p.daemon = True
+            conns[gpu] = reader
             p.start()
+            writer.close()            # the worker's end: EOF here once the worker is gone
             procs[gpu] = p
             per_gpu[gpu] = (None, len(items))
         sources_of = {gpu: [_describe(s) for _, s in items] for gpu, items in plan}
@@ -431,17 +435,25 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
         t_stop = None
         while running:
             try:
-                msg = q.get(timeout=0.2)
-            except queue_mod.Empty:
-                msg = None
+                readable = wait([conns[g] for g in running if not conns[g].closed],
+                                timeout=0.2)
             except KeyboardInterrupt:
                 interrupted = True
                 stop.set()
                 t_stop = t_stop or time.monotonic()
                 continue
-            if msg is None:
+            msgs = []
+            for r in readable:
+                try:
+                    msgs.append(r.recv())
+                except (EOFError, OSError):
+                    r.close()          # the worker is gone: its exit code tells the rest
+            if not msgs:
                 for gpu in list(running):
                     code = procs[gpu].exitcode
+                    if code is None and conns[gpu].closed:
+                        procs[gpu].join(1.0)
+                        code = procs[gpu].exitcode
                     if code is not None:
                         running.discard(gpu)
                         waiting_ready.discard(gpu)
@@ -450,6 +462,7 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
                                 None, "its worker process ended with exit code %s without a "
                                 "report (killed, or crashed in native code)" % code, gpu,
                                 sources_of[gpu], None)
+                            log("GPU %d failed; stopping the other GPUs" % gpu)
                             stop.set()
                             t_stop = time.monotonic()
                 if t_stop is not None and time.monotonic() - t_stop > grace_s:
@@ -458,53 +471,54 @@ def run_on_gpus(sources, sinks=None, devices="all", labels=None, max_frames=None
                         terminated.append(gpu)
                         running.discard(gpu)
                 continue
-            kind, gpu, body = msg
-            if kind == "ready":
-                waiting_ready.discard(gpu)
-                if not waiting_ready and not stop.is_set():
-                    t0 = time.perf_counter()
-                    go.set()
-            elif kind == "frames":
-                for source_id, index, boxes, scores, class_ids, names, image in body:
-                    key = (gpu, source_id)
-                    if key in last and index <= last[key]:
-                        raise RuntimeError("GPU %d gave frame %d of %r after frame %d: results "
-                                           "out of order" % (gpu, index, source_id, last[key]))
-                    last[key] = index
-                    sink.write(_sink_frame(source_id, index, image),
-                               Detections(boxes, scores, class_ids, names))
-                t_last = time.perf_counter()
-            elif kind == "done":
-                per_gpu[gpu] = (body, per_gpu[gpu][1])
-                running.discard(gpu)
-                waiting_ready.discard(gpu)
-                if not waiting_ready and not go.is_set() and not stop.is_set():
-                    t0 = time.perf_counter()
-                    go.set()
-            elif kind == "error":
-                running.discard(gpu)
-                waiting_ready.discard(gpu)
-                exc_kind, message, names, details = body
-                if exc_kind == "KeyboardInterrupt":       # Ctrl-C reaches every process
-                    interrupted = True
-                    stop.set()
-                    t_stop = t_stop or time.monotonic()
-                elif error is None:
-                    error = _worker_failure(exc_kind, message, gpu, names, details)
-                    log("GPU %d failed; stopping the other GPUs" % gpu)
-                    stop.set()
-                    t_stop = time.monotonic()
+            for msg in msgs:
+                kind, gpu, body = msg
+                if kind == "ready":
+                    sources_of[gpu] = body
+                    waiting_ready.discard(gpu)
+                    if not waiting_ready and not stop.is_set():
+                        t0 = time.perf_counter()
+                        go.set()
+                elif kind == "frames":
+                    for source_id, index, boxes, scores, class_ids, names, image in body:
+                        key = (gpu, source_id)
+                        if key in last and index <= last[key]:
+                            raise RuntimeError("GPU %d gave frame %d of %r after frame %d: results "
+                                               "out of order" % (gpu, index, source_id, last[key]))
+                        last[key] = index
+                        sink.write(_sink_frame(source_id, index, image),
+                                   Detections(boxes, scores, class_ids, names))
+                    t_last = time.perf_counter()
+                elif kind == "done":
+                    per_gpu[gpu] = (body, per_gpu[gpu][1])
+                    running.discard(gpu)
+                    waiting_ready.discard(gpu)
+                    if not waiting_ready and not go.is_set() and not stop.is_set():
+                        t0 = time.perf_counter()
+                        go.set()
+                elif kind == "error":
+                    running.discard(gpu)
+                    waiting_ready.discard(gpu)
+                    exc_kind, message, names, details = body
+                    if exc_kind == "KeyboardInterrupt":       # Ctrl-C reaches every process
+                        interrupted = True
+                        stop.set()
+                        t_stop = t_stop or time.monotonic()
+                    elif error is None:
+                        error = _worker_failure(exc_kind, message, gpu, names, details)
+                        log("GPU %d failed; stopping the other GPUs" % gpu)
+                        stop.set()
+                        t_stop = time.monotonic()
         wall = (t_last - t0) if (t0 is not None and t_last is not None) else 0.0
     finally:
         stop.set()
-        _wind_down(procs, q, grace_s, terminated)
+        _wind_down(procs, conns, grace_s, terminated)
         err = None
         for s in opened:
             try:
                 s.close()
             except Exception as e:
                 err = err or e
-        q.close()
     if terminated:
         notes.append("GPU %s did not stop within %.0f s and was terminated"
                      % (",".join(map(str, sorted(terminated))), grace_s))

@@ -297,6 +297,9 @@ def open_sink(path_or_none, labels=None, fps=30.0):
     if path_or_none is None or path_or_none in ("", "null", "none"):
         return NullSink()
     p = str(path_or_none)
+    if p.lower().startswith(("mqtt://", "mqtts://")):
+        from .mqtt import open_mqtt_sink
+        return open_mqtt_sink(p, labels)
     if p in ("window", ":window"):
         return WindowSink(labels=labels)
     ext = os.path.splitext(p)[1].lower()

@@ -25,8 +25,8 @@ def add_detect_arguments(parser):
                         "per 2 CPUs)")
     g.add_argument("--ray-retries", type=int, default=1, metavar="N",
                    help="Ray: times a failed file is tried again before it is reported (1)")
-    g.add_argument("--ray-format", default="auto", choices=("auto", "jsonl", "parquet"),
-                   help="Ray: result files as JSON lines or Parquet (auto: JSON lines)")
+    g.add_argument("--ray-format", default="jsonl", choices=("jsonl", "parquet"),
+                   help="Ray: result files as JSON lines (default) or Parquet (needs pyarrow)")
 
 
 def _looks_like_address(text):

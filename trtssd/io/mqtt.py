@@ -257,11 +257,15 @@ class MqttSink(Sink):
         while not self._stop:
             self._wake.wait(0.1)
             self._wake.clear()
-            with self._lock:
-                self._take_acks()
-                # one publisher, under the lock on_connect takes: nothing overtakes a resend
-                while (self._connected and self._backlog
-                       and len(self._pending) < self.window):
+            while not self._stop:
+                # one publisher; each message taken, handed over and recorded under the lock
+                # on_connect takes, so nothing overtakes a resend; writers wait for one
+                # message at most
+                with self._lock:
+                    self._take_acks()
+                    if not (self._connected and self._backlog
+                            and len(self._pending) < self.window):
+                        break
                     payload = self._backlog.popleft()
                     info = self._client.publish(self.topic, payload, qos=self.qos)
                     self._pending[info.mid] = payload
@@ -279,8 +283,10 @@ class MqttSink(Sink):
             if len(self._backlog) >= self.buffer:
                 self._backlog.popleft()
                 self.dropped += 1
+            idle = not self._backlog
             self._backlog.append(payload)
-        self._wake.set()
+        if idle:              # a sender draining the backlog takes this one too
+            self._wake.set()
 
     def waiting(self):
         """Messages not yet acknowledged by the broker (buffered or in flight)."""

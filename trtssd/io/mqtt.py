@@ -30,7 +30,7 @@ import threading
 import time
 
 from ..core.errors import EnvironmentProblem, InputError
-from .sinks import Sink, detection_dicts
+from .sinks import Sink, frame_record
 
 SCHEMES = ("mqtt", "mqtts")
 # CONNACK codes after which retrying cannot help: MQTT 3.1.1 (1, 2, 4, 5) and 5 (132...140)
@@ -276,9 +276,7 @@ class MqttSink(Sink):
     def write(self, frame, detections):
         if self._fatal:
             raise InputError(self._fatal)
-        rec = {"source": frame.source_id, "frame": int(frame.index),
-               "detections": detection_dicts(detections, self.labels)}
-        payload = json.dumps(rec)
+        payload = json.dumps(frame_record(frame, detections, self.labels))
         with self._lock:
             if len(self._backlog) >= self.buffer:
                 self._backlog.popleft()

@@ -63,6 +63,13 @@ def detection_dicts(det, labels=None):
     return out
 
 
+def frame_record(frame, detections, labels=None):
+    """One frame's record (a JSON line, an MQTT message, a Parquet row): source, frame, and
+    the ``detection_dicts``."""
+    return {"source": frame.source_id, "frame": int(frame.index),
+            "detections": detection_dicts(detections, labels)}
+
+
 def annotate(frame, detections, labels=None):
     """Draw the detections on ``frame.image`` in place, or on a copy when the frame is
     read-only (a buffer shared with other frames, e.g. a synthetic source's pinned ring);
@@ -138,9 +145,7 @@ class JsonLinesSink(Sink):
         self._f = open(path, "w")
 
     def write(self, frame, detections):
-        rec = {"source": frame.source_id, "frame": int(frame.index),
-               "detections": detection_dicts(detections, self.labels)}
-        self._f.write(json.dumps(rec) + "\n")
+        self._f.write(json.dumps(frame_record(frame, detections, self.labels)) + "\n")
         self._f.flush()
 
     def close(self):

@@ -105,9 +105,8 @@ class _ParquetSink(Sink):
         self.path, self.labels, self.rows = path, labels, []
 
     def write(self, frame, detections):
-        from ..io.sinks import detection_dicts
-        self.rows.append({"source": str(frame.source_id), "frame": int(frame.index),
-                          "detections": detection_dicts(detections, self.labels)})
+        from ..io.sinks import frame_record
+        self.rows.append(frame_record(frame, detections, self.labels))
 
     def close(self):
         import pyarrow as pa

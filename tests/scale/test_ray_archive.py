@@ -134,6 +134,25 @@ def test_an_archive_on_a_local_cluster(ray_cluster, tmp_path, archive, tflite_mo
                                [d["score"] for d in want], atol=1e-4)
 
 
+def test_a_file_whose_actor_died_goes_to_a_new_actor(ray_cluster, tmp_path, archive,
+                                                      tflite_model, label_file):
+    import signal
+    killed = []
+
+    def log(line):        # called in the driver when the actors are up, before any file
+        if line.startswith("actors ready: ") and not killed:
+            pid = int(line.split(", ")[0].rsplit(" pid ", 1)[1])
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+
+    summary = ray_archive.run_archive(archive["videos"] + [archive["image"]],
+                                      str(tmp_path / "o"), actors=2, retries=1, log=log,
+                                      **cpu(tflite_model, label_file))
+    assert killed and summary["actor_restarts"] >= 1
+    assert summary["files_done"] == 3 and not summary["failures"]
+    assert summary["frames"] == 12 + 9 + 1
+
+
 def test_parquet_results(ray_cluster, tmp_path, archive, tflite_model, label_file):
     pq = pytest.importorskip("pyarrow.parquet", reason="Parquet results need pyarrow")
     out = str(tmp_path / "pq")

@@ -287,8 +287,7 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
                 try:
                     res = ray.get(ref)
                 except Exception as e:
-                    dead = type(e).__name__ in ("RayActorError", "ActorDiedError",
-                                                "ActorUnavailableError")
+                    dead = isinstance(e, ray.exceptions.RayActorError)
                     if dead and summary["actor_restarts"] < len(inputs) * (retries + 1):
                         summary["actor_restarts"] += 1
                         pool[slot] = Actor.remote(kw)       # its queued files fail too

@@ -879,7 +879,7 @@ def bench(plan, progress=None, argv=None):
                             entry["latency_ms"].get("p50", float("nan"))))
         if getattr(plan.args, "gpus", None) and not interrupted:
             from ..scale.gpus import bench_rows
-            result["modes"].extend(bench_rows(plan, model_path, progress, result))
+            result["modes"].extend(bench_rows(plan, model_path, progress))
         result["interrupted"] = interrupted
         return result
     finally:

@@ -607,7 +607,7 @@ def parse_counts(text, available):
     return counts
 
 
-def bench_rows(plan, model_path, progress, result=None):
+def bench_rows(plan, model_path, progress):
     """One bench entry (trtssd.commands.report) per GPU count of ``plan.args.gpus``: the
     ``--sources-count`` sources of the multi mode sharded over the first N GPUs, each GPU a
     process of its own, after a warm-up in each; ``--frames`` (or ``--seconds``) in all."""

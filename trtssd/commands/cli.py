@@ -56,6 +56,8 @@ def _add_detect(sub):
     p.add_argument("--stats", default=None, metavar="PATH",
                    help="write the run's statistics (RunStats summary) as JSON")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
+    from ..scale.commands import add_detect_arguments
+    add_detect_arguments(p)
     p.set_defaults(func=cmd_detect)
 
 
@@ -136,6 +138,9 @@ def cmd_detect(args):
     from ..io.sinks import open_sink
     from ..io.sources import open_source
 
+    if args.gpus is not None or args.ray is not None:
+        from ..scale.commands import run_from_args
+        return run_from_args(args)
     mode = args.mode or default_mode(len(args.sources))
     if len(args.sources) > 1 and mode != "multi":
         raise InputError("%d sources were given with --mode %s; several sources run only in "

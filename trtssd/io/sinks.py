@@ -58,6 +58,13 @@ def detection_dicts(det, labels=None):
     return out
 
 
+def frame_record(frame, detections, labels=None):
+    """One frame's record (a JSON line, an MQTT message, a Parquet row): source, frame, and
+    the ``detection_dicts``."""
+    return {"source": frame.source_id, "frame": int(frame.index),
+            "detections": detection_dicts(detections, labels)}
+
+
 def annotate(frame, detections, labels=None):
     """Draw the detections on ``frame.image`` in place, or on a copy when the frame is
     read-only (a buffer shared with other frames, e.g. a synthetic source's pinned ring);
@@ -133,9 +140,7 @@ class JsonLinesSink(Sink):
         self._f = open(path, "w")
 
     def write(self, frame, detections):
-        rec = {"source": frame.source_id, "frame": int(frame.index),
-               "detections": detection_dicts(detections, self.labels)}
-        self._f.write(json.dumps(rec) + "\n")
+        self._f.write(json.dumps(frame_record(frame, detections, self.labels)) + "\n")
         self._f.flush()
 
     def close(self):
@@ -292,6 +297,9 @@ def open_sink(path_or_none, labels=None, fps=30.0):
     if path_or_none is None or path_or_none in ("", "null", "none"):
         return NullSink()
     p = str(path_or_none)
+    if p.lower().startswith(("mqtt://", "mqtts://")):
+        from .mqtt import open_mqtt_sink
+        return open_mqtt_sink(p, labels)
     if p in ("window", ":window"):
         return WindowSink(labels=labels)
     ext = os.path.splitext(p)[1].lower()

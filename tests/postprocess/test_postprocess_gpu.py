@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError, ModelError
-from trtssd.postprocess.gpu import (GpuPostprocessor, MAX_DETECTIONS_GPU, postprocess_cpu,
+from trtssd.postprocess import (GpuPostprocessor, MAX_DETECTIONS_GPU, postprocess_cpu,
                                 select_frame)
 from trtssd.core.spec import BoxCoder, ModelSpec, NmsParams
 

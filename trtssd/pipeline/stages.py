@@ -437,7 +437,7 @@ class _Postprocessing(_Contexts):
         self.labels = labels
 
     def _post(self, boxes, scores, geoms):
-        from ..postprocess.gpu import postprocess_cpu
+        from ..postprocess import postprocess_cpu
         return postprocess_cpu(boxes, scores, self.spec, geoms, self.score_threshold,
                                max_detections=self.max_detections, labels=self.labels)
 
@@ -607,7 +607,7 @@ class GpuSlot(_Contexts, Slot):
                  max_detections, labels, time_every=1):
         import pycuda.driver as drv
         from ..gpu.cuda import DeviceArray, EventTimer
-        from ..postprocess.gpu import GpuPostprocessor
+        from ..postprocess import GpuPostprocessor
         from ..preprocess.gpu import GpuPreprocessor
         self.backend = backend
         self.max_batch = max_batch

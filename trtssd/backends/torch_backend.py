@@ -20,9 +20,12 @@ OPS = ("Conv", "Clip", "Relu", "Sigmoid", "Transpose", "Reshape", "Concat", "Add
 GENERIC_OPS = ("Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "Mul",
                "Sub", "Div", "Exp", "Softmax", "Equal", "Less", "Greater", "Where",
                "Identity", "Flatten", "BatchNormalization", "Sqrt", "Pow", "Neg", "Split",
-               "ConstantOfShape", "Range", "Min", "Max", "Tanh", "LeakyRelu")
+               "ConstantOfShape", "Range", "Min", "Max", "Tanh", "LeakyRelu", "ReduceMax",
+               "ReduceMin", "ReduceSum", "ReduceMean")
 _HOST_SHAPE_INPUTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Unsqueeze": (1,),
-                      "Squeeze": (1,), "Split": (1,), "ConstantOfShape": (0,)}
+                      "Squeeze": (1,), "Split": (1,), "ConstantOfShape": (0,),
+                      "ReduceMax": (1,), "ReduceMin": (1,), "ReduceSum": (1,),
+                      "ReduceMean": (1,)}
 _ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32,
                 7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64}
 
@@ -365,6 +368,21 @@ def _generic(net, torch, env, ins, p):
         for name, part in zip(outs, torch.split(v, list(split), dim=axis)):
             env[name] = part
         return
+    elif op.startswith("Reduce"):
+        axes = a.get("axes")
+        if axes is None and len(ins) > 1 and ins[1]:
+            axes = ints(vals[1])
+        keep = bool(a.get("keepdims", 1))
+        v = tensor(ins[0])
+        dims = list(range(v.dim())) if not axes else [int(x) % v.dim() for x in axes]
+        if op == "ReduceMax":
+            out = v.amax(dim=dims, keepdim=keep)
+        elif op == "ReduceMin":
+            out = v.amin(dim=dims, keepdim=keep)
+        elif op == "ReduceSum":
+            out = v.sum(dim=dims, keepdim=keep)
+        else:
+            out = v.mean(dim=dims, keepdim=keep)
     elif op == "ConstantOfShape":
         raise ModelError("the torch backend does not run ConstantOfShape; use onnxruntime")
     elif op == "Range":

@@ -141,6 +141,14 @@ def _dims(facts, name, rank, what):
     return shape
 
 
+def _box_dims(facts, name, flag):
+    shape = _dims(facts, name, 3, "box output")
+    if shape[2] != 4:
+        raise ModelError("%s: box output %r has shape %s; boxes are [N, A, 4] (fix %s); %s"
+                         % (facts.path, name, list(shape), flag, facts.describe_io()))
+    return shape
+
+
 def _static(facts, name, shape, axes, what, fix):
     for ax in axes:
         if not isinstance(shape[ax], int) or shape[ax] <= 0:
@@ -223,10 +231,9 @@ def recognise(facts, keys=None, label_count=None):
         kind = keys.get("output_kind")
         boxes = keys.get("output_bbox")
         scores = keys.get("output_cvg")
-        if kind is None and not keys and sorted(out_names) == ["boxes", "scores"]:
-            kind = "pytorch-ssd"
-        if kind is None and boxes and scores:
-            kind = "decoded"
+        if kind is None and (boxes or "boxes") in out_names and \
+                (scores or "scores") in out_names:
+            kind = "pytorch-ssd"    # its names, or detectNet's flags naming the two outputs
         if kind is None:
             raise ModelError("%s: its outputs match no layout trtssd knows (pytorch-ssd's "
                              "'scores' [N,A,C] + 'boxes' [N,A,4], an EfficientNMS_TRT node, or "
@@ -234,7 +241,7 @@ def recognise(facts, keys=None, label_count=None):
                              % (facts.path, facts.describe_io(), SPEC_HELP))
         if kind == "pytorch-ssd":
             boxes, scores = boxes or "boxes", scores or "scores"
-            bshape = _dims(facts, boxes, 3, "box output")
+            bshape = _box_dims(facts, boxes, "--output-bbox")
             sshape = _dims(facts, scores, 3, "score output")
             _static(facts, boxes, bshape, (1,), "box output", "re-export the model with a "
                     "fixed input size (torch.onnx.export without dynamic H, W)")
@@ -254,7 +261,7 @@ def recognise(facts, keys=None, label_count=None):
             for n, flag in zip(names, ("--output-count", "--output-bbox", "--output-cvg",
                                        "--output-classes")):
                 _check_name(facts, n, "output", "output", flag)
-            bshape = _dims(facts, names[1], 3, "box output")
+            bshape = _box_dims(facts, names[1], "--output-bbox")
             _static(facts, names[1], bshape, (1,), "box output", "export with a fixed "
                     "maximum detection count")
             c = keys.get("num_classes") or label_count
@@ -272,10 +279,10 @@ def recognise(facts, keys=None, label_count=None):
                                      "(--output-bbox, --output-cvg); %s"
                                      % (facts.path, kind, facts.describe_io()))
                 _check_name(facts, n, "output", "output", flag)
-            bshape = _dims(facts, boxes, 3, "box output")
+            bshape = _box_dims(facts, boxes, "--output-bbox")
             sshape = _dims(facts, scores, 3, "score output")
             _static(facts, boxes, bshape, (1,), "box output", "re-export the model with a "
-                    "fixed input size, or give num_boxes (--num-boxes)")
+                    "fixed input size")
             _static(facts, scores, sshape, (2,), "score output", "re-export the model")
             if bshape[1] != sshape[1]:
                 raise ModelError("%s: %s has %s boxes but %s has %s score rows; they must "
@@ -547,3 +554,90 @@ def prepare_onnx(path, keys=None, label_path=None, cache_dir=None):
             if os.path.exists(tmp):
                 os.remove(tmp)
     return out
+
+
+# ------------------------------------------------------------------------ what trtssd understood
+
+_KIND_TEXT = {
+    "raw": "raw: box encodings against anchors, decoded by trtssd",
+    "decoded": "decoded boxes",
+    "post_nms": "the model's own NMS result (count, boxes, scores, classes; packed by trtssd)",
+}
+_NMS_TEXT = {
+    "fast": "TFLite's fast NMS: best class per anchor, class-agnostic greedy",
+    "per_class": "greedy NMS per class over every (anchor, class) pair",
+    "none": "none (the model did it): threshold and cap only",
+}
+
+
+def describe_spec(spec, labels=None, model_path=None):
+    """Lines saying how trtssd reads a model: the user checks them before running it."""
+    o, n, src = spec.outputs, spec.nms, spec.source or {}
+    mean = ", ".join("%g" % v for v in spec.mean)
+    std = ", ".join("%g" % (1.0 / v) if v else "inf" for v in spec.scale)
+    lines = ["Model: %s" % (model_path or spec.name),
+             "  family: %s" % spec.family]
+    layout = src.get("layout", "NCHW")
+    lines.append("  input: %s %s, %dx%d (HxW), %s, float (pixel - [%s]) / [%s]; resized "
+                 "without letterbox, boxes map back by the frame's width and height"
+                 % (src.get("input", INPUT_NAME), layout, spec.input_height, spec.input_width,
+                    spec.channel_order, mean, std))
+    if spec.batch:
+        lines.append("  batch: fixed at %d by the graph" % spec.batch)
+    else:
+        lines.append("  batch: dynamic")
+    if "plugin" in src:
+        lines.append("  plugin: %s %s (cut before it; trtssd decodes and suppresses)"
+                     % (src["plugin"], json.dumps(src.get("plugin_attributes", {}),
+                                                  sort_keys=True)))
+    if src.get("outputs"):
+        lines.append("  graph outputs: %s" % ", ".join(src["outputs"]))
+    if o.kind == "raw":
+        form = "encodings (%s) against anchors, scales y,x,h,w %s" % (
+            o.encoding_order, ", ".join("%g" % v for v in vars(spec.box_coder).values()))
+    else:
+        form = "%s, %s" % (o.box_format, "normalised 0..1" if o.normalized else "input pixels")
+    lines.append("  outputs: %s; boxes %s; scores [%d, %d] %s" % (
+        _KIND_TEXT[o.kind], form, spec.num_anchors, spec.num_classes,
+        "used as given" if o.activation == "none" else "through a " + o.activation))
+    lines.append("  classes: %d score columns, background %s%s" % (
+        spec.num_classes, "none" if o.background is None else "column %d" % o.background,
+        ", class id offset %d" % o.class_offset if o.kind == "post_nms" else ""))
+    if labels is not None:
+        names = list(labels)
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+        lines.append("  labels: %d names (%s)" % (len(names), shown))
+    else:
+        lines.append("  labels: none found (give --labels FILE; class ids are reported)")
+    if o.kind == "raw":
+        a = spec.anchors
+        lines.append("  anchors: %d (yc, xc, h, w), h %.3g..%.3g, w %.3g..%.3g"
+                     % (len(a), a[:, 2].min(), a[:, 2].max(), a[:, 3].min(), a[:, 3].max()))
+    else:
+        lines.append("  anchors: none needed (%d boxes a frame)" % spec.num_anchors)
+    extra = []
+    if n.method == "per_class" and n.candidates_per_class:
+        extra.append("best %d per class enter NMS" % n.candidates_per_class)
+    if n.iou_eps:
+        extra.append("IoU eps %g" % n.iou_eps)
+    lines.append("  NMS: %s; IoU > %g suppresses; a candidate needs score %s threshold "
+                 "(model's own %g; --threshold overrides); at most %d detections%s"
+                 % (_NMS_TEXT[n.method], n.iou_threshold, ">=" if n.score_inclusive else ">",
+                    n.score_threshold, n.max_detections,
+                    "; " + ", ".join(extra) if extra else ""))
+    return "\n".join(lines)
+
+
+def describe_model(path, keys=None, labels_path=None):
+    """``trtssd info MODEL``: what trtssd understood of a model file (and the spec keys)."""
+    from ..core.detections import LabelMap
+    from .resolve import load_spec, onnx_for, resolve_labels, resolve_model
+    model = resolve_model(path)
+    if model.lower().endswith(".onnx") and keys:
+        onnx_path = prepare_onnx(model, keys, label_path=labels_path)
+    else:
+        onnx_path = onnx_for(model)
+    spec = load_spec(onnx_path)
+    lp = labels_path or resolve_labels(None, model)
+    labels = LabelMap.from_file(lp, spec.num_classes) if lp else None
+    return describe_spec(spec, labels, model)

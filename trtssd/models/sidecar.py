@@ -11,10 +11,10 @@ so a detectnet command line carries over. The keys (KEYS below, documented in do
   post_nms, ``output_count``, ``output_classes``, ``class_offset``; ``box_format`` (yxyx, xyxy,
   cxcywh; raw: encoded), ``encoding_order`` (yxhw, xywh), ``box_units`` (normalized, pixels),
   ``activation`` (none, sigmoid, softmax), ``background`` (a column, or none),
-  ``num_classes``, ``num_boxes``;
+  ``num_classes``;
 - raw: ``anchors`` (a .npy or .json file of [A, 4] (yc, xc, h, w) in 0..1, or in the JSON spec an
-  object naming an anchor generator: {"generator": "tf-ssd", ...} or {"generator":
-  "pytorch-ssd", ...}, see ``generate_anchors``), ``scales`` (the box coder's four) or
+  object naming an anchor generator: {"generator": "pytorch-ssd", ...}, see
+  ``generate_anchors``), ``scales`` (the box coder's four) or
   ``variances`` (pytorch-ssd's centre and size variance);
 - NMS: ``nms`` (fast, per_class, none), ``iou_threshold``, ``score_threshold`` (the model's
   own; the CLI's --threshold still applies), ``nms_max_detections``, ``score_inclusive``,
@@ -85,7 +85,6 @@ KEYS = (
     ("activation", str, ("none", "sigmoid", "softmax"), "applied to the scores by trtssd"),
     ("background", _background, None, "the background score column, or none"),
     ("num_classes", int, None, "score columns (post_nms: label lines)"),
-    ("num_boxes", int, None, "rows of the outputs when the graph does not fix them"),
     ("anchors", str, None, "raw: anchors file (.npy/.json, [A,4] yc,xc,h,w in 0..1)"),
     ("scales", _floats, None, "raw: box coder scales y,x,h,w (TF: 10,10,5,5)"),
     ("variances", _floats, None, "raw: centre,size variances (pytorch-ssd: 0.1,0.2)"),
@@ -170,39 +169,13 @@ def merged_keys(model_path, keys=None):
 
 def generate_anchors(params):
     """Anchors [A, 4] (yc, xc, h, w) from an anchor generator's parameters:
-
-    - {"generator": "tf-ssd", "feature_maps": [19, 10, 5, 3, 2, 1], "min_scale": 0.2,
-      "max_scale": 0.95, "aspect_ratios": [1, 2, 0.5, 3, 0.3333],
-      "reduce_boxes_in_lowest_layer": true, "interpolated_scale_aspect_ratio": 1.0}: the TF
-      Object Detection API's ssd_anchor_generator (grid anchors, offset half a cell);
-    - {"generator": "pytorch-ssd", "image_size": 300, "specs": [[19, 16, 60, 105, [2, 3]],
-      ...], "clamp": true}: pytorch-ssd's generate_ssd_priors (feature map size, shrinkage,
-      min and max box size, aspect ratios per layer).
+    {"generator": "pytorch-ssd", "image_size": 300, "specs": [[19, 16, 60, 105, [2, 3]], ...],
+    "clamp": true}: pytorch-ssd's generate_ssd_priors (feature map size, shrinkage, min and
+    max box size, aspect ratios per layer). TF Object Detection API models: give the anchors
+    as a file (their exports hold them as a constant; TensorRT's sample passes them to the
+    plugin, where trtssd reads them itself).
     """
     kind = params.get("generator")
-    if kind == "tf-ssd":
-        fms = [int(v) for v in params["feature_maps"]]
-        n = len(fms)
-        lo, hi = float(params.get("min_scale", 0.2)), float(params.get("max_scale", 0.95))
-        ratios = [float(r) for r in params.get("aspect_ratios", [1.0, 2.0, 0.5, 3.0, 1 / 3.])]
-        interp = float(params.get("interpolated_scale_aspect_ratio", 1.0))
-        reduce = bool(params.get("reduce_boxes_in_lowest_layer", True))
-        scales = [lo + (hi - lo) * i / (n - 1) for i in range(n)] + [1.0]
-        out = []
-        for layer, fm in enumerate(fms):
-            if layer == 0 and reduce:
-                boxes = [(0.1, 1.0), (scales[0], 2.0), (scales[0], 0.5)]
-            else:
-                boxes = [(scales[layer], r) for r in ratios]
-                if interp > 0:
-                    boxes.append((math.sqrt(scales[layer] * scales[layer + 1]), interp))
-            stride = 1.0 / fm
-            for y in range(fm):
-                for x in range(fm):
-                    for s, r in boxes:
-                        sr = math.sqrt(r)
-                        out.append(((y + 0.5) * stride, (x + 0.5) * stride, s / sr, s * sr))
-        return np.asarray(out, np.float32)
     if kind == "pytorch-ssd":
         size = float(params.get("image_size", 300))
         out = []
@@ -223,7 +196,7 @@ def generate_anchors(params):
         if params.get("clamp", True):
             np.clip(a, 0.0, 1.0, out=a)
         return a
-    raise ModelError("anchor generator %r is not one trtssd has (tf-ssd, pytorch-ssd); give "
+    raise ModelError("anchor generator %r is not one trtssd has (pytorch-ssd); give "
                      "the anchors as a .npy file instead" % (kind,))
 
 
@@ -277,7 +250,7 @@ def spec_from_keys(name, height, width, num_classes, keys, kind, num_boxes=0, an
         box_coder=BoxCoder(), nms=NmsParams(score_threshold=0.0, iou_threshold=0.5,
                                             max_detections=100),
         outputs=OutputFormat(kind=kind, box_format=fmt), family="spec",
-        num_boxes=int(k.get("num_boxes", num_boxes) or 0))
+        num_boxes=int(num_boxes or 0))
     return apply_keys(spec, k)
 
 
@@ -312,8 +285,6 @@ def apply_keys(spec, keys):
         d["nms"]["method"] = "none"
     if "num_classes" in k:
         d["num_classes"] = int(k["num_classes"])
-    if "num_boxes" in k and o["kind"] != "raw":
-        d["num_boxes"] = int(k["num_boxes"])
     if "anchors" in k and o["kind"] == "raw":
         d["anchors"] = load_anchors(k["anchors"])
     if "scales" in k:

@@ -69,11 +69,12 @@ def run_kernels(spec, enc, scores, thr, max_det, scratch=None):
                cand_anchor, cand_count, cand_rank, out)
     if scratch is not None:
         scratch["count_after_sort"] = cand_count.copy()
-    if "ssd_nms_mask" in steps:
-        mod.launch("ssd_nms_mask", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
-                   cand_anchor, cand_count, f32(spec.nms.iou_threshold), mask, cand_rank)
-        mod.launch("ssd_nms_scan", (n, 1, 1), (64, 1, 1), cand_box, cand_score, cand_anchor,
-                   cand_count, mask, best_c, cand_rank, np.int32(a), np.int32(max_det), out)
+    if "ssd_nms" in steps:
+        done = np.zeros((n,), np.uint32)
+        mod.launch("ssd_nms", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
+                   cand_score, cand_anchor, cand_count, f32(spec.nms.iou_threshold), mask,
+                   cand_rank, best_c, np.int32(a), np.int32(max_det), done, out)
+        assert np.all(done == 0), "the last tile of a frame resets its counter"
     if scratch is not None:
         scratch.update(cand_box=cand_box, cand_score=cand_score, cand_anchor=cand_anchor,
                        cand_count=cand_count, mask=mask, cand_rank=cand_rank)
@@ -249,7 +250,7 @@ def test_sorted_candidates_and_suppression_matrix():
 
 # The kernels' parameter lists as prepared-call formats; every pointer non-NULL; 2D grids.
 _PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPPPifffffiPPPPPP",
-           "ssd_nms_mask": "PPPfPP", "ssd_nms_scan": "PPPPPPPiiP"}
+           "ssd_nms": "PPPPfPPPiiPP"}
 
 
 @pytest.fixture(params=["direct", "prepared"])
@@ -272,11 +273,11 @@ def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
         for buf in (post._best_score, post._best_class, post._cand_box, post._cand_score,
                     post._cand_anchor, post._cand_count, post._mask, post._out_dev):
             buf.fill_bytes(0xFF)
-        events = [fake_gpu.Event() for _ in range(6)]
+        events = [fake_gpu.Event() for _ in range(5)]
         post.enqueue(e, s, 3, events=events)
-        kernels = ["ssd_best_class", "ssd_sort", "ssd_nms_mask", "ssd_nms_scan"]
+        kernels = ["ssd_best_class", "ssd_sort", "ssd_nms"]
         assert fake_gpu.calls == [(fake_gpu.how, k) for k in kernels]
-        assert [ev.recorded for ev in events] == [1] * 6
+        assert [ev.recorded for ev in events] == [1] * 5
         rows = post.raw_results()
         gpu = post.results(None)
         cpu = postprocess_cpu(enc, scores, spec, None, threshold, max_detections=100)
@@ -285,7 +286,7 @@ def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
         np.testing.assert_array_equal(rows[f][:, 6].astype(np.int64), idx)
         np.testing.assert_array_equal(gpu[f].class_ids, cpu[f].class_ids)
         np.testing.assert_allclose(gpu[f].boxes, cpu[f].boxes, rtol=0, atol=1e-3)
-    with pytest.raises(Exception, match="6 pycuda Events"):
+    with pytest.raises(Exception, match="5 pycuda Events"):
         post2 = GpuPostprocessor(spec, max_batch=1, score_threshold=0.3)
         try:
             with DeviceArray((1, 1917, 4), np.float32) as e1, \

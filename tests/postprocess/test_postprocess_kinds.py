@@ -111,7 +111,7 @@ def test_kinds_match_numpy(a, c, fmt, act, bg, method, extra, thr, md, seed):
 def test_kernel_steps_per_kind():
     rng = np.random.default_rng(0)
     assert kernel_steps(make_spec(rng, 64, 3, "xyxy", "none", 0, "per_class")) == (
-        "ssd_sort", "ssd_nms_mask", "ssd_nms_scan")
+        "ssd_sort", "ssd_nms")
     assert kernel_steps(make_spec(rng, 64, 3, "xyxy", "softmax", 0, "per_class"))[0] == \
         "ssd_best_class"
     assert kernel_steps(make_spec(rng, 64, 3, "xyxy", "none", 0, "none")) == (

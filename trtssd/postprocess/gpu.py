@@ -1,4 +1,4 @@
-"""SSD postprocessing on the GPU: decode, threshold and NMS in up to four kernels
+"""SSD postprocessing on the GPU: decode, threshold and NMS in up to three kernels
 (postprocess.cu beside this file), only the kept boxes copied to the host.
 
 The semantics are trtssd.postprocess.cpu's (the NumPy reference, see its docstring) for every
@@ -32,12 +32,11 @@ _METHODS = {"fast": 0, "per_class": 1, "none": 2}
 # Function._launch_kernel.
 _FMT_BEST = "PiPP"
 _FMT_SORT = "PPPPPifffffiPPPPPP"
-_FMT_MASK = "PPPfPP"
-_FMT_SCAN = "PPPPPPPiiP"
+_FMT_NMS = "PPPPfPPPiiPP"
 _ARGS_BEST = struct.Struct("@" + _FMT_BEST)
 _ARGS_SORT = struct.Struct("@" + _FMT_SORT)
-_ARGS_MASK = struct.Struct("@" + _FMT_MASK)
-_ARGS_SCAN = struct.Struct("@" + _FMT_SCAN)
+_ARGS_NMS = struct.Struct("@" + _FMT_NMS)
+STEPS = ("ssd_best_class", "ssd_sort", "ssd_nms")   # every kernel, in launch order
 
 
 def _pow2_at_least(n):
@@ -99,7 +98,7 @@ def kernel_steps(spec):
         steps.append("ssd_best_class")
     steps.append("ssd_sort")
     if method != "none":
-        steps += ["ssd_nms_mask", "ssd_nms_scan"]
+        steps.append("ssd_nms")
     return tuple(steps)
 
 
@@ -149,7 +148,7 @@ class GpuPostprocessor(object):
     here, so ``enqueue`` allocates nothing::
 
         post = GpuPostprocessor(spec, max_batch=8, score_threshold=0.3)
-        post.enqueue(box_dev, score_dev, batch, stream)     # 4 launches + one async copy
+        post.enqueue(box_dev, score_dev, batch, stream)     # <= 3 launches + one async copy
         ...                                                 # overlap other work
         dets = post.results(geometries, labels)             # waits for the copy's event
 
@@ -178,8 +177,7 @@ class GpuPostprocessor(object):
         drv = driver()
         self._DeviceArray = DeviceArray
         opts = ["-O3"]   # no --use_fast_math: decode and IoU must match the NumPy reference
-        fmts = {"ssd_best_class": _FMT_BEST, "ssd_sort": _FMT_SORT, "ssd_nms_mask": _FMT_MASK,
-                "ssd_nms_scan": _FMT_SCAN}
+        fmts = {"ssd_best_class": _FMT_BEST, "ssd_sort": _FMT_SORT, "ssd_nms": _FMT_NMS}
         self._kernels = dict(
             (name, kernel_loader.get_function("postprocess/postprocess.cu", name, self.defines,
                                               fmts[name], options=opts))
@@ -210,6 +208,10 @@ class GpuPostprocessor(object):
             self._bufs.append(self._cand_anchor)
             self._cand_rank = DeviceArray((self.max_batch, mc), np.int32)
             self._bufs.append(self._cand_rank)
+            # ssd_nms's finished-tile counter per frame: zero here, reset by its last tile
+            self._tiles_done = DeviceArray((self.max_batch,), np.uint32)
+            self._bufs.append(self._tiles_done)
+            self._tiles_done.copy_from_host(np.zeros(self.max_batch, np.uint32))
             self._cand_count = DeviceArray((self.max_batch,), np.int32)
             self._bufs.append(self._cand_count)
             self._mask = DeviceArray((self.max_batch, mc, words), np.uint64)
@@ -261,11 +263,9 @@ class GpuPostprocessor(object):
             "ssd_sort": ((batch, 1), (_SORT_THREADS, 1, 1), _ARGS_SORT,
                          (bptr, self._anchors.ptr, sptr, bs, bcl, a, self.score_threshold)
                          + self._coder + (self.max_detections, cb, cs, ca, cc, cr, out)),
-            "ssd_nms_mask": ((self._mask_tiles, batch), (_BITS, 1, 1), _ARGS_MASK,
-                             (cb, ca, cc, self.iou_threshold, self._mask.ptr, cr)),
-            "ssd_nms_scan": ((batch, 1), (_BITS, 1, 1), _ARGS_SCAN,
-                             (cb, cs, ca, cc, self._mask.ptr, bcl, cr, a, self.max_detections,
-                              out)),
+            "ssd_nms": ((self._mask_tiles, batch), (_BITS, 1, 1), _ARGS_NMS,
+                        (cb, cs, ca, cc, self.iou_threshold, self._mask.ptr, cr, bcl, a,
+                         self.max_detections, self._tiles_done.ptr, out)),
         }
         specs = [(self._kernels[name],) + every[name] for name in self.steps]
         launches = []
@@ -282,9 +282,9 @@ class GpuPostprocessor(object):
 
         Allocates nothing after the first call with the same buffers and batch size: the
         kernels' parameters are packed once per (batch, buffers) and launched directly.
-        ``events`` (for benchmarks): None, or 6 pycuda Events recorded on ``stream`` before
-        ssd_best_class, ssd_sort, ssd_nms_mask, ssd_nms_scan, the copy, and after the copy
-        (the events of kernels this spec does not launch are recorded back to back)."""
+        ``events`` (for benchmarks): None, or 5 pycuda Events recorded on ``stream`` before
+        ssd_best_class, ssd_sort, ssd_nms, the copy, and after the copy (the events of
+        kernels this spec does not launch are recorded back to back)."""
         if self._closed:
             raise InputError("this GpuPostprocessor was closed; make a new one")
         last = self._last
@@ -301,8 +301,9 @@ class GpuPostprocessor(object):
                                  "with a larger max_batch" % (batch, self.max_batch))
             bptr = self._pointer(box_dev, batch, self._box_tail, "box_encodings")
             sptr = self._pointer(score_dev, batch, self._score_tail, "class_scores")
-            if events is not None and len(events) != 6:
-                raise InputError("events must be None or 6 pycuda Events, got %d" % len(events))
+            if events is not None and len(events) != len(STEPS) + 2:
+                raise InputError("events must be None or %d pycuda Events, got %d"
+                                 % (len(STEPS) + 2, len(events)))
             plan = self._plan(batch, bptr, sptr)
             self._last = (box_dev, score_dev, batch, bptr, sptr, plan)
         launches, out_host, out_dev = plan
@@ -323,8 +324,7 @@ class GpuPostprocessor(object):
         """enqueue with the benchmark's events recorded between the steps."""
         launches, out_host, out_dev = plan
         by_name = dict(zip(self.steps, launches))
-        names = ("ssd_best_class", "ssd_sort", "ssd_nms_mask", "ssd_nms_scan")
-        for ev, name in zip(events, names):
+        for ev, name in zip(events, STEPS):
             ev.record(stream)
             if name not in by_name:
                 continue
@@ -333,9 +333,9 @@ class GpuPostprocessor(object):
                 launch(grid, block, args, 0, stream)
             else:
                 launch.prepared_async_call(grid, block, stream, *fmt.unpack(args))
-        events[4].record(stream)
+        events[len(STEPS)].record(stream)
         self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
-        events[5].record(stream)
+        events[len(STEPS) + 1].record(stream)
         self._event.record(stream)
         self._pending = batch
         return self

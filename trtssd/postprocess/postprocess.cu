@@ -2,8 +2,8 @@
 // threshold, box decoding, and greedy NMS (TFLite's class-agnostic "fast" NMS, or per class).
 //
 // The semantics are those of trtssd.postprocess.cpu (the NumPy reference); see that module's
-// docstring. Up to four kernels, enqueued back to back on one stream (the host leaves out
-// ssd_best_class where nothing needs it, and mask + scan where METHOD is 'none'):
+// docstring. Up to three kernels, enqueued back to back on one stream (the host leaves out
+// ssd_best_class where nothing needs it, and ssd_nms where METHOD is 'none'):
 //
 //   ssd_best_class  grid (ceil(A / TILE_A), N), block TILE_A * PARTS threads.
 //       Stages a tile of TILE_A anchors' score rows ([TILE_A, NUM_CLASSES] floats, contiguous
@@ -27,7 +27,7 @@
 //          cand_rank (CAND_PER_CLASS), and writes cand_count[N] = the count of all;
 //          METHOD none: writes the first MAX_DET rows of the output itself.
 //
-//   ssd_nms_mask  grid (WORDS * (WORDS + 1) / 2, N), block 64 threads; WORDS = MAX_CAND / 64.
+//   ssd_nms  grid (WORDS * (WORDS + 1) / 2, N), block 64 threads; WORDS = MAX_CAND / 64.
 //       Block b is the tile (r, c), r <= c, of the suppression matrix: thread t computes the
 //       64-bit word mask[i][c] of row i = 64 r + t, whose bit j is set when candidate
 //       64 c + j > i has IoU > iou_threshold with candidate i (per_class: and the same
@@ -37,16 +37,17 @@
 //       those are read. CAND_PER_CLASS: each tile also counts, per column j, the earlier
 //       candidates of j's class, and adds the counts into cand_rank[j] (the rank of j in its
 //       class once every tile ran).
-//
-//   ssd_nms_scan  grid (N), block 64 threads: the greedy walk over the matrix, one chunk of
-//       64 sorted candidates at a time. removed[w] (shared, thread w owns word w) holds the
-//       candidates suppressed by the boxes kept in earlier chunks. Thread 0 walks the chunk's
-//       live bits lowest first (ffs): keeps the candidate and clears the bits its diagonal
-//       word suppresses (exactly the greedy order: a kept candidate only suppresses later
-//       ones). Barrier. Each thread t then ORs into removed[t] (t > chunk) the rows of the
-//       boxes just kept, while the next chunk's diagonal words (and, CAND_PER_CLASS, which of
-//       its candidates rank past the cap) are prefetched. Barrier.
-//       Stops after max_det kept boxes; the rows are then written by all threads.
+//       The last of a frame's tiles to finish (a counter per frame, after __threadfence, as
+//       CUDA's threadFenceReduction sample does it) then runs the greedy walk over the
+//       finished matrix, one chunk of 64 sorted candidates at a time (one launch fewer than a
+//       kernel of its own). removed[w] (shared, thread w owns word w) holds the candidates
+//       suppressed by the boxes kept in earlier chunks. Thread 0 walks the chunk's live bits
+//       lowest first (ffs): keeps the candidate and clears the bits its diagonal word
+//       suppresses (exactly the greedy order: a kept candidate only suppresses later ones).
+//       Barrier. Each thread t then ORs into removed[t] (t > chunk) the rows of the boxes
+//       just kept, while the next chunk's diagonal words (and, CAND_PER_CLASS, which of its
+//       candidates rank past the cap) are prefetched. Barrier. Stops after max_det kept
+//       boxes; the rows are then written by all threads.
 //
 //   Output per frame: out[f * OUT_STRIDE + 0] = kept count, [1] = candidate count (all, also
 //   those past MAX_CAND), then rows of ROW floats from HEADER: ymin, xmin, ymax, xmax (model
@@ -123,8 +124,10 @@ static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
 static inline int ssd_ffsll(u64 x) { return __builtin_ffsll((long long)x); }
+#define SSD_LDCG(p) (*(p))
 #else
 __device__ __forceinline__ int ssd_ffsll(u64 x) { return __ffsll((long long)x); }
+#define SSD_LDCG(p) __ldcg(p)     // through L2: data other blocks of this launch wrote
 #endif
 
 __device__ __forceinline__ bool ssd_passes(float s, float threshold)
@@ -462,12 +465,111 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
 #endif
 }
 
-extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   // [N, MAX_CAND]
-                                        const int* __restrict__ cand_key,      // [N, MAX_CAND]
-                                        const int* __restrict__ cand_count,    // [N]
-                                        float iou_threshold,
-                                        u64* __restrict__ mask,          // [N, MAX_CAND, WORDS]
-                                        int* __restrict__ cand_rank)     // [N, MAX_CAND]
+// The greedy walk over a frame's finished suppression matrix (64 threads; see ssd_nms).
+// Its inputs were written by other blocks of the same launch: they are read through L2
+// (SSD_LDCG), never through the read-only or L1 caches.
+__device__ void ssd_scan_frame(int frame, int total, const float4* __restrict__ cand_box,
+                               const float* __restrict__ cand_score,
+                               const int* __restrict__ cand_key, const u64* mask,
+                               const int* __restrict__ best_class, const int* cand_rank,
+                               int num_anchors, int max_det, float* __restrict__ out)
+{
+    __shared__ u64 s_removed[WORDS];
+    __shared__ u64 s_diag[2][BITS];
+    __shared__ int s_keep[MAX_DET];
+    __shared__ int s_kept;
+    __shared__ int s_first;
+#if CAND_PER_CLASS > 0
+    __shared__ unsigned int s_over[2][2];  // per chunk: candidates ranked past the cap
+#endif
+
+    const int t = threadIdx.x;
+    const int n = min(total, MAX_CAND);
+    const int nb = (n + BITS - 1) / BITS;
+    const size_t cbase = (size_t)frame * MAX_CAND;
+    const u64* fmask = mask + cbase * WORDS;
+
+    if (t < WORDS) s_removed[t] = 0;
+    if (t < n) s_diag[0][t] = SSD_LDCG(fmask + (size_t)t * WORDS);
+#if CAND_PER_CLASS > 0
+    if (t < 4) s_over[t >> 1][t & 1] = 0u;
+#endif
+    if (t == 0) {
+        s_kept = 0;
+        s_first = 0;
+    }
+    __syncthreads();
+#if CAND_PER_CLASS > 0
+    if (t < n && SSD_LDCG(cand_rank + cbase + t) >= CAND_PER_CLASS)
+        atomicOr(&s_over[0][t >> 5], 1u << (t & 31));
+    __syncthreads();
+#endif
+
+    for (int c = 0; c < nb; ++c) {
+        if (t == 0) {
+            int kept = s_kept;
+            const int lo = c * BITS;
+            const int len = min(BITS, n - lo);
+            const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
+            u64 live = ~s_removed[c] & valid;
+#if CAND_PER_CLASS > 0
+            live &= ~((u64)s_over[c & 1][0] | ((u64)s_over[c & 1][1] << 32));
+            s_over[c & 1][0] = 0u;      // free for chunk c + 2's prefetch
+            s_over[c & 1][1] = 0u;
+#endif
+            s_first = kept;
+            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep, s_diag[c & 1]);
+        }
+        __syncthreads();
+        const int kept = s_kept;
+        if (kept >= max_det) break;   // the same in every thread
+        const int first = s_first;
+        // Prefetch the next chunk's diagonal words; OR the new rows into the later words.
+        const int nrow = (c + 1) * BITS + t;
+        if (nrow < n) {
+            s_diag[(c + 1) & 1][t] = SSD_LDCG(fmask + (size_t)nrow * WORDS + c + 1);
+#if CAND_PER_CLASS > 0
+            if (SSD_LDCG(cand_rank + cbase + nrow) >= CAND_PER_CLASS)
+                atomicOr(&s_over[(c + 1) & 1][t >> 5], 1u << (t & 31));
+#endif
+        }
+        if (t > c && t < nb) {
+            u64 acc = 0;
+#pragma unroll 4
+            for (int k = first; k < kept; ++k)
+                acc |= SSD_LDCG(fmask + (size_t)s_keep[k] * WORDS + t);
+            s_removed[t] |= acc;
+        }
+        __syncthreads();
+    }
+
+    const int kept = s_kept;
+    float* out_f = out + (size_t)frame * OUT_STRIDE;
+    const size_t base = (size_t)frame * num_anchors;
+    for (int k = t; k < kept; k += BITS) {
+        const int p = s_keep[k];
+        const int key = cand_key[cbase + p];
+        ssd_write_row(out_f + HEADER + k * ROW, cand_box[cbase + p], cand_score[cbase + p],
+                      ssd_key_class(key, best_class, base), ssd_key_anchor(key));
+    }
+    if (t == 0) {
+        out_f[0] = (float)kept;
+        out_f[1] = (float)total;
+        for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
+    }
+}
+
+extern "C" __global__ void ssd_nms(const float4* __restrict__ cand_box,   // [N, MAX_CAND]
+                                   const float* __restrict__ cand_score,  // [N, MAX_CAND]
+                                   const int* __restrict__ cand_key,      // [N, MAX_CAND]
+                                   const int* __restrict__ cand_count,    // [N]
+                                   float iou_threshold,
+                                   u64* mask,                         // [N, MAX_CAND, WORDS]
+                                   int* cand_rank,                    // [N, MAX_CAND]
+                                   const int* __restrict__ best_class,    // [N, A]
+                                   int num_anchors, int max_det,
+                                   unsigned int* tiles_done,          // [N], zero between runs
+                                   float* __restrict__ out)               // [N, OUT_STRIDE]
 {
     __shared__ float4 s_box[BITS];
     __shared__ float s_area[BITS];
@@ -477,10 +579,12 @@ extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   /
 #if CAND_PER_CLASS > 0
     __shared__ int s_cnt[BITS];
 #endif
+    __shared__ bool s_last;
 
     const int frame = blockIdx.y;
     const int t = threadIdx.x;
-    const int n = min(cand_count[frame], MAX_CAND);
+    const int total = cand_count[frame];
+    const int n = min(total, MAX_CAND);
     const int nb = (n + BITS - 1) / BITS;
     // Tile b -> (r, c), c >= r: row r of the triangle holds WORDS - r tiles.
     int r = 0;
@@ -490,7 +594,16 @@ extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   /
         ++r;
     }
     const int c = r + rem;
-    if (c >= nb) return;   // the whole block: before any barrier
+    if (nb == 0) {          // no candidate: tile 0 writes the empty result
+        if (blockIdx.x == 0 && t == 0) {
+            float* out_f = out + (size_t)frame * OUT_STRIDE;
+            out_f[0] = 0.0f;
+            out_f[1] = (float)total;
+            for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
+        }
+        return;
+    }
+    if (c >= nb) return;   // the whole block, before any barrier: not one of the frame's tiles
 
     const size_t cbase = (size_t)frame * MAX_CAND;
     const int col0 = c * BITS;
@@ -531,99 +644,20 @@ extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   /
     __syncthreads();
     if (t < ncol && s_cnt[t] != 0) atomicAdd(&cand_rank[cbase + col0 + t], s_cnt[t]);
 #endif
-}
 
-extern "C" __global__ void ssd_nms_scan(const float4* __restrict__ cand_box,    // [N, MAX_CAND]
-                                        const float* __restrict__ cand_score,   // [N, MAX_CAND]
-                                        const int* __restrict__ cand_key,       // [N, MAX_CAND]
-                                        const int* __restrict__ cand_count,     // [N]
-                                        const u64* __restrict__ mask,   // [N, MAX_CAND, WORDS]
-                                        const int* __restrict__ best_class,     // [N, A]
-                                        const int* __restrict__ cand_rank,  // [N, MAX_CAND]
-                                        int num_anchors, int max_det,
-                                        float* __restrict__ out)                // [N, OUT_STRIDE]
-{
-    __shared__ u64 s_removed[WORDS];
-    __shared__ u64 s_diag[2][BITS];
-    __shared__ int s_keep[MAX_DET];
-    __shared__ int s_kept;
-    __shared__ int s_first;
-#if CAND_PER_CLASS > 0
-    __shared__ unsigned int s_over[2][2];  // per chunk: candidates ranked past the cap
-#endif
-
-    const int frame = blockIdx.x;
-    const int t = threadIdx.x;
-    const int total = cand_count[frame];
-    const int n = min(total, MAX_CAND);
-    const int nb = (n + BITS - 1) / BITS;
-    const size_t cbase = (size_t)frame * MAX_CAND;
-    const u64* fmask = mask + cbase * WORDS;
-
-    if (t < WORDS) s_removed[t] = 0;
-    if (t < n) s_diag[0][t] = fmask[(size_t)t * WORDS];
-#if CAND_PER_CLASS > 0
-    if (t < 4) s_over[t >> 1][t & 1] = 0u;
-#endif
+    // The last of the frame's nb (nb + 1) / 2 tiles to finish runs the greedy scan: every
+    // thread's writes are made visible device-wide first, then one counter per frame.
+    __threadfence();
+    __syncthreads();
     if (t == 0) {
-        s_kept = 0;
-        s_first = 0;
+        const unsigned int tiles = (unsigned int)(nb * (nb + 1) / 2);
+        const unsigned int prev = atomicAdd(&tiles_done[frame], 1u);
+        s_last = prev == tiles - 1u;
+        if (s_last) tiles_done[frame] = 0u;     // ready for the next launch
     }
     __syncthreads();
-#if CAND_PER_CLASS > 0
-    if (t < n && cand_rank[cbase + t] >= CAND_PER_CLASS) atomicOr(&s_over[0][t >> 5], 1u << (t & 31));
-    __syncthreads();
-#endif
-
-    for (int c = 0; c < nb; ++c) {
-        if (t == 0) {
-            int kept = s_kept;
-            const int lo = c * BITS;
-            const int len = min(BITS, n - lo);
-            const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
-            u64 live = ~s_removed[c] & valid;
-#if CAND_PER_CLASS > 0
-            live &= ~((u64)s_over[c & 1][0] | ((u64)s_over[c & 1][1] << 32));
-            s_over[c & 1][0] = 0u;      // free for chunk c + 2's prefetch
-            s_over[c & 1][1] = 0u;
-#endif
-            s_first = kept;
-            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep, s_diag[c & 1]);
-        }
-        __syncthreads();
-        const int kept = s_kept;
-        if (kept >= max_det) break;   // the same in every thread
-        const int first = s_first;
-        // Prefetch the next chunk's diagonal words; OR the new rows into the later words.
-        const int nrow = (c + 1) * BITS + t;
-        if (nrow < n) {
-            s_diag[(c + 1) & 1][t] = fmask[(size_t)nrow * WORDS + c + 1];
-#if CAND_PER_CLASS > 0
-            if (cand_rank[cbase + nrow] >= CAND_PER_CLASS)
-                atomicOr(&s_over[(c + 1) & 1][t >> 5], 1u << (t & 31));
-#endif
-        }
-        if (t > c && t < nb) {
-            u64 acc = 0;
-#pragma unroll 4
-            for (int k = first; k < kept; ++k) acc |= fmask[(size_t)s_keep[k] * WORDS + t];
-            s_removed[t] |= acc;
-        }
-        __syncthreads();
-    }
-
-    const int kept = s_kept;
-    float* out_f = out + (size_t)frame * OUT_STRIDE;
-    const size_t base = (size_t)frame * num_anchors;
-    for (int k = t; k < kept; k += BITS) {
-        const int p = s_keep[k];
-        const int key = cand_key[cbase + p];
-        ssd_write_row(out_f + HEADER + k * ROW, cand_box[cbase + p], cand_score[cbase + p],
-                      ssd_key_class(key, best_class, base), ssd_key_anchor(key));
-    }
-    if (t == 0) {
-        out_f[0] = (float)kept;
-        out_f[1] = (float)total;
-        for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
-    }
+    if (!s_last) return;
+    __threadfence();
+    ssd_scan_frame(frame, total, cand_box, cand_score, cand_key, mask, best_class, cand_rank,
+                   num_anchors, max_det, out);
 }

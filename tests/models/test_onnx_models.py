@@ -568,3 +568,25 @@ def test_dynamic_anchor_count_is_refused(tmp_path, cache):
         onnx_for(path)
     assert "dynamic" in str(e.value) and ("--input-size" in str(e.value) or
                                           "fixed input size" in str(e.value))
+
+
+def test_fixed_batch_export_as_onnx_export_py_makes_it(tmp_path, cache, pictures):
+    # jetson-inference's onnx_export.py exports batch 1 without dynamic axes: it runs at
+    # batch 1 on both CPU backends (the same detections as the Predictor) and a larger batch
+    # is refused naming the fix
+    from trtssd.backends import create_backend
+    from trtssd.core.errors import InputError
+    net = P.build_mb1_ssd(torch, seed=3)
+    path = P.export_onnx(torch, net, str(tmp_path / "ssd-mobilenet.onnx"))
+    spec = load_spec(onnx_for(path))
+    assert spec.batch == 1
+    x = P.preprocess(pictures[1])[None]
+    h, w = pictures[1].shape[:2]
+    for kind in ("onnxruntime", "torch"):
+        with create_backend(kind, model=path, device="cpu", max_batch=1) as be:
+            b, s = be.infer(x)
+        geo = FrameGeometry(w, h, 300.0 / w, 300.0 / h)
+        dets = postprocess_cpu(b, s, spec, [geo], 0.4, max_detections=100)
+        _assert_same_as_predictor(dets, s, b, [(w, h)], 0.4)
+        with pytest.raises(InputError, match="fixed batch of 1.*--batch 1.*dynamic_axes"):
+            create_backend(kind, model=path, device="cpu", max_batch=2)

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError, ModelError
 from .base import Backend, ExecutionContext
-from . import check_bindings
+from . import check_bindings, check_model_batch
 
 OPS = ("Conv", "Clip", "Relu", "Sigmoid", "Transpose", "Reshape", "Concat", "Add",
        "AveragePool", "MaxPool")
@@ -465,6 +465,7 @@ class TorchBackend(Backend):
         self.torch = torch
         self.onnx_path = onnx_for(onnx_path)
         self.spec = load_spec(self.onnx_path)
+        check_model_batch(self.spec, max_batch, self.onnx_path)
         self.device = device
         self.precision = precision
         self.max_batch = int(max_batch)

@@ -144,6 +144,15 @@ __device__ __forceinline__ float ssd_sigmoid(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
+#if METHOD == 1 && ACTIVATION != 2
+// per_class without softmax: the pairs are activated where they are read (ssd_sort), so this
+// kernel is not launched (trtssd.postprocess.gpu.kernel_steps); it exists for the host's lookup.
+extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int num_anchors,
+                                          float* __restrict__ best_score,
+                                          int* __restrict__ best_class)
+{
+}
+#else
 extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int num_anchors,
                                           float* __restrict__ best_score,
                                           int* __restrict__ best_class)
@@ -240,6 +249,7 @@ extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int 
 #endif
     }
 }
+#endif
 
 // IoU as TFLite computes it, in float: 0 when either box has no area. The _rn intrinsics
 // keep nvcc from fusing a product into an FMA, so the rounding is NumPy's, bit for bit.

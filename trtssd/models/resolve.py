@@ -157,8 +157,9 @@ def load_spec(onnx_path):
     """The ModelSpec stored in an ONNX file's metadata (key ``trtssd.spec``)."""
     meta = _metadata(onnx_path)
     if SPEC_METADATA_KEY not in meta:
-        raise ModelError("%s has no %r metadata: it is a foreign ONNX that was not adapted; "
-                         "give it to trtssd as --model (it is recognised or described by a "
-                         "spec), or convert a .tflite with `python engines/convert.py`"
-                         % (onnx_path, SPEC_METADATA_KEY))
+        raise ModelError("%s has no %r metadata, so it was not made by trtssd's converter "
+                         "nor adapted by trtssd; give it as --model (a foreign ONNX is "
+                         "recognised, or described by a spec: docs/MODELS.md), or convert a "
+                         ".tflite with `python engines/convert.py`" % (onnx_path,
+                                                                       SPEC_METADATA_KEY))
     return ModelSpec.from_json(meta[SPEC_METADATA_KEY])

@@ -144,19 +144,15 @@ __device__ __forceinline__ float ssd_sigmoid(float x)
     return 1.0f / (1.0f + expf(-x));
 }
 
-#if METHOD == 1 && ACTIVATION != 2
-// per_class without softmax: the pairs are activated where they are read (ssd_sort), so this
-// kernel is not launched (trtssd.postprocess.gpu.kernel_steps); it exists for the host's lookup.
 extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int num_anchors,
                                           float* __restrict__ best_score,
                                           int* __restrict__ best_class)
 {
+#if METHOD == 1 && ACTIVATION != 2
+    // per_class without softmax: the pairs are activated where they are read (ssd_sort), so
+    // this kernel is not launched there (trtssd.postprocess.gpu.kernel_steps).
 }
 #else
-extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int num_anchors,
-                                          float* __restrict__ best_score,
-                                          int* __restrict__ best_class)
-{
     __shared__ float tile[TILE_A * NUM_CLASSES];
     __shared__ float part_score[PARTS * TILE_A];
     __shared__ int part_class[PARTS * TILE_A];

@@ -49,6 +49,23 @@ class NoopFn(object):
         pass
 
 
+class ForeignArray(object):
+    """A device array of another library as trtssd sees it: ``__cuda_array_interface__`` is a
+    property building a fresh dict on each access, after a few checks, as PyTorch's and CuPy's
+    do (their own checks cost more: this is a lower bound of a foreign array's cost)."""
+
+    def __init__(self, ptr, shape, typestr="|u1"):
+        self.ptr, self.shape, self.typestr = int(ptr), tuple(shape), typestr
+        self.is_cuda, self.requires_grad = True, False
+
+    @property
+    def __cuda_array_interface__(self):
+        if not self.is_cuda or self.requires_grad:
+            raise AttributeError("not a CUDA array")
+        return dict(typestr=self.typestr, shape=tuple(self.shape), strides=None,
+                    data=(self.ptr, False), version=2)
+
+
 class NoopDriver(object):
     """Just enough of pycuda.driver for GpuPreprocessor and GpuPostprocessor, every call a
     no-op."""

@@ -27,28 +27,52 @@ python3 -c "import sys, numpy, cv2, torch; print(sys.version.split()[0], 'numpy'
 if [ "$phase" = check ] || [ "$phase" = all ]; then
     step "GPU tests"
     run 300 python3 -m pytest -q -rs -p no:cacheprovider \
-        tests/test_preprocess_gpu.py tests/test_postprocess_gpu.py tests/test_backends_gpu.py \
-        tests/test_pipeline_gpu.py tests/test_bench.py tests/test_tensorrt_build.py \
-        tests/test_kernels_compile.py
-    step "compute-sanitizer memcheck: every preprocessing variant"
+        tests/preprocess/test_preprocess_gpu.py tests/postprocess/test_postprocess_gpu.py \
+        tests/backends/test_backends_gpu.py tests/pipeline/test_pipeline_gpu.py \
+        tests/commands/test_bench.py tests/backends/test_tensorrt_build.py \
+        tests/gpu/test_kernels_compile.py
+    step "compute-sanitizer memcheck: every preprocessing variant (RGB and YUV formats, YUV planes)"
     run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m benchmarks.bench_preprocess --sanitize
+    step "compute-sanitizer memcheck: the YUV GPU tests (pitched surfaces, planes at allocation ends)"
+    run 300 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py -k "yuv_pitched or yuv_device_planes or frames_at_allocation_ends"
     step "compute-sanitizer memcheck + racecheck: postprocessing kernels"
     run 240 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
+        python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
     run 240 compute-sanitizer --tool racecheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
+        python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py -k "matches_numpy or fused_limit or heavy_overlap"
 fi
 
 if [ "$phase" = kernel ] || [ "$phase" = bench ] || [ "$phase" = all ]; then
-    step "preprocessing kernel duration, Nsight Compute (1080p f32, batch 1 and 8; byte loads, wide loads, shared-memory rows)"
-    for v in "0 0" "1 0" "0 1"; do set -- $v; for b in 1 8; do
-        echo "-- ncu pix_per_thread=1 wide_loads=$1 smem_rows=$2 batch=$b"
+    step "preprocessing kernel duration, Nsight Compute (1080p f32 -> 300x300, batch 1 and 8; BGR now, BGR of 19475d8, NV12 now)"
+    # the committed kernel, and the one of commit 19475d8 (before the experiments were removed)
+    # when git history is here, compiled by the same Python through TRTSSD_KERNEL_DIR
+    old=/tmp/trtssd-kernel-19475d8
+    mkdir -p "$old/preprocess"
+    if git show 19475d8:trtssd/preprocess/preprocess.cu > "$old/preprocess/preprocess.cu" 2>/dev/null; then
+        kernels="now:$PWD/trtssd 19475d8:$old"
+    else
+        echo "-- no git history here: only the committed kernel is timed"
+        kernels="now:$PWD/trtssd"
+    fi
+    for b in 1 8; do
+        for k in $kernels; do
+            echo "-- ncu kernel=${k%%:*} BGR batch=$b"
+            TRTSSD_KERNEL_DIR=${k#*:} run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+                --metrics gpu__time_duration.sum,dram__bytes.sum \
+                python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
+                --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="
+        done
+        echo "-- ncu kernel=now NV12 batch=$b (issue 13: no slower than BGR)"
         run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
             --metrics gpu__time_duration.sum,dram__bytes.sum \
             python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
-            --quick --no-torch --no-opencv --pix-per-thread 1 --wide-loads $1 --smem-rows $2 2>&1 | grep -E "gpu__time|dram__bytes|rc="
-    done; done
+            --input-formats NV12 --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="
+    done
+    step "preprocessing kernel by CUDA events, BGR and NV12 side by side (1080p -> 300x300)"
+    run 240 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
+        --input-formats BGR NV12 YUYV --no-torch --no-opencv --json "$OUT/preprocess_yuv.json"
 fi
 
 if [ "$phase" = bench ] || [ "$phase" = all ]; then

@@ -1,6 +1,5 @@
 """Shared fixtures: where the real model is, and whether a GPU or nvcc is here."""
 import os
-import shutil
 
 import pytest
 
@@ -28,30 +27,29 @@ def label_file():
     return model_file("coco_labels.txt")
 
 
-_GPU_REASON = None
+_GPU_REASON = []
 
 
 def gpu_unavailable_reason():
-    """None when pycuda and a CUDA device are usable here, else why not."""
-    global _GPU_REASON
-    if _GPU_REASON is None:
-        try:
-            import pycuda.driver as drv
-            drv.init()
-            if drv.Device.count() < 1:
-                _GPU_REASON = "no CUDA device on this machine"
-            else:
-                _GPU_REASON = ""
-        except ImportError:
-            _GPU_REASON = "pycuda is not installed (GPU tests run on the lent GPU machine)"
-        except Exception as e:  # driver present but no device, etc.
-            _GPU_REASON = "no usable CUDA device: %s" % e
-    return _GPU_REASON or None
+    """None when pycuda and a CUDA device are usable here, else why not (the package's probe,
+    trtssd.core.env, asked once per session)."""
+    if not _GPU_REASON:
+        from trtssd.core.env import gpu_unavailable_reason as probe
+        reason = probe()
+        if reason and reason.startswith("pycuda is not installed"):
+            reason += " (GPU tests run on the lent GPU machine)"
+        _GPU_REASON.append(reason)
+    return _GPU_REASON[0]
 
 
-def nvcc_path():
-    return shutil.which("nvcc") or (
-        "/usr/local/cuda/bin/nvcc" if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+@pytest.fixture(scope="session")
+def nvcc():
+    """Path of nvcc by the package's lookup (trtssd.core.env.which_nvcc); skips without one."""
+    from trtssd.core.env import which_nvcc
+    path = which_nvcc()
+    if not path:
+        pytest.skip("nvcc is not installed here (export PATH=/usr/local/cuda/bin:$PATH on Jetson)")
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -65,6 +63,15 @@ def cuda_context():
     with ctx.active():
         yield ctx
     ctx.close()
+
+
+@pytest.fixture(scope="session")
+def torch_cuda(cuda_context):
+    """PyTorch with CUDA (sharing trtssd's primary context); skips without it."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    return torch
 
 
 def pytest_configure(config):

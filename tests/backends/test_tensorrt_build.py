@@ -299,7 +299,7 @@ def test_engines_script_runs_main(onnx_path, tmp_path):
 
 def test_calibration_feed_on_the_gpu_matches_cpu_preprocess(cuda_context, tmp_path):
     """GPU: the calibrator's default feed (GpuPreprocessor) gives what cpu_preprocess gives."""
-    from trtssd.preprocess.gpu import PreprocessOptions, cpu_preprocess
+    from trtssd.preprocess import PreprocessOptions, cpu_preprocess
     from support.fake_tensorrt.models import small_spec
     images = _calib_images(tmp_path, 4)
     spec = small_spec()

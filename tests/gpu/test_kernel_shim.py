@@ -201,3 +201,4 @@ def test_argument_checks(mod):
         mod.launch("write_ids", (1, 1, 1), (4, 1, 1), out)
     with pytest.raises(ValueError, match="1..1024"):
         mod.launch("write_ids", (1, 1, 1), (2048, 1, 1), out, np.int32(4))
+

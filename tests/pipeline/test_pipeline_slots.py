@@ -6,7 +6,7 @@ import pytest
 
 from trtssd.core.errors import InputError
 from trtssd.pipeline.stages import CpuSlot, GpuSlot, CudaHostSlot, _Contexts
-from trtssd.preprocess.gpu import PreprocessOptions
+from trtssd.preprocess import PreprocessOptions
 
 
 class _Ctx(object):

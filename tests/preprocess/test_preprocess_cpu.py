@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from trtssd.preprocess.gpu import (FrameGeometry, INPUT_FORMATS, PreprocessOptions, cpu_preprocess)
+from trtssd.preprocess import (FrameGeometry, INPUT_FORMATS, PreprocessOptions, cpu_preprocess)
 
 cv2 = pytest.importorskip("cv2")
 

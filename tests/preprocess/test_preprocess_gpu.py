@@ -9,7 +9,7 @@ float16 adds half an ulp (relative 2^-11); nearest is exact up to the fp16 round
 Bad input must raise InputError before anything is launched: the poisoned output stays NaN.
 
 Run under compute-sanitizer:  compute-sanitizer --tool memcheck --error-exitcode 1 \
-    python -m pytest -q tests/test_preprocess_gpu.py
+    python -m pytest -q tests/preprocess/test_preprocess_gpu.py
 """
 import itertools
 import zlib
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError
-from trtssd.preprocess.gpu import (INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess)
-# the shim tests' tolerances and random frames (the same reasoning holds here, see above)
-from test_preprocess_kernel_cpu import frame as rand_frame, tolerance
+from support.frames import frame as rand_frame, pack_yuv, pitched, rand_yuv, tolerance, yuv_planes
+from trtssd.preprocess import INPUT_FORMATS, GpuPreprocessor, PreprocessOptions, cpu_preprocess
+from trtssd.preprocess.options import YUV_FORMATS
 
 pytest.importorskip("cv2")
 pytestmark = pytest.mark.gpu
@@ -75,11 +75,7 @@ def test_every_variant(cuda_context, fmt, dtype, layout, interp, order):
                           channel_order=order, mean=tuple(rng.uniform(0, 255, 3)),
                           scale=tuple(rng.uniform(-0.03, 0.03, 3)))
     c = INPUT_FORMATS[fmt][0]
-    ppt = (1, 2, 4)[zlib.crc32(fmt.encode() + dtype.encode()) % 3]
-    wide = layout == "NCHW"          # WIDE_LOADS=1 in half the variants (no effect on nearest/grey)
-    smem = order == "BGR"            # SMEM_ROWS=1 in half (overrides WIDE_LOADS; same scope)
-    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c), pix_per_thread=ppt,
-                         wide_loads=wide, smem_rows=smem) as pre:
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(800, 900, c)) as pre:
         for _ in range(2):   # twice: a second call on the same buffers must be as right
             f = rand_frame(rng, int(rng.integers(1, 800)), int(rng.integers(1, 900)), fmt,
                            gray2d=rng.random() < 0.5)
@@ -92,12 +88,8 @@ def test_sizes(cuda_context, size, interp):
     rng = np.random.default_rng(size[0] + 3 * size[1])
     o = PreprocessOptions(interpolation=interp)
     f = rand_frame(rng, size[0], size[1], "BGR")
-    # every PIX_PER_THREAD kernel variant, WIDE_LOADS and SMEM_ROWS
-    for ppt, wide, smem in ((1, False, False), (2, False, False), (4, False, False),
-                            (1, True, False), (1, False, True), (2, False, True)):
-        with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3), pix_per_thread=ppt,
-                             wide_loads=wide, smem_rows=smem) as pre:
-            run_and_check(pre, f, o)
+    with GpuPreprocessor(o, max_frame_shape=(2160, 3840, 3)) as pre:
+        run_and_check(pre, f, o)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
@@ -126,12 +118,9 @@ def test_mixed_sizes_one_launch(cuda_context):
                           scale=(1 / 58.395, 1 / 57.12, 1 / 57.375))
     frames = [rand_frame(rng, 480, 640, "BGRA"), rand_frame(rng, 1, 1, "BGRA"),
               rand_frame(rng, 1080, 1920, "BGRA")[11:1000, 7:1801], rand_frame(rng, 300, 300, "BGRA")]
-    for ppt, wide, smem in ((1, False, False), (4, False, False), (1, True, False),
-                            (1, False, True)):
-        with GpuPreprocessor(o, max_batch=4, max_frame_shape=(1080, 1920, 4), table_ring=2,
-                             pix_per_thread=ppt, wide_loads=wide, smem_rows=smem) as pre:
-            for _ in range(3):    # more calls than table slots: the ring must not corrupt tables
-                run_and_check(pre, frames, o)
+    with GpuPreprocessor(o, max_batch=4, max_frame_shape=(1080, 1920, 4), table_ring=2) as pre:
+        for _ in range(3):    # more calls than table slots: the ring must not corrupt tables
+            run_and_check(pre, frames, o)
 
 
 def test_many_calls_in_flight(cuda_context):
@@ -167,10 +156,8 @@ def test_strided_host_crop(cuda_context):
     big = rand_frame(rng, 1000, 1500, "RGB")
     crop = big[101:900:1, 33:1400]
     o = PreprocessOptions(input_format="RGB", layout="NHWC")
-    for wide, smem in ((False, False), (True, False), (False, True)):
-        with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3), wide_loads=wide,
-                             smem_rows=smem) as pre:
-            run_and_check(pre, crop, o)
+    with GpuPreprocessor(o, max_frame_shape=(1000, 1500, 3)) as pre:
+        run_and_check(pre, crop, o)
 
 
 def test_device_resident_frames(cuda_context):
@@ -180,20 +167,16 @@ def test_device_resident_frames(cuda_context):
     y0, x0, h, w = 17, 29, 700, 1201
     crop = DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * 3, (h, w, 3), (big.strides[0], 3, 1))
     o = PreprocessOptions(interpolation="linear", dtype="float16")
-    for wide, smem in ((False, False), (True, False), (False, True)):
-        with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3),   # no staging needed
-                             wide_loads=wide, smem_rows=smem) as pre:
-            run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:   # no staging needed
+        run_and_check(pre, [d, crop], o, ref_frames=[big, big[y0:y0 + h, x0:x0 + w]])
     d.close()
 
 
 @pytest.mark.parametrize("fmt", ["BGR", "BGRA"])
-def test_wide_loads_bit_for_bit_at_allocation_ends(cuda_context, fmt):
-    # WIDE_LOADS=1 and SMEM_ROWS=1 (its 16-byte copies) likewise. WIDE_LOADS=1 blends the same bytes with the same float expression as the byte loads, so
-    # both variants (compiled with the same flags) must agree bit for bit; frames are device
-    # allocations of exactly their size (the last pixel's word would run past the end: under
-    # compute-sanitizer memcheck any such read fails), 1 to 3 pixels wide, and crops whose
-    # first byte is at every alignment with the parent's pitch.
+def test_frames_at_allocation_ends(cuda_context, fmt):
+    # Frames are device allocations of exactly their size (under compute-sanitizer memcheck
+    # any read past the last pixel fails), 1 to 3 pixels wide, and crops whose first byte is
+    # at every alignment with the parent's pitch.
     from trtssd.gpu.cuda import driver
     c = INPUT_FORMATS[fmt][0]
     rng = np.random.default_rng(31 + c)
@@ -213,19 +196,10 @@ def test_wide_loads_bit_for_bit_at_allocation_ends(cuda_context, fmt):
         frames.append(DevFrame(d, d.ptr + y0 * big.strides[0] + x0 * c, (h, w, c),
                                (big.strides[0], c, 1)))
         refs.append(big[y0:, x0:])
-    outs = []
-    for wide, smem in ((False, False), (True, False), (False, True)):
-        with GpuPreprocessor(o, max_batch=1, max_frame_shape=(8, 8, c), wide_loads=wide,
-                             smem_rows=smem) as pre:
-            res = []
-            for fr, ref in zip(frames, refs):
-                res.append(run_and_check(pre, fr, o, ref_frames=ref))
-            outs.append(res)
+    with GpuPreprocessor(o, max_batch=1, max_frame_shape=(8, 8, c)) as pre:
+        for fr, ref in zip(frames, refs):
+            run_and_check(pre, fr, o, ref_frames=ref)
     driver().Context.synchronize()
-    for fr, a, b, e in zip(refs, outs[0], outs[1], outs[2]):
-        assert a.tobytes() == b.tobytes(), "wide loads differ from byte loads on %s" % (fr.shape,)
-        assert a.tobytes() == e.tobytes(), "shared-memory rows differ from byte loads on %s" % (
-            fr.shape,)
     for k in keep:
         k.close()
 
@@ -244,10 +218,8 @@ def test_staging_in_place_and_mapped(cuda_context):
             run_and_check(pre, rand_frame(rng, 99, 101, "BGR"), o)
 
 
-def test_out_to_torch_without_copy(cuda_context):
-    torch = pytest.importorskip("torch")
-    if not torch.cuda.is_available():
-        pytest.skip("torch has no CUDA here")
+def test_out_to_torch_without_copy(torch_cuda):
+    torch = torch_cuda
     rng = np.random.default_rng(27)
     o = PreprocessOptions(dtype="float16")
     f = rand_frame(rng, 333, 555, "BGR")
@@ -362,3 +334,182 @@ def test_pinned_mapped_zero_copy(cuda_context):
         run_and_check(pre, u, o, ref_frames=np.array(u))
         m.close()
         u.close()
+
+
+# --------------------------------------------------------------------------------------------
+# YUV input (tolerances as above: each tap is converted exactly as the CPU path converts it)
+
+YUV_ALL = list(itertools.product(sorted(YUV_FORMATS), [("BT601", "limited"), ("BT601", "full"),
+                                                       ("BT709", "limited"), ("BT709", "full")]))
+
+
+def _yuv_options(rng, fmt, matrix, yuv_range, **kw):
+    args = dict(width=int(rng.integers(50, 400)), height=int(rng.integers(50, 400)),
+                dtype=("float32", "float16")[int(rng.integers(2))],
+                layout=("NCHW", "NHWC")[int(rng.integers(2))],
+                interpolation=("linear", "nearest")[int(rng.integers(2))], input_format=fmt,
+                channel_order=("RGB", "BGR")[int(rng.integers(2))],
+                mean=tuple(rng.uniform(0, 255, 3)), scale=tuple(rng.uniform(-0.03, 0.03, 3)),
+                letterbox=bool(rng.integers(2)), pad_value=3, yuv_matrix=matrix,
+                yuv_range=yuv_range)
+    args.update(kw)
+    return PreprocessOptions(**args)
+
+
+@pytest.mark.parametrize("fmt,mr", YUV_ALL)
+def test_yuv_every_variant(cuda_context, fmt, mr):
+    rng = np.random.default_rng(zlib.crc32(("%s%s%s" % ((fmt,) + mr)).encode()))
+    for interp in ("linear", "nearest"):
+        o = _yuv_options(rng, fmt, mr[0], mr[1], interpolation=interp)
+        with GpuPreprocessor(o, max_batch=3, max_frame_shape=(800, 900)) as pre:
+            for _ in range(2):
+                h, w = 2 * int(rng.integers(1, 400)), 2 * int(rng.integers(1, 450))
+                run_and_check(pre, rand_yuv(rng, fmt, h, w)[0], o)
+            # a uniform device batch [N, rows, ...] and a mixed host/device/pinned batch
+            batch = np.stack([rand_yuv(rng, fmt, 240, 320)[0] for _ in range(3)])
+            d = to_device(batch)
+            run_and_check(pre, d, o, ref_frames=list(batch))
+            p = _pinned_frame(rng, o.buffer_shape(100, 160))
+            small = rand_yuv(rng, fmt, 2, 2)[0]
+            run_and_check(pre, [batch[0], p, small], o, ref_frames=[batch[0], np.array(p), small])
+            d.close()
+            p.close()
+
+
+@pytest.mark.parametrize("fmt", ["NV12", "NV21", "YUYV", "UYVY"])
+def test_yuv_pitched_device_buffers(cuda_context, fmt):
+    # device buffers whose rows are further apart than the picture (decoders' pitched
+    # surfaces), read in place; allocations of exactly their size (memcheck catches overreads)
+    rng = np.random.default_rng(zlib.crc32(("pitched" + fmt).encode()))
+    o = PreprocessOptions(input_format=fmt, letterbox=True, dtype="float16")
+    with GpuPreprocessor(o, max_frame_shape=(8, 8)) as pre:
+        for h, w, pad in ((2, 2, 0), (2, 2, 1), (1080, 1920, 128), (718, 1278, 2), (300, 302, 63)):
+            buf = rand_yuv(rng, fmt, h, w)[0]
+            big = pitched(buf, pad, rng).base
+            d = to_device(big)
+            shape = buf.shape
+            strides = (big.strides[0],) + ((2, 1) if buf.ndim == 3 else (1,))
+            run_and_check(pre, DevFrame(d, d.ptr, shape, strides), o, ref_frames=buf)
+            d.close()
+
+
+@pytest.mark.parametrize("fmt", ["NV12", "NV21", "I420", "YV12"])
+def test_yuv_device_planes(cuda_context, fmt):
+    # YuvFrame of device planes with their own pitches (what NVDEC and GStreamer hand out), an
+    # NVDEC-like single pitched surface, and mixed with host buffers in one batch (the table)
+    from trtssd.preprocess import YuvFrame
+    rng = np.random.default_rng(zlib.crc32(("planes" + fmt).encode()))
+    o = PreprocessOptions(input_format=fmt, width=320, height=320)
+    with GpuPreprocessor(o, max_batch=3, max_frame_shape=(720, 1280)) as pre:
+        for h, w in ((2, 2), (720, 1280), (1080, 1920), (482, 642)):
+            y, u, v = yuv_planes(rng, fmt, h, w)
+            ref = pack_yuv(fmt, y, u, v)
+            owners = []
+
+            def dev(a, pad):
+                big = pitched(a, pad, rng).base
+                owners.append(to_device(big))
+                return owners[-1].ptr, big.strides[0]
+            yp = dev(y, 64)
+            if fmt in ("NV12", "NV21"):
+                uv = np.stack([u, v] if fmt == "NV12" else [v, u], -1).reshape(h // 2, w)
+                cp = dev(uv, 32)
+                f = YuvFrame(w, h, y=yp[0], uv=cp[0], y_pitch=yp[1], uv_pitch=cp[1])
+                surf = dev(ref, 256)
+                g = YuvFrame.from_surface(surf[0], w, h, surf[1])
+            else:
+                up, vp = dev(u, 16), dev(v, 48)
+                f = YuvFrame(w, h, y=yp[0], u=up[0], v=vp[0], y_pitch=yp[1], u_pitch=up[1],
+                             v_pitch=vp[1])
+                g = f
+            small = rand_yuv(rng, fmt, 4, 6)[0]
+            run_and_check(pre, [f, g, small], o, ref_frames=[ref, ref, small])
+            for d in owners:
+                d.close()
+
+
+def test_yuv_torch_planes(torch_cuda):
+    torch = torch_cuda
+    from trtssd.preprocess import YuvFrame
+    rng = np.random.default_rng(61)
+    o = PreprocessOptions(input_format="NV12")
+    y, u, v = yuv_planes(rng, "NV12", 1080, 1920)
+    uv = np.stack([u, v], -1).reshape(540, 1920)
+    ty, tuv = torch.from_numpy(y).cuda(), torch.from_numpy(uv).cuda()
+    surface = torch.from_numpy(pack_yuv("NV12", y, u, v)).cuda()
+    with GpuPreprocessor(o, max_frame_shape=(8, 8)) as pre:
+        ref = pack_yuv("NV12", y, u, v)
+        run_and_check(pre, YuvFrame(1920, 1080, y=ty, uv=tuv), o, ref_frames=ref)
+        run_and_check(pre, YuvFrame.from_surface(surface, 1920, 1080, None), o, ref_frames=ref)
+        run_and_check(pre, surface, o, ref_frames=ref)
+
+
+def test_yuv_bad_input_raises_before_launch(cuda_context):
+    from trtssd.gpu.cuda import driver
+    from trtssd.preprocess import YuvFrame
+    o = PreprocessOptions(input_format="I420")
+    with GpuPreprocessor(o, max_frame_shape=(64, 64)) as pre:
+        pre._out.fill_bytes(0xFF)
+        driver().Context.synchronize()
+        d = to_device(np.zeros((96, 80), np.uint8))
+        for frames, match in [(np.zeros((96, 63), np.uint8), "even"),
+                              (np.zeros((98, 64), np.uint8), "even"),
+                              (np.zeros((66 * 3 // 2, 64), np.uint8), "max_frame_shape"),
+                              (DevFrame(d, d.ptr, (96, 64), (80, 1)), "I420/YV12"),
+                              (YuvFrame(4, 4, y=d.ptr, uv=d.ptr, y_pitch=4, uv_pitch=4), "u,v")]:
+            with pytest.raises(InputError, match=match):
+                pre.preprocess(frames)
+        driver().Context.synchronize()
+        assert np.isnan(pre._out.get()).all(), "something was launched despite the error"
+        d.close()
+
+
+class _DLPackOnly(object):
+    """A device array that speaks only DLPack (no __cuda_array_interface__)."""
+
+    def __init__(self, t):
+        self.t = t
+
+    def __dlpack__(self, stream=None):
+        return self.t.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self.t.__dlpack_device__()
+
+
+def test_torch_and_dlpack_frames_and_out(torch_cuda):
+    # torch tensors as frames and out=, called again and again (cached by their memory), as new
+    # views of a batch each call, with the memory behind a tensor replaced in place; then the
+    # same memory through objects that speak only DLPack (a crop among them); a CPU tensor is
+    # refused
+    torch = torch_cuda
+    rng = np.random.default_rng(62)
+    o = PreprocessOptions(width=160, height=120)
+    host = rng.integers(0, 256, (3, 240, 320, 3), dtype=np.uint8)
+    batch = torch.from_numpy(host).cuda()
+    out = torch.empty(o.output_shape(2), dtype=torch.float32, device="cuda")
+    atol = tolerance(o)[0]
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3)) as pre:
+        frames = [batch[0], batch[1]]
+        ref = cpu_preprocess(list(host[:2]), o)[0]
+        for k in range(3):
+            out.fill_(float("nan"))
+            views = frames if k < 2 else [batch[0], batch[1]]      # new view objects
+            pre.preprocess(views, out=out)
+            torch.cuda.synchronize()
+            np.testing.assert_allclose(out.cpu().numpy(), ref, atol=atol, rtol=1e-6)
+        frames[0].set_(batch[2].clone())                # new memory behind the same tensor
+        out2 = torch.empty_like(out)
+        pre.preprocess(frames, out=out2)
+        torch.cuda.synchronize()
+        np.testing.assert_allclose(out2.cpu().numpy(), cpu_preprocess([host[2], host[1]], o)[0],
+                                   atol=atol, rtol=1e-6)
+        ref = cpu_preprocess([host[0], host[1][10:, 20:]], o)[0]
+        for _ in range(2):
+            out.fill_(float("nan"))
+            pre.preprocess([_DLPackOnly(batch[0]), _DLPackOnly(batch[1][10:, 20:])],
+                           out=_DLPackOnly(out))
+            torch.cuda.synchronize()
+            np.testing.assert_allclose(out.cpu().numpy(), ref, atol=atol, rtol=1e-6)
+        with pytest.raises(InputError, match="not in CUDA memory"):
+            pre.preprocess(torch.zeros((10, 10, 3), dtype=torch.uint8))     # a CPU tensor

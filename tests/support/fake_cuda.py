@@ -170,7 +170,7 @@ class ShimFunctionDirect(ShimFunction):
 def install(monkeypatch, how, formats, nullable=None, grid_len=None, label=None):
     """The fake driver in place of trtssd's (undone by monkeypatch). ``how``: "direct" (a
     pycuda with _launch_kernel) or "prepared" (without). ``formats``: {kernel: the
-    prepared-call format its caller must ask for}; ``nullable``: {kernel: positions of
+    prepared-call format its caller must ask for, or a tuple of the formats it may ask for}; ``nullable``: {kernel: positions of
     pointers that may be 0}; ``grid_len``: the grid tuple's length every launch must have;
     ``label``: f(kernel arguments) recorded per launch in the function's ``launches``."""
     import trtssd.gpu.cuda as tcuda
@@ -181,7 +181,9 @@ def install(monkeypatch, how, formats, nullable=None, grid_len=None, label=None)
     nullable = nullable or {}
 
     def get_function(name, kernel, defines=None, arg_types=None, options=None):
-        assert arg_types == formats[kernel], (kernel, arg_types)
+        want = formats[kernel]
+        assert arg_types in want if isinstance(want, tuple) else arg_types == want, \
+            (kernel, arg_types, want)
         drv.fns.append(cls(compile_cpu_module(name, defines), kernel, arg_types, drv,
                            nullable.get(kernel, ()), grid_len, label))
         return drv.fns[-1]

@@ -209,6 +209,13 @@ def _compile(folder, name, defines):
     kernels = parse_kernels(src)
     text = "%s#line 1 \"%s\"\n%s\n%s" % (defines_header(defines or {}), os.path.join(folder, name),
                                         src, _launcher(kernels))
+    # headers the source includes from its own folder are part of what is compiled
+    for inc in re.findall(r'^\s*#\s*include\s+"([^"]+)"', src, flags=re.M):
+        p = os.path.join(os.path.dirname(os.path.join(folder, name)), inc)
+        if os.path.isfile(p):
+            with open(p) as f:
+                text_h = f.read()
+            shim += "\0" + inc + "\0" + text_h
     key = hashlib.sha256((shim + "\0" + text + "\0" + " ".join(CXXFLAGS) + cxx).encode()).hexdigest()[:24]
     if key in _modules:
         return _modules[key]

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 from . import report
+from ..core.env import gpu_unavailable_reason
 from ..core.errors import EnvironmentProblem, InputError, ModelError, TrtssdError
 
 ALL_MODES = ("sync", "async", "gpu", "pipelined", "multi")
@@ -245,20 +246,6 @@ def _first_importable(names):
 # ---------------------------------------------------------------------------------------------
 # environment
 # ---------------------------------------------------------------------------------------------
-
-def gpu_unavailable_reason():
-    """None when pycuda and a CUDA device are usable here, else why not (as text)."""
-    try:
-        import pycuda.driver as drv
-    except ImportError:
-        return "pycuda is not installed (`pip install pycuda`; on Jetson it comes with JetPack)"
-    try:
-        drv.init()
-        if drv.Device.count() < 1:
-            return "no CUDA device on this machine"
-    except Exception as e:  # no driver, no device
-        return "no usable CUDA device (%s)" % e
-    return None
 
 
 def _module_version(name):

@@ -1,10 +1,11 @@
 """`trtssd info`: what this machine has (GPU, driver, CUDA, libraries), which backends and
 pipeline modes can run here, and, for each that cannot, why not."""
-import os
 import platform
 import shutil
 import subprocess
 import sys
+
+from ..core.env import which_nvcc
 
 
 def _version(modname):
@@ -63,8 +64,7 @@ def _nvidia_smi():
 
 
 def _nvcc():
-    exe = shutil.which("nvcc") or ("/usr/local/cuda/bin/nvcc"
-                                   if os.path.exists("/usr/local/cuda/bin/nvcc") else None)
+    exe = which_nvcc()
     if not exe:
         return None, "nvcc not found (install the CUDA toolkit, or put it on PATH)"
     try:

@@ -364,20 +364,157 @@ class EventTimer(object):
         self.stop()
 
 
+def c_strides(shape, itemsize):
+    """Strides in bytes of a C-contiguous array of ``shape``."""
+    strides = [0] * len(shape)
+    step = int(itemsize)
+    for k in range(len(shape) - 1, -1, -1):
+        strides[k] = step
+        step *= int(shape[k])
+    return tuple(strides)
+
+
+def is_c_contiguous(shape, strides, itemsize):
+    """numpy's rule: the strides of C order, except that an axis of length 1 may have any
+    stride and an empty array is contiguous."""
+    if any(int(s) == 0 for s in shape):
+        return True
+    step = int(itemsize)
+    for n, st in zip(reversed(shape), reversed(strides)):
+        if n != 1 and int(st) != step:
+            return False
+        step *= int(n)
+    return True
+
+
+_DLPACK_DEVICE = {2: "CUDA", 13: "CUDA managed"}       # DLPack device types a kernel can read
+_DLPACK_KIND = {0: "i", 1: "u", 2: "f"}
+
+
+def _dlpack_info(obj, devices=_DLPACK_DEVICE):
+    """(ptr, shape, strides_in_bytes, dtype) of an object with ``__dlpack__`` (DLPack's legacy
+    "dltensor" capsule, read through ctypes and left unconsumed, so the producer's deleter runs
+    when the capsule goes; the memory lives as long as ``obj``). InputError unless the tensor is
+    in CUDA memory."""
+    import ctypes
+
+    class Device(ctypes.Structure):
+        _fields_ = [("device_type", ctypes.c_int32), ("device_id", ctypes.c_int32)]
+
+    class DType(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint8), ("bits", ctypes.c_uint8), ("lanes", ctypes.c_uint16)]
+
+    class Tensor(ctypes.Structure):
+        _fields_ = [("data", ctypes.c_void_p), ("device", Device), ("ndim", ctypes.c_int32),
+                    ("dtype", DType), ("shape", ctypes.POINTER(ctypes.c_int64)),
+                    ("strides", ctypes.POINTER(ctypes.c_int64)), ("byte_offset", ctypes.c_uint64)]
+
+    capsule = obj.__dlpack__()
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    addr = get(capsule, b"dltensor")
+    t = Tensor.from_address(addr)
+    if t.device.device_type not in devices:
+        raise InputError("%s is not in CUDA memory (DLPack device type %d): pass host frames as "
+                         "numpy arrays, device frames as CUDA arrays"
+                         % (type(obj).__name__, t.device.device_type))
+    if t.dtype.lanes != 1 or t.dtype.code not in _DLPACK_KIND:
+        raise InputError("%s has a DLPack dtype (code %d, %d bits, %d lanes) trtssd does not read"
+                         % (type(obj).__name__, t.dtype.code, t.dtype.bits, t.dtype.lanes))
+    dtype = np.dtype("%s%d" % (_DLPACK_KIND[t.dtype.code], t.dtype.bits // 8))
+    shape = tuple(int(t.shape[k]) for k in range(t.ndim))
+    if t.strides:
+        strides = tuple(int(t.strides[k]) * dtype.itemsize for k in range(t.ndim))
+    else:
+        strides = c_strides(shape, dtype.itemsize)
+    ptr = (t.data or 0) + int(t.byte_offset)
+    del capsule
+    return ptr, shape, strides, dtype
+
+
+def is_device_array(obj):
+    """Whether ``obj`` describes device memory: ``__cuda_array_interface__``, or ``__dlpack__``
+    (numpy arrays aside: those are host frames)."""
+    return hasattr(obj, "__cuda_array_interface__") or (
+        hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray))
+
+
 def cuda_array_info(obj):
-    """(ptr, shape, strides_in_bytes, dtype) of an object with ``__cuda_array_interface__``."""
-    iface = obj.__cuda_array_interface__
+    """(ptr, shape, strides_in_bytes, dtype) of a device array: an object with
+    ``__cuda_array_interface__``, else one with ``__dlpack__`` (in CUDA memory)."""
+    iface = getattr(obj, "__cuda_array_interface__", None)
+    if iface is None:
+        return _dlpack_info(obj)
     shape = tuple(int(s) for s in iface["shape"])
     dtype = np.dtype(iface["typestr"])
     ptr = int(iface["data"][0])
     strides = iface.get("strides")
     if strides is None:
-        strides = []
-        step = dtype.itemsize
-        for s in reversed(shape):
-            strides.append(step)
-            step *= s
-        strides = tuple(reversed(strides))
+        strides = c_strides(shape, dtype.itemsize)
     else:
         strides = tuple(int(s) for s in strides)
     return ptr, shape, strides, dtype
+
+
+def device_buffer(obj, what):
+    """(ptr, shape, dtype) of a C-contiguous device buffer: anything with
+    ``__cuda_array_interface__`` (DeviceArray, CUDA torch tensors, CuPy arrays). InputError
+    naming ``what`` when it is not one, is not C-contiguous or has a null pointer."""
+    if not is_device_array(obj):
+        raise InputError("%s is a %s, not a device array (a device buffer with "
+                         "__cuda_array_interface__ or __dlpack__): pass a trtssd.gpu.cuda.DeviceArray, a CUDA "
+                         "torch tensor or a CuPy array" % (what, type(obj).__name__))
+    ptr, shape, strides, dtype = cuda_array_info(obj)
+    if not is_c_contiguous(shape, strides, dtype.itemsize):
+        raise InputError("%s is not C-contiguous (strides %s, C order is %s): pass a contiguous "
+                         "buffer (tensor.contiguous())"
+                         % (what, strides, c_strides(shape, dtype.itemsize)))
+    if ptr == 0 and _count(shape) > 0:
+        raise InputError("%s has a null device pointer (closed or freed)" % what)
+    return ptr, shape, dtype
+
+
+def _torch_key(t):
+    # no device in the key: host and device addresses are distinct in CUDA's unified space
+    return ("torch", t.data_ptr(), t.shape, t.stride(), t.dtype)
+
+
+def _cupy_key(a):
+    return ("cupy", a.data.ptr, a.shape, a.strides, a.dtype)
+
+
+def _interface_key(obj):
+    iface = getattr(obj, "__cuda_array_interface__", None)
+    if iface is None:
+        if hasattr(obj, "__dlpack__") and not isinstance(obj, np.ndarray):
+            ptr, shape, strides, dtype = _dlpack_info(obj)
+            return ("dlpack", ptr, shape, strides, dtype)
+        return None
+    strides = iface.get("strides")
+    return ("cai", iface["data"][0], tuple(iface["shape"]),
+            None if strides is None else tuple(strides), iface["typestr"])
+
+
+_KEY_OF_TYPE = {}
+
+
+def foreign_key(obj):
+    """A hashable key of a device array's memory (pointer, shape, strides, dtype) that changes
+    whenever its ``__cuda_array_interface__`` (or DLPack tensor) would, or None when ``obj``
+    has neither: what caches
+    of plans and checked buffers key foreign arrays by. PyTorch tensors and CuPy arrays by their
+    own cheap attributes (torch's interface property alone costs microseconds), anything else
+    by its interface (DLPack: its tensor)."""
+    t = type(obj)
+    fn = _KEY_OF_TYPE.get(t)
+    if fn is None:
+        mod = getattr(t, "__module__", "") or ""
+        if t.__name__ == "Tensor" and mod == "torch":
+            fn = _torch_key
+        elif t.__name__ == "ndarray" and mod.split(".")[0] == "cupy":
+            fn = _cupy_key
+        else:
+            fn = _interface_key
+        _KEY_OF_TYPE[t] = fn
+    return fn(obj)
+

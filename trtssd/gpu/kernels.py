@@ -16,9 +16,9 @@ GPU compiles. Each .cu may declare the variants CI must compile in a comment lin
 """
 import json
 import os
-import shutil
 import threading
 
+from ..core.env import which_nvcc
 from ..core.errors import EnvironmentProblem, InputError
 
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,16 +100,11 @@ def declared_variants(name):
 
 
 def find_nvcc():
-    """Path of nvcc: PATH, then $CUDA_HOME/bin, $CUDA_PATH/bin, /usr/local/cuda/bin."""
-    found = shutil.which("nvcc")
-    if found:
-        return found
-    for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
-        if root:
-            p = os.path.join(root, "bin", "nvcc")
-            if os.path.isfile(p) and os.access(p, os.X_OK):
-                return p
-    raise EnvironmentProblem(NVCC_MISSING_FIX)
+    """Path of nvcc (trtssd.core.env.which_nvcc), or EnvironmentProblem saying how to get it."""
+    found = which_nvcc()
+    if found is None:
+        raise EnvironmentProblem(NVCC_MISSING_FIX)
+    return found
 
 
 def _context_key():
@@ -146,8 +141,10 @@ def get_module(name, defines=None, options=None):
             except ImportError as e:
                 raise EnvironmentProblem("pycuda is not importable (%s): `pip install pycuda`" % e)
             # pycuda.driver.CompileError carries nvcc's output; it propagates as it is.
+            # include_dirs: a .cu may include headers beside it (#include "x.cuh")
             mod = SourceModule(specialised_source(name, defines), nvcc=nvcc,
-                               options=options, no_extern_c=True)
+                               options=options, no_extern_c=True,
+                               include_dirs=[os.path.dirname(kernel_path(name))])
             _cache[key] = mod
     return mod
 

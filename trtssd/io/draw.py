@@ -5,16 +5,11 @@ always gets the same colour (derived from its id), so a tracked object keeps its
 """
 import numpy as np
 
-from ..core.errors import EnvironmentProblem, InputError
+from ..core.env import import_cv2
+from ..core.errors import InputError
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError as e:
-        raise EnvironmentProblem("drawing needs OpenCV (%s): `pip install opencv-python-headless`"
-                                 " (on Jetson use JetPack's OpenCV)" % e)
-    return cv2
+_cv2 = import_cv2
 
 
 def class_colour(class_id):

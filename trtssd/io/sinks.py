@@ -17,19 +17,14 @@ import time
 
 import numpy as np
 
+from ..core.env import import_cv2
 from ..core.errors import EnvironmentProblem, InputError
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
 JSON_EXTENSIONS = (".jsonl", ".json", ".ndjson")
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise EnvironmentProblem("OpenCV (cv2) is needed to draw, show and write pictures; "
-                                 "install it with `pip install opencv-python-headless`")
-    return cv2
+_cv2 = import_cv2
 
 
 def _label_of(det, i, labels):

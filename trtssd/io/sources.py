@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ..core.env import import_cv2
 from ..core.errors import EnvironmentProblem, InputError, TrtssdError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
@@ -65,14 +66,7 @@ class Frame(object):
         return "Frame(%r #%d %s)" % (self.source_id, self.index, shape)
 
 
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise EnvironmentProblem("OpenCV (cv2) is needed to read images, videos and cameras; "
-                                 "install it with `pip install opencv-python-headless` (on a "
-                                 "Jetson use JetPack's python3-opencv, which has GStreamer)")
-    return cv2
+_cv2 = import_cv2
 
 
 def opencv_has_gstreamer():

@@ -8,6 +8,7 @@ The ONNX made from a ``.tflite`` is cached under ``$TRTSSD_CACHE`` (default
 import hashlib
 import os
 
+from ..core.env import cache_dir
 from ..core.errors import ModelError
 from ..core.spec import SPEC_METADATA_KEY, ModelSpec
 from .tflite_reader import GET_THE_MODEL
@@ -26,8 +27,7 @@ def _checkout_models_dir():
     return os.path.join(os.path.dirname(repo), "shared", "models")
 
 
-def default_cache_dir():
-    return os.environ.get(CACHE_ENV) or os.path.join(os.path.expanduser("~"), ".cache", "trtssd")
+default_cache_dir = cache_dir     # $TRTSSD_CACHE or ~/.cache/trtssd
 
 
 def resolve_model(path=None):

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
+from ..core.nullcontext import NullContext
 
 
 # ---------------------------------------------------------------------------------------------
@@ -315,12 +316,7 @@ def record(stats, stage, ms, clock="host", lock=None):
 # the device layer
 # ---------------------------------------------------------------------------------------------
 
-class _NoContext(object):
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+_NoContext = NullContext
 
 
 class Slot(object):
@@ -376,7 +372,7 @@ class DeviceLayer(object):
 
 
 def _preprocess_options(backend, **overrides):
-    from ..preprocess.gpu import PreprocessOptions
+    from ..preprocess import PreprocessOptions
     dtype = np.dtype(getattr(backend, "input_dtype", np.float32)).name
     return PreprocessOptions.from_spec(backend.spec, input_format="BGR", dtype=dtype,
                                        **overrides)
@@ -419,7 +415,7 @@ class _Postprocessing(_Contexts):
 
     def _preprocess_host(self, frames, images):
         """OpenCV into the first rows of ``images``: (rows, geometries, host ms)."""
-        from ..preprocess.gpu import cpu_preprocess
+        from ..preprocess import cpu_preprocess
         n = len(frames)
         self._check_batch(n)
         t0 = time.perf_counter()
@@ -608,7 +604,7 @@ class GpuSlot(_Contexts, Slot):
         import pycuda.driver as drv
         from ..gpu.cuda import DeviceArray, EventTimer
         from ..postprocess import GpuPostprocessor
-        from ..preprocess.gpu import GpuPreprocessor
+        from ..preprocess import GpuPreprocessor
         self.backend = backend
         self.max_batch = max_batch
         self.labels = labels

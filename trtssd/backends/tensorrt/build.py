@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 
+from ...core.env import cache_dir
 from ...core.errors import EngineError, EnvironmentProblem, InputError, ModelError, TrtssdError
 from ...core.spec import ModelSpec, SPEC_METADATA_KEY
 from ...models.resolve import file_sha256
@@ -185,8 +186,7 @@ def _slug(text):
 
 
 def default_cache_dir():
-    return os.environ.get("TRTSSD_ENGINE_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "trtssd", "engines")
+    return cache_dir("engines", env="TRTSSD_ENGINE_CACHE")
 
 
 class BuildOptions(object):
@@ -376,7 +376,7 @@ class CalibrationFeed(object):
         self.batches_done = 0
 
     def _default_preprocess(self):
-        from ...preprocess.gpu import GpuPreprocessor, PreprocessOptions
+        from ...preprocess import GpuPreprocessor, PreprocessOptions
         import pycuda.driver as drv
         opts = PreprocessOptions.from_spec(self.spec, input_format="BGR")
         pre = GpuPreprocessor(opts, max_batch=self.batch_size, max_frame_shape=(4096, 4096, 3))

@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from ...core.errors import EngineError, InputError
+from ...gpu.cuda import device_buffer
 from .compat import TENSORS, TrtApi, make_logger, stream_handle
 from ..base import Backend, ExecutionContext
 
@@ -48,28 +49,7 @@ def _cudart():
         return None
 
 
-def _buffer_facts(obj, what):
-    """(pointer, shape, numpy dtype) of an object with __cuda_array_interface__."""
-    cai = getattr(obj, "__cuda_array_interface__", None)
-    if cai is None:
-        raise InputError("%s is a %s, not a device buffer; pass a trtssd.gpu.cuda.DeviceArray or a "
-                         "CUDA torch tensor (anything with __cuda_array_interface__)"
-                         % (what, type(obj).__name__))
-    shape = tuple(int(d) for d in cai["shape"])
-    dtype = np.dtype(cai["typestr"])
-    strides = cai.get("strides")
-    if strides is not None:
-        expect, acc = [], dtype.itemsize
-        for d in reversed(shape):
-            expect.append(acc)
-            acc *= d
-        if tuple(strides) != tuple(reversed(expect)):
-            raise InputError("%s is not C-contiguous (strides %s); pass a contiguous buffer "
-                             "(e.g. tensor.contiguous())" % (what, tuple(strides)))
-    ptr = int(cai["data"][0])
-    if ptr == 0 and int(np.prod(shape)) > 0:
-        raise InputError("%s has a null device pointer" % what)
-    return ptr, shape, dtype
+_buffer_facts = device_buffer     # (pointer, shape, numpy dtype), checked
 
 
 class _GraphReplay(object):

@@ -23,7 +23,7 @@ from trtssd.core.errors import ModelError  # noqa: E402
 from trtssd.models import onnx_models, sidecar  # noqa: E402
 from trtssd.models.resolve import load_spec, onnx_for  # noqa: E402
 from trtssd.postprocess import postprocess_cpu, select_frame  # noqa: E402
-from trtssd.preprocess.gpu import FrameGeometry, PreprocessOptions, cpu_preprocess  # noqa: E402
+from trtssd.preprocess import FrameGeometry, PreprocessOptions, cpu_preprocess  # noqa: E402
 
 f32 = np.float32
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -22,7 +22,7 @@ cv2 = pytest.importorskip("cv2")
 import pytorch_ssd_net as P  # noqa: E402
 from trtssd.models.resolve import load_spec, onnx_for  # noqa: E402
 from trtssd.postprocess import postprocess_cpu  # noqa: E402
-from trtssd.preprocess.gpu import FrameGeometry  # noqa: E402
+from trtssd.core.geometry import FrameGeometry  # noqa: E402
 
 NAMES = ("astronaut", "chelsea", "coffee")
 

@@ -7,7 +7,7 @@ import pytest
 from trtssd.core.detections import Detections, LabelMap
 from trtssd.core.errors import InputError, ModelError
 from trtssd.postprocess import (decode_boxes, nms_fast, postprocess_cpu, to_frame)
-from trtssd.preprocess.gpu import FrameGeometry
+from trtssd.core.geometry import FrameGeometry
 from trtssd.core.spec import BoxCoder, ModelSpec, NmsParams
 
 f32 = np.float32

@@ -7,8 +7,6 @@ output kind and NMS method the spec can say; the GPU path caps ``max_detections`
 of a model with at most that many, or the (anchor, class) pairs above the threshold of the
 per-class method, which the results refuse to exceed).
 """
-import struct
-
 import numpy as np
 
 from ..core.detections import Detections, check_labels, label_names
@@ -27,15 +25,27 @@ _BOX_FORMS = {("encoded", "yxhw"): 0, ("encoded", "xywh"): 1, "yxyx": 2, "xyxy":
 _ACTIVATIONS = {"none": 0, "sigmoid": 1, "softmax": 2}
 _METHODS = {"fast": 0, "per_class": 1, "none": 2}
 
-# The kernels' parameter lists as pycuda's prepared-call formats, and the same layouts packed
-# once per plan by Python's struct (native alignment, as pycuda's _pvt_struct packs them) for
-# Function._launch_kernel.
-_FMT_BEST = "PiPP"
-_FMT_SORT = "PPPPPifffffiPPPPPP"
-_FMT_NMS = "PPPPfPPPiiPP"
-_ARGS_BEST = struct.Struct("@" + _FMT_BEST)
-_ARGS_SORT = struct.Struct("@" + _FMT_SORT)
-_ARGS_NMS = struct.Struct("@" + _FMT_NMS)
+# The kernels' parameter lists, in the order of postprocess.cu's (trtssd.gpu.launch).
+def _signatures():
+    from ..gpu.launch import ScalarArg, Signature, VectorArg
+    V = VectorArg
+    return {
+        "ssd_best_class": Signature(V("scores"), ScalarArg("i", "num_anchors"), V("best_score"),
+                                    V("best_class")),
+        "ssd_sort": Signature(V("box_encodings"), V("anchors"), V("scores"), V("best_score"),
+                              V("best_class"), ScalarArg("i", "num_anchors"),
+                              ScalarArg("f", "score_threshold"), ScalarArg("f", "y_scale"),
+                              ScalarArg("f", "x_scale"), ScalarArg("f", "h_scale"),
+                              ScalarArg("f", "w_scale"), ScalarArg("i", "max_det"),
+                              V("cand_box"), V("cand_score"), V("cand_key"), V("cand_count"),
+                              V("cand_rank"), V("out")),
+        "ssd_nms": Signature(V("cand_box"), V("cand_score"), V("cand_key"), V("cand_count"),
+                             ScalarArg("f", "iou_threshold"), V("mask"), V("cand_rank"),
+                             V("best_class"), ScalarArg("i", "num_anchors"),
+                             ScalarArg("i", "max_det"), V("tiles_done"), V("out")),
+    }
+
+
 STEPS = ("ssd_best_class", "ssd_sort", "ssd_nms")   # every kernel, in launch order
 
 
@@ -103,14 +113,15 @@ def kernel_steps(spec):
 
 
 def _device_pointer(obj, shape, what):
-    """Device address of ``obj`` (cuda-array-interface object, DeviceArray, pycuda allocation
-    or integer), checking dtype float32, C order and shape [>= shape[0], *shape[1:]] when the
+    """Device address of ``obj`` (a device array: DeviceArray, torch, CuPy, DLPack; a pycuda
+    allocation or an integer), checking C order and a non-null pointer
+    (trtssd.gpu.cuda.device_buffer), dtype float32 and shape [>= shape[0], *shape[1:]] when the
     object describes itself."""
     if isinstance(obj, (int, np.integer)):
         return int(obj)
-    if hasattr(obj, "__cuda_array_interface__"):
-        from ..gpu.cuda import cuda_array_info
-        ptr, shp, strides, dtype = cuda_array_info(obj)
+    from ..gpu.cuda import device_buffer, is_device_array
+    if is_device_array(obj):     # __cuda_array_interface__ or DLPack: checked in one place
+        ptr, shp, dtype = device_buffer(obj, what)
         if dtype != np.float32:
             raise InputError("%s must be float32 on the device, got %s; the backends' outputs "
                              "are float32" % (what, dtype))
@@ -118,16 +129,6 @@ def _device_pointer(obj, shape, what):
             raise InputError("%s has shape %s; need [%d or more, %s]; pass the backend's output "
                              "buffer for this model" % (what, shp, shape[0],
                                                         ", ".join(str(s) for s in shape[1:])))
-        want = []
-        step = 4
-        for s in reversed(shp):
-            want.append(step)
-            step *= s
-        if tuple(strides) != tuple(reversed(want)) and np.prod(shp) > 1:
-            raise InputError("%s must be C-contiguous on the device (strides %s); pass a "
-                             "contiguous buffer (tensor.contiguous())" % (what, strides))
-        if ptr == 0:
-            raise InputError("%s is a null device pointer (closed buffer?)" % what)
         return int(ptr)
     ptr = getattr(obj, "ptr", None)
     if ptr is not None:
@@ -172,19 +173,16 @@ class GpuPostprocessor(object):
         self._bufs = []
         self._plans = {}
         self._last = None
-        from ..gpu import kernels as kernel_loader
         from ..gpu.cuda import DeviceArray, driver, pinned_empty
+        from ..gpu.launch import load_kernel
         drv = driver()
         self._DeviceArray = DeviceArray
         opts = ["-O3"]   # no --use_fast_math: decode and IoU must match the NumPy reference
-        fmts = {"ssd_best_class": _FMT_BEST, "ssd_sort": _FMT_SORT, "ssd_nms": _FMT_NMS}
+        sigs = _signatures()
+        # each kernel launches from bytes packed once per plan (trtssd.gpu.launch.Kernel)
         self._kernels = dict(
-            (name, kernel_loader.get_function("postprocess/postprocess.cu", name, self.defines,
-                                              fmts[name], options=opts))
-            for name in self.steps)
-        # pycuda's prepared_async_call packs the arguments and calls _launch_kernel on every
-        # call; the plans pack them once and launch directly (older pycuda: prepared call)
-        self._direct = all(hasattr(k, "_launch_kernel") for k in self._kernels.values())
+            (name, load_kernel("postprocess/postprocess.cu", name, sigs[name], self.defines,
+                               options=opts)) for name in self.steps)
         a = spec.num_anchors
         mc = self.defines["MAX_CAND"]
         words = mc // _BITS
@@ -258,20 +256,20 @@ class GpuPostprocessor(object):
                               self._cand_count.ptr, self._cand_rank.ptr)
         bs, bcl, out = self._best_score.ptr, self._best_class.ptr, self._out_dev.ptr
         every = {
-            "ssd_best_class": ((self._grid_best_x, batch), self._block_best, _ARGS_BEST,
+            "ssd_best_class": ((self._grid_best_x, batch), self._block_best,
                                (sptr, a, bs, bcl)),
-            "ssd_sort": ((batch, 1), (_SORT_THREADS, 1, 1), _ARGS_SORT,
+            "ssd_sort": ((batch, 1), (_SORT_THREADS, 1, 1),
                          (bptr, self._anchors.ptr, sptr, bs, bcl, a, self.score_threshold)
                          + self._coder + (self.max_detections, cb, cs, ca, cc, cr, out)),
-            "ssd_nms": ((self._mask_tiles, batch), (_BITS, 1, 1), _ARGS_NMS,
+            "ssd_nms": ((self._mask_tiles, batch), (_BITS, 1, 1),
                         (cb, cs, ca, cc, self.iou_threshold, self._mask.ptr, cr, bcl, a,
                          self.max_detections, self._tiles_done.ptr, out)),
         }
-        specs = [(self._kernels[name],) + every[name] for name in self.steps]
         launches = []
-        for fn, grid, block, fmt, args in specs:
-            launch = fn._launch_kernel if self._direct else fn
-            launches.append((launch, grid, block, fmt.pack(*args), fmt))
+        for name in self.steps:
+            k = self._kernels[name]
+            grid, block, args = every[name]
+            launches.append((k.launch, grid, block, k.signature.pack(*args)))
         plan = (tuple(launches), self._out_host[:batch], self._out_dev.ptr)
         self._plans[key] = plan
         return plan
@@ -309,12 +307,8 @@ class GpuPostprocessor(object):
         launches, out_host, out_dev = plan
         if events is not None:
             return self._enqueue_timed(plan, batch, stream, events)
-        if self._direct:
-            for launch, grid, block, args, _ in launches:
-                launch(grid, block, args, 0, stream)
-        else:                                    # a pycuda without _launch_kernel
-            for fn, grid, block, args, fmt in launches:
-                fn.prepared_async_call(grid, block, stream, *fmt.unpack(args))
+        for launch, grid, block, args in launches:
+            launch(grid, block, args, 0, stream)
         self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
         self._event.record(stream)
         self._pending = batch
@@ -328,11 +322,8 @@ class GpuPostprocessor(object):
             ev.record(stream)
             if name not in by_name:
                 continue
-            launch, grid, block, args, fmt = by_name[name]
-            if self._direct:
-                launch(grid, block, args, 0, stream)
-            else:
-                launch.prepared_async_call(grid, block, stream, *fmt.unpack(args))
+            launch, grid, block, args = by_name[name]
+            launch(grid, block, args, 0, stream)
         events[len(STEPS)].record(stream)
         self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
         events[len(STEPS) + 1].record(stream)

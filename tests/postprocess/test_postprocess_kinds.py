@@ -201,3 +201,21 @@ def test_gpu_postprocessor_host_logic_per_kind(fake_gpu, act, method):
             post.enqueue(b, s, 1)
             with pytest.raises(InputError, match="raise --threshold"):
                 post.results(None)
+
+
+def test_pixel_boxes_map_like_normalised_ones():
+    # box_units=pixels: the same boxes given in network-input pixels land on the same frame
+    # pixels as their normalised twins (NMS is scale-free here: the IoUs are equal to rounding,
+    # so the same boxes are kept)
+    from trtssd.core.geometry import FrameGeometry
+    from trtssd.postprocess import postprocess_cpu
+    rng = np.random.default_rng(12)
+    norm = make_spec(rng, 120, 4, "xyxy", "none", 0, "fast")
+    pix = make_spec(rng, 120, 4, "xyxy", "none", 0, "fast")
+    pix.outputs.normalized = False
+    boxes, scores = make_outputs(rng, norm, 1, 40, "none")
+    geo = FrameGeometry(640, 480, 300 / 640., 300 / 480.)
+    a = postprocess_cpu(boxes, scores, norm, [geo], 0.3)[0]
+    b = postprocess_cpu(boxes * f32(300), scores, pix, [geo], 0.3)[0]
+    assert a.class_ids.tolist() == b.class_ids.tolist() and len(a) > 2
+    np.testing.assert_allclose(a.boxes, b.boxes, rtol=0, atol=1e-3)

@@ -64,6 +64,7 @@ import numpy as np
 
 from ..core.detections import Detections, check_labels, label_names
 from ..core.errors import InputError, ModelError
+from ..core.geometry import boxes_to_frame
 
 f32 = np.float32
 
@@ -125,18 +126,13 @@ def frame_boxes(box_output, spec, rows=None):
 
 def to_frame(boxes, geometry, spec):
     """(ymin, xmin, ymax, xmax) [K, 4] in the model's units -> frame pixels (x1, y1, x2, y2),
-    clipped. ``geometry``: the preprocessing's FrameGeometry, or None for network-input
-    pixels (clipped to the input)."""
-    b = np.asarray(boxes, dtype=f32).reshape(-1, 4)
-    net = b[:, [1, 0, 3, 2]]
-    if spec.outputs.normalized:
-        net = net * np.array([spec.input_width, spec.input_height] * 2, f32)
-    if geometry is not None:
-        return geometry.to_frame(net)
-    net = net.copy()
-    np.clip(net[:, 0::2], 0, spec.input_width, out=net[:, 0::2])
-    np.clip(net[:, 1::2], 0, spec.input_height, out=net[:, 1::2])
-    return net
+    clipped (trtssd.core.geometry.boxes_to_frame, the one mapping). ``geometry``: the
+    preprocessing's FrameGeometry, or None for network-input pixels (clipped to the input)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    w, h = spec.input_width, spec.input_height
+    if not spec.outputs.normalized:      # network-input pixels: to 0..1 first (float64)
+        b = b / np.array([h, w, h, w], np.float64)
+    return boxes_to_frame(b, geometry, w, h)
 
 
 # ----------------------------------------------------------------------------- scores

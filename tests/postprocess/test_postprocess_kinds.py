@@ -219,3 +219,19 @@ def test_pixel_boxes_map_like_normalised_ones():
     b = postprocess_cpu(boxes * f32(300), scores, pix, [geo], 0.3)[0]
     assert a.class_ids.tolist() == b.class_ids.tolist() and len(a) > 2
     np.testing.assert_allclose(a.boxes, b.boxes, rtol=0, atol=1e-3)
+
+
+def test_bench_postprocess_pytorch_ssd_layout_on_the_shim(fake_gpu, monkeypatch, capsys):
+    # the device script's `bench_postprocess.py --layout pytorch-ssd` path (checked against
+    # NumPy first, events between the launches) with the fake driver
+    import benchmarks.bench_postprocess as bp
+    monkeypatch.setattr(bp, "FILLER_BYTES", 1024)
+    spec = bp.pytorch_ssd_like()
+    assert (spec.num_anchors, spec.num_classes, spec.nms.method) == (3000, 21, "per_class")
+    enc, scores = bp.outputs(spec, 1, hot=300)
+    res = bp.bench_gpu(spec, enc, scores, 0.3, iters=2, warmup_s=0.0)
+    assert res["total"]["n"] == 2 and min(res["candidates_per_frame"]) > 100
+    assert res["kept_per_frame"][0] > 10
+    bp.print_table({"what": "x", "rows": [{"case": "worst", "batch": 1, "gpu": res,
+                                           "numpy": res["total"]}]})
+    assert "worst" in capsys.readouterr().out

@@ -590,3 +590,21 @@ def test_fixed_batch_export_as_onnx_export_py_makes_it(tmp_path, cache, pictures
         _assert_same_as_predictor(dets, s, b, [(w, h)], 0.4)
         with pytest.raises(InputError, match="fixed batch of 1.*--batch 1.*dynamic_axes"):
             create_backend(kind, model=path, device="cpu", max_batch=2)
+
+
+def test_tensorrt_engine_builds_from_the_adapted_graph(mb1, tmp_path):
+    # the TensorRT backend's builder takes the adapted pytorch-ssd graph like trtssd's own
+    # (the fakes follow each TensorRT generation's documented API: not a run of TensorRT);
+    # the engine's sidecar carries the pytorch-ssd spec
+    from support.fake_tensorrt import GENERATIONS, make
+    from support.fake_tensorrt.fixtures import GPU
+    from trtssd.backends.tensorrt import build as eb
+    _, _, path = mb1
+    adapted = onnx_for(path)
+    for gen in GENERATIONS:
+        trt = make(gen)
+        engine, side = eb.ensure_engine(adapted, eb.BuildOptions(precision="fp16", max_batch=2),
+                                        cache_dir=str(tmp_path / gen), trt=trt, gpu=GPU)
+        spec = side["spec"]      # the sidecar, as a dict
+        assert spec["family"] == "pytorch-ssd" and spec["num_boxes"] == 3000
+        assert spec["nms"]["method"] == "per_class"

@@ -608,3 +608,25 @@ def test_tensorrt_engine_builds_from_the_adapted_graph(mb1, tmp_path):
         spec = side["spec"]      # the sidecar, as a dict
         assert spec["family"] == "pytorch-ssd" and spec["num_boxes"] == 3000
         assert spec["nms"]["method"] == "per_class"
+
+
+def test_cli_spec_flags_spec_file_and_bad_input(tmp_path, cache, capsys):
+    # the spec keys as flags and --spec FILE on `trtssd info`; a graph of no known layout is a
+    # one-line error with a non-zero exit, naming the flags to give
+    from trtssd.commands.cli import main
+    path = _head_graph(str(tmp_path / "flags.onnx"), ["raw_boxes", "raw_scores"], 36, 3)
+    assert main(["info", path]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "match no layout" in err[0] and "--output-bbox" in err[0]
+    assert main(["info", path, "--output-kind", "decoded", "--output-bbox", "raw_boxes",
+                 "--output-cvg", "raw_scores", "--activation", "sigmoid", "--nms",
+                 "per_class", "--background", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "through a sigmoid" in out and "background none" in out and "per class" in out
+    spec_file = tmp_path / "elsewhere.json"
+    spec_file.write_text(json.dumps({"output_kind": "decoded", "output_bbox": "raw_boxes",
+                                     "output_cvg": "raw_scores", "box_format": "cxcywh"}))
+    assert main(["info", path, "--spec", str(spec_file)]) == 0
+    assert "cxcywh" in capsys.readouterr().out
+    assert main(["info", path, "--spec", str(tmp_path / "missing.json")]) != 0
+    assert "--spec FILE" in capsys.readouterr().err

@@ -176,7 +176,7 @@ def _input_geometry(facts, name, layout, keys):
     return h, w, batch
 
 
-def _check_name(facts, name, kind, what, flag):
+def _check_name(facts, name, what, flag):
     """ModelError unless ``name`` is a tensor of the graph (an output or any node's output)."""
     known = set(n for n, _ in facts.outputs)
     for node in facts.nodes:
@@ -260,7 +260,7 @@ def recognise(facts, keys=None, label_count=None):
                                  % (facts.path, facts.describe_io()))
             for n, flag in zip(names, ("--output-count", "--output-bbox", "--output-cvg",
                                        "--output-classes")):
-                _check_name(facts, n, "output", "output", flag)
+                _check_name(facts, n, "output", flag)
             bshape = _box_dims(facts, names[1], "--output-bbox")
             _static(facts, names[1], bshape, (1,), "box output", "export with a fixed "
                     "maximum detection count")
@@ -278,7 +278,7 @@ def recognise(facts, keys=None, label_count=None):
                     raise ModelError("%s: a %s spec needs output_bbox and output_cvg "
                                      "(--output-bbox, --output-cvg); %s"
                                      % (facts.path, kind, facts.describe_io()))
-                _check_name(facts, n, "output", "output", flag)
+                _check_name(facts, n, "output", flag)
             bshape = _box_dims(facts, boxes, "--output-bbox")
             sshape = _dims(facts, scores, 3, "score output")
             _static(facts, boxes, bshape, (1,), "box output", "re-export the model with a "
@@ -507,10 +507,6 @@ def _pack_post_nms(g, names, k, c, offset):
 
 
 # ------------------------------------------------------------------------ entry points
-
-def has_trtssd_spec(path):
-    return SPEC_METADATA_KEY in read_facts(path).metadata
-
 
 def prepare_onnx(path, keys=None, label_path=None, cache_dir=None):
     """The path of an ONNX that trtssd's backends run for ``path``: itself when it carries

@@ -345,10 +345,10 @@ def model_for_args(model_path, args):
     """The model path the backends get for ``--model`` and the spec flags: unchanged unless
     it is an ONNX and spec flags were given (then the adapted ONNX in the cache)."""
     keys = spec_overrides_from_args(args)
-    if not keys or not str(model_path).lower().endswith(".onnx"):
-        if keys and not str(model_path).lower().endswith(".onnx"):
-            raise InputError("spec flags (--spec, --input-blob, ...) describe an ONNX model; "
-                             "%s is not one" % model_path)
+    if not keys:
         return model_path
+    if not str(model_path).lower().endswith(".onnx"):
+        raise InputError("spec flags (--spec, --input-blob, ...) describe an ONNX model; %s is "
+                         "not one" % model_path)
     from .onnx_models import prepare_onnx
     return prepare_onnx(model_path, keys, label_path=getattr(args, "labels", None))

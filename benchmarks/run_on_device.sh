@@ -89,8 +89,6 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
     run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
     step "postprocessing microbenchmark"
     run 180 python3 benchmarks/bench_postprocess.py --json "$OUT/postprocess.json"
-    echo "-- the same with the fused small-count path off (--fused-max 0): the round-2 kernels"
-    run 180 python3 benchmarks/bench_postprocess.py --fused-max 0
     step "network alone, PyTorch backend"
     run 300 python3 benchmarks/bench_backend.py --batch 1 8 32 --precision fp32 fp16 \
         --mode graph eager --json "$OUT/backend.json"
@@ -141,4 +139,31 @@ if [ "$phase" = pipe ] || [ "$phase" = pipe-rows ] || [ "$phase" = all ]; then
         --decode cpu --draw --json "$OUT/pipe_draw_clip.json" --no-chart
 fi
 # --- end pipeline ------------------------------------------------------------------------------
+# ---- byo (issue 10 / issue 15 item 6): foreign ONNX SSDs, every postprocessing kind ---------
+if [ "$phase" = check ] || [ "$phase" = all ] || [ "$phase" = byo ]; then
+    step "byo: GPU tests of the new output kinds and the pytorch-ssd mb1-ssd"
+    run 600 python3 -m pytest -q -rs -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+        tests/postprocess/test_postprocess_kinds.py tests/models/test_onnx_models_gpu.py \
+        tests/models/test_onnx_models.py tests/gpu/test_kernels_compile.py
+    step "byo: compute-sanitizer memcheck + racecheck: postprocessing (merged mask + scan), mb1-ssd layout"
+    for tool in memcheck racecheck; do
+        run 300 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+            python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+            tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
+    done
+fi
+if [ "$phase" = bench ] || [ "$phase" = all ] || [ "$phase" = byo ]; then
+    step "byo: postprocessing, TFLite layout (worst case at batch 1: target <= 50 us)"
+    run 180 python3 benchmarks/bench_postprocess.py --cases worst,realistic,all --batches 1,8 \
+        --json "$OUT/postprocess_tflite.json"
+    step "byo: postprocessing, pytorch-ssd layout (3000 x 21, per-class; targets <= 50 us b1, <= 10 us/frame b8)"
+    run 180 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
+        --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
+    step "byo: end to end, mb1-ssd with random weights (pytorch-ssd export) vs the TFLite model"
+    run 120 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '$OUT/mb1-ssd.onnx', dynamic_batch=True)"
+    run 60 python3 -m trtssd info "$OUT/mb1-ssd.onnx"
+    run 420 python3 -m trtssd bench --model "$OUT/mb1-ssd.onnx" --backend torch --device cuda \
+        --precision fp32 --seconds 3 --json "$OUT/bench_mb1.json" --no-chart
+fi
+# ---- end byo --------------------------------------------------------------------------------
 step "done"

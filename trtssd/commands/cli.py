@@ -58,12 +58,18 @@ def _add_detect(sub):
     p.add_argument("--quiet", "-q", action="store_true", help="no summary on stderr")
     from ..scale.commands import add_detect_arguments
     add_detect_arguments(p)
+    __import__("trtssd.models.sidecar").models.sidecar.add_spec_arguments(p)
     p.set_defaults(func=cmd_detect)
 
 
 def _add_info(sub):
     p = sub.add_parser("info", help="GPU, driver, CUDA, and which backends and modes work here")
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a model file: print how trtssd reads it (family, input, outputs, "
+                        "classes, anchors, NMS)")
+    p.add_argument("--labels", default=None, help="label file (default: beside the model)")
+    __import__("trtssd.models.sidecar").models.sidecar.add_spec_arguments(p)
     p.set_defaults(func=cmd_info)
 
 
@@ -149,6 +155,8 @@ def cmd_detect(args):
     _check_gpu_needs(args)
     model = models.resolve_model(args.model)
     label_path = models.resolve_labels(args.labels, model)
+    from ..models.sidecar import model_for_args
+    model = model_for_args(model, args)
     options = PipelineOptions(mode=mode, depth=args.depth, batch=args.batch,
                               score_threshold=args.threshold,
                               max_detections=args.max_detections, max_frames=args.max_frames,
@@ -206,6 +214,11 @@ def _close_quietly(things):
 
 def cmd_info(args):
     from .info import collect, format_info
+    if args.model:
+        from ..models.onnx_models import describe_model
+        from ..models.sidecar import spec_overrides_from_args
+        print(describe_model(args.model, spec_overrides_from_args(args), args.labels))
+        return 0
     info = collect()
     if args.json:
         print(json.dumps(info, indent=1, default=str))

@@ -26,6 +26,8 @@ setup(
         "onnxruntime": ["onnxruntime"],
         "torch": ["torch"],
         "bench": ["matplotlib"],
+        "ray": ["ray; python_version >= '3.9'", "pyarrow; python_version >= '3.9'"],
+        "mqtt": ["paho-mqtt"],       # 2.x, or 1.6 on Python 3.6 (both are handled)
     },
     entry_points={"console_scripts": ["trtssd = trtssd.commands.cli:main"]},
 )

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_postprocess.py [--iters 500] [--batches 1,8] [--json out.json]
                                            [--cases worst,realistic,all] [--cpu-only]
+                                           [--layout tflite|pytorch-ssd]
     python benchmarks/bench_postprocess.py --python-overhead     # CPU only, no GPU
 
 Inputs are shaped like the COCO SSD's outputs (1917 anchors, 91 score columns): sigmoid of
@@ -9,15 +10,17 @@ random logits, low everywhere except some high-scoring anchors per frame. Cases:
 - worst: 300 hot anchors, threshold 0.3: ~250 candidates, 100 boxes kept (round 1's case);
 - realistic: 30 hot anchors, threshold 0.3: ~25 candidates, as on a real picture;
 - all: threshold 1e-8 (TFLite's own): all 1917 anchors are candidates.
+``--layout pytorch-ssd``: pytorch-ssd's mb1-ssd outputs instead (3000 decoded x1,y1,x2,y2 boxes,
+21 softmaxed score columns, per-class NMS at IoU 0.45 with its predictor's semantics); "all"
+is then threshold 0.01 (its predictor's filter threshold).
 The GPU result is checked against NumPy before timing. GPU times: a 256 MiB memset (a filler,
 ~100 us) is queued first so the whole enqueue reaches the stream before the GPU gets to it;
 events between the launches then give each kernel's time (with its launch gap) and the total
 without host latency. "idle" is the interval of events around one enqueue on an idle stream
 (round 1's number: it includes the host's submission time when that is longer); "host" is
 the back-to-back host time per enqueue. Medians and 10th/90th percentiles. NumPy time is
-wall-clock per call. With ``--fused-max 512`` frames with at most 512 candidates are done
-entirely by ssd_sort (its column then includes the NMS; mask and scan only exit); the default
-is GpuPostprocessor's, which leaves that fused path off (it measured slower on the H100).
+wall-clock per call. Kernels a layout does not need (pytorch-ssd: no ssd_best_class) show
+the ~0 us between two back-to-back events.
 ``--python-overhead``: the Python part of one ``enqueue`` with a no-op
 driver (CPU only; the GPU driver's own launch/copy/record calls come on top). Nothing here
 runs at import.
@@ -47,9 +50,27 @@ def coco_like(seed=0, num_anchors=1917, num_classes=91):
                      NmsParams(1e-8, 0.6, 10, 1, 100, False))
 
 
+def pytorch_ssd_like(seed=0):
+    """pytorch-ssd's mb1-ssd output layout: 3000 boxes, 21 columns (VOC), its predictor's NMS."""
+    from trtssd.models.onnx_models import pytorch_ssd_spec
+    return pytorch_ssd_spec("mb1-ssd-like (synthetic outputs)", 300, 300, 21, 3000)
+
+
 def outputs(spec, batch, seed=1, hot=300):
     rng = np.random.default_rng(seed)
     a, c = spec.num_anchors, spec.num_classes
+    if spec.outputs.kind == "decoded":
+        # corners around clustered centres, softmaxed scores with `hot` confident anchors
+        ctr = rng.uniform(0.1, 0.9, size=(batch, a, 2))
+        wh = rng.uniform(0.05, 0.5, size=(batch, a, 2))
+        boxes = np.concatenate([ctr - wh / 2, ctr + wh / 2], axis=2).astype(np.float32)
+        logits = rng.normal(0, 1, size=(batch, a, c))
+        logits[:, :, 0] += 4.0
+        for f in range(batch):
+            idx = rng.choice(a, size=hot, replace=False)
+            logits[f, idx, rng.integers(1, c, size=hot)] += rng.uniform(3, 9, size=hot)
+        e = np.exp(logits - logits.max(axis=2, keepdims=True))
+        return boxes, (e / e.sum(axis=2, keepdims=True)).astype(np.float32)
     enc = rng.normal(0, 1, size=(batch, a, 4)).astype(np.float32)
     logits = rng.normal(-8, 1.5, size=(batch, a, c))
     for f in range(batch):
@@ -65,7 +86,7 @@ def stats_ms(samples):
 
 
 def bench_numpy(spec, enc, scores, threshold, iters):
-    from trtssd.postprocess.gpu import postprocess_cpu
+    from trtssd.postprocess import postprocess_cpu
     for _ in range(3):
         postprocess_cpu(enc, scores, spec, None, threshold, max_detections=100)
     t = []
@@ -76,29 +97,30 @@ def bench_numpy(spec, enc, scores, threshold, iters):
     return stats_ms(t)
 
 
-STEPS = ("best_class", "sort", "mask", "scan", "copy")
+STEPS = ("best_class", "sort", "nms", "copy")
 FILLER_BYTES = 256 << 20     # a memset of 256 MiB keeps an H100 busy ~100 us
 CASES = {"worst": (300, None), "realistic": (30, None), "all": (300, 1e-8)}
 
 
-def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3, fused_max=None):
+def bench_gpu(spec, enc, scores, threshold, iters, warmup_s=0.3):
     from trtssd.gpu.cuda import DeviceArray, driver
-    from trtssd.postprocess.gpu import GpuPostprocessor, select_frame
+    from trtssd.postprocess import GpuPostprocessor, select_frame
     drv = driver()
     batch = enc.shape[0]
     stream = drv.Stream()
     with DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s, \
             DeviceArray((FILLER_BYTES,), np.uint8) as filler, \
             GpuPostprocessor(spec, max_batch=batch, score_threshold=threshold,
-                             max_detections=100, fused_max=fused_max) as post:
+                             max_detections=100) as post:
         e.copy_from_host(enc)
         s.copy_from_host(scores)
         post.enqueue(e, s, batch, stream)
         rows = post.raw_results()
         kept, cands = [], []
         for f in range(batch):   # correctness first
-            idx = select_frame(enc[f], scores[f], spec, threshold, 100)[0]
-            if rows[f][:, 6].astype(np.int64).tolist() != idx.tolist():
+            idx, cls = select_frame(enc[f], scores[f], spec, threshold, 100)[:2]
+            if (rows[f][:, 6].astype(np.int64).tolist() != idx.tolist()
+                    or rows[f][:, 5].astype(np.int64).tolist() != cls.tolist()):
                 raise SystemExit("GPU result differs from NumPy at frame %d: not timing" % f)
             kept.append(len(idx))
             cands.append(int(post._out_host[f, 1]))
@@ -144,7 +166,7 @@ def python_overhead(reps=20000):
     and 8, buffers given as DeviceArray and as a torch-like __cuda_array_interface__ object,
     on a stream."""
     import trtssd.gpu.cuda as tcuda
-    from trtssd.postprocess.gpu import GpuPostprocessor
+    from trtssd.postprocess import GpuPostprocessor
     from benchmarks._overhead import median_us_per_call, noop_driver
 
     class Iface(object):   # what a torch tensor offers: only the interface
@@ -180,10 +202,8 @@ def main(argv=None):
                     help="comma-separated, from: " + ", ".join(sorted(CASES)))
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--cpu-only", action="store_true", help="NumPy path only")
-    ap.add_argument("--fused-max", type=int, default=None,
-                    help="frames with at most this many candidates are done by ssd_sort alone "
-                         "(multiple of 64; 0: always the multi-block NMS; default: "
-                         "GpuPostprocessor's, off)")
+    ap.add_argument("--layout", default="tflite", choices=("tflite", "pytorch-ssd"),
+                    help="the COCO SSD's outputs (default) or pytorch-ssd's mb1-ssd's")
     ap.add_argument("--python-overhead", action="store_true",
                     help="CPU only: the Python cost of one enqueue() with a no-op driver")
     args = ap.parse_args(argv)
@@ -198,10 +218,15 @@ def main(argv=None):
     for c in cases:
         if c not in CASES:
             ap.error("unknown case %r; choose from %s" % (c, ", ".join(sorted(CASES))))
-    spec = coco_like()
-    results = {"what": "SSD decode + NMS, 1917 anchors x 91 classes, max 100 detections "
-                       "(synthetic outputs)", "rows": [],
-               "fused_max": 512 if args.fused_max is None else args.fused_max}
+    if args.layout == "pytorch-ssd":
+        spec = pytorch_ssd_like()
+        what = ("pytorch-ssd layout: 3000 decoded boxes x 21 classes, per-class NMS, max 100 "
+                "detections (synthetic outputs)")
+    else:
+        spec = coco_like()
+        what = ("SSD decode + NMS, 1917 anchors x 91 classes, max 100 detections "
+                "(synthetic outputs)")
+    results = {"what": what, "layout": args.layout, "rows": []}
     ctx = None
     gpu_reason = None
     if not args.cpu_only:
@@ -216,6 +241,8 @@ def main(argv=None):
         for case in cases:
             hot, thr = CASES[case]
             thr = args.threshold if thr is None else thr
+            if args.layout == "pytorch-ssd" and case == "all":
+                thr = 0.01
             for b in [int(x) for x in args.batches.split(",")]:
                 enc, scores = outputs(spec, b, hot=hot)
                 np_iters = max(5, args.iters // (50 if case == "all" else 10))
@@ -223,8 +250,7 @@ def main(argv=None):
                        "numpy": bench_numpy(spec, enc, scores, thr, np_iters)}
                 if ctx is not None:
                     with ctx.active():
-                        row["gpu"] = bench_gpu(spec, enc, scores, thr, args.iters,
-                                               fused_max=args.fused_max)
+                        row["gpu"] = bench_gpu(spec, enc, scores, thr, args.iters)
                 results["rows"].append(row)
     finally:
         if ctx is not None:

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-rows|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-rows|byo|final-check|final-bench|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -18,6 +18,7 @@ export TRTSSD_MODEL_DIR=${TRTSSD_MODEL_DIR:-$PWD/.device-carry/models}
 export TRTSSD_MODEL=${TRTSSD_MODEL:-$TRTSSD_MODEL_DIR/detect.tflite}
 export TRTSSD_CACHE=${TRTSSD_CACHE:-/tmp/trtssd-cache}
 export PYTHONUNBUFFERED=1
+export TRTSSD_TEST_CLIPS=${TRTSSD_TEST_CLIPS:-$PWD/.device-carry/test-clips}   # python -m tests.support.clips DIR
 # the real-video rows: the carried clip (the device has no PyAV to make one), else auto
 CLIP=.device-carry/clip-1080p-h264.mp4
 VIDEO=$([ -f "$CLIP" ] && echo "$CLIP" || echo auto)
@@ -89,8 +90,6 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
     run 300 python3 -m benchmarks.bench_preprocess --json "$OUT/preprocess.json"
     step "postprocessing microbenchmark"
     run 180 python3 benchmarks/bench_postprocess.py --json "$OUT/postprocess.json"
-    echo "-- the same with the fused small-count path off (--fused-max 0): the round-2 kernels"
-    run 180 python3 benchmarks/bench_postprocess.py --fused-max 0
     step "network alone, PyTorch backend"
     run 300 python3 benchmarks/bench_backend.py --batch 1 8 32 --precision fp32 fp16 \
         --mode graph eager --json "$OUT/backend.json"
@@ -141,4 +140,71 @@ if [ "$phase" = pipe ] || [ "$phase" = pipe-rows ] || [ "$phase" = all ]; then
         --decode cpu --draw --json "$OUT/pipe_draw_clip.json" --no-chart
 fi
 # --- end pipeline ------------------------------------------------------------------------------
+# ---- byo (issue 10 / issue 15 item 6): foreign ONNX SSDs, every postprocessing kind ---------
+if [ "$phase" = check ] || [ "$phase" = all ] || [ "$phase" = byo ]; then
+    step "byo: GPU tests of the new output kinds and the pytorch-ssd mb1-ssd"
+    run 600 python3 -m pytest -q -rs -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+        tests/postprocess/test_postprocess_kinds.py tests/models/test_onnx_models_gpu.py \
+        tests/models/test_onnx_models.py tests/gpu/test_kernels_compile.py
+    step "byo: compute-sanitizer memcheck + racecheck: postprocessing (merged mask + scan), mb1-ssd layout"
+    for tool in memcheck racecheck; do
+        run 300 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+            python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+            tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
+    done
+fi
+if [ "$phase" = bench ] || [ "$phase" = all ] || [ "$phase" = byo ]; then
+    step "byo: postprocessing, TFLite layout (worst case at batch 1: target <= 50 us)"
+    run 180 python3 benchmarks/bench_postprocess.py --cases worst,realistic,all --batches 1,8 \
+        --json "$OUT/postprocess_tflite.json"
+    step "byo: postprocessing, pytorch-ssd layout (3000 x 21, per-class; targets <= 50 us b1, <= 10 us/frame b8)"
+    run 180 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
+        --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
+    step "byo: end to end, mb1-ssd with random weights (pytorch-ssd export) vs the TFLite model"
+    run 120 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '$OUT/mb1-ssd.onnx', dynamic_batch=True)"
+    run 60 python3 -m trtssd info "$OUT/mb1-ssd.onnx"
+    run 420 python3 -m trtssd bench --model "$OUT/mb1-ssd.onnx" --backend torch --device cuda \
+        --precision fp32 --seconds 3 --json "$OUT/bench_mb1.json" --no-chart
+fi
+# ---- end byo --------------------------------------------------------------------------------
+# ---- final: the whole round in two calls of under 10 minutes (final-check, final-bench) ----------
+if [ "$phase" = final-check ]; then
+    step "the whole suite on the GPU machine (GPU tests run here; carried clips for the video tests)"
+    run 330 python3 -m pytest -q -rs -p no:cacheprovider -n 6 --dist loadfile tests
+    step "compute-sanitizer memcheck: every preprocessing variant, RGB and YUV"
+    run 120 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m benchmarks.bench_preprocess --sanitize
+    step "compute-sanitizer memcheck: YUV planes and pitched surfaces; row uploads and NVDEC frames"
+    run 90 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py \
+        tests/pipeline/test_pipeline_rows.py tests/io/test_nvdec.py \
+        -k "yuv_pitched or yuv_device_planes or frames_at_allocation_ends or gpu or nvdec_frames or host_frames"
+    for tool in memcheck racecheck; do
+        step "compute-sanitizer $tool: postprocessing (every output kind, merged mask + scan)"
+        run 120 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+            python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+            tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
+    done
+fi
+if [ "$phase" = final-bench ]; then
+    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
+    run 230 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1.5 \
+        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    step "trtssd bench fp16, synthetic 1080p"
+    run 90 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1.5 \
+        --json "$OUT/bench_fp16.json" --no-chart
+    step "postprocessing: TFLite layout and pytorch-ssd layout (3000 x 21, per-class)"
+    run 60 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
+        --json "$OUT/postprocess_tflite.json"
+    run 60 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
+        --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
+    step "end to end, mb1-ssd with random weights (pytorch-ssd export), the same mode table"
+    run 60 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '/tmp/mb1-ssd.onnx', dynamic_batch=True)"
+    run 100 python3 -m trtssd bench --model /tmp/mb1-ssd.onnx --backend torch --device cuda \
+        --precision fp32 --seconds 1.5 --json "$OUT/bench_mb1.json" --no-chart
+    step "several-GPU path on one GPU: multi x8 in process against --gpus 1 (a worker process)"
+    run 90 python3 -m trtssd bench --backend torch --device cuda --modes multi --sources-count 8 \
+        --gpus 1 --precision fp32 --frames 4000 --no-chart --out-dir "$OUT/gpus1"
+fi
+# ---- end final ----------------------------------------------------------------------------------
 step "done"

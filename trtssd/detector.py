@@ -31,11 +31,18 @@ class Detector(object):
     ``max_detections``: what is kept; ``classes``: keep only these classes (names from the
     label file, or class ids; None keeps all). ``max_batch``: the most frames one ``batch()``
     call sends through the network at once (larger lists are split).
+    ``devices``: GPU indexes or ``"all"``: ``run`` shards sources over them, one process each
+    (trtssd.scale.gpus.MultiGpuDetector).
     """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Detector and kwargs.get("devices") is not None:
+            from .scale.gpus import MultiGpuDetector as cls
+        return object.__new__(cls)
 
     def __init__(self, model=None, labels=None, backend="auto", device=None, precision="fp32",
                  mode=None, depth=2, batch=1, threshold=0.3, max_detections=None, max_batch=8,
-                 max_frame_shape=(1080, 1920, 3), classes=None):
+                 max_frame_shape=(1080, 1920, 3), classes=None, devices=None):
         from .backends import create_backend
         from .core.detections import LabelMap
         from .models import resolve

@@ -218,10 +218,11 @@ def test_url_outputs_need_a_known_scheme(tmp_path, tflite_model, capsys, monkeyp
     from trtssd.io import sinks as K
     pics = _pictures(tmp_path / "p", names=("chelsea",), exts=(".jpg",))
     monkeypatch.chdir(str(tmp_path))
-    rc, out, err = run_main(["detect", pics[0], "-o", "mqtt://host:1883/topic"]
+    rc, out, err = run_main(["detect", pics[0], "-o", "kafka://host:9092/topic"]
                             + cpu(tflite_model), capsys)
-    assert rc == 1 and one_line_error(err) and "mqtt://" in err and "known: file://" in err
-    assert not os.path.exists(str(tmp_path / "mqtt:"))       # no folder tree
+    assert rc == 1 and one_line_error(err) and "kafka://" in err
+    assert "known: file://" in err and "mqtt://" in err         # the registered ones named
+    assert not os.path.exists(str(tmp_path / "kafka:"))       # no folder tree
     got = []
 
     class Fake(K.Sink):
@@ -230,11 +231,11 @@ def test_url_outputs_need_a_known_scheme(tmp_path, tflite_model, capsys, monkeyp
 
         def write(self, frame, dets):
             got.append((self.url, frame.source_id, len(dets)))
-    monkeypatch.setitem(K.SINK_SCHEMES, "mqtt", Fake)       # what a registered scheme gets
-    rc, out, err = run_main(["detect", pics[0], "-o", "mqtt://host:1883/topic", "-q"]
+    monkeypatch.setitem(K.SINK_SCHEMES, "kafka", Fake)       # what a registered scheme gets
+    rc, out, err = run_main(["detect", pics[0], "-o", "kafka://host:9092/topic", "-q"]
                             + cpu(tflite_model), capsys)
     assert rc == 0, err
-    assert got and got[0][:2] == ("mqtt://host:1883/topic", pics[0])
+    assert got and got[0][:2] == ("kafka://host:9092/topic", pics[0])
 
 
 def test_one_console_line_per_picture_and_quiet(tmp_path, tflite_model, capsys):

@@ -152,7 +152,7 @@ def _tie_checker(raw, spec):
     score of one class is within one quantisation step of the other's. Example: darknet's dog,
     where two anchors on the dog both score 165/256 in LiteRT, one as 'cat', one as 'dog', and
     float arithmetic breaks the tie the other way."""
-    from trtssd.postprocess.gpu import decode_boxes
+    from trtssd.postprocess import decode_boxes
     (boxes, _), (scores, step) = raw
     scores = scores.reshape(spec.num_anchors, spec.num_classes)
     dec = decode_boxes(boxes.reshape(-1, 4), spec.anchors, spec.box_coder)
@@ -168,7 +168,7 @@ def _tie_checker(raw, spec):
 
 
 def test_detections_match_tflite_postprocess(reference, converted):
-    from trtssd.postprocess.gpu import postprocess_cpu
+    from trtssd.postprocess import postprocess_cpu
     spec = converted[2]
     checked = 0
     for name, (raw, dets, ours) in reference.items():
@@ -189,7 +189,7 @@ def test_our_postprocess_on_litert_raw_outputs_gives_litert_detections(reference
     """Same inputs, no float/uint8 difference: trtssd.postprocess.gpu on LiteRT's own raw outputs
     must give the interpreter's detections (boxes to 1 px: TFLite decodes from uint8 anchors
     in float, as we do; scores exactly, both being the same uint8 values)."""
-    from trtssd.postprocess.gpu import postprocess_cpu
+    from trtssd.postprocess import postprocess_cpu
     spec = converted[2]
     for name, (raw, dets, _) in reference.items():
         theirs = _tflite_detections(dets)
@@ -206,7 +206,7 @@ def test_our_postprocess_on_litert_raw_outputs_gives_litert_detections(reference
 def test_known_content(reference, converted):
     """A sanity anchor independent of the interpreter: the cat is found as a cat (COCO 17) and
     the astronaut as a person (COCO 1)."""
-    from trtssd.postprocess.gpu import postprocess_cpu
+    from trtssd.postprocess import postprocess_cpu
     spec = converted[2]
     want = {"chelsea": 17, "astronaut": 1}
     for name, cls in want.items():
@@ -266,7 +266,7 @@ def test_symmetric_qdq_for_tensorrt(converted):
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("cv2")
     from trtssd.models.convert import convert_tflite
-    from trtssd.postprocess.gpu import postprocess_cpu
+    from trtssd.postprocess import postprocess_cpu
     path, _, spec = converted
     res = convert_tflite(path, qdq="symmetric")
     g = res.model.graph

@@ -118,7 +118,7 @@ def test_raw_outputs_and_detections_match_tensorflow(converted, reference, tmp_p
     units and scores in 0..1. Detections: trtssd's per-class NMS with the graph's settings gives
     TensorFlow's (boxes to 1e-3 of the picture, scores to 1e-3)."""
     pytest.importorskip("cv2")
-    from trtssd.postprocess.gpu import postprocess_cpu
+    from trtssd.postprocess import postprocess_cpu
     ours = _run(converted, tmp_path)
     idx = reference["sampled_anchors"]
     compared = 0

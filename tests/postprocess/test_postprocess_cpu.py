@@ -6,18 +6,14 @@ import pytest
 
 from trtssd.core.detections import Detections, LabelMap
 from trtssd.core.errors import InputError, ModelError
-from trtssd.postprocess.gpu import (boxes_to_frame, decode_boxes, nms_fast, postprocess_cpu)
+from trtssd.postprocess import (decode_boxes, nms_fast, postprocess_cpu, to_frame)
+from trtssd.core.geometry import FrameGeometry
 from trtssd.core.spec import BoxCoder, ModelSpec, NmsParams
 
 f32 = np.float32
 
 
-class Geo(object):
-    """Stand-in with FrameGeometry's attribute names (x_net = x_frame * scale_x + pad_x)."""
-
-    def __init__(self, frame_width, frame_height, scale_x, scale_y, pad_x, pad_y):
-        self.frame_width, self.frame_height = frame_width, frame_height
-        self.scale_x, self.scale_y, self.pad_x, self.pad_y = scale_x, scale_y, pad_x, pad_y
+Geo = FrameGeometry   # x_net = x_frame * scale_x + pad_x
 
 
 def make_spec(rng, num_anchors=301, num_classes=7, iou=0.6, max_det=10, clustered=True):
@@ -182,10 +178,10 @@ def test_decode_known_values():
 
 def test_letterbox_mapping_and_clipping():
     # 640x480 frame letterboxed into 300x300: scale 300/640, pad_y = (300 - 225) / 2
-    g = Geo(640, 480, 300 / 640., 300 / 640., 0.0, 37.5)
+    g = FrameGeometry(640, 480, 300 / 640., 300 / 640., 0.0, 37.5)
     boxes = np.array([[37.5 / 300, 0, 262.5 / 300, 1.0],      # the whole picture area
                       [0.0, -0.1, 0.1, 0.2]], f32)            # in the pad, beyond the left
-    out = boxes_to_frame(boxes, g, 300, 300)
+    out = to_frame(boxes, g, make_spec(np.random.default_rng(0)))
     np.testing.assert_allclose(out[0], [0, 0, 640, 480], atol=1e-3)
     np.testing.assert_allclose(out[1], [0, 0, 0.2 * 640, 0], atol=1e-3)
 

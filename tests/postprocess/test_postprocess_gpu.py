@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trtssd.core.errors import InputError, ModelError
-from trtssd.postprocess.gpu import (GpuPostprocessor, MAX_DETECTIONS_GPU, postprocess_cpu,
+from trtssd.postprocess import (GpuPostprocessor, MAX_DETECTIONS_GPU, postprocess_cpu,
                                 select_frame)
 from trtssd.core.spec import BoxCoder, ModelSpec, NmsParams
 
@@ -214,10 +214,10 @@ def test_gpu_bad_input_rejected_before_launch(cuda_context):
 @pytest.mark.parametrize("counts,iou,md", [([511, 512, 513], 0.99, 100),
                                            ([448, 576, 0], 0.5, 100),
                                            ([512, 65, 1], 0.99, 37)])
-def test_gpu_fused_limit_boundary(cuda_context, counts, iou, md):
-    # ssd_sort does the whole NMS of frames with <= FUSED_MAX (512) candidates; the others
-    # take the multi-block path, in the same batch. Both must equal NumPy, and the multi-block
-    # path alone (fused_max=0) must give the same bytes.
+def test_gpu_candidate_counts_and_repeated_runs(cuda_context, counts, iou, md):
+    # Frames of one batch with candidate counts around chunk boundaries (and none): each
+    # equals NumPy; ssd_nms's last tile per frame runs the scan and resets the frame's
+    # counter, so a second and third run of the same postprocessor give the same bytes.
     rng = np.random.default_rng(sum(counts))
     spec = coco_like_spec(rng, num_anchors=700, num_classes=5)
     spec.nms = NmsParams(1e-8, iou, 10, 1, 100, False)
@@ -229,17 +229,15 @@ def test_gpu_fused_limit_boundary(cuda_context, counts, iou, md):
         scores[f, idx, rng.integers(1, 5, size=k)] = (
             np.round(rng.uniform(0.5, 1.0, k) * 200) / 200).astype(f32)
     outs = []
-    for fused in (512, 0):
-        with GpuPostprocessor(spec, max_batch=n, score_threshold=0.4, max_detections=md,
-                              fused_max=fused) as post:
+    with GpuPostprocessor(spec, max_batch=n, score_threshold=0.4, max_detections=md) as post:
+        for _ in range(3):
             rows = run_gpu(post, enc, scores)
             assert post._out_host[:n, 1].tolist() == [float(k) for k in counts]
             check_rows(rows, enc, scores, spec, 0.4, md)
-            if fused == 512:
-                count = post._cand_count.copy_to_host()      # after the last kernel
-                assert count.tolist() == [-1 if k <= 512 else k for k in counts]
+            assert post._tiles_done.copy_to_host().tolist() == [0] * n
             outs.append(np.array(post._out_host[:n]))
-    np.testing.assert_array_equal(outs[0].view(np.uint32), outs[1].view(np.uint32))
+    for o in outs[1:]:
+        np.testing.assert_array_equal(outs[0].view(np.uint32), o.view(np.uint32))
 
 
 def test_gpu_plan_follows_buffers(cuda_context):

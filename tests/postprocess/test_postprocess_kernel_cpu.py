@@ -1,5 +1,5 @@
 """The real source of kernels/postprocess.cu, run on the CPU through kernels/cpu_shim.h, against
-the NumPy path (trtssd.postprocess.gpu.select_frame) on fresh seeded random outputs.
+the NumPy path (trtssd.postprocess.select_frame) on fresh seeded random outputs.
 
 The defines are the ones GpuPostprocessor compiles with (trtssd.postprocess.gpu.kernel_defines), so
 this runs what the GPU runs, with threads as fibers between barriers (no warps are assumed).
@@ -9,7 +9,7 @@ import pytest
 
 from support import fake_cuda
 from support.kernel_shim import compile_cpu_module
-from trtssd.postprocess.gpu import kernel_defines, select_frame
+from trtssd.postprocess import kernel_defines, kernel_steps, select_frame
 from trtssd.core.spec import BoxCoder, ModelSpec, NmsParams
 
 f32 = np.float32
@@ -37,46 +37,52 @@ def make_outputs(rng, spec, n, hot, levels=None):
     return enc, scores.astype(f32)
 
 
-def run_kernels(spec, enc, scores, thr, max_det, scratch=None, fused_max=None):
-    """The four kernels in GpuPostprocessor's order, every output and scratch buffer poisoned.
-    ``scratch``: a dict that receives the scratch arrays (for tests of the intermediate state).
-    ``fused_max``: kernel_defines' (None: the default, 512; 0: never the fused path).
+def run_kernels(spec, enc, scores, thr, max_det, scratch=None):
+    """The kernels in GpuPostprocessor's order (kernel_steps), every output and scratch buffer
+    poisoned. ``scratch``: a dict that receives the scratch arrays (for tests of the
+    intermediate state).
     """
-    d = kernel_defines(spec, fused_max=fused_max)
+    d = kernel_defines(spec)
+    steps = kernel_steps(spec)
     mod = compile_cpu_module("postprocess/postprocess.cu", defines=d)
     n, a, c = scores.shape
     mc = d["MAX_CAND"]
     words = mc // 64
     best_s = np.full((n, a), np.nan, f32)                    # poisoned
     best_c = np.full((n, a), -7, np.int32)
-    mod.launch("ssd_best_class", ((a + d["TILE_A"] - 1) // d["TILE_A"], n, 1),
-               (d["TILE_A"] * d["PARTS"], 1, 1), scores, np.int32(a), best_s, best_c)
+    if "ssd_best_class" in steps:
+        mod.launch("ssd_best_class", ((a + d["TILE_A"] - 1) // d["TILE_A"], n, 1),
+                   (d["TILE_A"] * d["PARTS"], 1, 1), scores, np.int32(a), best_s, best_c)
     cand_box = np.full((n, mc, 4), np.nan, f32)
     cand_score = np.full((n, mc), np.nan, f32)
     cand_anchor = np.full((n, mc), -7, np.int32)
     cand_count = np.full((n,), -7, np.int32)
+    cand_rank = np.full((n, mc), -7, np.int32)
     mask = np.full((n, mc, words), 0xA5A5A5A5A5A5A5A5, np.uint64)
     bc = spec.box_coder
     stride = 8 + d["MAX_DET"] * 8
     out = np.full((n, stride), np.nan, f32)                  # poisoned
-    mod.launch("ssd_sort", (n, 1, 1), (d["SORT_THREADS"], 1, 1), enc, spec.anchors, best_s,
+    anchors = spec.anchors if len(spec.anchors) else np.zeros((1, 4), f32)
+    mod.launch("ssd_sort", (n, 1, 1), (d["SORT_THREADS"], 1, 1), enc, anchors, scores, best_s,
                best_c, np.int32(a), f32(thr), f32(bc.y_scale), f32(bc.x_scale),
-               f32(bc.h_scale), f32(bc.w_scale), f32(spec.nms.iou_threshold),
-               np.int32(max_det), cand_box, cand_score, cand_anchor, cand_count, out)
+               f32(bc.h_scale), f32(bc.w_scale), np.int32(max_det), cand_box, cand_score,
+               cand_anchor, cand_count, cand_rank, out)
     if scratch is not None:
         scratch["count_after_sort"] = cand_count.copy()
-    mod.launch("ssd_nms_mask", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
-               cand_count, f32(spec.nms.iou_threshold), mask)
-    mod.launch("ssd_nms_scan", (n, 1, 1), (64, 1, 1), cand_box, cand_score, cand_anchor,
-               cand_count, mask, best_c, np.int32(a), np.int32(max_det), out)
+    if "ssd_nms" in steps:
+        done = np.zeros((n,), np.uint32)
+        mod.launch("ssd_nms", (words * (words + 1) // 2, n, 1), (64, 1, 1), cand_box,
+                   cand_score, cand_anchor, cand_count, f32(spec.nms.iou_threshold), mask,
+                   cand_rank, best_c, np.int32(a), np.int32(max_det), done, out)
+        assert np.all(done == 0), "the last tile of a frame resets its counter"
     if scratch is not None:
         scratch.update(cand_box=cand_box, cand_score=cand_score, cand_anchor=cand_anchor,
-                       cand_count=cand_count, mask=mask)
+                       cand_count=cand_count, mask=mask, cand_rank=cand_rank)
     return best_s, best_c, out
 
 
-def check(spec, enc, scores, thr, max_det, fused_max=None):
-    best_s, best_c, out = run_kernels(spec, enc, scores, thr, max_det, fused_max=fused_max)
+def check(spec, enc, scores, thr, max_det):
+    best_s, best_c, out = run_kernels(spec, enc, scores, thr, max_det)
     fg = scores[:, :, 1:]
     # Best class: exact (a comparison, no arithmetic), first maximum on ties.
     np.testing.assert_array_equal(best_c, np.argmax(fg, axis=2) + 1)
@@ -206,80 +212,16 @@ def test_candidate_counts_at_word_boundaries(n_cand):
     assert out[0, 0] >= min(n_cand, 2)
 
 
-def _exact_candidates(rng, a, counts, iou, levels=None):
-    """Outputs of len(counts) frames where exactly counts[f] anchors pass 0.4."""
-    spec = make_spec(rng, a, 5, iou=iou)
-    n = len(counts)
-    enc = rng.normal(0, 1.0, size=(n, a, 4)).astype(f32)
-    scores = np.full((n, a, 5), 0.01, f32)
-    for f, k in enumerate(counts):
-        idx = rng.choice(a, size=k, replace=False)
-        v = rng.uniform(0.5, 1.0, k)
-        if levels:
-            v = np.round(v * levels) / levels     # tied scores: ties go to the lower anchor
-        scores[f, idx, rng.integers(1, 5, size=k)] = v.astype(f32)
-    return spec, enc, scores
-
-
-@pytest.mark.parametrize("counts,iou,max_det", [
-    ([511, 512, 513], 0.99, 100),   # around FUSED_MAX: fused, fused, multi-block
-    ([448, 576], 0.5, 100),         # heavier suppression on both sides of the limit
-    ([512, 0, 65], 0.99, 37),       # cap inside a chunk; no candidate; two chunks
-    ([1, 63, 64], 0.99, 100),       # word boundaries on the fused path
-])
-def test_fused_limit_boundary(counts, iou, max_det):
-    # The GPU decides per frame which path runs (the host cannot know the count): frames of
-    # one batch on either side of FUSED_MAX, checked against NumPy and against the
-    # multi-block path alone (fused_max=0), which must give the same bytes.
-    rng = np.random.default_rng(sum(counts) + int(iou * 100))
-    spec, enc, scores = _exact_candidates(rng, 600, counts, iou, levels=200)
-    d = kernel_defines(spec)
-    assert d["FUSED_MAX"] == 512
-    scratch = {}
-    _, _, out = run_kernels(spec, enc, scores, 0.4, max_det, scratch)
-    # cand_count after ssd_sort: -1 where the fused path did the frame, else the count
-    want = [-1 if k <= 512 else k for k in counts]
-    assert scratch["count_after_sort"].tolist() == want
-    assert out[:, 1].tolist() == [float(k) for k in counts]
-    assert check(spec, enc, scores, 0.4, max_det) == sum(
-        len(select_frame(enc[f], scores[f], spec, 0.4, max_det)[0]) for f in range(len(counts)))
-    _, _, out0 = run_kernels(spec, enc, scores, 0.4, max_det, fused_max=0)
-    np.testing.assert_array_equal(out.view(np.uint32), out0.view(np.uint32))
-    assert check(spec, enc, scores, 0.4, max_det, fused_max=0) > 0
-
-
-@pytest.mark.parametrize("fused_max", [0, 64, 128])
-def test_other_fused_limits(fused_max):
-    # A smaller limit (a define like any other) moves the boundary; results stay NumPy's.
-    rng = np.random.default_rng(60 + fused_max)
-    spec, enc, scores = _exact_candidates(rng, 300, [64, 65, 128, 129], 0.7)
-    scratch = {}
-    run_kernels(spec, enc, scores, 0.4, 100, scratch, fused_max=fused_max)
-    assert scratch["count_after_sort"].tolist() == [
-        -1 if k <= fused_max else k for k in (64, 65, 128, 129)]
-    assert check(spec, enc, scores, 0.4, 100, fused_max=fused_max) > 0
-
-
-def test_fused_limit_checked():
-    from trtssd.core.errors import InputError
-    rng = np.random.default_rng(70)
-    spec = make_spec(rng, 300, 5)
-    for bad in (-64, 100, 1024, True):
-        with pytest.raises(InputError, match="fused_max"):
-            kernel_defines(spec, fused_max=bad)
-    assert kernel_defines(make_spec(rng, 40, 3))["FUSED_MAX"] == 64   # at most MAX_CAND
-
-
 def test_sorted_candidates_and_suppression_matrix():
     # The intermediate state, checked directly: the sort is NumPy's stable order, and every
     # mask word the scan may read equals NumPy's IoU > threshold test on the kernel's boxes,
     # bit for bit (the kernel's IoU is rounded as NumPy's: no FMA contraction).
-    from trtssd.postprocess.gpu import iou_one_to_many
+    from trtssd.postprocess import iou_one_to_many
     rng = np.random.default_rng(30)
     spec = make_clustered_spec(rng, 1917, 91, 0.5)
     enc, scores = make_outputs(rng, spec, 2, 700, levels=64)   # quantised: many tied scores
     scratch = {}
-    run_kernels(spec, enc, scores, 0.2, 100, scratch, fused_max=0)   # the multi-block path
+    run_kernels(spec, enc, scores, 0.2, 100, scratch)
     fg = scores[:, :, 1:].max(axis=2)
     for f in range(2):
         cand = np.flatnonzero(fg[f] >= 0.2)
@@ -307,8 +249,8 @@ def test_sorted_candidates_and_suppression_matrix():
 # shim. Not a GPU test: it catches argument-order and format mistakes before the GPU run.
 
 # The kernels' parameter lists as prepared-call formats; every pointer non-NULL; 2D grids.
-_PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPPiffffffiPPPPP", "ssd_nms_mask": "PPfP",
-           "ssd_nms_scan": "PPPPPPiiP"}
+_PARAMS = {"ssd_best_class": "PiPP", "ssd_sort": "PPPPPifffffiPPPPPP",
+           "ssd_nms": "PPPPfPPPiiPP"}
 
 
 @pytest.fixture(params=["direct", "prepared"])
@@ -319,7 +261,7 @@ def fake_gpu(monkeypatch, request):
 @pytest.mark.parametrize("threshold,hot", [(0.3, 300), (1e-8, 0), (0.3, 20), (0.999, 0)])
 def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
     from trtssd.gpu.cuda import DeviceArray
-    from trtssd.postprocess.gpu import GpuPostprocessor, postprocess_cpu
+    from trtssd.postprocess import GpuPostprocessor, postprocess_cpu
     rng = np.random.default_rng(50)
     spec = make_spec(rng, 1917, 91)
     enc, scores = make_outputs(rng, spec, 3, hot)
@@ -331,11 +273,11 @@ def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
         for buf in (post._best_score, post._best_class, post._cand_box, post._cand_score,
                     post._cand_anchor, post._cand_count, post._mask, post._out_dev):
             buf.fill_bytes(0xFF)
-        events = [fake_gpu.Event() for _ in range(6)]
+        events = [fake_gpu.Event() for _ in range(5)]
         post.enqueue(e, s, 3, events=events)
-        kernels = ["ssd_best_class", "ssd_sort", "ssd_nms_mask", "ssd_nms_scan"]
+        kernels = ["ssd_best_class", "ssd_sort", "ssd_nms"]
         assert fake_gpu.calls == [(fake_gpu.how, k) for k in kernels]
-        assert [ev.recorded for ev in events] == [1] * 6
+        assert [ev.recorded for ev in events] == [1] * 5
         rows = post.raw_results()
         gpu = post.results(None)
         cpu = postprocess_cpu(enc, scores, spec, None, threshold, max_detections=100)
@@ -344,7 +286,7 @@ def test_gpu_postprocessor_host_logic(fake_gpu, threshold, hot):
         np.testing.assert_array_equal(rows[f][:, 6].astype(np.int64), idx)
         np.testing.assert_array_equal(gpu[f].class_ids, cpu[f].class_ids)
         np.testing.assert_allclose(gpu[f].boxes, cpu[f].boxes, rtol=0, atol=1e-3)
-    with pytest.raises(Exception, match="6 pycuda Events"):
+    with pytest.raises(Exception, match="5 pycuda Events"):
         post2 = GpuPostprocessor(spec, max_batch=1, score_threshold=0.3)
         try:
             with DeviceArray((1, 1917, 4), np.float32) as e1, \
@@ -374,7 +316,7 @@ def test_gpu_postprocessor_plans(fake_gpu):
     # new buffers or another batch size get their own plan; a closed buffer is refused.
     from trtssd.gpu.cuda import DeviceArray
     from trtssd.core.errors import InputError
-    from trtssd.postprocess.gpu import GpuPostprocessor
+    from trtssd.postprocess import GpuPostprocessor
     rng = np.random.default_rng(51)
     spec = make_spec(rng, 300, 5)
     enc, scores = make_outputs(rng, spec, 2, 60)

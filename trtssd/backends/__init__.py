@@ -104,6 +104,17 @@ def create_backend(kind="auto", model=None, device=None, precision="fp32", max_b
 
 
 # ---- helpers the backends share --------------------------------------------------------------
+def check_model_batch(spec, max_batch, path):
+    """InputError when a graph with a fixed batch size (``spec.batch``) is asked for more."""
+    if spec.batch and int(max_batch) > spec.batch:
+        raise InputError(
+            "%s was exported with a fixed batch of %d, but %d frames per inference were asked "
+            "for (--batch, or --mode multi with several sources); use --batch %d, or re-export "
+            "it with a dynamic batch (torch.onnx.export(..., dynamic_axes={'input_0': {0: "
+            "'batch'}, 'scores': {0: 'batch'}, 'boxes': {0: 'batch'}}))"
+            % (spec.source.get("path", path), spec.batch, int(max_batch), spec.batch))
+
+
 def describe_buffer(obj):
     """(shape, numpy dtype, kind) of a bound buffer: kind 'cuda' (has
     __cuda_array_interface__), 'torch' (a torch tensor) or 'host' (numpy)."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
 from .base import Backend, ExecutionContext
-from . import check_bindings
+from . import check_bindings, check_model_batch
 
 
 def _import_ort():
@@ -47,6 +47,7 @@ class OnnxRuntimeBackend(Backend):
             raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
         self.onnx_path = onnx_for(onnx_path)
         self.spec = load_spec(self.onnx_path)
+        check_model_batch(self.spec, max_batch, self.onnx_path)
         self.device = device
         self.precision = precision
         self.max_batch = int(max_batch)

@@ -10,10 +10,24 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError, ModelError
 from .base import Backend, ExecutionContext
-from . import check_bindings
+from . import check_bindings, check_model_batch
 
 OPS = ("Conv", "Clip", "Relu", "Sigmoid", "Transpose", "Reshape", "Concat", "Add",
        "AveragePool", "MaxPool")
+# The ops of foreign SSD graphs (pytorch-ssd's decoding, TF exports, trtssd's own packing of
+# post-NMS outputs), run by _generic below. Values computed only from constants and Shape
+# (shape arithmetic) stay NumPy on the host, so nothing is copied during a CUDA graph.
+GENERIC_OPS = ("Constant", "Shape", "Gather", "Unsqueeze", "Squeeze", "Slice", "Cast", "Mul",
+               "Sub", "Div", "Exp", "Softmax", "Equal", "Less", "Greater", "Where",
+               "Identity", "Flatten", "BatchNormalization", "Sqrt", "Pow", "Neg", "Split",
+               "ConstantOfShape", "Range", "Min", "Max", "Tanh", "LeakyRelu", "ReduceMax",
+               "ReduceMin", "ReduceSum", "ReduceMean")
+_HOST_SHAPE_INPUTS = {"Reshape": (1,), "Slice": (1, 2, 3, 4), "Unsqueeze": (1,),
+                      "Squeeze": (1,), "Split": (1,), "ConstantOfShape": (0,),
+                      "ReduceMax": (1,), "ReduceMin": (1,), "ReduceSum": (1,),
+                      "ReduceMean": (1,)}
+_ONNX_DTYPES = {1: np.float32, 2: np.uint8, 3: np.int8, 5: np.int16, 6: np.int32,
+                7: np.int64, 9: np.bool_, 10: np.float16, 11: np.float64}
 
 
 def _import_torch():
@@ -31,12 +45,20 @@ def build_module(model, torch):
     nn = torch.nn
     F = torch.nn.functional
 
+    opset = max([o.version for o in model.opset_import if o.domain in ("", "ai.onnx")] or [13])
+
     class OnnxNet(nn.Module):
         def __init__(self):
             super(OnnxNet, self).__init__()
             inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+            for node in model.graph.node:      # Constant nodes are constants like initializers
+                if node.op_type == "Constant":
+                    inits[node.output[0]] = _constant_value(node)
+            self.host = dict(inits)            # NumPy values usable as shapes and indices
+            self.opset = opset
             self.steps = []
             consts = {}
+            self._consts = consts
 
             def tensor_const(name):
                 if name not in consts:
@@ -46,9 +68,14 @@ def build_module(model, torch):
                     consts[name] = attr
                 return consts[name]
 
+            hostset = set(inits)     # values computable on the host (constants, shapes)
             for node in model.graph.node:
                 a = {at.name: _attr(at) for at in node.attribute}
                 op = node.op_type
+                if op == "Shape" or (op != "Constant" and all(
+                        (not i) or i in hostset for i in node.input)):
+                    hostset.update(node.output)
+                mixed = any(i in hostset for i in node.input if i)
                 if op == "Conv":
                     w = tensor_const(node.input[1])
                     b = tensor_const(node.input[2]) if len(node.input) > 2 and node.input[2] \
@@ -65,21 +92,22 @@ def build_module(model, torch):
                     self.steps.append((op, [node.input[0]], node.output[0], params))
                 elif op == "Clip":
                     lo = float(inits[node.input[1]]) if len(node.input) > 1 and node.input[1] \
-                        else None
+                        else a.get("min")
                     hi = float(inits[node.input[2]]) if len(node.input) > 2 and node.input[2] \
-                        else None
+                        else a.get("max")
                     self.steps.append((op, [node.input[0]], node.output[0], (lo, hi)))
                 elif op in ("Relu", "Sigmoid"):
                     self.steps.append((op, [node.input[0]], node.output[0], None))
-                elif op == "Transpose":
+                elif op == "Transpose" and not mixed:
                     self.steps.append((op, [node.input[0]], node.output[0],
                                        tuple(a["perm"])))
-                elif op == "Reshape":
+                elif op == "Reshape" and node.input[1] in inits:
                     shape = tuple(int(v) for v in inits[node.input[1]])
                     self.steps.append((op, [node.input[0]], node.output[0], shape))
-                elif op == "Concat":
+                elif op == "Concat" and not mixed:
                     self.steps.append((op, list(node.input), node.output[0], int(a["axis"])))
-                elif op == "Add":
+                elif op == "Add" and len(node.input) == 2 and not all(
+                        i in hostset for i in node.input):
                     ins, cname = [], None
                     for i in node.input:
                         if i in inits:
@@ -96,16 +124,41 @@ def build_module(model, torch):
                     params = dict(k=tuple(a["kernel_shape"]), s=tuple(a.get("strides", [1, 1])),
                                   pads=(pt, pl, pb, pr))
                     self.steps.append((op, [node.input[0]], node.output[0], params))
+                elif op == "Constant":
+                    continue
+                elif op in GENERIC_OPS or op in ("Reshape", "Add", "Concat", "Transpose",
+                                                  "Relu", "Sigmoid", "Clip"):
+                    shape_pos = _HOST_SHAPE_INPUTS.get(op, ())
+                    for k, name in enumerate(node.input):
+                        if name in inits and k not in shape_pos and op not in (
+                                "Shape", "Gather"):
+                            tensor_const(name)
+                        if op == "Gather" and k == 1 and name in inits:
+                            self.register_buffer("g%d" % len(consts), torch.from_numpy(
+                                np.asarray(inits[name], np.int64).reshape(-1).copy()))
+                            consts["gather:" + name] = "g%d" % (len(consts))
+                    if op == "BatchNormalization":
+                        sc, b0, mean, var = [inits[n].astype(np.float64) for n in node.input[1:5]]
+                        k = sc / np.sqrt(var + float(a.get("epsilon", 1e-5)))
+                        a["mul"] = tensor_const_array(self, consts, torch, k,
+                                                      "bn_mul_" + node.output[0])
+                        a["add"] = tensor_const_array(self, consts, torch, b0 - mean * k,
+                                                      "bn_add_" + node.output[0])
+                    self.steps.append(("G", list(node.input), node.output[0],
+                                       (node.op_type, a, list(node.output))))
                 else:
                     raise ModelError("ONNX op %s is not one the torch backend runs (%s); "
-                                     "the model was not made by trtssd's converter"
-                                     % (op, ", ".join(OPS)))
+                                     "use the onnxruntime or tensorrt backend for this model"
+                                     % (op, ", ".join(OPS + GENERIC_OPS)))
             self.input_name = model.graph.input[0].name
             self.output_names = [o.name for o in model.graph.output]
 
         def forward(self, x):
             env = {self.input_name: x}
             for op, ins, out, p in self.steps:
+                if op == "G":
+                    _generic(self, torch, env, ins, p)
+                    continue
                 if op == "Conv":
                     v = env[ins[0]]
                     if p["pre"] is not None:
@@ -151,6 +204,237 @@ def _attr(at):
     return helper.get_attribute_value(at)
 
 
+def _constant_value(node):
+    from onnx import numpy_helper
+    for at in node.attribute:
+        v = _attr(at)
+        if at.name == "value":
+            return numpy_helper.to_array(v)
+        if at.name in ("value_float", "value_int"):
+            return np.asarray(v)
+        if at.name in ("value_floats", "value_ints"):
+            return np.asarray(list(v))
+    raise ModelError("ONNX Constant node %s has no value the torch backend reads; use the "
+                     "onnxruntime backend" % node.output[0])
+
+
+def tensor_const_array(net, consts, torch, value, key):
+    attr = "c%d" % len(consts)
+    net.register_buffer(attr, torch.from_numpy(np.asarray(value, np.float32).copy()))
+    consts[key] = attr
+    return attr
+
+
+def _generic(net, torch, env, ins, p):
+    """One node of GENERIC_OPS (and the general forms of Reshape, Add, Concat, ...): NumPy when
+    every input is a host value, torch otherwise (constants as the registered buffers)."""
+    op, a, outs = p
+    F = torch.nn.functional
+    host = net.host
+
+    def get(name):
+        if name in env:
+            return env[name]
+        return host[name]
+
+    def is_host(v):
+        return isinstance(v, np.ndarray) or np.isscalar(v)
+
+    def tensor(name):
+        v = get(name)
+        if not is_host(v):
+            return v
+        attr = net._consts.get(name)
+        if attr is None:
+            raise ModelError("the torch backend cannot mix the host value %r into device "
+                             "arithmetic (op %s); use the onnxruntime backend" % (name, op))
+        return getattr(net, attr)
+
+    vals = [get(i) if i else None for i in ins]
+    all_host = all(v is None or is_host(v) for v in vals)
+
+    def ints(v):
+        return [int(t) for t in np.asarray(v).reshape(-1)]
+
+    if op == "Shape":
+        v = vals[0]
+        out = np.asarray(v.shape if is_host(v) else tuple(v.shape), np.int64)
+    elif op in ("Identity",):
+        out = vals[0]
+    elif op == "Cast":
+        dt = _ONNX_DTYPES.get(int(a["to"]), np.float32)
+        if all_host:
+            out = np.asarray(vals[0]).astype(dt)
+        else:
+            t = vals[0]
+            if dt == np.bool_:
+                out = t != 0 if t.dtype != torch.bool else t
+            elif dt in (np.float32, np.float16, np.float64):
+                out = t if t.is_floating_point() else t.float()
+            else:
+                out = t.to(torch.int64)
+    elif op == "Gather":
+        axis = int(a.get("axis", 0))
+        idx = vals[1]
+        if all_host:
+            out = np.take(np.asarray(vals[0]), np.asarray(idx), axis=axis)
+        elif np.ndim(idx) == 0:
+            i = int(idx)
+            out = vals[0].select(axis, i if i >= 0 else vals[0].shape[axis] + i)
+        else:
+            attr = net._consts.get("gather:" + ins[1])
+            if attr is None:
+                raise ModelError("the torch backend gathers with constant indices only; use "
+                                 "the onnxruntime backend")
+            out = vals[0].index_select(axis, getattr(net, attr)).reshape(
+                tuple(vals[0].shape[:axis]) + np.shape(idx) + tuple(vals[0].shape[axis + 1:]))
+    elif op in ("Unsqueeze", "Squeeze"):
+        axes = a.get("axes")
+        if axes is None and len(ins) > 1 and ins[1]:
+            axes = ints(vals[1])
+        v = vals[0]
+        rank = np.ndim(v) if is_host(v) else v.dim()
+        if op == "Unsqueeze":
+            for ax in sorted(int(x) % (rank + len(axes)) for x in axes):
+                v = np.expand_dims(v, ax) if is_host(v) else v.unsqueeze(ax)
+        else:
+            axes = list(range(rank)) if axes is None else sorted(
+                (int(x) % rank for x in axes), reverse=True)
+            for ax in sorted(axes, reverse=True):
+                if (np.shape(v)[ax] if is_host(v) else v.shape[ax]) == 1:
+                    v = np.squeeze(v, ax) if is_host(v) else v.squeeze(ax)
+        out = v
+    elif op == "Slice":
+        v = vals[0]
+        if len(ins) > 1:
+            starts, ends = ints(vals[1]), ints(vals[2])
+            axes = ints(vals[3]) if len(ins) > 3 and ins[3] else list(range(len(starts)))
+            steps = ints(vals[4]) if len(ins) > 4 and ins[4] else [1] * len(starts)
+        else:
+            starts, ends = list(a["starts"]), list(a["ends"])
+            axes = list(a.get("axes", range(len(starts))))
+            steps = [1] * len(starts)
+        rank = np.ndim(v) if is_host(v) else v.dim()
+        index = [slice(None)] * rank
+        for st, en, ax, sp in zip(starts, ends, axes, steps):
+            dim = (np.shape(v) if is_host(v) else tuple(v.shape))[ax]
+            en = max(min(en, dim), -dim - 1) if en < 0 or en > dim else en
+            st = max(min(st, dim), -dim)
+            if sp < 0:
+                raise ModelError("the torch backend runs Slice with positive steps only")
+            index[ax % rank] = slice(st, en, sp)
+        out = v[tuple(index)]
+    elif op == "Concat":
+        axis = int(a["axis"])
+        if all_host:
+            out = np.concatenate([np.atleast_1d(v) for v in vals], axis=axis)
+        else:
+            out = torch.cat([tensor(i) for i in ins], dim=axis)
+    elif op == "Reshape":
+        shape = ints(vals[1])
+        v = vals[0]
+        src = np.shape(v) if is_host(v) else tuple(v.shape)
+        shape = tuple(src[i] if d == 0 else d for i, d in enumerate(shape))
+        out = np.reshape(v, shape) if is_host(v) else v.reshape(shape)
+    elif op == "Transpose":
+        perm = a.get("perm")
+        v = vals[0]
+        out = np.transpose(v, perm) if is_host(v) else v.permute(*perm)
+    elif op == "Flatten":
+        axis = int(a.get("axis", 1))
+        v = vals[0]
+        out = v.reshape(tuple(v.shape[:axis]) + (-1,)) if axis > 0 else v.reshape(1, -1)
+    elif op == "Softmax":
+        v = vals[0]
+        axis = int(a.get("axis", -1 if net.opset >= 13 else 1)) % v.dim()
+        if net.opset < 13 and axis != v.dim() - 1:   # old semantics: flatten from axis
+            shp = v.shape
+            out = torch.softmax(v.reshape(tuple(shp[:axis]) + (-1,)), dim=-1).reshape(shp)
+        else:
+            out = torch.softmax(v, dim=axis)
+    elif op == "BatchNormalization":
+        v = vals[0]
+        shape = (1, -1) + (1,) * (v.dim() - 2)
+        out = v * getattr(net, a["mul"]).reshape(shape) + getattr(net, a["add"]).reshape(shape)
+    elif op == "Split":
+        axis = int(a.get("axis", 0))
+        split = a.get("split")
+        if split is None and len(ins) > 1 and ins[1]:
+            split = ints(vals[1])
+        v = tensor(ins[0])
+        if split is None:
+            n = len(outs)
+            split = [v.shape[axis] // n] * n
+        for name, part in zip(outs, torch.split(v, list(split), dim=axis)):
+            env[name] = part
+        return
+    elif op.startswith("Reduce"):
+        axes = a.get("axes")
+        if axes is None and len(ins) > 1 and ins[1]:
+            axes = ints(vals[1])
+        keep = bool(a.get("keepdims", 1))
+        v = tensor(ins[0])
+        dims = list(range(v.dim())) if not axes else [int(x) % v.dim() for x in axes]
+        if op == "ReduceMax":
+            out = v.amax(dim=dims, keepdim=keep)
+        elif op == "ReduceMin":
+            out = v.amin(dim=dims, keepdim=keep)
+        elif op == "ReduceSum":
+            out = v.sum(dim=dims, keepdim=keep)
+        else:
+            out = v.mean(dim=dims, keepdim=keep)
+    elif op == "ConstantOfShape":
+        raise ModelError("the torch backend does not run ConstantOfShape; use onnxruntime")
+    elif op == "Range":
+        if not all_host:
+            raise ModelError("the torch backend runs Range on constants only")
+        out = np.arange(np.asarray(vals[0]).item(), np.asarray(vals[1]).item(),
+                        np.asarray(vals[2]).item())
+    elif op in ("Exp", "Sqrt", "Neg", "Tanh", "Relu", "Sigmoid", "LeakyRelu", "Clip"):
+        v = vals[0]
+        if is_host(v):
+            v = tensor(ins[0])
+        if op == "Exp":
+            out = torch.exp(v)
+        elif op == "Sqrt":
+            out = torch.sqrt(v)
+        elif op == "Neg":
+            out = -v
+        elif op == "Tanh":
+            out = torch.tanh(v)
+        elif op == "Relu":
+            out = F.relu(v)
+        elif op == "Sigmoid":
+            out = torch.sigmoid(v)
+        elif op == "LeakyRelu":
+            out = F.leaky_relu(v, float(a.get("alpha", 0.01)))
+        else:
+            lo = float(vals[1]) if len(ins) > 1 and ins[1] else a.get("min")
+            hi = float(vals[2]) if len(ins) > 2 and ins[2] else a.get("max")
+            out = torch.clamp(v, lo, hi)
+    else:   # binary elementwise
+        if all_host:
+            x, y = (np.asarray(v) for v in vals[:2])
+            out = {"Add": np.add, "Mul": np.multiply, "Sub": np.subtract,
+                   "Div": (np.floor_divide if x.dtype.kind in "iu" else np.divide),
+                   "Equal": np.equal, "Less": np.less, "Greater": np.greater,
+                   "Pow": np.power, "Min": np.minimum, "Max": np.maximum}[op](x, y) \
+                if op != "Where" else np.where(x, y, np.asarray(vals[2]))
+        else:
+            t = [tensor(i) for i in ins]
+            if op == "Where":
+                out = torch.where(t[0].bool() if t[0].dtype != torch.bool else t[0], t[1], t[2])
+            else:
+                x, y = t[0], t[1]
+                if x.is_floating_point() != y.is_floating_point():
+                    f = x.dtype if x.is_floating_point() else y.dtype
+                    x, y = x.to(f), y.to(f)
+                out = {"Add": torch.add, "Mul": torch.mul, "Sub": torch.sub, "Div": torch.div,
+                       "Equal": torch.eq, "Less": torch.lt, "Greater": torch.gt,
+                       "Pow": torch.pow, "Min": torch.minimum, "Max": torch.maximum}[op](x, y)
+    env[outs[0]] = out
+
+
 class TorchBackend(Backend):
     """The converted SSD on PyTorch, CUDA (fp32/fp16, optional CUDA graphs) or CPU (fp32)."""
     name = "torch"
@@ -181,6 +465,7 @@ class TorchBackend(Backend):
         self.torch = torch
         self.onnx_path = onnx_for(onnx_path)
         self.spec = load_spec(self.onnx_path)
+        check_model_batch(self.spec, max_batch, self.onnx_path)
         self.device = device
         self.precision = precision
         self.max_batch = int(max_batch)

@@ -109,6 +109,8 @@ def add_arguments(parser):
     parser.add_argument("--chart", default=None, help="PNG path (default OUT_DIR/bench.png)")
     parser.add_argument("--no-chart", dest="no_chart", action="store_true",
                         help="do not write the PNG chart")
+    from ..scale.gpus import add_bench_arguments
+    add_bench_arguments(parser)
     return parser
 
 
@@ -1096,7 +1098,11 @@ def bench(plan, progress=None, argv=None):
                 backends[batch] = make_backend(plan, model_path, batch)
         measure_ceilings(plan, backends, todo, result, progress)
         rates = measure_decoders(plan, todo, result, progress)
-        result["interrupted"] = run_modes(plan, backends, todo, rates, result, progress)
+        interrupted = run_modes(plan, backends, todo, rates, result, progress)
+        if getattr(plan.args, "gpus", None) and not interrupted:
+            from ..scale.gpus import bench_rows
+            result["modes"].extend(bench_rows(plan, model_path, progress))
+        result["interrupted"] = interrupted
         return result
     finally:
         for b in backends.values():

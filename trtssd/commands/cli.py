@@ -112,7 +112,18 @@ def _output_arguments(p):
                    help="no per-picture lines, progress bar or summary on stderr")
 
 
-DETECT_ARGUMENTS = [_model_arguments, _run_arguments, _output_arguments]
+def _scale_arguments(p):
+    from ..scale.commands import add_detect_arguments       # --gpus, --ray
+    add_detect_arguments(p)
+
+
+def _spec_arguments(p):
+    from ..models.sidecar import add_spec_arguments         # --spec, --input-blob, ...
+    add_spec_arguments(p)
+
+
+DETECT_ARGUMENTS = [_model_arguments, _run_arguments, _output_arguments, _scale_arguments,
+                    _spec_arguments]
 DETECTOR_OPTIONS = []
 SUBCOMMANDS = [("bench", "commands.bench", "every pipeline mode side by side"),
                ("build-engine", "backends.tensorrt.build",
@@ -146,6 +157,11 @@ def _add_detect(sub):
 def _add_info(sub):
     p = sub.add_parser("info", help="GPU, driver, CUDA, and which backends and modes work here")
     p.add_argument("--json", action="store_true", help="print the facts as JSON")
+    p.add_argument("model", nargs="?", default=None,
+                   help="a model file: print how trtssd reads it (family, input, outputs, "
+                        "classes, anchors, NMS)")
+    p.add_argument("--labels", default=None, help="label file (default: beside the model)")
+    _spec_arguments(p)
     p.set_defaults(func=cmd_info)
 
 
@@ -395,6 +411,9 @@ def cmd_detect(args):
     from ..pipeline import batch_for, default_mode
     from ..pipeline.base import close_each
 
+    if args.gpus is not None or args.ray is not None:       # several GPUs, or Ray
+        from ..scale.commands import run_from_args
+        return run_from_args(args)
     _check_values(args)
     overlay = parse_overlay(args.overlay)
     warnings = []
@@ -422,8 +441,13 @@ def cmd_detect(args):
             extra = {}
             for fn in DETECTOR_OPTIONS:
                 extra.update(fn(args) or {})
+            from ..models import resolve
+            from ..models.sidecar import model_for_args
+            model = resolve.resolve_model(args.model)
+            label_path = resolve.resolve_labels(args.labels, model)
+            model = model_for_args(model, args)          # a foreign ONNX's spec flags
             try:
-                det = Detector(args.model, labels=args.labels, backend=args.backend,
+                det = Detector(model, labels=label_path, backend=args.backend,
                                device=args.device, precision=args.precision, mode=mode,
                                depth=args.depth, batch=args.batch, threshold=args.threshold,
                                max_detections=args.max_detections, classes=args.classes,
@@ -557,6 +581,11 @@ def _quiet_stdout(args):
 
 def cmd_info(args):
     from .info import collect, format_info
+    if args.model:
+        from ..models.onnx_models import describe_model
+        from ..models.sidecar import spec_overrides_from_args
+        print(describe_model(args.model, spec_overrides_from_args(args), args.labels))
+        return 0
     info = collect()
     if args.json:
         print(json.dumps(info, indent=1, default=str))

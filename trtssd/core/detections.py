@@ -149,11 +149,29 @@ class Detections(object):
 
 
 def _name_of(label_map, class_id):
-    if isinstance(label_map, LabelMap):
-        return label_map.name(class_id)
-    if 0 <= class_id < len(label_map):
-        return str(label_map[class_id])
+    """The one class-id-to-name rule: the label map's line ``class_id`` (the score column),
+    else "class N"."""
+    class_id = int(class_id)
+    names = label_map.names if isinstance(label_map, LabelMap) else label_map
+    if 0 <= class_id < len(names):
+        return str(names[class_id])
     return "class %d" % class_id
+
+
+def label_names(labels, class_ids):
+    """The names of ``class_ids`` through ``labels`` (LabelMap or list), or None without."""
+    if labels is None:
+        return None
+    return [_name_of(labels, c) for c in class_ids]
+
+
+def check_labels(labels, num_classes):
+    """ModelError unless ``labels`` (LabelMap, list or None) has one name per score column."""
+    if labels is None:
+        return
+    if not isinstance(labels, LabelMap):
+        labels = LabelMap(labels)
+    labels.check(num_classes)
 
 
 class LabelMap(object):
@@ -208,10 +226,7 @@ class LabelMap(object):
         return self
 
     def name(self, class_id):
-        class_id = int(class_id)
-        if 0 <= class_id < len(self.names):
-            return self.names[class_id]
-        return "class %d" % class_id
+        return _name_of(self, class_id)
 
     def __getitem__(self, class_id):
         return self.name(class_id)

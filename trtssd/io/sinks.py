@@ -34,9 +34,14 @@ from ..core.errors import EnvironmentProblem, InputError, TrtssdError
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov")
 JSON_EXTENSIONS = (".jsonl", ".json", ".ndjson")
 
+def _mqtt_sink(url, labels=None, **_):
+    from .mqtt import open_mqtt_sink
+    return open_mqtt_sink(url, labels)
+
+
 # scheme -> "module:callable" (imported on first use) or a callable
 # ``factory(url, labels=..., fps=..., overlay=...) -> Sink``; other modules register theirs
-SINK_SCHEMES = {}
+SINK_SCHEMES = {"mqtt": _mqtt_sink, "mqtts": _mqtt_sink}
 
 
 class SinkError(TrtssdError):
@@ -98,6 +103,13 @@ def detection_dicts(det, labels=None):
         if d["label"] is None:
             d["label"] = str(d["class_id"])
     return out
+
+
+def frame_record(frame, detections, labels=None):
+    """One frame's record (a JSON line, an MQTT message, a Parquet row): source, frame, and
+    the ``detection_dicts``."""
+    return {"source": frame.source_id, "frame": int(frame.index),
+            "detections": detection_dicts(detections, labels)}
 
 
 def annotate(frame, detections, labels=None, overlay=None):
@@ -187,10 +199,8 @@ class JsonLinesSink(Sink):
         self._own = True
 
     def write(self, frame, detections):
-        rec = {"source": frame.source_id, "frame": int(frame.index),
-               "detections": detection_dicts(detections, self.labels)}
         try:
-            self._f.write(json.dumps(rec) + "\n")
+            self._f.write(json.dumps(frame_record(frame, detections, self.labels)) + "\n")
             self._f.flush()
         except (OSError, ValueError) as e:
             self.failed = True

@@ -50,8 +50,11 @@ def resolve_model(path=None):
                      % (MODEL_ENV, GET_THE_MODEL))
 
 
-def resolve_labels(path=None, model_path=None):
-    """Path of the label file: explicit, $TRTSSD_LABELS, or beside the model; None if none."""
+def resolve_labels(path=None, model_path=None, beside_only=False):
+    """Path of the label file: explicit, $TRTSSD_LABELS, or beside the model (labels.txt,
+    labelmap.txt, coco_labels.txt, or MODEL.txt / MODEL.labels); None if none. The checkout's
+    COCO labels are the fallback only for the COCO SSD (a .tflite or trtssd's own ONNX), not
+    for a foreign ONNX (``beside_only``, or found so here)."""
     if path:
         if not os.path.isfile(path):
             raise ModelError("label file %s does not exist; it is labelmap.txt in %s"
@@ -63,15 +66,30 @@ def resolve_labels(path=None, model_path=None):
             raise ModelError("$%s names %s, which does not exist" % (LABELS_ENV, env))
         return os.path.abspath(env)
     dirs = []
-    if model_path:
+    if model_path and model_path != SYNTHETIC:
+        stem = os.path.splitext(os.path.abspath(model_path))[0]
+        for p in (stem + ".txt", stem + ".labels"):
+            if os.path.isfile(p):
+                return p
         dirs.append(os.path.dirname(os.path.abspath(model_path)))
-    dirs.append(_checkout_models_dir())
+    if not beside_only and not _is_foreign_onnx(model_path):
+        dirs.append(_checkout_models_dir())
     for d in dirs:
         for name in LABEL_NAMES:
             p = os.path.join(d, name)
             if os.path.isfile(p):
                 return p
     return None
+
+
+def _is_foreign_onnx(model_path):
+    if not model_path or not str(model_path).lower().endswith(".onnx") or \
+            not os.path.isfile(model_path):
+        return False
+    try:
+        return SPEC_METADATA_KEY not in _metadata(model_path)
+    except ModelError:
+        return False
 
 
 def file_sha256(path):
@@ -95,7 +113,10 @@ def onnx_for(model_path, cache_dir=None):
         return out
     model_path = resolve_model(model_path)
     if model_path.lower().endswith(".onnx"):
-        return model_path
+        if SPEC_METADATA_KEY in _metadata(model_path):
+            return model_path
+        from .onnx_models import prepare_onnx   # a foreign ONNX: recognised and adapted
+        return prepare_onnx(model_path, cache_dir=cache_dir)
     from .convert import CONVERTER_VERSION, convert_model
     cache_dir = cache_dir or default_cache_dir()
     digest = file_sha256(model_path)
@@ -106,8 +127,8 @@ def onnx_for(model_path, cache_dir=None):
     return out
 
 
-def load_spec(onnx_path):
-    """The ModelSpec stored in an ONNX file's metadata (key ``trtssd.spec``)."""
+def _metadata(onnx_path):
+    """An ONNX file's metadata {key: value}, read without its weights' arrays."""
     try:
         import onnx
     except ImportError:
@@ -129,10 +150,18 @@ def load_spec(onnx_path):
             from ..core.errors import EnvironmentProblem
             raise EnvironmentProblem("reading an ONNX model needs `onnx` or `onnxruntime`: "
                                      "pip install onnx")
+    return meta
+
+
+def load_spec(onnx_path):
+    """The ModelSpec stored in an ONNX file's metadata (key ``trtssd.spec``)."""
+    meta = _metadata(onnx_path)
     if SPEC_METADATA_KEY not in meta:
-        raise ModelError("%s has no %r metadata, so it was not made by trtssd's converter; "
-                         "convert the .tflite with `trtssd convert`"
-                         % (onnx_path, SPEC_METADATA_KEY))
+        raise ModelError("%s has no %r metadata, so it was not made by trtssd's converter "
+                         "nor adapted by trtssd; give it as --model (a foreign ONNX is "
+                         "recognised, or described by a spec: docs/MODELS.md), or convert a "
+                         ".tflite with `trtssd convert`" % (onnx_path,
+                                                                       SPEC_METADATA_KEY))
     return ModelSpec.from_json(meta[SPEC_METADATA_KEY])
 
 

@@ -261,7 +261,7 @@ class _Postprocessing(_Contexts):
         self.labels = labels
 
     def _post(self, boxes, scores, geoms):
-        from ..postprocess.gpu import postprocess_cpu
+        from ..postprocess import postprocess_cpu
         return postprocess_cpu(boxes, scores, self.spec, geoms, self.score_threshold,
                                max_detections=self.max_detections, labels=self.labels)
 

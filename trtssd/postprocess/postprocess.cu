@@ -1,59 +1,63 @@
-// SSD postprocessing on the GPU: best class per anchor, score threshold, box decoding and
-// TFLite's "fast" (class-agnostic, one class per anchor) greedy NMS.
+// SSD postprocessing on the GPU: score activation, best class or (anchor, class) pairs, score
+// threshold, box decoding, and greedy NMS (TFLite's class-agnostic "fast" NMS, or per class).
 //
-// The semantics are those of trtssd.postprocess.postprocess_cpu (the NumPy reference); see
-// that module's docstring. Four kernels, enqueued back to back on one stream:
+// The semantics are those of trtssd.postprocess.cpu (the NumPy reference); see that module's
+// docstring. Up to three kernels, enqueued back to back on one stream (the host leaves out
+// ssd_best_class where nothing needs it, and ssd_nms where METHOD is 'none'):
 //
 //   ssd_best_class  grid (ceil(A / TILE_A), N), block TILE_A * PARTS threads.
 //       Stages a tile of TILE_A anchors' score rows ([TILE_A, NUM_CLASSES] floats, contiguous
 //       in memory) into shared memory with coalesced loads, then PARTS threads per anchor
-//       take the first maximum over the non-background columns 1..NUM_CLASSES-1 (each part a
-//       strided subset of columns; parts merged by value, then by the lower column). Writes
-//       best_score[N, A] and best_class[N, A]. This pass reads all the scores (~700 KB per
-//       frame for the COCO SSD), so it spreads over many blocks instead of one per frame.
+//       scan a strided subset of the columns each (parts merged by value, then by the lower
+//       column). METHOD fast/none: the first maximum over the foreground columns (every
+//       column but BACKGROUND), activated; writes best_score[N, A] and best_class[N, A].
+//       METHOD per_class with softmax: the row's max and sum of exp(x - max) (best_score,
+//       and best_class holding the sum's float bits), what ssd_sort needs to activate pairs.
 //
 //   ssd_sort  grid (N), block SORT_THREADS threads: one block per frame.
-//       1. compacts anchors with best_score >= score_threshold into shared memory
-//          (atomicAdd on a shared counter: the order is arbitrary, the sort fixes it);
-//       2. bitonic-sorts them by (score descending, anchor index ascending): a total order,
-//          so the result is deterministic and equals a stable sort by score;
-//       3. n > FUSED_MAX candidates: decodes the sorted candidates into global scratch:
-//          cand_box[N, MAX_CAND] (float4 ymin, xmin, ymax, xmax), cand_score, cand_anchor,
-//          and cand_count[N] = n, for the two kernels below;
-//       3'. n <= FUSED_MAX (512; the host cannot know n, so the GPU decides per frame): the
-//          whole NMS in this block. The candidates are decoded into shared memory, the
-//          suppression matrix (n x ceil(n / 64) words, 32 KB at 512) is computed there as
-//          ssd_nms_mask computes it, the greedy scan of ssd_nms_scan runs over it, the output
-//          rows are written, and cand_count[N] = -1 tells the two kernels below to exit at
-//          once. One kernel instead of three (each launch costs several us on its own).
+//       1. compacts the candidates into shared memory (atomicAdd on a shared counter: the
+//          order is arbitrary, the sort fixes it): METHOD fast/none, anchors whose best score
+//          passes the threshold (key = anchor); per_class, (anchor, foreground column) pairs
+//          whose activated score passes it (key = anchor * NUM_CLASSES + column). At most
+//          MAX_CAND are kept; the count of all is reported (the host refuses an overflow);
+//       2. bitonic-sorts them by (score descending, key ascending): a total order, so the
+//          result is deterministic and equals the reference's stable sort;
+//       3. decodes the sorted candidates' boxes (BOX_FORM) into global scratch:
+//          cand_box[N, MAX_CAND] (float4 ymin, xmin, ymax, xmax), cand_score, cand_key, zeroes
+//          cand_rank (CAND_PER_CLASS), and writes cand_count[N] = the count of all;
+//          METHOD none: writes the first MAX_DET rows of the output itself.
 //
-//   ssd_nms_mask  grid (WORDS * (WORDS + 1) / 2, N), block 64 threads; WORDS = MAX_CAND / 64.
+//   ssd_nms  grid (WORDS * (WORDS + 1) / 2, N), block 64 threads; WORDS = MAX_CAND / 64.
 //       Block b is the tile (r, c), r <= c, of the suppression matrix: thread t computes the
 //       64-bit word mask[i][c] of row i = 64 r + t, whose bit j is set when candidate
-//       64 c + j > i has IoU > iou_threshold with candidate i. Tiles past the frame's
-//       candidate count exit at once (the grid is sized for MAX_CAND: the host does not know
-//       the count). mask is [N, MAX_CAND, WORDS] uint64 in global memory; only the words of
-//       rows < count in tiles c >= r are written, and only those are read.
+//       64 c + j > i has IoU > iou_threshold with candidate i (per_class: and the same
+//       column). Tiles past the frame's candidate count exit at once (the grid is sized for
+//       MAX_CAND: the host does not know the count). mask is [N, MAX_CAND, WORDS] uint64 in
+//       global memory; only the words of rows < count in tiles c >= r are written, and only
+//       those are read. CAND_PER_CLASS: each tile also counts, per column j, the earlier
+//       candidates of j's class, and adds the counts into cand_rank[j] (the rank of j in its
+//       class once every tile ran).
+//       The last of a frame's tiles to finish (a counter per frame, after __threadfence, as
+//       CUDA's threadFenceReduction sample does it) then runs the greedy walk over the
+//       finished matrix, one chunk of 64 sorted candidates at a time (one launch fewer than a
+//       kernel of its own). removed[w] (shared, thread w owns word w) holds the candidates
+//       suppressed by the boxes kept in earlier chunks. Thread 0 walks the chunk's live bits
+//       lowest first (ffs): keeps the candidate and clears the bits its diagonal word
+//       suppresses (exactly the greedy order: a kept candidate only suppresses later ones).
+//       Barrier. Each thread t then ORs into removed[t] (t > chunk) the rows of the boxes
+//       just kept, while the next chunk's diagonal words (and, CAND_PER_CLASS, which of its
+//       candidates rank past the cap) are prefetched. Barrier. Stops after max_det kept
+//       boxes; the rows are then written by all threads.
 //
-//   ssd_nms_scan  grid (N), block 64 threads: the greedy walk over the matrix, one chunk of
-//       64 sorted candidates at a time. removed[w] (shared, thread w owns word w) holds the
-//       candidates suppressed by the boxes kept in earlier chunks. Thread 0 walks the chunk's
-//       live bits lowest first (ffs): keeps the candidate and clears the bits its diagonal
-//       word suppresses (exactly the greedy order: a kept candidate only suppresses later
-//       ones). Barrier. Each thread t then ORs into removed[t] (t > chunk) the rows of the
-//       boxes just kept, while the next chunk's diagonal words are prefetched. Barrier.
-//       Stops after max_det kept boxes; the rows are then written by all threads.
-//       Output per frame: out[f * OUT_STRIDE + 0] = kept count, [1] = candidate count,
-//       then rows of ROW floats from HEADER: ymin, xmin, ymax, xmax (normalised), score,
-//       class (score column), anchor index, 0. Only rows < count are written.
+//   Output per frame: out[f * OUT_STRIDE + 0] = kept count, [1] = candidate count (all, also
+//   those past MAX_CAND), then rows of ROW floats from HEADER: ymin, xmin, ymax, xmax (model
+//   units), score, class (score column), anchor index, 0. Only rows < count are written.
 //
 // No warp intrinsics and no assumption of warp-synchronous execution: every exchange goes
 // through shared memory and __syncthreads (the CPU shim runs threads as fibers).
-// ssd_nms_mask and ssd_nms_scan are still launched every time; frames done by the fused path
-// (cand_count -1) cost them only a read and an exit.
-// Compile-time constants come as #defines from trtssd.postprocess.kernel_defines(spec);
-// the variants CI compiles (the COCO SSD's, and two other shapes):
-// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100, "FUSED_MAX": 512} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100, "FUSED_MAX": 512} | {"NUM_CLASSES": 2, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 64, "MAX_DET": 100, "FUSED_MAX": 64} | {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100, "FUSED_MAX": 0}
+// Compile-time constants come as #defines from trtssd.postprocess.gpu.kernel_defines(spec);
+// the variants CI compiles (the COCO SSD's, pytorch-ssd's, and other shapes):
+// trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100} | {"NUM_CLASSES": 21, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100, "BOX_FORM": 3, "METHOD": 1, "SCORE_INCLUSIVE": 0, "IOU_EPS": 1e-05, "CAND_PER_CLASS": 200} | {"NUM_CLASSES": 7, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100, "BOX_FORM": 4, "ACTIVATION": 2, "BACKGROUND": -1, "METHOD": 1} | {"NUM_CLASSES": 5, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 128, "MAX_DET": 100, "BOX_FORM": 1, "ACTIVATION": 1, "METHOD": 2}
 
 #ifndef NUM_CLASSES
 #error "NUM_CLASSES (score columns, background included) must be defined"
@@ -73,8 +77,26 @@
 #ifndef MAX_DET
 #define MAX_DET 100
 #endif
-#ifndef FUSED_MAX
-#define FUSED_MAX 512
+#ifndef BOX_FORM
+#define BOX_FORM 0          // 0 encoded yxhw, 1 encoded xywh, 2 yxyx, 3 xyxy, 4 cxcywh
+#endif
+#ifndef ACTIVATION
+#define ACTIVATION 0        // 0 none, 1 sigmoid, 2 softmax
+#endif
+#ifndef BACKGROUND
+#define BACKGROUND 0        // the score column that is never a detection; -1: none
+#endif
+#ifndef METHOD
+#define METHOD 0            // 0 fast (best class, class-agnostic), 1 per_class, 2 none
+#endif
+#ifndef SCORE_INCLUSIVE
+#define SCORE_INCLUSIVE 1   // candidates need score >= threshold (1) or > threshold (0)
+#endif
+#ifndef IOU_EPS
+#define IOU_EPS 0.0f        // added to the IoU's denominator
+#endif
+#ifndef CAND_PER_CLASS
+#define CAND_PER_CLASS 0    // per_class: only the best this many of each class enter NMS
 #endif
 
 #define BEST_THREADS (TILE_A * PARTS)
@@ -89,8 +111,8 @@
 #error "MAX_CAND must be a power of two in [64, 4096] (bitonic sort; one scan thread per word)"
 #endif
 
-#if FUSED_MAX < 0 || FUSED_MAX % BITS != 0 || FUSED_MAX > MAX_CAND || FUSED_MAX > SORT_THREADS
-#error "FUSED_MAX must be a multiple of 64 in [0, min(MAX_CAND, SORT_THREADS)] (0: no fused path)"
+#if METHOD != 1 && CAND_PER_CLASS != 0
+#error "CAND_PER_CLASS applies to the per-class method (METHOD 1) only"
 #endif
 
 typedef unsigned long long u64;
@@ -102,17 +124,41 @@ static inline float __fadd_rn(float a, float b) { return a + b; }
 static inline float __fsub_rn(float a, float b) { return a - b; }
 static inline float __fdiv_rn(float a, float b) { return a / b; }
 static inline int ssd_ffsll(u64 x) { return __builtin_ffsll((long long)x); }
+#define SSD_LDCG(p) (*(p))
 #else
 __device__ __forceinline__ int ssd_ffsll(u64 x) { return __ffsll((long long)x); }
+#define SSD_LDCG(p) __ldcg(p)     // through L2: data other blocks of this launch wrote
 #endif
+
+__device__ __forceinline__ bool ssd_passes(float s, float threshold)
+{
+#if SCORE_INCLUSIVE
+    return s >= threshold;
+#else
+    return s > threshold;
+#endif
+}
+
+__device__ __forceinline__ float ssd_sigmoid(float x)
+{
+    return 1.0f / (1.0f + expf(-x));
+}
 
 extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int num_anchors,
                                           float* __restrict__ best_score,
                                           int* __restrict__ best_class)
 {
+#if METHOD == 1 && ACTIVATION != 2
+    // per_class without softmax: the pairs are activated where they are read (ssd_sort), so
+    // this kernel is not launched there (trtssd.postprocess.gpu.kernel_steps).
+}
+#else
     __shared__ float tile[TILE_A * NUM_CLASSES];
     __shared__ float part_score[PARTS * TILE_A];
     __shared__ int part_class[PARTS * TILE_A];
+#if ACTIVATION == 2
+    __shared__ float part_max[PARTS * TILE_A];
+#endif
 
     const int frame = blockIdx.y;
     const int a0 = blockIdx.x * TILE_A;
@@ -126,18 +172,25 @@ extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int 
     for (int i = t; i < nfloats; i += BEST_THREADS) tile[i] = src[i];
     __syncthreads();
 
-    // Thread (a, g) scans columns 1 + g, 1 + g + PARTS, ... of anchor a. Within a warp the
-    // anchors differ and the row stride NUM_CLASSES is odd for the COCO model (91), so the
-    // shared reads fall in different banks.
+    // Thread (a, g) scans columns g, g + PARTS, ... of anchor a. Within a warp the anchors
+    // differ and the row stride NUM_CLASSES is odd for the COCO model (91), so the shared
+    // reads fall in different banks.
     const int a = t % TILE_A;
     const int g = t / TILE_A;
+    const float* row = tile + a * NUM_CLASSES;
     float best = -INFINITY;
     int cls = NO_CLASS;
+#if ACTIVATION == 2
+    float mx = -INFINITY;
+#endif
     if (a < na) {
-        const float* row = tile + a * NUM_CLASSES;
-        for (int c = 1 + g; c < NUM_CLASSES; c += PARTS) {
+        for (int c = g; c < NUM_CLASSES; c += PARTS) {
             const float v = row[c];
-            if (v > best) {  // strict: the first (lowest) column wins a tie, as TFLite's ArgMax
+#if ACTIVATION == 2
+            mx = fmaxf(mx, v);
+#endif
+            // strict: the first (lowest) column wins a tie, as TFLite's ArgMax
+            if (c != BACKGROUND && v > best) {
                 best = v;
                 cls = c;
             }
@@ -145,7 +198,22 @@ extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int 
     }
     part_score[g * TILE_A + a] = best;
     part_class[g * TILE_A + a] = cls;
+#if ACTIVATION == 2
+    part_max[g * TILE_A + a] = mx;
+#endif
     __syncthreads();
+
+#if ACTIVATION == 2
+    // softmax: the row max over all parts, then each part's sum of exp(x - max).
+    for (int q = 0; q < PARTS; ++q) mx = fmaxf(mx, part_max[q * TILE_A + a]);
+    float sum = 0.0f;
+    if (a < na) {
+        for (int c = g; c < NUM_CLASSES; c += PARTS) sum += expf(row[c] - mx);
+    }
+    __syncthreads();              // every part read part_max: reuse it for the sums
+    part_max[g * TILE_A + a] = sum;
+    __syncthreads();
+#endif
 
     if (g == 0 && a < na) {
         for (int q = 1; q < PARTS; ++q) {
@@ -157,10 +225,27 @@ extern "C" __global__ void ssd_best_class(const float* __restrict__ scores, int 
             }
         }
         const size_t o = (size_t)frame * num_anchors + a0 + a;
+#if ACTIVATION == 2
+        float total = 0.0f;
+        for (int q = 0; q < PARTS; ++q) total += part_max[q * TILE_A + a];
+#endif
+#if METHOD == 1
+#if ACTIVATION == 2
+        best_score[o] = mx;
+        best_class[o] = __float_as_int(total);
+#endif
+#else
+#if ACTIVATION == 1
+        best = ssd_sigmoid(best);
+#elif ACTIVATION == 2
+        best = expf(best - mx) / total;
+#endif
         best_score[o] = best;
         best_class[o] = cls;
+#endif
     }
 }
+#endif
 
 // IoU as TFLite computes it, in float: 0 when either box has no area. The _rn intrinsics
 // keep nvcc from fusing a product into an FMA, so the rounding is NumPy's, bit for bit.
@@ -177,19 +262,60 @@ __device__ __forceinline__ float ssd_iou(float4 a, float area_a, float4 b, float
     const float iy1 = fminf(a.z, b.z);
     const float ix1 = fminf(a.w, b.w);
     const float inter = __fmul_rn(fmaxf(iy1 - iy0, 0.0f), fmaxf(ix1 - ix0, 0.0f));
-    return __fdiv_rn(inter, __fsub_rn(__fadd_rn(area_a, area_b), inter));
+    float uni = __fsub_rn(__fadd_rn(area_a, area_b), inter);
+    if (IOU_EPS != 0.0f) uni = __fadd_rn(uni, IOU_EPS);
+    return __fdiv_rn(inter, uni);
+}
+
+// One anchor's box, (ymin, xmin, ymax, xmax) in the model's units, from its row of the box
+// output: decoded against its anchor (yc, xc, h, w) for the encoded forms, converted otherwise.
+__device__ __forceinline__ float4 ssd_box(const float* __restrict__ e,
+                                          const float* __restrict__ an, float y_scale,
+                                          float x_scale, float h_scale, float w_scale)
+{
+#if BOX_FORM <= 1
+#if BOX_FORM == 0
+    const float ty = e[0], tx = e[1], th = e[2], tw = e[3];
+#else
+    const float tx = e[0], ty = e[1], tw = e[2], th = e[3];
+#endif
+    const float yc = ty / y_scale * an[2] + an[0];
+    const float xc = tx / x_scale * an[3] + an[1];
+    const float hh = 0.5f * expf(th / h_scale) * an[2];
+    const float hw = 0.5f * expf(tw / w_scale) * an[3];
+    return make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
+#elif BOX_FORM == 2
+    return make_float4(e[0], e[1], e[2], e[3]);
+#elif BOX_FORM == 3
+    return make_float4(e[1], e[0], e[3], e[2]);
+#else
+    const float hw = __fmul_rn(e[2], 0.5f);
+    const float hh = __fmul_rn(e[3], 0.5f);
+    return make_float4(__fsub_rn(e[1], hh), __fsub_rn(e[0], hw), __fadd_rn(e[1], hh),
+                       __fadd_rn(e[0], hw));
+#endif
+}
+
+// The anchor and score column of a candidate's key (see ssd_sort).
+__device__ __forceinline__ int ssd_key_anchor(int key)
+{
+#if METHOD == 1
+    return key / NUM_CLASSES;
+#else
+    return key;
+#endif
 }
 
 // The greedy step of a chunk of 64 sorted candidates starting at ``lo`` (one thread): keep each
 // live candidate lowest first, and clear the later ones its diagonal mask word suppresses.
-// ``diag[b * stride]`` is candidate lo + b's word of this chunk. Returns the new kept count.
+// ``diag[b]`` is candidate lo + b's word of this chunk. Returns the new kept count.
 __device__ __forceinline__ int ssd_keep_chunk(u64 live, int lo, int kept, int max_det, int* keep,
-                                              const u64* diag, size_t stride)
+                                              const u64* diag)
 {
     while (live != 0ull && kept < max_det) {
         const int b = ssd_ffsll(live) - 1;
         keep[kept++] = lo + b;
-        live &= ~(diag[(size_t)b * stride] | (1ull << b));
+        live &= ~(diag[b] | (1ull << b));
     }
     return kept;
 }
@@ -207,32 +333,35 @@ __device__ __forceinline__ void ssd_write_row(float* row, float4 b, float score,
     row[7] = 0.0f;
 }
 
-// The fused path of ssd_sort (n <= FUSED_MAX candidates): the sorted candidates, their
-// suppression matrix and the greedy scan all in shared memory, one block per frame.
-#define FUSED_WORDS (FUSED_MAX / BITS)
-#define SORT_BYTES (8 * MAX_CAND)                          // s_score + s_anchor
-#define FUSED_BYTES (24 * FUSED_MAX + 8 * FUSED_MAX * FUSED_WORDS)
-#define SORT_SMEM (SORT_BYTES > FUSED_BYTES ? SORT_BYTES : FUSED_BYTES)
+// A candidate's score column: its key's (per_class) or its anchor's best class.
+__device__ __forceinline__ int ssd_key_class(int key, const int* __restrict__ best_class,
+                                             size_t base)
+{
+#if METHOD == 1
+    return key % NUM_CLASSES;
+#else
+    return best_class[base + key];
+#endif
+}
 
 extern "C" __global__ void __launch_bounds__(SORT_THREADS)
 ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
          const float* __restrict__ anchors,        // [A, 4] yc xc h w
+         const float* __restrict__ scores,         // [N, A, NUM_CLASSES] (per_class reads it)
          const float* __restrict__ best_score,     // [N, A]
          const int* __restrict__ best_class,       // [N, A]
          int num_anchors, float score_threshold,
-         float y_scale, float x_scale, float h_scale, float w_scale,
-         float iou_threshold, int max_det,
+         float y_scale, float x_scale, float h_scale, float w_scale, int max_det,
          float4* __restrict__ cand_box,           // [N, MAX_CAND]
          float* __restrict__ cand_score,          // [N, MAX_CAND]
-         int* __restrict__ cand_anchor,           // [N, MAX_CAND]
-         int* __restrict__ cand_count,            // [N]; -1: done here (fused path)
+         int* __restrict__ cand_key,              // [N, MAX_CAND]
+         int* __restrict__ cand_count,            // [N]: all candidates, also past MAX_CAND
+         int* __restrict__ cand_rank,             // [N, MAX_CAND] (CAND_PER_CLASS)
          float* __restrict__ out)                 // [N, OUT_STRIDE]
 {
-    // One raw buffer: the sort's arrays, then (fused path) box/score/anchor/mask over them.
-    __shared__ __align__(16) unsigned char s_raw[SORT_SMEM];
+    __shared__ float s_score[MAX_CAND];
+    __shared__ int s_key[MAX_CAND];
     __shared__ int s_count;
-    float* s_score = (float*)s_raw;
-    int* s_anchor = (int*)(s_raw + 4 * MAX_CAND);
 
     const int frame = blockIdx.x;
     const int t = threadIdx.x;
@@ -241,27 +370,51 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
     if (t == 0) s_count = 0;
     __syncthreads();
 
-    // 1. candidates: best score >= threshold (TFLite keeps score >= threshold).
-    for (int a = t; a < num_anchors; a += SORT_THREADS) {
-        const float s = best_score[base + a];
-        if (s >= score_threshold) {
+    // 1. candidates that pass the threshold.
+#if METHOD == 1
+    const float* fs = scores + base * NUM_CLASSES;
+    const int pairs = num_anchors * NUM_CLASSES;
+    for (int q = t; q < pairs; q += SORT_THREADS) {
+        const int c = q % NUM_CLASSES;
+        if (c == BACKGROUND) continue;
+        float s = fs[q];
+#if ACTIVATION == 1
+        s = ssd_sigmoid(s);
+#elif ACTIVATION == 2
+        const int a = q / NUM_CLASSES;
+        s = expf(s - best_score[base + a]) / __int_as_float(best_class[base + a]);
+#endif
+        if (ssd_passes(s, score_threshold)) {
             const int p = atomicAdd(&s_count, 1);
-            s_score[p] = s;
-            s_anchor[p] = a;
+            if (p < MAX_CAND) {
+                s_score[p] = s;
+                s_key[p] = q;
+            }
         }
     }
+#else
+    for (int a = t; a < num_anchors; a += SORT_THREADS) {
+        const float s = best_score[base + a];
+        if (ssd_passes(s, score_threshold)) {
+            const int p = atomicAdd(&s_count, 1);
+            s_score[p] = s;
+            s_key[p] = a;
+        }
+    }
+#endif
     __syncthreads();
-    const int n = s_count;
+    const int total = s_count;
+    const int n = min(total, MAX_CAND);
     int size = 1;
     while (size < n) size <<= 1;
     for (int p = n + t; p < size; p += SORT_THREADS) {  // padding sorts after every candidate
         s_score[p] = -INFINITY;
-        s_anchor[p] = NO_CLASS;
+        s_key[p] = NO_CLASS;
     }
     __syncthreads();
 
-    // 2. bitonic sort of [0, size): "better" = higher score, then lower anchor index. Pair q
-    //    of a stage is (i, i | j) with i = q with a 0 bit inserted at bit j.
+    // 2. bitonic sort of [0, size): "better" = higher score, then lower key. Pair q of a
+    //    stage is (i, i | j) with i = q with a 0 bit inserted at bit j.
     const int half = size >> 1;
     for (int k = 2; k <= size; k <<= 1) {
         for (int j = k >> 1; j > 0; j >>= 1) {
@@ -269,98 +422,95 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
                 const int i = ((q & ~(j - 1)) << 1) | (q & (j - 1));
                 const int ixj = i | j;
                 const float si = s_score[i], sj = s_score[ixj];
-                const int ai = s_anchor[i], aj = s_anchor[ixj];
+                const int ai = s_key[i], aj = s_key[ixj];
                 const bool j_better = sj > si || (sj == si && aj < ai);
                 const bool i_better = si > sj || (si == sj && ai < aj);
                 // (i & k) == 0: this run ends best-first; else worst-first.
                 if (((i & k) == 0) ? j_better : i_better) {
                     s_score[i] = sj;
                     s_score[ixj] = si;
-                    s_anchor[i] = aj;
-                    s_anchor[ixj] = ai;
+                    s_key[i] = aj;
+                    s_key[ixj] = ai;
                 }
             }
             __syncthreads();
         }
     }
 
-    if (FUSED_MAX == 0 || n > FUSED_MAX) {   // the same in every thread: s_count is shared
-        // 3. decode the sorted candidates into the scratch arrays for ssd_nms_mask/_scan.
-        const size_t cbase = (size_t)frame * MAX_CAND;
-        for (int p = t; p < n; p += SORT_THREADS) {
-            const int a = s_anchor[p];
-            const float* e = box_encodings + (base + a) * 4;
-            const float* an = anchors + (size_t)a * 4;
-            const float yc = e[0] / y_scale * an[2] + an[0];
-            const float xc = e[1] / x_scale * an[3] + an[1];
-            const float hh = 0.5f * expf(e[2] / h_scale) * an[2];
-            const float hw = 0.5f * expf(e[3] / w_scale) * an[3];
-            cand_box[cbase + p] = make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
-            cand_score[cbase + p] = s_score[p];
-            cand_anchor[cbase + p] = a;
-        }
-        if (t == 0) cand_count[frame] = n;
-        return;
+    // 3. the sorted candidates' boxes.
+#if METHOD == 2
+    // no NMS: the first max_det candidates are the detections.
+    const int kept = min(n, max_det);
+    float* out_f = out + (size_t)frame * OUT_STRIDE;
+    for (int p = t; p < kept; p += SORT_THREADS) {
+        const int a = s_key[p];
+        const float4 b = ssd_box(box_encodings + (base + a) * 4, anchors + (size_t)a * 4,
+                                 y_scale, x_scale, h_scale, w_scale);
+        ssd_write_row(out_f + HEADER + p * ROW, b, s_score[p], best_class[base + a], a);
     }
-#if FUSED_MAX > 0
-    // Fused path: n <= FUSED_MAX <= SORT_THREADS, so thread p owns sorted candidate p.
-    __shared__ u64 s_removed[FUSED_WORDS];
+    if (t == 0) {
+        out_f[0] = (float)kept;
+        out_f[1] = (float)total;
+        for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
+        cand_count[frame] = total;
+    }
+#else
+    const size_t cbase = (size_t)frame * MAX_CAND;
+    for (int p = t; p < n; p += SORT_THREADS) {
+        const int key = s_key[p];
+        const int a = ssd_key_anchor(key);
+        cand_box[cbase + p] = ssd_box(box_encodings + (base + a) * 4, anchors + (size_t)a * 4,
+                                      y_scale, x_scale, h_scale, w_scale);
+        cand_score[cbase + p] = s_score[p];
+        cand_key[cbase + p] = key;
+#if CAND_PER_CLASS > 0
+        cand_rank[cbase + p] = 0;
+#endif
+    }
+    if (t == 0) cand_count[frame] = total;
+#endif
+}
+
+// The greedy walk over a frame's finished suppression matrix (64 threads; see ssd_nms).
+// Its inputs were written by other blocks of the same launch: they are read through L2
+// (SSD_LDCG), never through the read-only or L1 caches.
+__device__ void ssd_scan_frame(int frame, int total, const float4* __restrict__ cand_box,
+                               const float* __restrict__ cand_score,
+                               const int* __restrict__ cand_key, const u64* mask,
+                               const int* __restrict__ best_class, const int* cand_rank,
+                               int num_anchors, int max_det, float* __restrict__ out)
+{
+    __shared__ u64 s_removed[WORDS];
+    __shared__ u64 s_diag[2][BITS];
     __shared__ int s_keep[MAX_DET];
     __shared__ int s_kept;
     __shared__ int s_first;
-    // 3'. move score and anchor to registers, then lay the candidates out anew over s_raw.
-    float4* f_box = (float4*)s_raw;                                  // [FUSED_MAX]
-    float* f_score = (float*)(s_raw + 16 * FUSED_MAX);               // [FUSED_MAX]
-    int* f_anchor = (int*)(s_raw + 20 * FUSED_MAX);                  // [FUSED_MAX]
-    u64* f_mask = (u64*)(s_raw + 24 * FUSED_MAX);                    // [FUSED_MAX, WORDS]
-    float my_score = 0.0f;
-    int my_anchor = 0;
-    if (t < n) {
-        my_score = s_score[t];
-        my_anchor = s_anchor[t];
-    }
-    __syncthreads();
-    if (t < n) {
-        const int a = my_anchor;
-        const float* e = box_encodings + (base + a) * 4;
-        const float* an = anchors + (size_t)a * 4;
-        const float yc = e[0] / y_scale * an[2] + an[0];
-        const float xc = e[1] / x_scale * an[3] + an[1];
-        const float hh = 0.5f * expf(e[2] / h_scale) * an[2];
-        const float hw = 0.5f * expf(e[3] / w_scale) * an[3];
-        f_box[t] = make_float4(yc - hh, xc - hw, yc + hh, xc + hw);
-        f_score[t] = my_score;
-        f_anchor[t] = a;
-    }
-    if (t < FUSED_WORDS) s_removed[t] = 0;
+#if CAND_PER_CLASS > 0
+    __shared__ unsigned int s_over[2][2];  // per chunk: candidates ranked past the cap
+#endif
+
+    const int t = threadIdx.x;
+    const int n = min(total, MAX_CAND);
+    const int nb = (n + BITS - 1) / BITS;
+    const size_t cbase = (size_t)frame * MAX_CAND;
+    const u64* fmask = mask + cbase * WORDS;
+
+    if (t < WORDS) s_removed[t] = 0;
+    if (t < n) s_diag[0][t] = SSD_LDCG(fmask + (size_t)t * WORDS);
+#if CAND_PER_CLASS > 0
+    if (t < 4) s_over[t >> 1][t & 1] = 0u;
+#endif
     if (t == 0) {
         s_kept = 0;
         s_first = 0;
     }
     __syncthreads();
-
-    // 4'. the suppression matrix, as ssd_nms_mask computes it: item (i, w) is word w of row
-    //     i, w >= i / 64 (only those are read), bit j: candidate 64 w + j > i has IoU >
-    //     iou_threshold with candidate i.
-    const int nb = (n + BITS - 1) / BITS;
-    for (int q = t; q < n * nb; q += SORT_THREADS) {
-        const int i = q / nb;
-        const int w = q - i * nb;
-        if (w < (i >> 6)) continue;
-        const float4 b = f_box[i];
-        const float area = ssd_area(b);
-        const int col0 = w * BITS;
-        const int ncol = min(BITS, n - col0);
-        u64 word = 0;
-        for (int j = (w == (i >> 6)) ? (i & (BITS - 1)) + 1 : 0; j < ncol; ++j) {
-            const float4 o = f_box[col0 + j];
-            if (ssd_iou(b, area, o, ssd_area(o)) > iou_threshold) word |= 1ull << j;
-        }
-        f_mask[i * FUSED_WORDS + w] = word;
-    }
+#if CAND_PER_CLASS > 0
+    if (t < n && SSD_LDCG(cand_rank + cbase + t) >= CAND_PER_CLASS)
+        atomicOr(&s_over[0][t >> 5], 1u << (t & 31));
     __syncthreads();
+#endif
 
-    // 5'. the greedy scan of ssd_nms_scan over the shared matrix.
     for (int c = 0; c < nb; ++c) {
         if (t == 0) {
             int kept = s_kept;
@@ -368,51 +518,79 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
             const int len = min(BITS, n - lo);
             const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
             u64 live = ~s_removed[c] & valid;
+#if CAND_PER_CLASS > 0
+            live &= ~((u64)s_over[c & 1][0] | ((u64)s_over[c & 1][1] << 32));
+            s_over[c & 1][0] = 0u;      // free for chunk c + 2's prefetch
+            s_over[c & 1][1] = 0u;
+#endif
             s_first = kept;
-            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep,
-                                    f_mask + (size_t)lo * FUSED_WORDS + c, FUSED_WORDS);
+            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep, s_diag[c & 1]);
         }
         __syncthreads();
         const int kept = s_kept;
         if (kept >= max_det) break;   // the same in every thread
         const int first = s_first;
+        // Prefetch the next chunk's diagonal words; OR the new rows into the later words.
+        const int nrow = (c + 1) * BITS + t;
+        if (nrow < n) {
+            s_diag[(c + 1) & 1][t] = SSD_LDCG(fmask + (size_t)nrow * WORDS + c + 1);
+#if CAND_PER_CLASS > 0
+            if (SSD_LDCG(cand_rank + cbase + nrow) >= CAND_PER_CLASS)
+                atomicOr(&s_over[(c + 1) & 1][t >> 5], 1u << (t & 31));
+#endif
+        }
         if (t > c && t < nb) {
             u64 acc = 0;
-            for (int k = first; k < kept; ++k) acc |= f_mask[s_keep[k] * FUSED_WORDS + t];
+#pragma unroll 4
+            for (int k = first; k < kept; ++k)
+                acc |= SSD_LDCG(fmask + (size_t)s_keep[k] * WORDS + t);
             s_removed[t] |= acc;
         }
         __syncthreads();
     }
 
-    // 6'. the output rows, as ssd_nms_scan writes them.
     const int kept = s_kept;
     float* out_f = out + (size_t)frame * OUT_STRIDE;
-    for (int k = t; k < kept; k += SORT_THREADS) {
+    const size_t base = (size_t)frame * num_anchors;
+    for (int k = t; k < kept; k += BITS) {
         const int p = s_keep[k];
-        const int a = f_anchor[p];
-        ssd_write_row(out_f + HEADER + k * ROW, f_box[p], f_score[p], best_class[base + a], a);
+        const int key = cand_key[cbase + p];
+        ssd_write_row(out_f + HEADER + k * ROW, cand_box[cbase + p], cand_score[cbase + p],
+                      ssd_key_class(key, best_class, base), ssd_key_anchor(key));
     }
     if (t == 0) {
         out_f[0] = (float)kept;
-        out_f[1] = (float)n;
+        out_f[1] = (float)total;
         for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
-        cand_count[frame] = -1;   // ssd_nms_mask and ssd_nms_scan skip this frame
     }
-#endif
 }
 
-extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   // [N, MAX_CAND]
-                                        const int* __restrict__ cand_count,    // [N]
-                                        float iou_threshold,
-                                        u64* __restrict__ mask)           // [N, MAX_CAND, WORDS]
+extern "C" __global__ void ssd_nms(const float4* __restrict__ cand_box,   // [N, MAX_CAND]
+                                   const float* __restrict__ cand_score,  // [N, MAX_CAND]
+                                   const int* __restrict__ cand_key,      // [N, MAX_CAND]
+                                   const int* __restrict__ cand_count,    // [N]
+                                   float iou_threshold,
+                                   u64* mask,                         // [N, MAX_CAND, WORDS]
+                                   int* cand_rank,                    // [N, MAX_CAND]
+                                   const int* __restrict__ best_class,    // [N, A]
+                                   int num_anchors, int max_det,
+                                   unsigned int* tiles_done,          // [N], zero between runs
+                                   float* __restrict__ out)               // [N, OUT_STRIDE]
 {
     __shared__ float4 s_box[BITS];
     __shared__ float s_area[BITS];
+#if METHOD == 1
+    __shared__ int s_cls[BITS];
+#endif
+#if CAND_PER_CLASS > 0
+    __shared__ int s_cnt[BITS];
+#endif
+    __shared__ bool s_last;
 
     const int frame = blockIdx.y;
     const int t = threadIdx.x;
-    const int n = cand_count[frame];
-    if (n < 0) return;     // done by ssd_sort's fused path: the whole block, before any barrier
+    const int total = cand_count[frame];
+    const int n = min(total, MAX_CAND);
     const int nb = (n + BITS - 1) / BITS;
     // Tile b -> (r, c), c >= r: row r of the triangle holds WORDS - r tiles.
     int r = 0;
@@ -422,7 +600,16 @@ extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   /
         ++r;
     }
     const int c = r + rem;
-    if (c >= nb) return;   // the whole block: before any barrier
+    if (nb == 0) {          // no candidate: tile 0 writes the empty result
+        if (blockIdx.x == 0 && t == 0) {
+            float* out_f = out + (size_t)frame * OUT_STRIDE;
+            out_f[0] = 0.0f;
+            out_f[1] = (float)total;
+            for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
+        }
+        return;
+    }
+    if (c >= nb) return;   // the whole block, before any barrier: not one of the frame's tiles
 
     const size_t cbase = (size_t)frame * MAX_CAND;
     const int col0 = c * BITS;
@@ -431,89 +618,52 @@ extern "C" __global__ void ssd_nms_mask(const float4* __restrict__ cand_box,   /
         const float4 b = cand_box[cbase + col0 + t];
         s_box[t] = b;
         s_area[t] = ssd_area(b);
+#if METHOD == 1
+        s_cls[t] = cand_key[cbase + col0 + t] % NUM_CLASSES;
+#endif
     }
+#if CAND_PER_CLASS > 0
+    s_cnt[t] = 0;
+#endif
     __syncthreads();
 
     const int i = r * BITS + t;
     if (i < n) {
         const float4 b = cand_box[cbase + i];
         const float area = ssd_area(b);
+#if METHOD == 1
+        const int cls = cand_key[cbase + i] % NUM_CLASSES;
+#endif
         u64 word = 0;
         for (int j = (r == c) ? t + 1 : 0; j < ncol; ++j) {
+#if METHOD == 1
+            if (s_cls[j] != cls) continue;
+#if CAND_PER_CLASS > 0
+            atomicAdd(&s_cnt[j], 1);    // i < 64 c + j, of j's class
+#endif
+#endif
             if (ssd_iou(b, area, s_box[j], s_area[j]) > iou_threshold) word |= 1ull << j;
         }
         mask[(cbase + i) * WORDS + c] = word;
     }
-}
+#if CAND_PER_CLASS > 0
+    __syncthreads();
+    if (t < ncol && s_cnt[t] != 0) atomicAdd(&cand_rank[cbase + col0 + t], s_cnt[t]);
+#endif
 
-extern "C" __global__ void ssd_nms_scan(const float4* __restrict__ cand_box,    // [N, MAX_CAND]
-                                        const float* __restrict__ cand_score,   // [N, MAX_CAND]
-                                        const int* __restrict__ cand_anchor,    // [N, MAX_CAND]
-                                        const int* __restrict__ cand_count,     // [N]
-                                        const u64* __restrict__ mask,   // [N, MAX_CAND, WORDS]
-                                        const int* __restrict__ best_class,     // [N, A]
-                                        int num_anchors, int max_det,
-                                        float* __restrict__ out)                // [N, OUT_STRIDE]
-{
-    __shared__ u64 s_removed[WORDS];
-    __shared__ u64 s_diag[2][BITS];
-    __shared__ int s_keep[MAX_DET];
-    __shared__ int s_kept;
-    __shared__ int s_first;
-
-    const int frame = blockIdx.x;
-    const int t = threadIdx.x;
-    const int n = cand_count[frame];
-    if (n < 0) return;     // done by ssd_sort's fused path: the whole block, before any barrier
-    const int nb = (n + BITS - 1) / BITS;
-    const size_t cbase = (size_t)frame * MAX_CAND;
-    const u64* fmask = mask + cbase * WORDS;
-
-    if (t < WORDS) s_removed[t] = 0;
-    if (t < n) s_diag[0][t] = fmask[(size_t)t * WORDS];
+    // The last of the frame's nb (nb + 1) / 2 tiles to finish runs the greedy scan: every
+    // thread's writes are made visible device-wide first, then one counter per frame.
+    __threadfence();
+    __syncthreads();
     if (t == 0) {
-        s_kept = 0;
-        s_first = 0;
+        const unsigned int tiles = (unsigned int)(nb * (nb + 1) / 2);
+        const unsigned int prev = atomicAdd(&tiles_done[frame], 1u);
+        s_last = prev == tiles - 1u;
+        if (s_last) tiles_done[frame] = 0u;     // ready for the next launch
     }
     __syncthreads();
-
-    for (int c = 0; c < nb; ++c) {
-        if (t == 0) {
-            int kept = s_kept;
-            const int lo = c * BITS;
-            const int len = min(BITS, n - lo);
-            const u64 valid = len == BITS ? ~0ull : ((1ull << len) - 1ull);
-            u64 live = ~s_removed[c] & valid;
-            s_first = kept;
-            s_kept = ssd_keep_chunk(live, lo, kept, max_det, s_keep, s_diag[c & 1], 1);
-        }
-        __syncthreads();
-        const int kept = s_kept;
-        if (kept >= max_det) break;   // the same in every thread
-        const int first = s_first;
-        // Prefetch the next chunk's diagonal words; OR the new rows into the later words.
-        const int nrow = (c + 1) * BITS + t;
-        if (nrow < n) s_diag[(c + 1) & 1][t] = fmask[(size_t)nrow * WORDS + c + 1];
-        if (t > c && t < nb) {
-            u64 acc = 0;
-#pragma unroll 4
-            for (int k = first; k < kept; ++k) acc |= fmask[(size_t)s_keep[k] * WORDS + t];
-            s_removed[t] |= acc;
-        }
-        __syncthreads();
-    }
-
-    const int kept = s_kept;
-    float* out_f = out + (size_t)frame * OUT_STRIDE;
-    for (int k = t; k < kept; k += BITS) {
-        const int p = s_keep[k];
-        const int a = cand_anchor[cbase + p];
-        ssd_write_row(out_f + HEADER + k * ROW, cand_box[cbase + p], cand_score[cbase + p],
-                      best_class[(size_t)frame * num_anchors + a], a);
-    }
-    if (t == 0) {
-        out_f[0] = (float)kept;
-        out_f[1] = (float)n;
-        for (int h = 2; h < HEADER; ++h) out_f[h] = 0.0f;
-    }
+    if (!s_last) return;
+    __threadfence();
+    ssd_scan_frame(frame, total, cand_box, cand_score, cand_key, mask, best_class, cand_rank,
+                   num_anchors, max_det, out);
 }

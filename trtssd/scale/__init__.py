@@ -1,0 +1,1 @@
+"""Beyond one GPU and one machine: several GPUs per host, Ray clusters for archives."""

@@ -556,6 +556,12 @@ def cmd_detect(args):
     return 0
 
 
+def _is_image(text):
+    """True for a picture file's name (trtssd.scale shards sources by it)."""
+    from ..io.pictures import is_picture
+    return is_picture(text)
+
+
 def _is_tty(stream):
     try:
         return stream.isatty()

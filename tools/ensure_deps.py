@@ -39,7 +39,9 @@ GROUPS = {
         ("nvidia.cuda_nvrtc", "nvidia-cuda-nvrtc-cu12==12.9.*"),
         ("nvidia.cuda_runtime", "nvidia-cuda-runtime-cu12==12.9.*"),
         ("nvidia.cuda_nvcc", "nvidia-cuda-nvcc-cu12==12.9.*"),
-    ],
+        ("paho.mqtt.client", "paho-mqtt"),      # the MQTT sink against a real broker
+    ] + ([("ray", "ray"), ("pyarrow", "pyarrow")]          # Ray for archives (3.9+ wheels)
+         if sys.version_info >= (3, 9) else []),
     "vermin": [("vermin", "vermin")],
     "bench": COMMON + [
         ("matplotlib", "matplotlib"),
@@ -52,7 +54,8 @@ GROUPS = {
 # videotestsrc through PyGObject's appsink); installed best effort where apt-get runs as root
 APT_TEST = ["python3-gi", "gir1.2-gstreamer-1.0", "gir1.2-gst-plugins-base-1.0",
             "gir1.2-gst-rtsp-server-1.0", "gstreamer1.0-plugins-base",
-            "gstreamer1.0-plugins-good", "gstreamer1.0-tools"]
+            "gstreamer1.0-plugins-good", "gstreamer1.0-tools",
+            "mosquitto"]                 # the MQTT broker the MQTT sink's tests start
 
 
 def apt_missing(packages):

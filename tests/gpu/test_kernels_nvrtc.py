@@ -99,19 +99,9 @@ def test_every_variant_builds_for_the_jetson_boards(name, virtual, real):
         pytest.skip(why)
     lib, include, ptxas = tools
     failures = _build_all(name, virtual, real, lib, include, ptxas)
-    if failures and all('"INFINITY" is undefined' in f for f in failures) \
-            and "#ifndef INFINITY" not in K.read_source(name):
-        # NVRTC has no math.h; the fix belongs in the .cu. Show that it is the only problem:
-        again = _build_all(name, virtual, real, lib, include, ptxas, prefix=INFINITY_GUARD)
-        assert not again, "\n".join(again)
-        pytest.xfail("%s uses INFINITY, which NVRTC (no math.h) lacks; every variant builds "
-                     "for %s once the .cu has: %s" % (name, real,
-                                                      INFINITY_GUARD.strip().replace("\n", " / ")))
     assert not failures, "\n".join(failures)
 
 
-# the guard postprocess.cu needs for NVRTC (nvcc defines INFINITY through math.h)
-INFINITY_GUARD = "#ifndef INFINITY\n#define INFINITY __int_as_float(0x7f800000)\n#endif\n"
 
 
 def _build_all(name, virtual, real, lib, include, ptxas, prefix=""):

@@ -6,7 +6,7 @@ import shutil
 import subprocess
 import sys
 
-from ..core.env import which_nvcc
+from ..core.env import nvidia_driver_present, which_nvcc
 
 
 def _version(modname):
@@ -17,13 +17,6 @@ def _version(modname):
     except Exception as e:     # a broken install
         return None, "import failed: %s: %s" % (type(e).__name__, e)
     return getattr(m, "__version__", "?"), ""
-
-
-def nvidia_driver_present():
-    """True where an NVIDIA driver is loaded (desktop: /proc/driver/nvidia; Jetson: the
-    nvgpu/nvhost device nodes)."""
-    return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvhost-gpu",
-                                           "/dev/nvgpu", "/dev/nvidia0"))
 
 
 def gpu_status():

@@ -44,8 +44,17 @@ def which_nvcc():
     return None
 
 
+def nvidia_driver_present():
+    """True where an NVIDIA driver is loaded (desktop: /proc/driver/nvidia; Jetson: the
+    nvgpu/nvhost device nodes)."""
+    return any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvhost-gpu",
+                                           "/dev/nvgpu", "/dev/nvidia0"))
+
+
 def gpu_unavailable_reason():
     """None when pycuda and a CUDA device are usable here, else why not (as text)."""
+    if not nvidia_driver_present():
+        return "no NVIDIA GPU or driver on this machine"
     try:
         import pycuda.driver as drv
     except ImportError:

@@ -461,9 +461,10 @@ def device_buffer(obj, what):
     ``__cuda_array_interface__`` (DeviceArray, CUDA torch tensors, CuPy arrays). InputError
     naming ``what`` when it is not one, is not C-contiguous or has a null pointer."""
     if not is_device_array(obj):
-        raise InputError("%s is a %s, not a device buffer: pass a device array (a "
-                         "trtssd.gpu.cuda.DeviceArray, a CUDA torch tensor, a CuPy array: anything "
-                         "with __cuda_array_interface__ or __dlpack__)" % (what, type(obj).__name__))
+        raise InputError("%s is a %s, not a device array (a device buffer with "
+                         "__cuda_array_interface__ or __dlpack__): pass a "
+                         "trtssd.gpu.cuda.DeviceArray, a CUDA torch tensor or a CuPy array"
+                         % (what, type(obj).__name__))
     ptr, shape, strides, dtype = cuda_array_info(obj)
     if not is_c_contiguous(shape, strides, dtype.itemsize):
         raise InputError("%s is not C-contiguous (strides %s, C order is %s): pass a contiguous "

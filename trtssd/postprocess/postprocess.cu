@@ -59,6 +59,9 @@
 // the variants CI compiles (the COCO SSD's, pytorch-ssd's, and other shapes):
 // trtssd-variants: {"NUM_CLASSES": 91, "TILE_A": 64, "PARTS": 4, "SORT_THREADS": 1024, "MAX_CAND": 2048, "MAX_DET": 100} | {"NUM_CLASSES": 13, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100} | {"NUM_CLASSES": 21, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100, "BOX_FORM": 3, "METHOD": 1, "SCORE_INCLUSIVE": 0, "IOU_EPS": 1e-05, "CAND_PER_CLASS": 200} | {"NUM_CLASSES": 7, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 4096, "MAX_DET": 100, "BOX_FORM": 4, "ACTIVATION": 2, "BACKGROUND": -1, "METHOD": 1} | {"NUM_CLASSES": 5, "TILE_A": 256, "PARTS": 1, "SORT_THREADS": 1024, "MAX_CAND": 128, "MAX_DET": 100, "BOX_FORM": 1, "ACTIVATION": 1, "METHOD": 2}
 
+#ifndef INFINITY                // NVRTC has no math.h; nvcc and the CPU shim define it there
+#define INFINITY __int_as_float(0x7f800000)
+#endif
 #ifndef NUM_CLASSES
 #error "NUM_CLASSES (score columns, background included) must be defined"
 #endif

@@ -450,7 +450,7 @@ def device_buffer(obj, what):
     ``__cuda_array_interface__`` (DeviceArray, CUDA torch tensors, CuPy arrays). InputError
     naming ``what`` when it is not one, is not C-contiguous or has a null pointer."""
     if not is_device_array(obj):
-        raise InputError("%s is a %s, not a device array: pass one (a "
+        raise InputError("%s is a %s, not a device array: pass a device buffer (a "
                          "trtssd.gpu.cuda.DeviceArray, a CUDA torch tensor, a CuPy array: anything "
                          "with __cuda_array_interface__ or __dlpack__)" % (what, type(obj).__name__))
     ptr, shape, strides, dtype = cuda_array_info(obj)

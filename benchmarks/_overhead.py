@@ -141,3 +141,20 @@ def median_us_per_call(call, samples, warmup):
             call()
         t.append((time.perf_counter() - t0) * 1e4)
     return float(np.median(t))
+
+
+def time_cases(res, cases, n, calls_of):
+    """``res["<case>_b<n>_us"]``: the median us per call of each ``(case, call)`` in ``cases``,
+    ``calls_of(case)`` calls each (``calls // 100`` samples, at least 5, after ``min(calls,
+    200)`` warm-up calls)."""
+    for name, call in cases:
+        calls = calls_of(name)
+        res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(calls // 100, 5),
+                                                          min(calls, 200))
+
+
+def print_us(res, per):
+    """One line a figure of ``res``, sorted by name: "<name> <us> us per <per>"."""
+    width = max([len(k) for k in res] + [1])
+    for k in sorted(res):
+        print("%-*s %8.2f us per %s" % (width, k, res[k], per))

@@ -82,12 +82,10 @@ def _bench_streams(torch, backend, batch, streams, warmup_s, reps):
                                      torch.empty(s_shape, device=dev))
         lanes.append((ctx, torch.cuda.Stream(), torch.cuda.Event()))
 
+    from trtssd.commands.bench import enqueue_rounds
+
     def rounds(n):
-        for _ in range(n):
-            for ctx, stream, done in lanes:
-                done.synchronize()
-                ctx.enqueue(stream)
-                done.record(stream)
+        enqueue_rounds(lanes, n)
     for _, stream, done in lanes:
         done.record(stream)
     t_end = time.perf_counter() + warmup_s

@@ -167,7 +167,7 @@ def python_overhead(reps=20000):
     on a stream."""
     import trtssd.gpu.cuda as tcuda
     from trtssd.postprocess import GpuPostprocessor
-    from benchmarks._overhead import median_us_per_call, noop_driver
+    from benchmarks._overhead import noop_driver, print_us, time_cases
 
     class Iface(object):   # what a torch tensor offers: only the interface
         def __init__(self, arr):
@@ -184,11 +184,9 @@ def python_overhead(reps=20000):
             ie, is_ = Iface(e), Iface(s)
             cases = [("devicearray", lambda: post.enqueue(e, s, n, stream)),
                      ("interface", lambda: post.enqueue(ie, is_, n, stream))]
-            for name, call in cases:
-                res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(reps // 100, 5), 200)
+            time_cases(res, cases, n, lambda name: reps)
             post.close()
-    for k in sorted(res):
-        print("%-22s %8.2f us per enqueue (Python only, no-op driver)" % (k, res[k]))
+    print_us(res, "enqueue (Python only, no-op driver)")
     return res
 
 

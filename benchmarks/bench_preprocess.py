@@ -132,29 +132,25 @@ def bench_ours(ctx, h, w, n, dtype, reps, b2b, timer, check=True, fmt="BGR"):
         staged = [pre.staging(i)[:frames.shape[1], :frames.shape[2]] for i in range(n)]
         for i in range(n):
             staged[i][...] = frames[i]
-        res["h2d_kernel_us"] = pct([timer.time_us(lambda: pre.preprocess(staged))
-                                    for _ in range(max(10, reps // 4))])
-        host = []
-        for i in range(reps):
-            t0 = time.perf_counter()
-            pre.preprocess(staged)
-            host.append((time.perf_counter() - t0) * 1e6)
-            drv.Context.synchronize()
-        res["host_us_staging"] = pct(host)
+
+        def h2d_and_host(src, kernel_key, host_key):
+            """H2D + kernel on the GPU clock, then the host time of a call, synchronised."""
+            res[kernel_key] = pct([timer.time_us(lambda: pre.preprocess(src))
+                                   for _ in range(max(10, reps // 4))])
+            host = []
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                pre.preprocess(src)
+                host.append((time.perf_counter() - t0) * 1e6)
+                drv.Context.synchronize()
+            res[host_key] = pct(host)
+        h2d_and_host(staged, "h2d_kernel_us", "host_us_staging")
         # Pooled pinned frames (the pipeline's): uploaded from their own memory, H2D + kernel.
         from trtssd.gpu.cuda import pinned_empty
         pinned = [pinned_empty(frames.shape[1:], np.uint8) for _ in range(n)]
         for i in range(n):
             pinned[i][...] = frames[i]
-        res["h2d_kernel_pinned_us"] = pct([timer.time_us(lambda: pre.preprocess(pinned))
-                                           for _ in range(max(10, reps // 4))])
-        host = []
-        for i in range(reps):
-            t0 = time.perf_counter()
-            pre.preprocess(pinned)
-            host.append((time.perf_counter() - t0) * 1e6)
-            drv.Context.synchronize()
-        res["host_us_pinned"] = pct(host)
+        h2d_and_host(pinned, "h2d_kernel_pinned_us", "host_us_pinned")
         for p in pinned:
             p.close()
         if fmt == "BGR":
@@ -426,7 +422,7 @@ def python_overhead(reps=20000):
     ``out``, beside trtssd's own DeviceArray views of the same memory."""
     import trtssd.gpu.cuda as tcuda
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
-    from benchmarks._overhead import ForeignArray, median_us_per_call, noop_driver
+    from benchmarks._overhead import ForeignArray, noop_driver, print_us, time_cases
     res = {}
     with noop_driver() as drv:
         o = PreprocessOptions()
@@ -457,13 +453,11 @@ def python_overhead(reps=20000):
                      ("foreign_out_stream", lambda: pre.preprocess(foreign, out=fout,
                                                                    stream=stream)),
                      ("foreign_new_views_out_stream", new_views)]
-            for name, call in cases:
-                k = reps // n if name != "pinned_out_stream" or getattr(pre, "_direct_pinned", False) else 50
-                res["%s_b%d_us" % (name, n)] = median_us_per_call(call, max(k // 100, 5),
-                                                                  min(k, 200))
+            direct = getattr(pre, "_direct_pinned", False)
+            time_cases(res, cases, n, lambda name: reps // n
+                       if name != "pinned_out_stream" or direct else 50)
             pre.close()
-    for k in sorted(res):
-        print("%-26s %8.2f us per call" % (k, res[k]))
+    print_us(res, "call")
     return res
 
 

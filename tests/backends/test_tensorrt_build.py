@@ -10,8 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from support.fake_tensorrt import make
-from support.fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
+from support.fake_tensorrt import GPU, make
 from support.fake_tensorrt._base import MAGIC
 from support.fake_tensorrt.models import A, C, H, W, write_onnx
 from support.fake_tensorrt.scenarios import calib_images, cpu_feed_preprocess

@@ -14,8 +14,7 @@ import types
 import numpy as np
 import pytest
 
-from support.fake_tensorrt import LEAN, installed, make
-from support.fake_tensorrt.fixtures import GPU, onnx_path, trt  # noqa: F401 (fixtures)
+from support.fake_tensorrt import GPU, LEAN, installed, make
 from support.fake_tensorrt._base import FakeTensorRTError, reference_outputs
 from support.fake_tensorrt.devmem import FakeCudaContext, HostDeviceArray
 from support.fake_tensorrt.models import A, C, H, W, write_onnx

@@ -217,6 +217,34 @@ def test_known_content(reference, converted):
         assert cls in set(int(c) for c in d.class_ids), (name, d.class_ids, d.scores)
 
 
+def _steps_from_tflite(ort, path, model):
+    """Per test picture (skips when there is none): its name, the ONNX ``model``'s raw outputs
+    and, per output, (tensor index, how far each value is from the TFLite interpreter's
+    dequantised one in quantisation steps of that tensor)."""
+    pics = _pictures()
+    dk, _ = test_images.darknet_pictures()
+    pics.update(dk)
+    if not pics:
+        pytest.skip("no test pictures")
+    it = _interpreter(path)
+    post = [d for d in it._get_ops_details() if d["op_name"] == "TFLite_Detection_PostProcess"]
+    idx = [int(i) for i in post[0]["inputs"][:2]]
+    details = {d["index"]: d for d in it.get_tensor_details()}
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    for name, rgb in sorted(pics.items()):
+        img = test_images.to_network_input(rgb, 300)
+        it.set_tensor(it.get_input_details()[0]["index"], img[None])
+        it.invoke()
+        x = ((img.astype(np.float32) - 128.0) / 128.0).transpose(2, 0, 1)[None]
+        ours = sess.run(["box_encodings", "class_scores"], {"images": np.ascontiguousarray(x)})
+        errs = []
+        for i, mine in zip(idx, ours):
+            s, z = details[i]["quantization"]
+            ref = (it.get_tensor(i).astype(np.float64) - z) * s
+            errs.append((i, np.abs(mine.reshape(ref.shape) - ref) / s))
+        yield name, ours, errs
+
+
 def test_qdq_reproduces_the_interpreter_within_one_step(converted):
     """--qdq: the model's own scales and zero points as QuantizeLinear/DequantizeLinear. ONNX
     Runtime fuses them into integer kernels (QLinearConv ...) and must give LiteRT's uint8 raw
@@ -233,27 +261,8 @@ def test_qdq_reproduces_the_interpreter_within_one_step(converted):
     # weights are stored as their uint8 values, not as floats
     ints = [i for i in res.model.graph.initializer if i.data_type == 2 and len(i.dims) == 4]
     assert len(ints) == 47
-    pics = _pictures()
-    dk, _ = test_images.darknet_pictures()
-    pics.update(dk)
-    if not pics:
-        pytest.skip("no test pictures")
-    it = _interpreter(path)
-    post = [d for d in it._get_ops_details() if d["op_name"] == "TFLite_Detection_PostProcess"]
-    box_i, score_i = int(post[0]["inputs"][0]), int(post[0]["inputs"][1])
-    details = {d["index"]: d for d in it.get_tensor_details()}
-    sess = ort.InferenceSession(res.model.SerializeToString(),
-                                providers=["CPUExecutionProvider"])
-    for name, rgb in sorted(pics.items()):
-        img = test_images.to_network_input(rgb, 300)
-        it.set_tensor(it.get_input_details()[0]["index"], img[None])
-        it.invoke()
-        x = ((img.astype(np.float32) - 128.0) / 128.0).transpose(2, 0, 1)[None]
-        ours = sess.run(["box_encodings", "class_scores"], {"images": np.ascontiguousarray(x)})
-        for i, mine in zip((box_i, score_i), ours):
-            s, z = details[i]["quantization"]
-            ref = (it.get_tensor(i).astype(np.float64) - z) * s
-            err = np.abs(mine.reshape(ref.shape) - ref) / s
+    for name, _, errs in _steps_from_tflite(ort, path, res.model):
+        for i, err in errs:
             assert err.max() <= 1.0 + 1e-4, (name, i, err.max())
 
 
@@ -274,28 +283,9 @@ def test_symmetric_qdq_for_tensorrt(converted):
     assert zps and all(i.data_type == 3 for i in zps)          # int8
     from onnx import numpy_helper
     assert all(not numpy_helper.to_array(i).any() for i in zps)  # all zero
-    pics = _pictures()
-    dk, _ = test_images.darknet_pictures()
-    pics.update(dk)
-    if not pics:
-        pytest.skip("no test pictures")
-    it = _interpreter(path)
-    post = [d for d in it._get_ops_details() if d["op_name"] == "TFLite_Detection_PostProcess"]
-    idx = [int(i) for i in post[0]["inputs"][:2]]
-    details = {d["index"]: d for d in it.get_tensor_details()}
-    sess = ort.InferenceSession(res.model.SerializeToString(),
-                                providers=["CPUExecutionProvider"])
     found = {}
-    for name, rgb in sorted(pics.items()):
-        img = test_images.to_network_input(rgb, 300)
-        it.set_tensor(it.get_input_details()[0]["index"], img[None])
-        it.invoke()
-        x = ((img.astype(np.float32) - 128.0) / 128.0).transpose(2, 0, 1)[None]
-        ours = sess.run(["box_encodings", "class_scores"], {"images": np.ascontiguousarray(x)})
-        for i, mine in zip(idx, ours):
-            s, z = details[i]["quantization"]
-            ref = (it.get_tensor(i).astype(np.float64) - z) * s
-            err = np.abs(mine.reshape(ref.shape) - ref) / s
+    for name, ours, errs in _steps_from_tflite(ort, path, res.model):
+        for i, err in errs:
             assert err.max() <= 48.0 and err.mean() <= 2.5, (name, i, err.max(), err.mean())
         d = postprocess_cpu(ours[0], ours[1], spec, None, score_threshold=0.5)[0]
         found[name] = set(int(c) for c in d.class_ids)

@@ -51,6 +51,20 @@ def nv12_frames(av, path):
         return [f.to_ndarray(format="nv12") for f in c.decode(video=0)]
 
 
+def bgr_frames(cv2, path):
+    """OpenCV's decode of the video at ``path``: every frame it reads, BGR, in order."""
+    cap = cv2.VideoCapture(path)
+    frames = []
+    try:
+        while True:
+            ok, im = cap.read()
+            if not ok:
+                return frames
+            frames.append(im)
+    finally:
+        cap.release()
+
+
 def clip(name, folder):
     """Path of clip ``name``: made in ``folder`` with PyAV, else the carried one, else skip."""
     try:

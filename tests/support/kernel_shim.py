@@ -33,6 +33,7 @@ SHIM_HEADER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cpu_shim
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from support.text import split_top_level  # noqa: E402
 from trtssd.gpu.kernels import defines_header  # noqa: E402
 
 CXXFLAGS = ["-x", "c++", "-std=c++17", "-O1", "-shared", "-fPIC", "-w"]
@@ -66,18 +67,7 @@ def parse_kernels(src):
         body = text[i:j - 1].strip()
         params = []
         if body and body != "void":
-            depth, cur, parts = 0, "", []
-            for c in body:
-                if c in "(<[":
-                    depth += 1
-                elif c in ")>]":
-                    depth -= 1
-                if c == "," and depth == 0:
-                    parts.append(cur)
-                    cur = ""
-                else:
-                    cur += c
-            parts.append(cur)
+            parts = split_top_level(body, opens="(<[", closes=")>]")
             for p in parts:
                 p = " ".join(p.split())
                 pm = re.match(r"^(.*?)([A-Za-z_]\w*)$", p)

@@ -657,6 +657,16 @@ def ceiling_streams(plan, mode, depth):
     return max(1, int(depth or 1))
 
 
+def enqueue_rounds(lanes, n):
+    """``n`` round-robin rounds over ``lanes`` of (execution context, stream, done event): each
+    lane waits for its previous batch, enqueues the next on its stream and records its event."""
+    for _ in range(n):
+        for ec, stream, done in lanes:
+            done.synchronize()
+            ec.enqueue(stream)
+            done.record(stream)
+
+
 def measure_ceiling_in_flight(backend, batch, streams, plan, progress):
     """Network-only with ``streams`` batches in flight, as the pipelined schedule keeps them:
     one execution context, input and outputs per stream, one Python thread enqueuing round
@@ -690,11 +700,7 @@ def measure_ceiling_in_flight(backend, batch, streams, plan, progress):
                     lanes.append((ec, drv.Stream(), drv.Event(drv.event_flags.DISABLE_TIMING)))
 
                 def rounds(n):
-                    for _ in range(n):
-                        for ec, stream, done in lanes:
-                            done.synchronize()
-                            ec.enqueue(stream)
-                            done.record(stream)
+                    enqueue_rounds(lanes, n)
                 for ec, stream, done in lanes:          # first use, then the warm-up
                     done.record(stream)
                 rounds(1)

@@ -215,30 +215,27 @@ def header_lines(result):
     return lines
 
 
+def _ceiling_row(figure, c):
+    """A network-only ceiling as a table row: figure, img/s, ms p50/p5/p95, samples, clock."""
+    ms = c.get("ms", {})
+    return [figure, _f(c.get("fps")), _f(ms.get("p50"), "%.3f"), _f(ms.get("p5"), "%.3f"),
+            _f(ms.get("p95"), "%.3f"), str(ms.get("n", 0)), c.get("clock", "?")]
+
+
 def format_table(result):
     """The whole terminal report as one string."""
     out = list(header_lines(result))
     out.append("")
     ceilings = result.get("ceilings", [])
     if ceilings:
-        rows = []
-        for c in ceilings:
-            ms = c.get("ms", {})
-            rows.append(["network-only batch %d" % c["batch"], _f(c.get("fps")),
-                         _f(ms.get("p50"), "%.3f"), _f(ms.get("p5"), "%.3f"),
-                         _f(ms.get("p95"), "%.3f"), str(ms.get("n", 0)), c.get("clock", "?")])
+        rows = [_ceiling_row("network-only batch %d" % c["batch"], c) for c in ceilings]
         out.append("NETWORK-ONLY ceiling (the network alone, same backend/precision/batch; "
                    "1 stream = the reference rows)")
         out.append(_table(["figure", "img/s", "ms p50", "p5", "p95", "n", "clock"], rows))
         out.append("")
     inflight = result.get("ceilings_in_flight", [])
     if inflight:
-        rows = []
-        for c in inflight:
-            ms = c.get("ms", {})
-            rows.append(["network-only " + ceiling_name(c), _f(c.get("fps")),
-                         _f(ms.get("p50"), "%.3f"), _f(ms.get("p5"), "%.3f"),
-                         _f(ms.get("p95"), "%.3f"), str(ms.get("n", 0)), c.get("clock", "?")])
+        rows = [_ceiling_row("network-only " + ceiling_name(c), c) for c in inflight]
         out.append("NETWORK-ONLY at each mode's concurrency (its batches in flight on their own "
                    "streams, enqueued round robin by one thread; wall clock, steady state)")
         out.append(_table(["figure", "img/s", "ms/enqueue p50", "p5", "p95", "n", "clock"],

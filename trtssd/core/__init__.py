@@ -1,1 +1,3 @@
-"""Records every other part shares: errors, the model spec, detections, run statistics."""
+"""Records every other part shares: errors, the model spec, detections, run statistics, and
+small building blocks (the protobuf wire format, a null context, the Closeable mixin, a
+thread-safe free list)."""

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ..core.closeable import Closeable
 from ..core.errors import EnvironmentProblem, InputError
 
 _driver = None
@@ -48,7 +49,7 @@ def driver():
     return _driver
 
 
-class CudaContext(object):
+class CudaContext(Closeable):
     """The primary context of one device, retained for as long as this object lives.
 
     >>> ctx = CudaContext(0)
@@ -101,12 +102,6 @@ class CudaContext(object):
             except Exception:  # already released at interpreter exit
                 pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
     def __repr__(self):
         return "CudaContext(%d)" % self.device_index
 
@@ -133,7 +128,7 @@ def _count(shape):
     return n
 
 
-class DeviceArray(object):
+class DeviceArray(Closeable):
     """A C-contiguous array in device memory: owning, or a borrowed view of someone's memory.
 
     ``DeviceArray(shape, dtype)`` allocates (needs a current context). ``DeviceArray.view(ptr,
@@ -264,12 +259,6 @@ class DeviceArray(object):
                 alloc.free()
             except Exception:  # context already gone at interpreter exit
                 pass
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return "DeviceArray(shape=%s, dtype=%s, %s, ptr=0x%x)" % (

@@ -19,13 +19,14 @@ otherwise, and says which it took (``source.decode`` and ``source.decode_note``)
 PyNvVideoCodec (PyPI ``pynvvideocodec``, Python 3.8+) is imported only when a source is made.
 """
 import collections
+import functools
 import os
-import threading
 import time
 
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
+from ..core.freelist import FreeList
 from .sources import Source
 
 DECODE_CHOICES = ("auto", "gpu", "cpu")
@@ -118,34 +119,20 @@ class _Ring(object):
 
     def __init__(self, buffers):
         self.buffers = list(buffers)
-        self._free = collections.deque(range(len(self.buffers)))
-        self._cond = threading.Condition()
-        self._releasers = [self._releaser(k) for k in range(len(self.buffers))]
-
-    def _releaser(self, k):
-        def release():
-            self.put(k)
-        return release
+        self._free = FreeList(range(len(self.buffers)))
+        self._releasers = [functools.partial(self.put, k) for k in range(len(self.buffers))]
 
     def take(self, wait, stop=None):
         """A free buffer's index; waits while none is free (``wait`` True) unless ``stop``
         is set, else returns None at once."""
-        with self._cond:
-            while not self._free:
-                if not wait or (stop is not None and stop.is_set()):
-                    return None
-                self._cond.wait(0.25)
-            return self._free.popleft()
+        return self._free.take(wait, stop)
 
     def put(self, k):
-        with self._cond:
-            self._free.append(k)
-            self._cond.notify()
+        self._free.put(k)
 
     @property
     def all_free(self):
-        with self._cond:
-            return len(self._free) == len(self.buffers)
+        return len(self._free) == len(self.buffers)
 
 
 class NvdecSource(Source):

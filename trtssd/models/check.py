@@ -59,6 +59,17 @@ def _picture(path, h, w):
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
+def tf_graph(tf, path):
+    """The TF1 frozen graph at ``path`` imported into a new ``tf.Graph`` (names unprefixed)."""
+    gd = tf.compat.v1.GraphDef()
+    with open(path, "rb") as f:
+        gd.ParseFromString(f.read())
+    g = tf.Graph()
+    with g.as_default():
+        tf.import_graph_def(gd, name="")
+    return g
+
+
 def _tf_reference(path):
     """TensorFlow on a TF1 frozen graph: a function image [1,H,W,3] uint8 -> {output: array}."""
     try:
@@ -67,13 +78,7 @@ def _tf_reference(path):
         raise EnvironmentProblem("--check of a frozen graph runs TensorFlow, which is not "
                                  "installed (trtssd itself never needs it): pip install "
                                  "tensorflow-cpu, or convert without --check")
-    gd = tf.compat.v1.GraphDef()
-    with open(path, "rb") as f:
-        gd.ParseFromString(f.read())
-    g = tf.Graph()
-    with g.as_default():
-        tf.import_graph_def(gd, name="")
-    sess = tf.compat.v1.Session(graph=g)
+    sess = tf.compat.v1.Session(graph=tf_graph(tf, path))
     names = {"box_encodings": "Postprocessor/raw_box_encodings:0",
              "class_scores": "Postprocessor/convert_scores:0"}
 

@@ -1,6 +1,6 @@
 """Read a TensorFlow GraphDef (a TF1 ``frozen_inference_graph.pb``) without TensorFlow.
 
-A small reader of the protobuf wire format, for just the messages a frozen graph uses:
+A reader (over the wire format of core/protobuf.py) of just the messages a frozen graph uses:
 GraphDef (nodes), NodeDef (name, op, inputs, attributes), AttrValue, TensorProto and
 TensorShapeProto. Field numbers are those of TensorFlow's .proto files (graph.proto,
 node_def.proto, attr_value.proto, tensor.proto, tensor_shape.proto, types.proto).
@@ -10,58 +10,12 @@ import struct
 import numpy as np
 
 from ..core.errors import ModelError
+from ..core.protobuf import Truncated as _Truncated, fields, varint as _varint
 
 # types.proto DataType -> numpy
 _DTYPES = {1: np.float32, 2: np.float64, 3: np.int32, 4: np.uint8, 5: np.int16, 6: np.int8,
            7: object, 9: np.int64, 10: np.bool_, 14: np.float16, 19: np.float16}
 # 14 is bfloat16: never a weight of the graphs read here; it is read as raw halves only if used
-
-
-class _Truncated(Exception):
-    pass
-
-
-def _varint(buf, pos):
-    result, shift = 0, 0
-    while True:
-        if pos >= len(buf):
-            raise _Truncated("varint past the end")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise _Truncated("varint longer than 10 bytes")
-
-
-def fields(buf, start=0, end=None):
-    """Yield (field number, wire type, value) of one message; value is an int (varint),
-    a memoryview (length-delimited) or bytes (fixed32/64)."""
-    end = len(buf) if end is None else end
-    pos = start
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        num, wt = key >> 3, key & 7
-        if num == 0:
-            raise _Truncated("field number 0")
-        if wt == 0:
-            v, pos = _varint(buf, pos)
-        elif wt == 1:
-            v, pos = buf[pos:pos + 8], pos + 8
-        elif wt == 2:
-            n, pos = _varint(buf, pos)
-            if pos + n > end:
-                raise _Truncated("a %d-byte field runs past its message" % n)
-            v, pos = buf[pos:pos + n], pos + n
-        elif wt == 5:
-            v, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise _Truncated("wire type %d" % wt)
-        if pos > end:
-            raise _Truncated("field past the end")
-        yield num, wt, v
 
 
 def _packed(v, wt, kind):

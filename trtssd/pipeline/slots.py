@@ -186,6 +186,23 @@ class _Contexts(object):
         self.d_boxes = self._keep(DeviceArray(bshape, np.float32))
         self.d_scores = self._keep(DeviceArray(sshape, np.float32))
 
+    def _stream_setup(self, backend, max_batch, allocate):
+        """``allocate()`` (the slot's own buffers), the bound device arrays, then the slot's
+        stream, the event that marks a batch done and three event timers on the stream
+        (returned); a failure while allocating closes what was made so far."""
+        import pycuda.driver as drv
+        from ..gpu.cuda import EventTimer
+        try:
+            allocate()
+            self._device_buffers(backend, max_batch)
+        except BaseException:
+            self.close()
+            raise
+        self.stream = drv.Stream()
+        timers = tuple(EventTimer(self.stream) for _ in range(3))
+        self.done = drv.Event(drv.event_flags.DISABLE_TIMING)
+        return timers
+
     def _keep(self, array):
         self._arrays.append(array)
         return array
@@ -304,10 +321,10 @@ class CudaHostSlot(_Postprocessing, Slot):
     stream, then NumPy postprocessing once the slot's event completed."""
 
     def __init__(self, backend, prep, max_batch, score_threshold, max_detections, labels):
-        import pycuda.driver as drv
-        from ..gpu.cuda import EventTimer, pinned_empty
+        from ..gpu.cuda import pinned_empty
         self._init_post(backend, prep, max_batch, score_threshold, max_detections, labels)
-        try:
+
+        def allocate():
             bshape, sshape = backend.output_shapes(max_batch)
             self.h_images = pinned_empty(backend.input_shape(max_batch), backend.input_dtype)
             self._pinned.append(self.h_images)
@@ -315,13 +332,7 @@ class CudaHostSlot(_Postprocessing, Slot):
             self._pinned.append(self.h_boxes)
             self.h_scores = pinned_empty(sshape, np.float32)
             self._pinned.append(self.h_scores)
-            self._device_buffers(backend, max_batch)
-        except BaseException:
-            self.close()
-            raise
-        self.stream = drv.Stream()
-        self.t_up, self.t_inf, self.t_down = (EventTimer(self.stream) for _ in range(3))
-        self.done = drv.Event(drv.event_flags.DISABLE_TIMING)
+        self.t_up, self.t_inf, self.t_down = self._stream_setup(backend, max_batch, allocate)
 
     def submit(self, frames):
         n = len(frames)
@@ -362,26 +373,19 @@ class GpuSlot(_Contexts, Slot):
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1, row_upload=True):
-        import pycuda.driver as drv
-        from ..gpu.cuda import EventTimer
         from ..postprocess.gpu import GpuPostprocessor
         from ..preprocess import GpuPreprocessor
         self._init_slot(backend, max_batch)
         self.labels = labels
         self.pre = self.post = None
-        try:
+
+        def allocate():
             self.pre = GpuPreprocessor(prep, max_batch=max_batch, max_frame_shape=max_frame_shape)
             self._owned.append(self.pre)
             self.post = GpuPostprocessor(backend.spec, max_batch, score_threshold,
                                          max_detections)
             self._owned.append(self.post)
-            self._device_buffers(backend, max_batch)
-        except BaseException:
-            self.close()
-            raise
-        self.stream = drv.Stream()
-        self.t_pre, self.t_inf, self.t_post = (EventTimer(self.stream) for _ in range(3))
-        self.done = drv.Event(drv.event_flags.DISABLE_TIMING)
+        self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         self.time_every = max(1, int(time_every))
         self._submits = 0
         # pinned host frames: only the rows the kernel reads go up (trtssd.pipeline.rows),

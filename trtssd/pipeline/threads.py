@@ -12,6 +12,7 @@ import threading
 import time
 
 from ..core.errors import InputError
+from ..core.freelist import FreeList
 
 
 class Closed(Exception):
@@ -194,30 +195,24 @@ class FramePool(object):
         self._borrowed = buffers is not None
         self._all = (list(buffers) if buffers is not None
                      else [layer.frame_buffer(self.shape) for _ in range(int(count))])
-        self._free = collections.deque(self._all)
-        self._cond = threading.Condition()
+        self._free = FreeList(self._all)
         self._releasers = dict((id(b), functools.partial(self.put, b)) for b in self._all)
 
     def get(self, stop):
-        with self._cond:
-            while not self._free:
-                if stop.is_set():
-                    raise Closed()
-                self._cond.wait(0.25)
-            return self._free.popleft()
+        buf = self._free.take(stop=stop)
+        if buf is None:
+            raise Closed()
+        return buf
 
     def put(self, buf):
-        with self._cond:
-            self._free.append(buf)
-            self._cond.notify()
+        self._free.put(buf)
 
     def releaser(self, buf):
         return self._releasers[id(buf)]
 
     @property
     def free(self):
-        with self._cond:
-            return len(self._free)
+        return len(self._free)
 
     def close(self):
         bufs, self._all = self._all, []

@@ -2,7 +2,8 @@
 
 ``make(generation)`` returns a fresh fake module; ``installed(generation)`` puts one in
 ``sys.modules['tensorrt']`` for the duration of a ``with`` block. See ``_base.py`` for what
-the fakes check and ``devmem.py`` for host-backed stand-ins of device buffers.
+the fakes check and ``devmem.py`` for host-backed stand-ins of device buffers. The fixtures
+the TensorRT tests share (``trt``: each generation; ``onnx_path``) are in tests/backends/conftest.py.
 """
 import contextlib
 import importlib
@@ -10,6 +11,7 @@ import sys
 
 GENERATIONS = ("8.2", "8.4", "8.5", "8.6", "10", "11")      # full TensorRT: builds and runs
 LEAN = "11-lean"                                              # tensorrt_lean: runs only
+GPU = {"name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}   # what the fakes report
 _MODULES = {"8.2": "v8_2", "8.4": "v8_4", "8.5": "v8_5", "8.6": "v8_6", "10": "v10", "11": "v11",
             LEAN: "v11_lean"}
 

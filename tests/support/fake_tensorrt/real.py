@@ -14,6 +14,7 @@ skip with that reason.
 """
 import ctypes
 import glob
+import inspect
 import json
 import os
 import re
@@ -21,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import zipfile
+
+from .. import text
 
 # version label -> (pip requirement, import name)
 WHEELS = {
@@ -139,24 +142,11 @@ def prepare(label):
 
 
 # The dump runs in its own interpreter (one per version: each links its own libraries).
-_DUMP = r'''
+_DUMP = inspect.getsource(text) + r'''
 import inspect, json, re, sys
 mod = __import__(sys.argv[1])
 
-def split_args(text):
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == "," and depth == 0:
-            out.append(cur.strip()); cur = ""
-        else:
-            cur += ch
-    if cur.strip():
-        out.append(cur.strip())
-    return out
+split_args = split_top_level
 
 def pybind_signatures(name, doc):
     sigs = []

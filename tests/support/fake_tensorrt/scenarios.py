@@ -6,7 +6,7 @@ import types
 import numpy as np
 
 from .devmem import FakeCudaContext, HostDeviceArray
-from .fixtures import GPU
+from . import GPU
 from .models import A, C, H, W, write_onnx
 
 

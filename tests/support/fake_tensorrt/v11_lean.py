@@ -6,13 +6,13 @@ deserialises version-compatible plans built with the lean runtime excluded
 (``BuilderFlag.VERSION_COMPATIBLE`` + ``EXCLUDE_LEAN_RUNTIME``) by the same TensorRT version and
 refuses others. Checked against the real ``tensorrt_lean`` 11.4 bindings' surface.
 """
+from . import v11
 from ._base import make_module
 
-VERSION = "11.4.0.106"
-FEATURES = ("tensors", "memory_pool", "progress_monitor", "strongly_typed",
-            "strongly_typed_only", "version_compatible", "lean")
-DOCS = __doc__.splitlines()
+# the same release as the full 11.x fake: its features less the ONNX parser's, and "lean"
+VERSION = v11.VERSION
+FEATURES = tuple(f for f in v11.FEATURES if f != "parser_node_operator") + ("lean",)
 
 
 def make():
-    return make_module(VERSION, FEATURES, DOCS)
+    return make_module(VERSION, FEATURES, __doc__.splitlines())

@@ -22,6 +22,15 @@ def is_fp16(model):
     return any(t.data_type == TensorProto.FLOAT16 for t in model.graph.initializer)
 
 
+def _rename(nodes, old, new, outputs):
+    """Every node input named ``old`` renamed ``new``; node outputs too where ``outputs``."""
+    for node in nodes:
+        for names in ((node.input, node.output) if outputs else (node.input,)):
+            for i, name in enumerate(names):
+                if name == old:
+                    names[i] = new
+
+
 def to_fp16(model):
     """A new ModelProto: float16 weights and compute, float32 graph inputs and outputs."""
     import numpy as np
@@ -58,10 +67,7 @@ def to_fp16(model):
         if vi.type.tensor_type.elem_type != TensorProto.FLOAT or vi.name in keep32:
             continue
         half = vi.name + "__fp16"
-        for node in g.node:
-            for i, name in enumerate(node.input):
-                if name == vi.name:
-                    node.input[i] = half
+        _rename(g.node, vi.name, half, outputs=False)
         casts_in.append(helper.make_node("Cast", [vi.name], [half], to=TensorProto.FLOAT16,
                                          name=half + "_cast"))
     # graph outputs: computed in float16 under a new name, cast back to float32
@@ -69,13 +75,7 @@ def to_fp16(model):
         if vi.type.tensor_type.elem_type != TensorProto.FLOAT:
             continue
         half = vi.name + "__fp16"
-        for node in g.node:
-            for i, name in enumerate(node.output):
-                if name == vi.name:
-                    node.output[i] = half
-            for i, name in enumerate(node.input):
-                if name == vi.name:
-                    node.input[i] = half
+        _rename(g.node, vi.name, half, outputs=True)
         casts_out.append(helper.make_node("Cast", [half], [vi.name], to=TensorProto.FLOAT,
                                           name=vi.name + "_cast"))
     nodes = casts_in + list(g.node) + casts_out

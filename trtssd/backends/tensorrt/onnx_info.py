@@ -8,6 +8,7 @@ import hashlib
 import os
 
 from ...core.errors import ModelError
+from ...core.protobuf import fields as _fields
 from ...core.spec import ModelSpec, SPEC_METADATA_KEY
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
@@ -37,43 +38,6 @@ class OnnxInfo(object):
                 "the TFLite model with `trtssd convert detect.tflite`"
                 % (self.path, SPEC_METADATA_KEY))
         return ModelSpec.from_json(text)
-
-
-def _varint(buf, pos):
-    result = shift = 0
-    while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 70:
-            raise ValueError("varint too long")
-
-
-def _fields(buf):
-    """Yield (field_number, wire_type, value) of one protobuf message (bytes for LEN)."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos:pos + 8], pos + 8
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            value, pos = buf[pos:pos + n], pos + n
-            if pos > end:
-                raise ValueError("truncated field %d" % number)
-        elif wire == 5:
-            value, pos = buf[pos:pos + 4], pos + 4
-        else:
-            raise ValueError("unsupported wire type %d" % wire)
-        yield number, wire, value
 
 
 def _value_info(buf):

@@ -188,23 +188,23 @@ if [ "$phase" = final-check ]; then
 fi
 if [ "$phase" = final-bench ]; then
     step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
-    run 230 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1.5 \
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
         --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
     step "trtssd bench fp16, synthetic 1080p"
-    run 90 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1.5 \
+    run 70 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1 \
         --json "$OUT/bench_fp16.json" --no-chart
     step "postprocessing: TFLite layout and pytorch-ssd layout (3000 x 21, per-class)"
-    run 60 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
+    run 45 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
         --json "$OUT/postprocess_tflite.json"
-    run 60 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
+    run 45 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
         --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
     step "end to end, mb1-ssd with random weights (pytorch-ssd export), the same mode table"
-    run 60 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '/tmp/mb1-ssd.onnx', dynamic_batch=True)"
-    run 100 python3 -m trtssd bench --model /tmp/mb1-ssd.onnx --backend torch --device cuda \
-        --precision fp32 --seconds 1.5 --json "$OUT/bench_mb1.json" --no-chart
+    run 40 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '/tmp/mb1-ssd.onnx', dynamic_batch=True)"
+    run 90 python3 -m trtssd bench --model /tmp/mb1-ssd.onnx --backend torch --device cuda \
+        --precision fp32 --seconds 1 --json "$OUT/bench_mb1.json" --no-chart
     step "several-GPU path on one GPU: multi x8 in process against --gpus 1 (a worker process)"
-    run 90 python3 -m trtssd bench --backend torch --device cuda --modes multi --sources-count 8 \
-        --gpus 1 --precision fp32 --frames 4000 --no-chart --out-dir "$OUT/gpus1"
+    run 60 python3 -m trtssd bench --backend torch --device cuda --modes multi --sources-count 8 \
+        --gpus 1 --precision fp32 --frames 3000 --no-chart --out-dir "$OUT/gpus1"
 fi
 # ---- end final ----------------------------------------------------------------------------------
 step "done"

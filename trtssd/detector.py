@@ -16,10 +16,11 @@ for one source and ``multi`` for several. The backend (and so the model) is load
 the Detector is made; GPU buffers for ``det(frame)`` are made on the first call and reused.
 ``close()`` (or leaving the ``with`` block) releases everything.
 """
+from .core.closeable import Closeable
 from .core.errors import InputError
 
 
-class Detector(object):
+class Detector(Closeable):
     """A model on a backend, with the labels that name its classes.
 
     ``model``: a .tflite, an .onnx, a TensorRT engine, ``"synthetic"`` (random weights, timing
@@ -205,11 +206,6 @@ class Detector(object):
             if backend is not None:
                 backend.close()
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def __repr__(self):
         return "Detector(%r, backend=%s)" % (

@@ -8,10 +8,11 @@ import abc
 
 import numpy as np
 
+from ..core.closeable import Closeable
 from ..core.errors import InputError
 
 
-class ExecutionContext(abc.ABC):
+class ExecutionContext(Closeable, abc.ABC):
     """One set of bound input/output buffers on one backend."""
 
     @abc.abstractmethod
@@ -21,15 +22,9 @@ class ExecutionContext(abc.ABC):
     def close(self):
         """Release what this context owns (never the buffers it was given)."""
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
-class Backend(abc.ABC):
+class Backend(Closeable, abc.ABC):
     """One network on one device. Subclasses set the attributes below in ``__init__``."""
     name = "abstract"
     device = "cpu"          # 'cuda' or 'cpu'
@@ -66,9 +61,3 @@ class Backend(abc.ABC):
     def close(self):
         """Release weights and device memory."""
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False

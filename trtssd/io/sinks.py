@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from ..core.closeable import Closeable
 from ..core.env import import_cv2
 from ..core.errors import EnvironmentProblem, InputError, TrtssdError
 
@@ -129,7 +130,7 @@ def annotate(frame, detections, labels=None, overlay=None):
     return img
 
 
-class Sink(object):
+class Sink(Closeable):
     """Base class. ``draws``: whether this sink needs the annotated picture. ``written``:
     frames written; ``failed``: a write failed (``close()`` then keeps nothing half-done)."""
     draws = False
@@ -142,12 +143,6 @@ class Sink(object):
     def close(self):
         pass
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
 
 class NullSink(Sink):

@@ -47,6 +47,7 @@ import time
 
 import numpy as np
 
+from ..core.closeable import Closeable
 from ..core.env import import_cv2
 from ..core.errors import EnvironmentProblem, InputError, TrtssdError
 
@@ -113,7 +114,7 @@ def yuv_buffer_shape(pixel_format, height, width):
     raise InputError("pixel format %r: use one of %s" % (pixel_format, ", ".join(PIXEL_FORMATS)))
 
 
-class Source(object):
+class Source(Closeable):
     """Base class: counts frames, stamps them, closes once."""
     live = False
     width = 0
@@ -162,12 +163,6 @@ class Source(object):
     def close(self):
         self._closed = True
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-        return False
 
     def __iter__(self):
         while True:

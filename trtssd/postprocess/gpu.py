@@ -9,6 +9,7 @@ per-class method, which the results refuse to exceed).
 """
 import numpy as np
 
+from ..core.closeable import Closeable
 from ..core.detections import Detections, check_labels, label_names
 from ..core.errors import EnvironmentProblem, InputError, ModelError
 from .cpu import _geometries, resolve_thresholds, to_frame
@@ -141,7 +142,7 @@ def _device_pointer(obj, shape, what):
                          % (what, type(obj).__name__))
 
 
-class GpuPostprocessor(object):
+class GpuPostprocessor(Closeable):
     """Decode + threshold + NMS on the GPU; only the kept boxes come back to the host.
 
     Construct and call with the CUDA context current (``with ctx.active():``). Anchors are
@@ -389,8 +390,3 @@ class GpuPostprocessor(object):
             host.close()
             self._out_host = None
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 
+from ..core.closeable import Closeable
 from ..core.errors import InputError
 from ..core.nullcontext import NULL_CONTEXT
 from ..gpu.cuda import DeviceArray, device_buffer, foreign_key
@@ -48,7 +49,7 @@ def kernel_norm_args(options):
     return tuple(m) + tuple(k) + tuple(options.normalised_pad())
 
 
-class GpuPreprocessor(object):
+class GpuPreprocessor(Closeable):
     """Frames -> network input on the GPU, one kernel launch per call, nothing allocated per call.
 
     Owns page-locked staging buffers (one slot per batch entry, ``max_frame_shape`` each), the
@@ -174,11 +175,6 @@ class GpuPreprocessor(object):
             self._last_event = None
             self._slot_event[:] = [None] * len(self._slot_event)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     # ------------------------------------------------------------------ helpers
     def staging(self, i):

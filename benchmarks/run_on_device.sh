@@ -66,13 +66,13 @@ if [ "$phase" = kernel ] || [ "$phase" = bench ] || [ "$phase" = all ]; then
     for b in 1 8; do
         for k in $kernels; do
             echo "-- ncu kernel=${k%%:*} BGR batch=$b"
-            TRTSSD_KERNEL_DIR=${k#*:} run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+            TRTSSD_KERNEL_DIR=${k#*:} run 120 ncu --clock-control none --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
                 --metrics gpu__time_duration.sum,dram__bytes.sum \
                 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
                 --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="
         done
         echo "-- ncu kernel=now NV12 batch=$b (issue 13: no slower than BGR)"
-        run 120 ncu --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
+        run 120 ncu --clock-control none --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
             --metrics gpu__time_duration.sum,dram__bytes.sum \
             python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
             --input-formats NV12 --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="

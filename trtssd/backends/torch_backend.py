@@ -470,9 +470,8 @@ class TorchBackend(Backend):
         self.precision = precision
         self.max_batch = int(max_batch)
         self.cuda_graph = bool(cuda_graph) and device == "cuda"
-        # channels_last (NHWC activations) by default on CUDA: on the H100 (2026-11-27) the
-        # CUDA-graph replay at batch 1 went from 0.581 to 0.514 ms (fp32) and 0.580 to 0.508 ms
-        # (fp16), batch 8 fp16 from 7,697 to 9,885 img/s (benchmarks/RESULTS.md)
+        # channels_last (NHWC activations) by default on CUDA: cuDNN's NHWC convolutions
+        # replay faster in the CUDA graph (benchmarks/RESULTS.md, section 3)
         self.channels_last = (device == "cuda") if channels_last is None else bool(channels_last)
         self.tdtype = torch.float16 if precision == "fp16" else torch.float32
         self.input_dtype = np.dtype(np.float16 if precision == "fp16" else np.float32)

@@ -596,8 +596,7 @@ def test_tensorrt_engine_builds_from_the_adapted_graph(mb1, tmp_path):
     # the TensorRT backend's builder takes the adapted pytorch-ssd graph like trtssd's own
     # (the fakes follow each TensorRT generation's documented API: not a run of TensorRT);
     # the engine's sidecar carries the pytorch-ssd spec
-    from support.fake_tensorrt import GENERATIONS, make
-    from support.fake_tensorrt.fixtures import GPU
+    from support.fake_tensorrt import GENERATIONS, GPU, make
     from trtssd.backends.tensorrt import build as eb
     _, _, path = mb1
     adapted = onnx_for(path)

@@ -98,7 +98,10 @@ def opencv_has_gstreamer():
     return False
 
 
-PIXEL_FORMATS = ("BGR", "NV12", "NV21", "I420", "YV12", "YUYV", "UYVY")
+# the YUV formats are one 8-bit buffer in OpenCV's single-buffer layout
+YUV420_FORMATS = ("NV12", "NV21", "I420", "YV12")
+YUV422_FORMATS = ("YUYV", "UYVY")
+PIXEL_FORMATS = ("BGR",) + YUV420_FORMATS + YUV422_FORMATS
 
 
 def yuv_buffer_shape(pixel_format, height, width):
@@ -107,9 +110,9 @@ def yuv_buffer_shape(pixel_format, height, width):
     f = pixel_format.upper()
     if f == "BGR":
         return (height, width, 3)
-    if f in ("NV12", "NV21", "I420", "YV12"):
+    if f in YUV420_FORMATS:
         return (height * 3 // 2, width)
-    if f in ("YUYV", "UYVY"):
+    if f in YUV422_FORMATS:
         return (height, width, 2)
     raise InputError("pixel format %r: use one of %s" % (pixel_format, ", ".join(PIXEL_FORMATS)))
 

@@ -58,6 +58,24 @@ class Backend(Closeable, abc.ABC):
         """Convenience for tests and scripts: host array in, host arrays out, synchronous."""
         raise NotImplementedError
 
+    def host_images(self, images):
+        """``infer``'s input as a C-contiguous [n,3,H,W] array of ``input_dtype``, its shape
+        and batch size checked."""
+        images = np.ascontiguousarray(images, dtype=self.input_dtype)
+        if images.ndim != 4 or images.shape[1:] != self.input_shape(1)[1:]:
+            raise InputError("images must be [n, %d, %d, %d], got %s"
+                             % (self.input_shape(1)[1:] + (list(images.shape),)))
+        self.check_batch(images.shape[0])
+        return images
+
     def close(self):
         """Release weights and device memory."""
 
+
+def bind_host_or_cuda(backend, cpu_context, cuda_context, images, box_encodings, class_scores):
+    """``create_context`` for a backend with one context class per device: the buffers
+    checked, then bound in ``cpu_context`` on 'cpu' and ``cuda_context`` on 'cuda'."""
+    from . import check_bindings
+    check_bindings(backend, images, box_encodings, class_scores, backend.device)
+    cls = cpu_context if backend.device == "cpu" else cuda_context
+    return cls(backend, images, box_encodings, class_scores)

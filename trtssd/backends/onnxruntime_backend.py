@@ -11,8 +11,8 @@ overlaps nothing: use the torch or tensorrt backend where overlap matters.
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
-from .base import Backend, ExecutionContext
-from . import check_bindings, check_model_batch
+from .base import Backend, ExecutionContext, bind_host_or_cuda
+from . import check_model_batch
 
 
 def _import_ort():
@@ -61,17 +61,11 @@ class OnnxRuntimeBackend(Backend):
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def create_context(self, images, box_encodings, class_scores):
-        check_bindings(self, images, box_encodings, class_scores, self.device)
-        if self.device == "cpu":
-            return _CpuContext(self, images, box_encodings, class_scores)
-        return _CudaContext(self, images, box_encodings, class_scores)
+        return bind_host_or_cuda(self, _CpuContext, _CudaContext,
+                                 images, box_encodings, class_scores)
 
     def infer(self, images):
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1:] != self.input_shape(1)[1:]:
-            raise InputError("images must be [n, %d, %d, %d], got %s"
-                             % (self.input_shape(1)[1:] + (list(images.shape),)))
-        self.check_batch(images.shape[0])
+        images = self.host_images(images)
         boxes, scores = self.session.run(self.output_names, {self.input_name: images})
         return boxes, scores
 

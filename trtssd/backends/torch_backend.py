@@ -9,8 +9,8 @@ captures one CUDA graph at creation and replays it. Nothing synchronises inside 
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError, ModelError
-from .base import Backend, ExecutionContext
-from . import check_bindings, check_model_batch
+from .base import Backend, ExecutionContext, bind_host_or_cuda
+from . import check_model_batch
 
 OPS = ("Conv", "Clip", "Relu", "Sigmoid", "Transpose", "Reshape", "Concat", "Add",
        "AveragePool", "MaxPool")
@@ -492,18 +492,12 @@ class TorchBackend(Backend):
         return self.net(x)
 
     def create_context(self, images, box_encodings, class_scores):
-        check_bindings(self, images, box_encodings, class_scores, self.device)
-        if self.device == "cpu":
-            return _CpuContext(self, images, box_encodings, class_scores)
-        return _CudaContext(self, images, box_encodings, class_scores)
+        return bind_host_or_cuda(self, _CpuContext, _CudaContext,
+                                 images, box_encodings, class_scores)
 
     def infer(self, images):
         torch = self.torch
-        images = np.ascontiguousarray(images, dtype=self.input_dtype)
-        if images.ndim != 4 or images.shape[1:] != self.input_shape(1)[1:]:
-            raise InputError("images must be [n, %d, %d, %d], got %s"
-                             % (self.input_shape(1)[1:] + (list(images.shape),)))
-        self.check_batch(images.shape[0])
+        images = self.host_images(images)
         with torch.no_grad():
             x = torch.from_numpy(images).to(self.device)
             boxes, scores = self._forward(x)

@@ -30,18 +30,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    old = os.environ.get("TRTSSD_CACHE")
-    d = str(tmp_path_factory.mktemp("cache"))
-    os.environ["TRTSSD_CACHE"] = d
-    yield d
-    if old is None:
-        del os.environ["TRTSSD_CACHE"]
-    else:
-        os.environ["TRTSSD_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
 def mb1(tmp_path_factory, cache):
     """(torch net, folder, path of ssd-mobilenet.onnx with labels.txt beside it)."""
     d = tmp_path_factory.mktemp("mb1")
@@ -596,8 +584,7 @@ def test_tensorrt_engine_builds_from_the_adapted_graph(mb1, tmp_path):
     # the TensorRT backend's builder takes the adapted pytorch-ssd graph like trtssd's own
     # (the fakes follow each TensorRT generation's documented API: not a run of TensorRT);
     # the engine's sidecar carries the pytorch-ssd spec
-    from support.fake_tensorrt import GENERATIONS, make
-    from support.fake_tensorrt.fixtures import GPU
+    from support.fake_tensorrt import GENERATIONS, GPU, make
     from trtssd.backends.tensorrt import build as eb
     _, _, path = mb1
     adapted = onnx_for(path)

@@ -41,6 +41,21 @@ class Backend(Closeable, abc.ABC):
         arrays. ``n`` may be smaller than ``max_batch``.
         """
 
+    def load_model(self, model, device, max_batch, precision):
+        """For ``__init__``: checks ``max_batch``, sets ``onnx_path`` (``model`` converted to
+        ONNX when it is not), ``spec`` (checked against ``max_batch``), ``device``, ``precision``
+        and ``max_batch``."""
+        from ..models.resolve import load_spec, onnx_for
+        from . import check_model_batch
+        if int(max_batch) < 1:
+            raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
+        self.onnx_path = onnx_for(model)
+        self.spec = load_spec(self.onnx_path)
+        check_model_batch(self.spec, max_batch, self.onnx_path)
+        self.device = device
+        self.precision = precision
+        self.max_batch = int(max_batch)
+
     def output_shapes(self, batch):
         a, c = self.spec.num_anchors, self.spec.num_classes
         return (batch, a, 4), (batch, a, c)

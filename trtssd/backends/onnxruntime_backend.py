@@ -12,7 +12,6 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
 from .base import Backend, ExecutionContext, bind_host_or_cuda
-from . import check_model_batch
 
 
 def _import_ort():
@@ -29,7 +28,6 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path, device="cpu", max_batch=1, precision="fp32", threads=None):
         ort = _import_ort()
-        from ..models.resolve import load_spec, onnx_for
         if precision != "fp32":
             raise InputError("the onnxruntime backend runs precision 'fp32' only, not %r; use "
                              "the torch or tensorrt backend for fp16" % (precision,))
@@ -43,14 +41,7 @@ class OnnxRuntimeBackend(Backend):
                                          "device='cpu'" % (ort.__version__,
                                                            ort.get_available_providers()))
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if int(max_batch) < 1:
-            raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
-        self.onnx_path = onnx_for(onnx_path)
-        self.spec = load_spec(self.onnx_path)
-        check_model_batch(self.spec, max_batch, self.onnx_path)
-        self.device = device
-        self.precision = precision
-        self.max_batch = int(max_batch)
+        self.load_model(onnx_path, device, max_batch, precision)
         self.input_dtype = np.dtype(np.float32)
         opts = ort.SessionOptions()
         if threads:

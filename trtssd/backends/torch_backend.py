@@ -10,7 +10,6 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError, ModelError
 from .base import Backend, ExecutionContext, bind_host_or_cuda
-from . import check_model_batch
 
 OPS = ("Conv", "Clip", "Relu", "Sigmoid", "Transpose", "Reshape", "Concat", "Add",
        "AveragePool", "MaxPool")
@@ -447,7 +446,6 @@ class TorchBackend(Backend):
         except ImportError:
             raise EnvironmentProblem("the torch backend reads the ONNX model with the `onnx` "
                                      "package: pip install onnx")
-        from ..models.resolve import load_spec, onnx_for
         if device not in ("cuda", "cpu"):
             raise InputError("device must be 'cuda' or 'cpu', got %r" % (device,))
         if precision not in ("fp32", "fp16"):
@@ -460,15 +458,8 @@ class TorchBackend(Backend):
                                      "(torch %s built for CUDA %s); install a CUDA build of "
                                      "PyTorch or use device='cpu'"
                                      % (torch.__version__, torch.version.cuda))
-        if int(max_batch) < 1:
-            raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
         self.torch = torch
-        self.onnx_path = onnx_for(onnx_path)
-        self.spec = load_spec(self.onnx_path)
-        check_model_batch(self.spec, max_batch, self.onnx_path)
-        self.device = device
-        self.precision = precision
-        self.max_batch = int(max_batch)
+        self.load_model(onnx_path, device, max_batch, precision)
         self.cuda_graph = bool(cuda_graph) and device == "cuda"
         # channels_last (NHWC activations) by default on CUDA: on the H100 (2026-11-27) the
         # CUDA-graph replay at batch 1 went from 0.581 to 0.514 ms (fp32) and 0.580 to 0.508 ms

@@ -27,6 +27,19 @@ def label_file():
     return model_file("coco_labels.txt")
 
 
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """A fresh $TRTSSD_CACHE folder for the module (the converted ONNX files land there)."""
+    old = os.environ.get("TRTSSD_CACHE")
+    d = str(tmp_path_factory.mktemp("cache"))
+    os.environ["TRTSSD_CACHE"] = d
+    yield d
+    if old is None:
+        del os.environ["TRTSSD_CACHE"]
+    else:
+        os.environ["TRTSSD_CACHE"] = old
+
+
 _GPU_REASON = []
 
 

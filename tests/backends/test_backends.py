@@ -111,6 +111,23 @@ def test_torch_backend_option_errors(onnx_path):
             TorchBackend(onnx_path, device="cuda")
 
 
+@pytest.mark.parametrize("kind", ["onnxruntime", "torch"])
+def test_batch_and_infer_input_errors(onnx_path, kind):
+    # Backend.load_model and Backend.host_images, which both backends use
+    if kind == "torch":
+        pytest.importorskip("torch")
+    from trtssd.backends import create_backend
+    with pytest.raises(InputError, match="max_batch must be >= 1, got 0"):
+        create_backend(kind, model=onnx_path, device="cpu", max_batch=0)
+    with create_backend(kind, model=onnx_path, device="cpu", max_batch=2) as be:
+        assert be.max_batch == 2 and be.precision == "fp32" and be.onnx_path == onnx_path
+        with pytest.raises(InputError,
+                           match=r"images must be \[n, 3, 300, 300\], got \[1, 3, 300, 299\]"):
+            be.infer(np.zeros((1, 3, 300, 299), np.float32))
+        with pytest.raises(InputError, match="batch of 3 frames"):
+            be.infer(_images(3, 0))
+
+
 def test_create_backend_choices(onnx_path, monkeypatch):
     import trtssd.backends as backends
     av = backends.available_backends()

@@ -48,13 +48,19 @@ def test_image_source_loops_and_copies(tmp_path):
         assert src.read() is None
 
 
-def test_image_source_errors(tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
-        S.open_source(str(tmp_path / "missing.jpg"))
-    bad = tmp_path / "bad.png"
-    bad.write_bytes(b"not a png")
-    with pytest.raises(InputError, match="cannot decode"):
-        S.open_source(str(bad))
+@pytest.mark.parametrize("name, data, match", [
+    ("missing.jpg", None, "does not exist"),        # None: no file written
+    ("bad.png", b"not a png", "cannot decode"),
+])
+def test_image_source_refuses_a_bad_file(tmp_path, name, data, match):
+    path = tmp_path / name
+    if data is not None:
+        path.write_bytes(data)
+    with pytest.raises(InputError, match=match):
+        S.open_source(str(path))
+
+
+def test_image_source_refuses_loop_0(tmp_path):
     good = str(tmp_path / "g.png")
     cv2.imwrite(good, astronaut()[:10, :10])
     with pytest.raises(InputError, match="loop"):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from support import images as test_images
+from support.boxes import iou
 
 # Raw-output tolerance, in quantisation steps of the TFLite output tensor. The interpreter runs
 # the whole network in uint8: every one of the ~30 layers on the path rounds its output to its
@@ -118,16 +119,8 @@ def _tflite_detections(dets):
     return xyxy, scores.reshape(-1)[:n], classes.reshape(-1)[:n].astype(int) + 1
 
 
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _same(a_box, b_box):
-    return _iou(a_box, b_box) >= IOU_MIN or np.abs(np.asarray(a_box) - b_box).max() <= CORNER_PX
+    return iou(a_box, b_box) >= IOU_MIN or np.abs(np.asarray(a_box) - b_box).max() <= CORNER_PX
 
 
 def _match(src, dst, tie=None):

@@ -30,18 +30,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    old = os.environ.get("TRTSSD_CACHE")
-    d = str(tmp_path_factory.mktemp("cache"))
-    os.environ["TRTSSD_CACHE"] = d
-    yield d
-    if old is None:
-        del os.environ["TRTSSD_CACHE"]
-    else:
-        os.environ["TRTSSD_CACHE"] = old
-
-
-@pytest.fixture(scope="module")
 def mb1(tmp_path_factory, cache):
     """(torch net, folder, path of ssd-mobilenet.onnx with labels.txt beside it)."""
     d = tmp_path_factory.mktemp("mb1")

@@ -20,6 +20,7 @@ ort = pytest.importorskip("onnxruntime")
 cv2 = pytest.importorskip("cv2")
 
 import pytorch_ssd_net as P  # noqa: E402
+from support.boxes import iou  # noqa: E402
 from trtssd.models.resolve import load_spec, onnx_for  # noqa: E402
 from trtssd.postprocess import postprocess_cpu  # noqa: E402
 from trtssd.core.geometry import FrameGeometry  # noqa: E402
@@ -28,18 +29,10 @@ NAMES = ("astronaut", "chelsea", "coffee")
 
 
 @pytest.fixture(scope="module")
-def mb1(tmp_path_factory):
-    import os
-    old = os.environ.get("TRTSSD_CACHE")
-    os.environ["TRTSSD_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+def mb1(tmp_path_factory, cache):
     d = tmp_path_factory.mktemp("mb1g")
     net = P.build_mb1_ssd(torch)
-    path = P.export_onnx(torch, net, str(d / "ssd-mobilenet.onnx"), dynamic_batch=True)
-    yield path
-    if old is None:
-        del os.environ["TRTSSD_CACHE"]
-    else:
-        os.environ["TRTSSD_CACHE"] = old
+    return P.export_onnx(torch, net, str(d / "ssd-mobilenet.onnx"), dynamic_batch=True)
 
 
 @pytest.fixture(scope="module")
@@ -93,21 +86,13 @@ def test_torch_cuda_backend_on_mb1(cuda_context, mb1, pictures):
         np.testing.assert_allclose(b, rb, rtol=0, atol=0.01)
 
 
-def _iou(a, b):
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _twins(got, ref, what):
     for a, b in ((got, ref), (ref, got)):
         for d in a:
             if d["score"] < 0.6:
                 continue
             assert any(e["class_id"] == d["class_id"] and abs(e["score"] - d["score"]) <= 0.1
-                       and _iou(e["box"], d["box"]) >= 0.45 for e in b), (what, d)
+                       and iou(e["box"], d["box"]) >= 0.45 for e in b), (what, d)
 
 
 @pytest.mark.gpu

@@ -12,6 +12,7 @@ cv2 = pytest.importorskip("cv2")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("skimage")
 
+from support.clips import bgr_frames  # noqa: E402
 from trtssd.commands.cli import main  # noqa: E402
 
 # what each picture must show (at the default threshold 0.3), from the model's own output on
@@ -165,12 +166,7 @@ def test_python_api_and_annotated_outputs(video, tflite_model, label_file, tmp_p
         drawn = cv2.imread(os.path.join(folder, files[0]))
         assert drawn.shape == (SIZE[1], SIZE[0], 3)
         assert np.abs(drawn.astype(int) - picture("astronaut")).max() > 100   # boxes drawn
-        cap = cv2.VideoCapture(movie)
-        n = 0
-        while cap.read()[0]:
-            n += 1
-        cap.release()
-        assert n == len(SEQUENCE)
+        assert len(bgr_frames(cv2, movie)) == len(SEQUENCE)
     finally:
         backend.close()
 
@@ -253,29 +249,35 @@ class _MemorySink(object):
         self.f.close()
 
 
-@pytest.mark.parametrize("mode", ["sync", "async", "pipelined", "multi"])
-def test_soak_host_memory_is_flat(mode, soak_video, tflite_model, label_file):
-    from trtssd.backends import create_backend
+def _soak(mode, nsrc, soak_video, backend, sink, label_file):
+    """SOAK_FRAMES frames of ``nsrc`` copies of the soak video through ``backend`` into
+    ``sink``; closes the sources, the sink and the backend; returns the run's stats."""
     from trtssd.core.detections import LabelMap
     from trtssd.io.sources import open_source
     from trtssd.pipeline import PipelineOptions, run
-    if not os.path.exists("/proc/self/statm"):
-        pytest.skip("RSS is read from /proc/self/statm (Linux)")
-    nsrc = 2 if mode == "multi" else 1
-    backend = create_backend("onnxruntime", model=tflite_model, device="cpu", max_batch=nsrc)
-    backend.session = _Recorded(backend.session)
     labels = LabelMap.from_file(label_file, backend.spec.num_classes)
-    sink = _MemorySink([1000, 2000, SOAK_FRAMES])
     srcs = [open_source(soak_video) for _ in range(nsrc)]
     try:
         opts = PipelineOptions(mode=mode, depth=3, max_frames=SOAK_FRAMES,
                                source_timeout_ms=2000)
-        stats = run(srcs if nsrc > 1 else srcs[0], backend, sink, opts, labels=labels)
+        return run(srcs if nsrc > 1 else srcs[0], backend, sink, opts, labels=labels)
     finally:
         for s in srcs:
             s.close()
         sink.close()
         backend.close()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async", "pipelined", "multi"])
+def test_soak_host_memory_is_flat(mode, soak_video, tflite_model, label_file):
+    from trtssd.backends import create_backend
+    if not os.path.exists("/proc/self/statm"):
+        pytest.skip("RSS is read from /proc/self/statm (Linux)")
+    nsrc = 2 if mode == "multi" else 1
+    backend = create_backend("onnxruntime", model=tflite_model, device="cpu", max_batch=nsrc)
+    backend.session = _Recorded(backend.session)
+    sink = _MemorySink([1000, 2000, SOAK_FRAMES])
+    stats = _soak(mode, nsrc, soak_video, backend, sink, label_file)
     assert stats.frames == SOAK_FRAMES == sink.n and stats.dropped == 0
     grown = sink.rss[SOAK_FRAMES] - sink.rss[2000]
     # after warm-up (2,000 frames), 8,000 more frames may not grow the process by more than
@@ -305,23 +307,10 @@ def test_soak_gpu_memory_is_flat(mode, soak_video, tflite_model, label_file, cud
     """The GPU modes over 10,000 frames: device memory (and host RSS) flat after warm-up.
     Runs on the lent GPU only (skips here)."""
     from trtssd.backends import create_backend
-    from trtssd.core.detections import LabelMap
-    from trtssd.io.sources import open_source
-    from trtssd.pipeline import PipelineOptions, run
     nsrc = 2 if mode == "multi" else 1
     backend = create_backend("auto", model=tflite_model, device="cuda", max_batch=nsrc)
-    labels = LabelMap.from_file(label_file, backend.spec.num_classes)
     sink = _GpuMemorySink([2000, SOAK_FRAMES])
-    srcs = [open_source(soak_video) for _ in range(nsrc)]
-    try:
-        opts = PipelineOptions(mode=mode, depth=3, max_frames=SOAK_FRAMES,
-                               source_timeout_ms=2000)
-        stats = run(srcs if nsrc > 1 else srcs[0], backend, sink, opts, labels=labels)
-    finally:
-        for s in srcs:
-            s.close()
-        sink.close()
-        backend.close()
+    stats = _soak(mode, nsrc, soak_video, backend, sink, label_file)
     assert stats.frames == SOAK_FRAMES == sink.n
     # the device allocator works in 2 MB pages: 8,000 frames may not take more than 16 MB
     assert sink.free[2000] - sink.free[SOAK_FRAMES] < 16 * 2 ** 20

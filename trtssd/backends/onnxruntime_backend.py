@@ -11,8 +11,7 @@ overlaps nothing: use the torch or tensorrt backend where overlap matters.
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
-from .base import Backend, ExecutionContext
-from . import check_bindings, check_model_batch
+from .base import Backend, ExecutionContext, bind_host_or_cuda
 
 
 def _import_ort():
@@ -29,7 +28,6 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, onnx_path, device="cpu", max_batch=1, precision="fp32", threads=None):
         ort = _import_ort()
-        from ..models.resolve import load_spec, onnx_for
         if precision != "fp32":
             raise InputError("the onnxruntime backend runs precision 'fp32' only, not %r; use "
                              "the torch or tensorrt backend for fp16" % (precision,))
@@ -43,14 +41,7 @@ class OnnxRuntimeBackend(Backend):
                                          "device='cpu'" % (ort.__version__,
                                                            ort.get_available_providers()))
             providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if int(max_batch) < 1:
-            raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
-        self.onnx_path = onnx_for(onnx_path)
-        self.spec = load_spec(self.onnx_path)
-        check_model_batch(self.spec, max_batch, self.onnx_path)
-        self.device = device
-        self.precision = precision
-        self.max_batch = int(max_batch)
+        self.load_model(onnx_path, device, max_batch, precision)
         self.input_dtype = np.dtype(np.float32)
         opts = ort.SessionOptions()
         if threads:
@@ -61,17 +52,11 @@ class OnnxRuntimeBackend(Backend):
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def create_context(self, images, box_encodings, class_scores):
-        check_bindings(self, images, box_encodings, class_scores, self.device)
-        if self.device == "cpu":
-            return _CpuContext(self, images, box_encodings, class_scores)
-        return _CudaContext(self, images, box_encodings, class_scores)
+        return bind_host_or_cuda(self, _CpuContext, _CudaContext,
+                                 images, box_encodings, class_scores)
 
     def infer(self, images):
-        images = np.ascontiguousarray(images, dtype=np.float32)
-        if images.ndim != 4 or images.shape[1:] != self.input_shape(1)[1:]:
-            raise InputError("images must be [n, %d, %d, %d], got %s"
-                             % (self.input_shape(1)[1:] + (list(images.shape),)))
-        self.check_batch(images.shape[0])
+        images = self.host_images(images)
         boxes, scores = self.session.run(self.output_names, {self.input_name: images})
         return boxes, scores
 

@@ -9,8 +9,7 @@ captures one CUDA graph at creation and replays it. Nothing synchronises inside 
 import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError, ModelError
-from .base import Backend, ExecutionContext
-from . import check_bindings, check_model_batch
+from .base import Backend, ExecutionContext, bind_host_or_cuda
 
 OPS = ("Conv", "Clip", "Relu", "Sigmoid", "Transpose", "Reshape", "Concat", "Add",
        "AveragePool", "MaxPool")
@@ -447,7 +446,6 @@ class TorchBackend(Backend):
         except ImportError:
             raise EnvironmentProblem("the torch backend reads the ONNX model with the `onnx` "
                                      "package: pip install onnx")
-        from ..models.resolve import load_spec, onnx_for
         if device not in ("cuda", "cpu"):
             raise InputError("device must be 'cuda' or 'cpu', got %r" % (device,))
         if precision not in ("fp32", "fp16"):
@@ -460,15 +458,8 @@ class TorchBackend(Backend):
                                      "(torch %s built for CUDA %s); install a CUDA build of "
                                      "PyTorch or use device='cpu'"
                                      % (torch.__version__, torch.version.cuda))
-        if int(max_batch) < 1:
-            raise InputError("max_batch must be >= 1, got %r" % (max_batch,))
         self.torch = torch
-        self.onnx_path = onnx_for(onnx_path)
-        self.spec = load_spec(self.onnx_path)
-        check_model_batch(self.spec, max_batch, self.onnx_path)
-        self.device = device
-        self.precision = precision
-        self.max_batch = int(max_batch)
+        self.load_model(onnx_path, device, max_batch, precision)
         self.cuda_graph = bool(cuda_graph) and device == "cuda"
         # channels_last (NHWC activations) by default on CUDA: cuDNN's NHWC convolutions
         # replay faster in the CUDA graph (benchmarks/RESULTS.md, section 3)
@@ -491,18 +482,12 @@ class TorchBackend(Backend):
         return self.net(x)
 
     def create_context(self, images, box_encodings, class_scores):
-        check_bindings(self, images, box_encodings, class_scores, self.device)
-        if self.device == "cpu":
-            return _CpuContext(self, images, box_encodings, class_scores)
-        return _CudaContext(self, images, box_encodings, class_scores)
+        return bind_host_or_cuda(self, _CpuContext, _CudaContext,
+                                 images, box_encodings, class_scores)
 
     def infer(self, images):
         torch = self.torch
-        images = np.ascontiguousarray(images, dtype=self.input_dtype)
-        if images.ndim != 4 or images.shape[1:] != self.input_shape(1)[1:]:
-            raise InputError("images must be [n, %d, %d, %d], got %s"
-                             % (self.input_shape(1)[1:] + (list(images.shape),)))
-        self.check_batch(images.shape[0])
+        images = self.host_images(images)
         with torch.no_grad():
             x = torch.from_numpy(images).to(self.device)
             boxes, scores = self._forward(x)

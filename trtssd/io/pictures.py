@@ -12,7 +12,6 @@ file; ``damaged`` counts them.
 """
 import glob
 import os
-import sys
 import time
 
 from ..core.errors import InputError
@@ -96,18 +95,11 @@ class PictureSource(Source):
                                        else "%d pictures" % len(self.paths))
         self.frame_count = None if loop is None else len(self.paths) * self._loop
         self.damaged = 0
-        self.damaged_names = []
+        self.damaged_names = self.warnings      # one message a skipped picture
         self._warn = warn
         self._pos = 0
         self.width = self.height = 0
         self.fps = None
-
-    def _say(self, msg):
-        self.damaged_names.append(msg)
-        if self._warn is not None:
-            self._warn(msg)
-        else:
-            sys.stderr.write("trtssd: warning: %s\n" % msg)
 
     def read(self, out=None):
         cv2 = _cv2()

@@ -98,7 +98,10 @@ def opencv_has_gstreamer():
     return False
 
 
-PIXEL_FORMATS = ("BGR", "NV12", "NV21", "I420", "YV12", "YUYV", "UYVY")
+# the YUV formats are one 8-bit buffer in OpenCV's single-buffer layout
+YUV420_FORMATS = ("NV12", "NV21", "I420", "YV12")
+YUV422_FORMATS = ("YUYV", "UYVY")
+PIXEL_FORMATS = ("BGR",) + YUV420_FORMATS + YUV422_FORMATS
 
 
 def yuv_buffer_shape(pixel_format, height, width):
@@ -107,9 +110,9 @@ def yuv_buffer_shape(pixel_format, height, width):
     f = pixel_format.upper()
     if f == "BGR":
         return (height, width, 3)
-    if f in ("NV12", "NV21", "I420", "YV12"):
+    if f in YUV420_FORMATS:
         return (height * 3 // 2, width)
-    if f in ("YUYV", "UYVY"):
+    if f in YUV422_FORMATS:
         return (height, width, 2)
     raise InputError("pixel format %r: use one of %s" % (pixel_format, ", ".join(PIXEL_FORMATS)))
 
@@ -124,12 +127,23 @@ class Source(Closeable):
     damaged = 0
     gaps = 0
     gap_s = 0.0
+    _warn = None
 
     def __init__(self):
         self._next_index = 0
         self._closed = False
         self._stop = threading.Event()
         self.warnings = []
+
+    def _say(self, msg):
+        """A one-line warning: kept in ``warnings`` and given to the ``warn`` callback the
+        source was made with (default: written to stderr)."""
+        self.warnings.append(msg)
+        if self._warn is not None:
+            self._warn(msg)
+        else:
+            import sys
+            sys.stderr.write("trtssd: warning: %s\n" % msg)
 
     def interrupt(self):
         """Make a read that waits (a reconnect's back-off) return None soon; safe from a
@@ -248,7 +262,6 @@ class CaptureSource(Source):
     _pos = 0
     _gap_t0 = None
     _backoff = 0.25
-    _warn = None
 
     def __init__(self, target, api=None, live=False, source_id=None, description=None,
                  fix=None, reconnect=None, reconnect_timeout_s=None, timeout_ms=None,
@@ -303,14 +316,6 @@ class CaptureSource(Source):
                 except Exception:
                     pass
         return cap
-
-    def _say(self, msg):
-        self.warnings.append(msg)
-        if self._warn is not None:
-            self._warn(msg)
-        else:
-            import sys
-            sys.stderr.write("trtssd: warning: %s\n" % msg)
 
     def _buffer_shape(self):
         return yuv_buffer_shape(self.pixel_format, self.height, self.width)

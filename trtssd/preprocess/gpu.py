@@ -59,7 +59,7 @@ class GpuPreprocessor(Closeable):
     trtssd.gpu.cuda.CudaContext, which it then makes current itself around each call).
 
     ``mapped=True`` (Jetson): the staging buffers are mapped into the device and the kernel
-    reads them in place, no copy; from CUDA's documentation for integrated GPUs, unmeasured here.
+    reads them in place, no copy (CUDA's documentation for integrated GPUs; README.md, "Jetson").
     """
 
     def __init__(self, options, max_batch=1, max_frame_shape=(1080, 1920, 3), mapped=False,

@@ -29,6 +29,7 @@ import threading
 import time
 
 from ...core.env import cache_dir
+from ...core.nullcontext import NULL_CONTEXT
 from ...core.errors import EngineError, EnvironmentProblem, InputError, ModelError, TrtssdError
 from ...core.spec import ModelSpec
 from ...models.resolve import file_sha256
@@ -384,23 +385,6 @@ def _atomic_write(path, data):
     os.replace(tmp, path)
 
 
-class _maybe_active(object):
-    """``with cuda_context.active():`` when there is a context, else nothing."""
-
-    def __init__(self, cuda_context):
-        self._cm = cuda_context.active() if cuda_context is not None else None
-
-    def __enter__(self):
-        if self._cm is not None:
-            self._cm.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._cm is not None:
-            return self._cm.__exit__(*exc)
-        return False
-
-
 def _parser_errors(parser, info):
     lines, plugin = [], False
     for i in range(parser.num_errors):
@@ -636,7 +620,8 @@ def build_serialized(api, builder, network, config, logger, plan, feed, cuda_con
             # the calibrator's GPU preprocessing runs in the device's primary context
             from ...gpu.cuda import CudaContext
             cuda_context = owned_ctx = CudaContext(plan.options.device)
-        with _maybe_active(cuda_context if feed is not None else None):
+        with (cuda_context.active() if cuda_context is not None and feed is not None
+              else NULL_CONTEXT):
             with Stopwatch(None if api.has_progress_monitor else echo,
                            "building the engine (takes minutes on a Jetson)"):
                 serialized = builder.build_serialized_network(network, config)

@@ -4,11 +4,12 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-rows|byo|final-check|final-bench|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
-# (row uploads, NVDEC) and the bench's ceilings, row uploads and real-video rows.
+# (NVDEC) and the bench's ceilings and real-video rows; diag: the code of 19475d8^ beside
+# today's, and py-spy stacks of the host threads.
 # Writes logs and JSON under $OUT (the device tool's output folder) or bench-out/.
 set -uo pipefail
 phase=${1:-all}
@@ -101,16 +102,14 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
         --modes sync,gpu,pipelined --depths 2 --draw --json "$OUT/bench_draw.json" --no-chart
 fi
 # --- pipeline (branch pipe): ceilings at each mode's concurrency, row uploads, NVDEC ---------
-# pipe = pipe-check, pipe-bench, pipe-rows (each meant to fit one 10-minute device call)
+# pipe = pipe-check, pipe-bench, pipe-more (each meant to fit one 10-minute device call)
 if [ "$phase" = pipe ] || [ "$phase" = pipe-check ] || [ "$phase" = all ]; then
     step "pipeline GPU tests: row uploads, NVDEC frames against FFmpeg, NVDEC through every mode, in-flight ceiling"
-    run 400 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
-        tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
+    run 400 python3 -m pytest -q -rs -p no:cacheprovider tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
         tests/pipeline/test_pipeline_gpu.py tests/commands/test_bench_video.py
-    step "compute-sanitizer memcheck: row uploads and NVDEC frames through the kernel"
+    step "compute-sanitizer memcheck: NVDEC frames through the kernel"
     run 400 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
-        python3 -m pytest -q -p no:cacheprovider tests/pipeline/test_pipeline_rows.py \
-        tests/io/test_nvdec.py -k "gpu or nvdec_frames or host_frames"
+        python3 -m pytest -q -p no:cacheprovider tests/io/test_nvdec.py -k "gpu or nvdec_frames or host_frames"
 fi
 if [ "$phase" = pipe ] || [ "$phase" = pipe-bench ] || [ "$phase" = all ]; then
     step "bench fp32: synthetic rows and the clip with CPU and GPU decode (decode-only rows)"
@@ -120,14 +119,7 @@ if [ "$phase" = pipe ] || [ "$phase" = pipe-bench ] || [ "$phase" = all ]; then
     run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 2 \
         --json "$OUT/pipe_fp16.json" --chart "$OUT/pipe_fp16.png"
 fi
-if [ "$phase" = pipe ] || [ "$phase" = pipe-rows ] || [ "$phase" = all ]; then
-    step "row uploads against whole-frame uploads, same run conditions (fp32 and fp16)"
-    for p in fp32 fp16; do
-        run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
-            --modes gpu,pipelined,multi --depths 2,4 --json "$OUT/pipe_rows_$p.json" --no-chart
-        run 200 python3 -m trtssd bench --backend torch --device cuda --precision $p --seconds 2 \
-            --modes gpu,pipelined,multi --depths 2,4 --full-upload --json "$OUT/pipe_full_$p.json" --no-chart
-    done
+if [ "$phase" = pipe ] || [ "$phase" = pipe-more ] || [ "$phase" = all ]; then
     step "network alone at 1-4 streams in flight (bench_backend, the bench's in-flight ceilings cross-checked)"
     run 300 python3 benchmarks/bench_backend.py --batch 1 8 --precision fp32 fp16 --mode graph \
         --streams 1 2 3 4 --no-check --json "$OUT/pipe_backend_streams.json"
@@ -177,7 +169,7 @@ if [ "$phase" = final-check ]; then
     step "compute-sanitizer memcheck: YUV planes and pitched surfaces; row uploads and NVDEC frames"
     run 90 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m pytest -q -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py \
-        tests/pipeline/test_pipeline_rows.py tests/io/test_nvdec.py \
+        tests/io/test_nvdec.py \
         -k "yuv_pitched or yuv_device_planes or frames_at_allocation_ends or gpu or nvdec_frames or host_frames"
     for tool in memcheck racecheck; do
         step "compute-sanitizer $tool: postprocessing (every output kind, merged mask + scan)"
@@ -207,4 +199,28 @@ if [ "$phase" = final-bench ]; then
         --gpus 1 --precision fp32 --frames 3000 --no-chart --out-dir "$OUT/gpus1"
 fi
 # ---- end final ----------------------------------------------------------------------------------
+# ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
+# py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with
+#   git archive 19475d8^ trtssd kernels | tar -x -C .device-carry/old
+# and .device-carry/tools/py-spy (the py-spy wheel's binary) -----------------------------------
+if [ "$phase" = diag ]; then
+    B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 --no-chart"
+    step "one after the other: today's code and the code of 19475d8^ (the round's start)"
+    run 120 $B --modes gpu,pipelined,multi --depths 2,4 --json "$OUT/diag_now.json"
+    if [ -d .device-carry/old/trtssd ]; then
+        (cd .device-carry/old && PYTHONPATH=/tmp/site:$PWD run 120 $B --modes gpu,pipelined,multi \
+            --depths 2,4 --json "$OUT/diag_old.json")
+    fi
+    SPY=.device-carry/tools/py-spy
+    for m in "gpu" "pipelined --depths 4" "multi"; do
+        tag=${m%% *}
+        step "py-spy, every thread, $m (synthetic 1080p)"
+        run 60 $SPY record -r 400 -f raw --threads -o "$OUT/spy_$tag.txt" -- \
+            $B --modes $m --seconds 3 --json "$OUT/spy_$tag.json"
+    done
+    step "py-spy, multi x8 on the clip with GPU decode"
+    run 90 $SPY record -r 400 -f raw --threads -o "$OUT/spy_multi_nvdec.txt" -- \
+        $B --modes multi --source "$CLIP" --decode gpu --seconds 3 --json "$OUT/spy_multi_nvdec.json"
+fi
+# ---- end diag -----------------------------------------------------------------------------------
 step "done"

@@ -98,9 +98,6 @@ def add_arguments(parser):
                              "comma-separated from cpu (OpenCV), gpu (NVDEC through "
                              "PyNvVideoCodec; skipped with the reason where it cannot run); "
                              "default cpu,gpu")
-    parser.add_argument("--full-upload", dest="row_upload", action="store_false",
-                        help="GPU modes: upload every pinned frame whole instead of only the "
-                             "rows the preprocessing reads (to compare the two)")
     parser.add_argument("--quick", action="store_true",
                         help="for CI: few frames, small synthetic source, a CPU backend")
     parser.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
@@ -862,8 +859,7 @@ def run_mode(plan, backend, mode, depth, batch, nsources, progress, label, text=
         try:
             opts = PipelineOptions(mode=mode, depth=depth or 2, batch=batch,
                                    score_threshold=plan.args.threshold, draw=plan.args.draw,
-                                   max_frames=max_frames, duration_s=duration_s,
-                                   row_upload=bool(getattr(plan.args, "row_upload", True)))
+                                   max_frames=max_frames, duration_s=duration_s)
 
             def count():
                 return sum(int(getattr(s, "frames_read", 0) or 0) for s in srcs)
@@ -912,7 +908,6 @@ def bench_config(plan, backend):
         "score_threshold": plan.args.threshold, "quick": plan.quick,
         "ceiling_reps": plan.ceiling_reps, "ceiling_enqueues_per_rep": plan.ceiling_inner,
         "video": getattr(plan, "video_path", None), "decodes": plan.decodes,
-        "row_upload": bool(getattr(plan.args, "row_upload", True)),
     }
 
 

@@ -40,9 +40,7 @@ class PipelineOptions:
     """How to run: the mode, slots in flight (``depth``), frames per inference (``batch``, for
     ``pipelined``), score threshold, detections kept per frame, whether to draw even when the
     sink does not, and when to stop (``max_frames`` in all, ``duration_s``).
-    ``source_timeout_ms``: how long ``multi`` waits for a source's frame each round.
-    ``row_upload``: the GPU layer uploads only the rows of a pinned frame the preprocessing
-    reads (trtssd.pipeline.rows); False uploads every frame whole."""
+    ``source_timeout_ms``: how long ``multi`` waits for a source's frame each round."""
     mode: str = "sync"
     depth: int = 2
     batch: int = 1
@@ -52,7 +50,6 @@ class PipelineOptions:
     max_frames: int = None
     duration_s: float = None
     source_timeout_ms: float = 50.0
-    row_upload: bool = True
 
     def __post_init__(self):
         self.validate()
@@ -113,8 +110,7 @@ def make_layer(mode, backend, options, labels=None, sources=(), max_batch=None,
         # the preprocessor's largest frame: (H, W, 3) for BGR, (H, W) pixels for YUV
         yuv = args["pixel_format"] in YUV420_FORMATS + YUV422_FORMATS
         max_frame_shape = (h, w) if yuv else (h, w, 3)
-    return GpuLayer(backend, max_frame_shape=max_frame_shape,
-                    row_upload=bool(getattr(options, "row_upload", True)), **args)
+    return GpuLayer(backend, max_frame_shape=max_frame_shape, **args)
 
 
 def pixel_format_of(sources):

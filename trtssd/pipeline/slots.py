@@ -366,7 +366,7 @@ class GpuSlot(_Contexts, Slot):
     slot's event completed."""
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
-                 max_detections, labels, time_every=1, row_upload=True):
+                 max_detections, labels, time_every=1):
         from ..postprocess.gpu import GpuPostprocessor
         from ..preprocess import GpuPreprocessor
         self._init_slot(backend, max_batch)
@@ -382,49 +382,6 @@ class GpuSlot(_Contexts, Slot):
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         self.time_every = max(1, int(time_every))
         self._submits = 0
-        # pinned host frames: only the rows the kernel reads go up (trtssd.pipeline.rows),
-        # into device frames of the slot that the kernel then reads in place
-        self.row_upload = bool(row_upload)
-        self._row_plans = {}
-        self.d_frames = None
-        self._frame_views = {}
-
-    def _uploaded(self, images, stream):
-        """Device copies of the frames' read rows, or None where a whole upload is needed
-        (frames not pinned, not (H, W, C) C-contiguous, of different shapes, or a plan that
-        saves too little)."""
-        from ..preprocess import FrameGeometry
-        from ..preprocess.plan import pinned_root
-        from .rows import copy_plan, rows_read, upload_rows
-        shape = getattr(images[0], "shape", None)
-        if shape is None or len(shape) != 3 or self.pre.options.is_yuv:
-            return None          # the row rule is the RGB-like (H, W, C) layouts'; YUV goes whole
-        for im in images:
-            if (not isinstance(im, np.ndarray) or im.shape != shape
-                    or not im.flags.c_contiguous or pinned_root(im) is None):
-                return None
-        plan = self._row_plans.get(shape, False)
-        if plan is False:
-            geom = FrameGeometry.compute(shape[1], shape[0], self.pre.options)
-            plan = copy_plan(rows_read(self.pre.options, geom), shape[0])
-            self._row_plans[shape] = plan
-        if plan is None:
-            return None
-        views = self._frame_views.get(shape)
-        if views is None:
-            from ..gpu.cuda import DeviceArray
-            if self.d_frames is not None:
-                self._arrays.remove(self.d_frames)
-                self.d_frames.close()
-                self._frame_views = {}
-            self.d_frames = self._keep(DeviceArray((self.max_batch,) + tuple(shape), np.uint8))
-            step = int(np.prod(shape))
-            views = [DeviceArray.view(self.d_frames.ptr + k * step, shape, np.uint8,
-                                      self.d_frames) for k in range(self.max_batch)]
-            self._frame_views[shape] = views
-        for k, im in enumerate(images):
-            upload_rows(plan, im, views[k].ptr, stream)
-        return views[:len(images)]
 
     def submit(self, frames):
         n = len(frames)
@@ -439,8 +396,6 @@ class GpuSlot(_Contexts, Slot):
         if timed:
             self.t_pre.start()
         inputs = [f.image for f in frames]
-        if self.row_upload:
-            inputs = self._uploaded(inputs, stream) or inputs
         _, geoms = self.pre.preprocess(inputs if n > 1 else inputs[0], out=images,
                                        stream=stream)
         if timed:
@@ -479,8 +434,7 @@ class GpuSlot(_Contexts, Slot):
 
     def close(self):
         _Contexts.close(self)
-        self.pre = self.post = self.d_frames = None
-        self._frame_views = {}
+        self.pre = self.post = None
 
 
 class _CudaLayer(DeviceLayer):
@@ -558,8 +512,7 @@ class GpuLayer(_CudaLayer):
              "small); enqueue = host time to enqueue a batch" % time_every,)
 
     def __init__(self, backend, score_threshold=0.3, max_detections=None, labels=None,
-                 max_batch=1, max_frame_shape=(1080, 1920, 3), pixel_format="BGR",
-                 row_upload=True):
+                 max_batch=1, max_frame_shape=(1080, 1920, 3), pixel_format="BGR"):
         if backend.device != "cuda":
             raise EnvironmentProblem(
                 "this mode runs preprocessing and postprocessing on the GPU, but the backend "
@@ -568,12 +521,9 @@ class GpuLayer(_CudaLayer):
         self._init_layer(backend, score_threshold, max_detections, labels, max_batch,
                          pixel_format)
         self.max_frame_shape = tuple(max_frame_shape)
-        self.row_upload = bool(row_upload)
-        if not self.row_upload:
-            self.notes = self.notes + ("pinned frames uploaded whole (--full-upload)",)
         self._init_cuda()
 
     def make_slot(self):
         return self._prepared(GpuSlot(self.backend, self.prep, self.max_batch,
                                       self.max_frame_shape, *self.args,
-                                      time_every=self.time_every, row_upload=self.row_upload))
+                                      time_every=self.time_every))

@@ -71,6 +71,94 @@ def scaled_sizes(height, width):
     return thickness, font_scale
 
 
+# The layout's items, in drawing order (``Layout.items``):
+#   (BOX, x1, y1, x2, y2, colour)   a box outline of ``Layout.thickness`` (cv2.rectangle)
+#   (TAG, x1, y1, x2, y2, colour)   a filled rectangle, corners inclusive (cv2.rectangle, -1)
+#   (TEXT, x, y, text, colour)      a text run, baseline origin (x, y) (cv2.putText, LINE_AA)
+BOX, TAG, TEXT = "box", "tag", "text"
+FONT = 0                # cv2.FONT_HERSHEY_SIMPLEX (its value; cv2 is imported lazily)
+
+
+class Layout(object):
+    """Where ``draw_detections`` puts everything on a frame of ``shape`` (H, W): ``items`` in
+    drawing order (see BOX, TAG, TEXT above) with the frame's ``thickness``, ``font_scale``
+    and ``text_thickness``. One layout, several rasterisers: OpenCV here (``rasterise``),
+    the GPU in trtssd.io.draw_gpu."""
+    __slots__ = ("shape", "thickness", "font_scale", "text_thickness", "items")
+
+    def __init__(self, shape, thickness, font_scale, text_thickness, items):
+        self.shape = tuple(int(v) for v in shape[:2])
+        self.thickness, self.font_scale = int(thickness), float(font_scale)
+        self.text_thickness = int(text_thickness)
+        self.items = items
+
+
+def _label_text(detections, i, cid, labels, what):
+    parts = []
+    if "labels" in what:
+        if detections.labels is not None:
+            parts.append(str(detections.labels[i]))
+        elif labels is not None:
+            parts.append(labels.name(cid) if hasattr(labels, "name") else (
+                str(labels[cid]) if 0 <= cid < len(labels) else str(cid)))
+        else:
+            parts.append(str(cid))
+    if "conf" in what:
+        parts.append("%.2f" % float(detections.scores[i]))
+    return " ".join(parts)
+
+
+def layout_detections(shape, detections, labels=None, thickness=None, font_scale=None,
+                      show_scores=True, overlay=None):
+    """The ``Layout`` of ``detections`` on a frame of ``shape`` (H, W[, C]): each box clamped
+    to the frame in its class colour (corners sorted), with a filled tag "name 0.87" above it,
+    or inside the box's top when there is no room above. Arguments as ``draw_detections``."""
+    cv2 = _cv2()
+    what = parse_overlay(overlay)
+    if not show_scores:
+        what = what - {"conf"}
+    h, w = int(shape[0]), int(shape[1])
+    t_auto, f_auto = scaled_sizes(h, w)
+    thickness = t_auto if thickness is None else int(thickness)
+    font_scale = f_auto if font_scale is None else float(font_scale)
+    text_thick = max(1, thickness // 2)
+    items = []
+    if not what:
+        return Layout((h, w), thickness, font_scale, text_thick, items)
+    boxes = np.asarray(detections.boxes, np.float64).reshape(-1, 4)
+    for i in range(len(detections)):
+        x1, y1, x2, y2 = [int(round(float(v))) for v in boxes[i]]
+        x1, x2 = sorted((max(0, min(x1, w - 1)), max(0, min(x2, w - 1))))
+        y1, y2 = sorted((max(0, min(y1, h - 1)), max(0, min(y2, h - 1))))
+        cid = int(detections.class_ids[i])
+        colour = class_colour(cid)
+        if "box" in what:
+            items.append((BOX, x1, y1, x2, y2, colour))
+        text = _label_text(detections, i, cid, labels, what)
+        if not text:
+            continue
+        (tw, th), base = cv2.getTextSize(text, FONT, font_scale, text_thick)
+        ty = y1 - 2 if y1 - th - base - 2 >= 0 else min(h - 1, y1 + th + base + 2)
+        items.append((TAG, x1, ty - th - base, min(w - 1, x1 + tw + 2), ty, colour))
+        items.append((TEXT, x1 + 1, ty - base, text, (0, 0, 0)))
+    return Layout((h, w), thickness, font_scale, text_thick, items)
+
+
+def rasterise(frame, layout):
+    """Draw ``layout`` on ``frame`` (BGR uint8, writable) with OpenCV; returns the frame."""
+    cv2 = _cv2()
+    for item in layout.items:
+        kind = item[0]
+        if kind == BOX:
+            cv2.rectangle(frame, item[1:3], item[3:5], item[5], layout.thickness)
+        elif kind == TAG:
+            cv2.rectangle(frame, item[1:3], item[3:5], item[5], -1)
+        else:
+            cv2.putText(frame, item[3], item[1:3], FONT, layout.font_scale, item[4],
+                        layout.text_thickness, cv2.LINE_AA)
+    return frame
+
+
 def draw_detections(frame, detections, labels=None, copy=False, thickness=None,
                     font_scale=None, show_scores=True, overlay=None):
     """Draw each box in its class colour with a filled label tag "name 0.87" above it.
@@ -78,49 +166,14 @@ def draw_detections(frame, detections, labels=None, copy=False, thickness=None,
     ``labels``: a LabelMap or list of names by class id, used when ``detections.labels`` is
     None (else the class id is written). ``overlay``: what to draw (see ``parse_overlay``;
     default boxes, labels and scores). ``thickness``/``font_scale``: default scaled with the
-    frame (``scaled_sizes``). Returns the frame drawn on.
+    frame (``scaled_sizes``). Returns the frame drawn on. The placement is
+    ``layout_detections``; the pixels are OpenCV's (``rasterise``).
     """
-    cv2 = _cv2()
     if copy:
         frame = np.ascontiguousarray(frame).copy()
     _check_frame(frame)
-    what = parse_overlay(overlay)
-    if not show_scores:
-        what = what - {"conf"}
-    h, w = frame.shape[:2]
-    t_auto, f_auto = scaled_sizes(h, w)
-    thickness = t_auto if thickness is None else int(thickness)
-    font_scale = f_auto if font_scale is None else float(font_scale)
-    text_thick = max(1, thickness // 2)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    for i in range(len(detections)):
-        x1, y1, x2, y2 = [int(round(float(v))) for v in detections.boxes[i]]
-        x1, x2 = max(0, min(x1, w - 1)), max(0, min(x2, w - 1))
-        y1, y2 = max(0, min(y1, h - 1)), max(0, min(y2, h - 1))
-        cid = int(detections.class_ids[i])
-        colour = class_colour(cid)
-        if "box" in what:
-            cv2.rectangle(frame, (x1, y1), (x2, y2), colour, thickness)
-        parts = []
-        if "labels" in what:
-            if detections.labels is not None:
-                parts.append(str(detections.labels[i]))
-            elif labels is not None:
-                parts.append(labels.name(cid) if hasattr(labels, "name") else (
-                    str(labels[cid]) if 0 <= cid < len(labels) else str(cid)))
-            else:
-                parts.append(str(cid))
-        if "conf" in what:
-            parts.append("%.2f" % float(detections.scores[i]))
-        if not parts:
-            continue
-        text = " ".join(parts)
-        (tw, th), base = cv2.getTextSize(text, font, font_scale, text_thick)
-        ty = y1 - 2 if y1 - th - base - 2 >= 0 else min(h - 1, y1 + th + base + 2)
-        cv2.rectangle(frame, (x1, ty - th - base), (min(w - 1, x1 + tw + 2), ty), colour, -1)
-        cv2.putText(frame, text, (x1 + 1, ty - base), font, font_scale, (0, 0, 0), text_thick,
-                    cv2.LINE_AA)
-    return frame
+    return rasterise(frame, layout_detections(frame.shape, detections, labels, thickness,
+                                              font_scale, show_scores, overlay))
 
 
 def draw_fps(frame, fps, copy=False, origin=(10, 30), font_scale=0.8):
@@ -130,7 +183,7 @@ def draw_fps(frame, fps, copy=False, origin=(10, 30), font_scale=0.8):
         frame = np.ascontiguousarray(frame).copy()
     _check_frame(frame)
     text = "FPS %.1f" % float(fps)
-    font = cv2.FONT_HERSHEY_SIMPLEX
+    font = FONT
     (tw, th), base = cv2.getTextSize(text, font, font_scale, 2)
     x, y = int(origin[0]), int(origin[1])
     cv2.rectangle(frame, (x - 4, y - th - 4), (x + tw + 4, y + base + 2), (32, 32, 32), -1)

@@ -152,6 +152,9 @@ def run(sources, backend, sink=None, options=None, labels=None, device=None):
                                                          labels, srcs)
     fn = {"sync": sync.run, "gpu": sync.run, "async": async_.run,
           "pipelined": pipelined.run, "multi": multi.run}[options.mode]
+    if getattr(layer, "draw_on_device", None) is not None:
+        from .base import draw_style
+        layer.draw_on_device(draw_style(sink, options))
     stats.notes.extend(getattr(layer, "notes", ()) or ())
     for note in sorted(set(getattr(s, "decode_note", None) for s in srcs) - set([None])):
         stats.notes.append(note)

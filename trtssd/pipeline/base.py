@@ -2,6 +2,8 @@
 import threading
 import time
 
+import numpy as np
+
 from .threads import Capture, Closed, FramePool, record
 
 
@@ -134,12 +136,43 @@ class SourceBuffers(object):
         self.source.release_buffers()
 
 
+def draw_style(sink, options):
+    """How the frames' annotated pictures are to be drawn (a trtssd.pipeline.slots.DrawStyle),
+    or None when nothing draws: the first sink that draws decides (its labels and overlay,
+    behind the class filter of a SelectSink it sits in); else ``options.draw`` draws with the
+    defaults, as Delivery does."""
+    from .slots import DrawStyle
+    found = _drawing_sink(sink, None)
+    if found is not None:
+        s, class_ids = found
+        return DrawStyle(getattr(s, "labels", None), getattr(s, "overlay", None), class_ids)
+    return DrawStyle() if getattr(options, "draw", False) else None
+
+
+def _drawing_sink(sink, class_ids):
+    if sink is None or not getattr(sink, "draws", False):
+        return None
+    if getattr(sink, "class_ids", None) is not None and hasattr(sink, "sink"):   # SelectSink
+        ids = sink.class_ids if class_ids is None else sink.class_ids[
+            np.isin(sink.class_ids, class_ids)]
+        return _drawing_sink(sink.sink, ids)
+    for child in getattr(sink, "sinks", None) or ():                            # TeeSink
+        found = _drawing_sink(child, class_ids)
+        if found is not None:
+            return found
+    if getattr(sink, "sinks", None):
+        return None
+    return sink, class_ids
+
+
 class Delivery(object):
     """Hands one frame's result to the sink (in the caller's thread only) and keeps the books:
     stage timings, sink and draw time (stage 'draw', only when something draws), capture ->
     result latency, frames. Drawing (``options.draw`` with a sink that does not draw itself)
     happens on the frame in place, or on a copy when the frame is read-only (a shared
-    buffer, e.g. a synthetic source's ring)."""
+    buffer, e.g. a synthetic source's ring), unless a GPU slot drew it already
+    (``frame.annotated``, trtssd.pipeline.slots.GpuSlot). The run's notes say once which
+    drawing ran."""
 
     def __init__(self, sink, stats, options, labels=None, lock=None):
         self.sink = sink
@@ -149,6 +182,7 @@ class Delivery(object):
         self.draw = bool(options.draw) and not sink_draws
         self.timed = self.draw or sink_draws
         self.labels = labels
+        self._paths = set()
         # one thread writes each list of the stats (this one: the stages of the results,
         # draw, latency, frames; a capture thread: capture), so no lock is needed
         self.stage_ms = stats.stage_ms
@@ -162,16 +196,33 @@ class Delivery(object):
     def __call__(self, frame, detections):
         t_result = time.perf_counter()
         try:
+            if self.timed:
+                drawn_before = frame.annotated is not None
             self.write(frame, detections)
-            if self.draw and hasattr(frame.image, "flags"):     # host frames only
-                from ..io.sinks import annotate
+            if self.draw and frame.annotated is None and hasattr(frame.image, "flags"):
+                from ..io.sinks import annotate          # host frames only
                 annotate(frame, detections, self.labels)
+            if self.timed:
+                self._note_path(frame, drawn_before)
         finally:
             frame.done()
         if self.timed:
             self.stats.add("draw", (time.perf_counter() - t_result) * 1e3)
         self.latency.append((t_result - frame.t_capture) * 1e3)
         self.stats.frames += 1
+
+    def _note_path(self, frame, drawn_before):
+        if frame.annotated is None:
+            path = "not drawn (a device frame in a format drawn only on the host)"
+        elif drawn_before:
+            path = "on the GPU into the device frame, then downloaded"
+        elif frame.annotated is frame.image:
+            path = "on the CPU in place"
+        else:
+            path = "on the CPU on a copy of the read-only frame"
+        if path not in self._paths:
+            self._paths.add(path)
+            self.stats.notes.append("frames drawn %s" % path)
 
 
 def close_each(things):
@@ -249,4 +300,4 @@ def finish(crew, stats, dropped, layer, things):
 
 
 __all__ = ["Result", "Budget", "Dropped", "RunClock", "start_capture", "frame_pool", "SourceBuffers",
-           "Delivery", "close_all", "record", "detect_many", "detect_one", "feed", "finish"]
+           "Delivery", "draw_style", "close_all", "record", "detect_many", "detect_one", "feed", "finish"]

@@ -359,19 +359,41 @@ class CudaHostSlot(_Postprocessing, Slot):
         return list(dets), timings
 
 
+class DrawStyle(object):
+    """How the annotated picture is drawn (trtssd.io.sinks.annotate's ``labels`` and
+    ``overlay``) and, optionally, which class ids a ``--classes`` filter keeps before drawing."""
+    __slots__ = ("labels", "overlay", "class_ids")
+
+    def __init__(self, labels=None, overlay=None, class_ids=None):
+        self.labels, self.overlay, self.class_ids = labels, overlay, class_ids
+
+
 class GpuSlot(_Contexts, Slot):
     """Everything on the GPU on the slot's own stream: GPU preprocessing from the frames (host
     frames uploaded, device frames such as NVDEC's read in place), inference, decode + NMS,
     and a copy of only the kept boxes into pinned memory; ``result`` reads them once the
-    slot's event completed."""
+    slot's event completed.
+
+    ``draw`` (a DrawStyle, BGR frames only): ``result`` also draws each frame's detections on
+    the GPU, on the slot's stream, into the frame's pixels on the device - the preprocessor's
+    own device copy of a read-only host frame (a shared ring's), or a device frame given by
+    the caller, in place - and downloads the picture into a pinned buffer of the slot, which
+    becomes ``frame.annotated`` (valid until this slot's next ``result``; every sink here takes
+    host pictures, so the picture comes down once, asynchronously, while the other slots
+    run). Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
+    Delivery). ``result`` returns after the download, before the frames are released.
+    """
+    _cuda_attrs = _Contexts._cuda_attrs + ("drawn",)
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
-                 max_detections, labels, time_every=1):
+                 max_detections, labels, time_every=1, draw=None):
         from ..postprocess.gpu import GpuPostprocessor
         from ..preprocess import GpuPreprocessor
         self._init_slot(backend, max_batch)
         self.labels = labels
-        self.pre = self.post = None
+        self.pre = self.post = self.drawer = None
+        draw = draw if prep.input_format == "BGR" else None     # YUV frames: the CPU's
+        self.draw_style = draw
 
         def allocate():
             self.pre = GpuPreprocessor(prep, max_batch=max_batch, max_frame_shape=max_frame_shape)
@@ -379,7 +401,18 @@ class GpuSlot(_Contexts, Slot):
             self.post = GpuPostprocessor(backend.spec, max_batch, score_threshold,
                                          max_detections)
             self._owned.append(self.post)
+            if draw is not None:
+                from ..gpu.cuda import pinned_empty
+                from ..io.draw_gpu import GpuDrawer
+                self.drawer = GpuDrawer(ring=2 * max_batch)
+                self._owned.append(self.drawer)
+                self.h_drawn = pinned_empty((max_batch,) + tuple(max_frame_shape[:2]) + (3,),
+                                            np.uint8)
+                self._pinned.append(self.h_drawn)
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
+        if draw is not None:
+            import pycuda.driver as drv
+            self.drawn = drv.Event(drv.event_flags.DISABLE_TIMING)
         self.time_every = max(1, int(time_every))
         self._submits = 0
 
@@ -410,7 +443,7 @@ class GpuSlot(_Contexts, Slot):
         if timed:
             self.t_post.stop()
         self.done.record(stream)
-        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed)
+        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed, frames)
 
     def frame_buffer(self, shape):
         # the preprocessor's pinned staging of batch slot 0: a frame decoded there is uploaded
@@ -421,20 +454,75 @@ class GpuSlot(_Contexts, Slot):
 
     def result(self):
         self.wait()
-        n, geoms, enqueue_ms, timed = self._pending
+        n, geoms, enqueue_ms, timed, frames = self._pending
         self._pending = None
         dets = self.post.results(geoms, labels=self.labels)
         if not timed:
-            return dets, [("enqueue", enqueue_ms, "host")]
-        timings = [("preprocess", self.t_pre.elapsed_ms(), "cuda-event"),
-                   ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
-                   ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
-                   ("enqueue", enqueue_ms, "host")]
+            timings = [("enqueue", enqueue_ms, "host")]
+        else:
+            timings = [("preprocess", self.t_pre.elapsed_ms(), "cuda-event"),
+                       ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
+                       ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
+                       ("enqueue", enqueue_ms, "host")]
+        if self.drawer is not None:
+            ms = self._draw(frames, dets)
+            if ms is not None:
+                timings.append(("draw-gpu", ms, "host"))
         return dets, timings
+
+    def _draw(self, frames, dets):
+        """Draw ``dets`` into the frames' device pixels and download them (see the class
+        docstring); the host ms it took (layout, enqueue, waiting for the download), or None
+        when no frame was drawn here."""
+        from ..io.draw import layout_detections
+        t0 = time.perf_counter()
+        inputs = [f.image for f in frames]
+        where = self.pre.device_frames(inputs if len(inputs) > 1 else inputs[0])
+        style = self.draw_style
+        stream = self.stream
+        drawn = []
+        for k, (frame, det, (ptr, pitch, w, h, staged)) in enumerate(zip(frames, dets, where)):
+            img = frame.image
+            if frame.annotated is not None or det is None:
+                continue
+            if isinstance(img, np.ndarray) and (img.flags.writeable or not staged):
+                continue        # writable: drawn in place on the CPU; mapped: no device copy
+            if style.class_ids is not None and len(det):
+                det = det[np.isin(np.asarray(det.class_ids), style.class_ids)]
+            layout = layout_detections((h, w), det, style.labels, overlay=style.overlay)
+            self.drawer.draw(ptr, pitch, layout, stream)
+            out = self.h_drawn[k][:h, :w]
+            _download(ptr, pitch, out, stream)
+            drawn.append((frame, out))
+        if not drawn:
+            return None
+        self.drawn.record(stream)
+        self.drawn.synchronize()
+        for frame, out in drawn:
+            frame.annotated = out
+        return (time.perf_counter() - t0) * 1e3
 
     def close(self):
         _Contexts.close(self)
-        self.pre = self.post = None
+        self.pre = self.post = self.drawer = None
+
+
+def _download(ptr, pitch, out, stream):
+    """Enqueue the copy of a device picture (rows ``pitch`` bytes apart) into ``out``, a
+    C-contiguous pinned (H, W, 3) view, on ``stream``."""
+    import pycuda.driver as drv
+    row = out.shape[1] * 3
+    if pitch == row:
+        drv.memcpy_dtoh_async(out, ptr, stream)
+        return
+    c = drv.Memcpy2D()
+    c.set_src_device(ptr)
+    c.src_pitch = pitch
+    c.set_dst_host(out)
+    c.dst_pitch = row
+    c.width_in_bytes = row
+    c.height = out.shape[0]
+    c(stream)
 
 
 class _CudaLayer(DeviceLayer):
@@ -521,9 +609,24 @@ class GpuLayer(_CudaLayer):
         self._init_layer(backend, score_threshold, max_detections, labels, max_batch,
                          pixel_format)
         self.max_frame_shape = tuple(max_frame_shape)
+        self.draw_style = None
         self._init_cuda()
+
+    def draw_on_device(self, style):
+        """Slots made from now on draw the annotated picture on the GPU with ``style`` (a
+        DrawStyle; None: they do not draw), for BGR frames (see GpuSlot)."""
+        self.draw_style = style if self.pixel_format == "BGR" else None
+        note = ("drawing: on the GPU into the device copy of each read-only host frame (device "
+                "BGR frames: in place), one kernel per frame, then one download into pinned "
+                "memory (stage draw-gpu: host time per batch, waiting for the download "
+                "included); writable host frames in place on the CPU")
+        if style is not None and self.pixel_format != "BGR":
+            note = ("drawing: %s frames are not drawn on the GPU; host frames are drawn on the "
+                    "CPU" % self.pixel_format)
+        self.notes = tuple(n for n in self.notes if not n.startswith("drawing:")) + (
+            (note,) if style is not None else ())
 
     def make_slot(self):
         return self._prepared(GpuSlot(self.backend, self.prep, self.max_batch,
                                       self.max_frame_shape, *self.args,
-                                      time_every=self.time_every))
+                                      time_every=self.time_every, draw=self.draw_style))

@@ -303,6 +303,24 @@ class GpuPreprocessor(Closeable):
             out_obj.stream = stream
         return out_obj, list(plan.geoms)
 
+    def device_frames(self, frames):
+        """Where ``preprocess(frames)`` reads each frame's pixels on the device: a list of
+        (device address, row pitch in bytes, width, height, staged) per frame. ``staged``: the
+        pixels are this preprocessor's own device copy of a host frame (valid until its next
+        call); otherwise they are the caller's memory (device frames; mapped host frames).
+        The plan is cached, so after the call this costs a lookup."""
+        self._check_open()
+        plan = self._plan(frames)
+        dt = frame_desc_dtype(self.options)
+        if plan.table is None:
+            rec = np.frombuffer(plan.uniform, dt)[0]
+            recs = [(int(rec["src"]) + k * plan.stride, rec) for k in range(plan.n)]
+        else:
+            recs = [(int(r["src"]), r) for r in plan.table]
+        base, end = self._frames_dev_base, self._frames_dev_base + self._stage.host.nbytes
+        return [(ptr, int(r["pitch"]), int(r["in_w"]), int(r["in_h"]),
+                 not self.mapped and base <= ptr < end) for ptr, r in recs]
+
     def _pack(self, table_ptr, frame_bytes, stride, out_ptr):
         """The kernel's parameter buffer, laid out as the C parameter list (native alignment)."""
         return self._signature.pack(table_ptr, frame_bytes, stride, out_ptr, *self._tail_args)

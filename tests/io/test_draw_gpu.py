@@ -334,7 +334,7 @@ def test_gpu_modes_draw_read_only_ring_frames_on_the_device(torch_backend_for, m
         diff = np.abs(pic[mask].astype(int) - want[mask])
         assert diff.size == 0 or (diff.max() <= 2 if OPENCV5 else diff.mean() <= 40)
         drawn += len(dets)
+        # the frame the sink saw is still one of the source's pictures: nothing drew on it
+        k = int(sid[1:])
+        assert any(np.array_equal(image, p) for p in pristine[k]), (sid, index)
     assert drawn > 0                            # at 0.02 the network finds something
-    for s, ims in zip(srcs, pristine):
-        for a, b in zip(s._images, ims):
-            np.testing.assert_array_equal(a, b)

@@ -411,7 +411,8 @@ class GpuSlot(_Contexts, Slot):
                 self._pinned.append(self.h_drawn)
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         if draw is not None:
-            import pycuda.driver as drv
+            from ..gpu.cuda import driver
+            drv = driver()
             self.drawn = drv.Event(drv.event_flags.DISABLE_TIMING)
         self.time_every = max(1, int(time_every))
         self._submits = 0
@@ -510,7 +511,8 @@ class GpuSlot(_Contexts, Slot):
 def _download(ptr, pitch, out, stream):
     """Enqueue the copy of a device picture (rows ``pitch`` bytes apart) into ``out``, a
     C-contiguous pinned (H, W, 3) view, on ``stream``."""
-    import pycuda.driver as drv
+    from ..gpu.cuda import driver
+    drv = driver()
     row = out.shape[1] * 3
     if pitch == row:
         drv.memcpy_dtoh_async(out, ptr, stream)

@@ -1,0 +1,99 @@
+"""The GPU slot's drawing path on the CPU (tests/support/fake_cuda: device memory is host
+memory, the kernels run through the CPU shim): where the preprocessor left each frame on the
+device (GpuPreprocessor.device_frames), the drawing into that copy and its download
+(GpuSlot._draw), against the NumPy rasteriser of test_draw_gpu.py's kind; writable frames are
+left to the CPU, read-only ones are drawn on the device copy and never touched on the host.
+"""
+import numpy as np
+import pytest
+
+from support import fake_cuda
+from trtssd.core.detections import Detections
+from trtssd.io.draw import draw_detections, layout_detections
+from trtssd.io.sources import Frame
+
+pytest.importorskip("cv2", reason="drawing needs OpenCV (opencv-python-headless)")
+
+
+@pytest.fixture(params=["direct", "prepared"])
+def fake_gpu(monkeypatch, request):
+    return fake_cuda.install(monkeypatch, request.param, {
+        "preprocess_u8": "P64sqPii" + "f" * 9, "draw_prims": "PiPiPqii"},
+        nullable={"preprocess_u8": (0,)}, grid_len=3)
+
+
+class SlotParts(object):
+    """What GpuSlot._draw reads of its slot."""
+
+    def __init__(self, pre, drawer, h_drawn, drv, style):
+        self.pre, self.drawer, self.h_drawn = pre, drawer, h_drawn
+        self.stream = drv.Stream()
+        self.drawn = drv.Event()
+        self.draw_style = style
+
+
+def test_slot_draws_read_only_frames_on_their_device_copy(fake_gpu):
+    from trtssd.gpu.cuda import pinned_empty
+    from trtssd.io.draw_gpu import GpuDrawer
+    from trtssd.pipeline.slots import DrawStyle, GpuSlot
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    rng = np.random.default_rng(3)
+    h, w = 173, 251
+    o = PreprocessOptions(width=64, height=48)
+    pre = GpuPreprocessor(o, max_batch=3, max_frame_shape=(h, w, 3))
+    drawer = GpuDrawer(ring=2)
+    try:
+        ring = pinned_empty((3, h, w, 3), np.uint8)          # a source's shared ring
+        ring[...] = rng.integers(0, 256, ring.shape, dtype=np.uint8)
+        pristine = np.array(ring)
+        views = [ring[k] for k in range(3)]
+        for v in views[:2]:
+            v.flags.writeable = False                         # handed out read-only
+        writable = views[2]
+        frames = [Frame(k, views[k], "s") for k in range(3)]
+        dets = []
+        for _ in range(3):
+            xy = rng.uniform(0, 150, (4, 2))
+            dets.append(Detections(np.concatenate([xy, xy + [60, 20]], 1), rng.uniform(0, 1, 4),
+                                   [5, 9, 7, 5], ["a", "bb", "c", "d"]))
+        pre.preprocess([f.image for f in frames], stream=None)
+        where = pre.device_frames([f.image for f in frames])
+        assert [x[4] for x in where] == [True, True, True]     # uploaded whole into staging
+        assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where)
+        parts = SlotParts(pre, drawer, pinned_empty((3, h, w, 3), np.uint8), fake_gpu,
+                          DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7])))
+        ms = GpuSlot._draw(parts, frames, dets)
+        assert ms is not None
+        for k in range(2):
+            keep = dets[k][np.isin(dets[k].class_ids, [5, 7])]
+            want = draw_detections(pristine[k].copy(), keep, overlay="box,conf")
+            got = frames[k].annotated
+            assert got is not None and got.shape == (h, w, 3)
+            layout = layout_detections((h, w), keep, overlay="box,conf")
+            from test_draw_gpu import atlas_for, expand, text_mask
+            mask = text_mask((h, w), layout, expand(layout, atlas_for(layout)))
+            np.testing.assert_array_equal(got[~mask], want[~mask])
+        assert frames[2].annotated is None                    # writable: the CPU draws it
+        np.testing.assert_array_equal(ring, pristine)         # the host ring is untouched
+    finally:
+        drawer.close()
+        pre.close()
+
+
+def test_device_frames_says_mapped_and_device_frames_are_not_staged(fake_gpu):
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    o = PreprocessOptions(width=32, height=32)
+    pre = GpuPreprocessor(o, max_batch=1, max_frame_shape=(40, 50, 3))
+    try:
+        dev = DeviceArray((40, 50, 3), np.uint8)
+        pre.preprocess(dev)
+        (ptr, pitch, w, h, staged), = pre.device_frames(dev)
+        assert (ptr, pitch, w, h, staged) == (dev.ptr, 150, 50, 40, False)
+        host = np.zeros((30, 20, 3), np.uint8)                  # copied through the staging
+        pre.preprocess(host)
+        (ptr, pitch, w, h, staged), = pre.device_frames(host)
+        assert staged and (pitch, w, h) == (60, 20, 30)
+        dev.close()
+    finally:
+        pre.close()

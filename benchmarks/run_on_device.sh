@@ -185,6 +185,9 @@ if [ "$phase" = final-bench ]; then
     step "trtssd bench fp16, synthetic 1080p"
     run 70 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1 \
         --json "$OUT/bench_fp16.json" --no-chart
+    step "drawing: gpu and pipelined d2/d4 with --draw (GPU into the device frame + download); the undrawn rows: bench.json above"
+    run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --modes gpu,pipelined --depths 2,4 --draw --json "$OUT/bench_draw.json" --no-chart
     step "postprocessing: TFLite layout and pytorch-ssd layout (3000 x 21, per-class)"
     run 45 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
         --json "$OUT/postprocess_tflite.json"

@@ -82,8 +82,11 @@ def add_arguments(parser):
                              "(default 50 on a GPU, 5 on the CPU, 2 --quick)")
     parser.add_argument("--threshold", type=float, default=0.3, help="score threshold")
     parser.add_argument("--draw", dest="draw", action="store_true", default=False,
-                        help="draw the detections on each frame (on a copy of read-only "
-                             "synthetic frames), timed as the draw stage; default off")
+                        help="draw the detections on each frame, timed as the draw stage: "
+                             "gpu/pipelined/multi draw on the GPU into the device copy of "
+                             "each synthetic frame and download it (+gpu in the draw "
+                             "column); sync/async on a copy of the read-only frame; "
+                             "default off")
     parser.add_argument("--no-draw", dest="draw", action="store_false",
                         help=argparse.SUPPRESS)      # the old spelling of the default
     parser.add_argument("--multi-depth", type=int, default=2,
@@ -927,10 +930,14 @@ def bench_notes(plan, model_info):
         notes.append("synthetic frames are pre-rendered once (in pinned memory on a GPU) "
                      "in a ring of buffers handed out without a copy; the capture cost "
                      "models a DMA camera, not a decoder")
-    notes.append("drawing %s" % ("on (--draw): detections drawn on each frame (on a copy "
-                                 "of read-only synthetic frames), timed as 'draw'"
-                                 if plan.args.draw else
-                                 "off (--draw turns it on): no draw stage"))
+    notes.append("drawing %s" % (
+        "on (--draw): detections drawn on each frame. gpu, pipelined and multi (BGR frames) "
+        "draw on the GPU into the device copy of each read-only frame, one kernel, then one "
+        "download to pinned memory ('+gpu' in the draw column: the slots' host ms per batch, "
+        "waiting for the download included); writable frames (video) in place on the CPU; "
+        "sync and async with OpenCV on a copy of each read-only frame ('draw'). Each mode's "
+        "notes say which drawing ran" if plan.args.draw else
+        "off (--draw turns it on): no draw stage"))
     notes.append("end-to-end = frames through the whole mode, capture to result, wall "
                  "clock; network-only = the network alone, %s"
                  % ("CUDA events around %d back-to-back enqueues, median of %d"

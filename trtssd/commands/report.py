@@ -184,7 +184,12 @@ def _table(headers, rows, right=None):
 
 
 def _stage_cell(entry, stage):
-    st = (entry.get("stages") or {}).get(stage)
+    stages = entry.get("stages") or {}
+    st = stages.get(stage)
+    gpu = stages.get("draw-gpu") if stage == "draw" else None
+    if gpu and gpu.get("n"):        # drawn on the GPU by the slots: their host ms per batch
+        cpu = "%.3fh" % st["p50"] if st and st.get("n") else "-"
+        return "%s+gpu %.3fh" % (cpu, gpu["p50"])
     if not st or not st.get("n"):
         return "-"
     mark = "e" if st.get("clock") == "cuda-event" else "h"

@@ -80,14 +80,9 @@ def text_mask(shape, layout, prims):
     return mask
 
 
-_ATLASES = {}
-
-
 def atlas_for(layout):
-    key = (layout.thickness, layout.font_scale, layout.text_thickness)
-    if key not in _ATLASES:
-        _ATLASES[key] = Atlas(*key)
-    return _ATLASES[key]
+    from trtssd.io.draw_gpu import atlas_for as cached
+    return cached(layout.thickness, layout.font_scale, layout.text_thickness)
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -155,10 +150,11 @@ def test_glyph_positions_follow_opencv_pen():
         cv = frame.copy()
         cv2.putText(cv, text, org, 0, scale, (255, 255, 255), thick, cv2.LINE_AA)
         rel = atlas.text_prims(text)
-        prims = np.zeros(len(rel), atlas_prims_dtype())
-        for k, name in enumerate(("x0", "y0", "x1", "y1", "ax", "ay")):
-            prims[name] = rel[:, k] + (org[0] if name in ("x0", "x1") else
-                                       org[1] if name in ("y0", "y1") else 0)
+        prims = np.ascontiguousarray(rel).view(atlas_prims_dtype()).reshape(-1).copy()
+        for name in ("x0", "x1"):
+            prims[name] += org[0]
+        for name in ("y0", "y1"):
+            prims[name] += org[1]
         prims["bgr"] = 0xffffff
         ours = numpy_raster(frame.copy(), prims, atlas.pixels)
         diff = np.abs(ours.astype(int) - cv)

@@ -179,8 +179,9 @@ class Atlas(object):
         return out
 
     def text_prims(self, text):
-        """The glyph rectangles of ``text`` relative to its origin, [N, 6] int32 (x0, y0, x1,
-        y1, ax, ay): see the module docstring for where each glyph goes (cached per text)."""
+        """The glyph rectangles of ``text`` relative to its origin, [N, 8] int32 rows of
+        PRIM_DTYPE's fields (colour 0): see the module docstring for where each glyph goes
+        (cached per text)."""
         rel = self._text.get(text)
         if rel is not None:
             return rel
@@ -193,11 +194,11 @@ class Atlas(object):
             if g is not None:
                 ax, gw, gh, dx, dy = g
                 x = (((units * self.hscale + 32768) >> 16) if self.subpixel else pen) + dx
-                rows.append((x, dy, x + gw - 1, dy + gh - 1, ax, 0))
+                rows.append((x, dy, x + gw - 1, dy + gh - 1, ax, 0, 0, 0))
             units += self.advance[ch]
             if not self.subpixel:
                 pen += self.advance_px[ch]
-        rel = np.array(rows, np.int32).reshape(-1, 6)
+        rel = np.array(rows, np.int32).reshape(-1, 8)
         if len(self._text) > 4096:
             self._text.clear()
         self._text[text] = rel
@@ -211,26 +212,42 @@ def expand(layout, atlas):
         raise InputError("an atlas of %s for a layout of %s" % (
             atlas.key, (layout.thickness, layout.font_scale, layout.text_thickness)))
     parts = []
+    rows = []               # boxes and tags since the last text run
     for item in layout.items:
         kind = item[0]
         if kind == BOX:
-            parts.append(np.array(atlas.box_prims(item[1], item[2], item[3], item[4],
-                                                  _pack_colour(item[5])), np.int32))
+            rows.extend(atlas.box_prims(item[1], item[2], item[3], item[4],
+                                        _pack_colour(item[5])))
         elif kind == TAG:
-            parts.append(np.array([item[1:5] + (-1, 0, _pack_colour(item[5]), 0)], np.int32))
+            rows.append(item[1:5] + (-1, 0, _pack_colour(item[5]), 0))
         else:
             rel = atlas.text_prims(item[3])
             if not len(rel):
                 continue
-            p = np.empty((len(rel), 8), np.int32)
-            p[:, :6] = rel
-            p[:, (0, 2)] += item[1]
-            p[:, (1, 3)] += item[2]
-            p[:, 6] = _pack_colour(item[4])
-            p[:, 7] = 0
-            parts.append(p)
-    flat = np.concatenate(parts) if parts else np.zeros((0, 8), np.int32)
+            if rows:
+                parts.append(np.array(rows, np.int32))
+                rows = []
+            x, y = item[1], item[2]
+            parts.append(rel + np.array((x, y, x, y, 0, 0, _pack_colour(item[4]), 0), np.int32))
+    if rows:
+        parts.append(np.array(rows, np.int32))
+    flat = np.concatenate(parts) if len(parts) > 1 else (
+        parts[0] if parts else np.zeros((0, 8), np.int32))
     return np.ascontiguousarray(flat).view(PRIM_DTYPE).reshape(-1)
+
+
+_ATLASES = {}
+
+
+def atlas_for(thickness, font_scale, text_thickness):
+    """The Atlas of these sizes, made once per process (OpenCV draws it in ~10-40 ms)."""
+    key = (int(thickness), float(font_scale), int(text_thickness))
+    got = _ATLASES.get(key)
+    if got is None:
+        if len(_ATLASES) >= 16:
+            _ATLASES.clear()
+        got = _ATLASES[key] = Atlas(*key)
+    return got
 
 
 def kernel_signature():
@@ -282,11 +299,20 @@ class GpuDrawer(Closeable):
 
     def atlas(self, layout):
         """(Atlas, its device copy) for the layout's sizes: made and uploaded on first use."""
-        key = (layout.thickness, layout.font_scale, layout.text_thickness)
+        return self._atlas((layout.thickness, layout.font_scale, layout.text_thickness))
+
+    def prepare(self, height, width):
+        """Make and upload now the atlas of frames of ``height`` x ``width`` at the default
+        sizes (trtssd.io.draw.scaled_sizes), so the first frame drawn does not wait for it."""
+        from .draw import scaled_sizes
+        t, f = scaled_sizes(height, width)
+        self._atlas((t, f, max(1, t // 2)))
+
+    def _atlas(self, key):
         got = self._atlases.get(key)
         if got is None:
             from ..gpu.cuda import DeviceArray
-            host = Atlas(*key)
+            host = atlas_for(*key)
             dev = DeviceArray(host.pixels.shape, np.uint8)
             try:
                 dev.copy_from_host(host.pixels)         # synchronous, once per size

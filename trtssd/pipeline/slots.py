@@ -406,6 +406,7 @@ class GpuSlot(_Contexts, Slot):
                 from ..io.draw_gpu import GpuDrawer
                 self.drawer = GpuDrawer(ring=2 * max_batch)
                 self._owned.append(self.drawer)
+                self.drawer.prepare(max_frame_shape[0], max_frame_shape[1])
                 self.h_drawn = pinned_empty((max_batch,) + tuple(max_frame_shape[:2]) + (3,),
                                             np.uint8)
                 self._pinned.append(self.h_drawn)

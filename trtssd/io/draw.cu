@@ -44,12 +44,12 @@ extern "C" __global__ void __launch_bounds__(256) draw_prims(
         for (int y = fy; y <= y1; y += sy) {
             if (y < y0) continue;
             unsigned char* row = frame + (long long)y * pitch;
-            const unsigned char* arow = q.ax >= 0
-                ? atlas + (long long)(q.ay + y - q.y0) * atlas_pitch + (q.ax - q.x0) : 0;
+            // the atlas pixel of frame pixel (x, y) is abase + x (only read when ax >= 0)
+            const long long abase = (long long)(q.ay + y - q.y0) * atlas_pitch + (q.ax - q.x0);
             for (int x = fx; x <= x1; x += sx) {
                 if (x < x0) continue;
                 unsigned char* px = row + 3 * x;
-                int a = arow ? (int)arow[x] : 255;
+                const int a = q.ax >= 0 ? (int)atlas[abase + x] : 255;
                 if (a == 0) continue;
                 if (a == 255) {
                     px[0] = (unsigned char)c0; px[1] = (unsigned char)c1; px[2] = (unsigned char)c2;

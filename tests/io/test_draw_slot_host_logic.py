@@ -49,8 +49,7 @@ def test_slot_draws_read_only_frames_on_their_device_copy(fake_gpu):
         views = [ring[k] for k in range(3)]
         for v in views[:2]:
             v.flags.writeable = False                         # handed out read-only
-        writable = views[2]
-        frames = [Frame(k, views[k], "s") for k in range(3)]
+        frames = [Frame(k, views[k], "s") for k in range(3)]      # the third stays writable
         dets = []
         for _ in range(3):
             xy = rng.uniform(0, 150, (4, 2))

@@ -32,51 +32,69 @@ class SlotParts(object):
         self.draw_style = style
 
 
-def test_slot_draws_read_only_frames_on_their_device_copy(fake_gpu):
-    from trtssd.gpu.cuda import pinned_empty
+def check_slot_draw(drv):
+    """GpuSlot._draw on a batch of two read-only ring frames, a writable one and a device
+    frame, with ``drv`` the driver (the fake one, or pycuda's on a GPU)."""
+    from trtssd.gpu.cuda import DeviceArray, pinned_empty
     from trtssd.io.draw_gpu import GpuDrawer
     from trtssd.pipeline.slots import DrawStyle, GpuSlot
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    from test_draw_gpu import atlas_for, expand, text_mask
     rng = np.random.default_rng(3)
     h, w = 173, 251
     o = PreprocessOptions(width=64, height=48)
-    pre = GpuPreprocessor(o, max_batch=3, max_frame_shape=(h, w, 3))
+    pre = GpuPreprocessor(o, max_batch=4, max_frame_shape=(h, w, 3))
     drawer = GpuDrawer(ring=2)
+    dev = DeviceArray((h, w, 3), np.uint8)
     try:
-        ring = pinned_empty((3, h, w, 3), np.uint8)          # a source's shared ring
+        ring = pinned_empty((4, h, w, 3), np.uint8)          # a source's shared ring
         ring[...] = rng.integers(0, 256, ring.shape, dtype=np.uint8)
         pristine = np.array(ring)
+        dev.copy_from_host(pristine[3])
         views = [ring[k] for k in range(3)]
         for v in views[:2]:
             v.flags.writeable = False                         # handed out read-only
-        frames = [Frame(k, views[k], "s") for k in range(3)]      # the third stays writable
+        # frames 0 and 1 read-only, 2 writable (the CPU draws it), 3 on the device
+        frames = [Frame(k, views[k], "s") for k in range(3)] + [Frame(3, dev, "s")]
         dets = []
-        for _ in range(3):
+        for _ in range(4):
             xy = rng.uniform(0, 150, (4, 2))
             dets.append(Detections(np.concatenate([xy, xy + [60, 20]], 1), rng.uniform(0, 1, 4),
                                    [5, 9, 7, 5], ["a", "bb", "c", "d"]))
-        pre.preprocess([f.image for f in frames], stream=None)
+        stream = drv.Stream()
+        pre.preprocess([f.image for f in frames], stream=stream)
         where = pre.device_frames([f.image for f in frames])
-        assert [x[4] for x in where] == [True, True, True]     # uploaded whole into staging
+        assert [x[4] for x in where] == [True, True, True, False]
+        assert where[3][0] == dev.ptr
         assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where)
-        parts = SlotParts(pre, drawer, pinned_empty((3, h, w, 3), np.uint8), fake_gpu,
+        parts = SlotParts(pre, drawer, pinned_empty((4, h, w, 3), np.uint8), drv,
                           DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7])))
-        ms = GpuSlot._draw(parts, frames, dets)
-        assert ms is not None
-        for k in range(2):
+        parts.stream = stream
+        assert GpuSlot._draw(parts, frames, dets) is not None
+        for k in (0, 1, 3):
             keep = dets[k][np.isin(dets[k].class_ids, [5, 7])]
             want = draw_detections(pristine[k].copy(), keep, overlay="box,conf")
+            layout = layout_detections((h, w), keep, overlay="box,conf")
+            mask = text_mask((h, w), layout, expand(layout, atlas_for(layout)))
             got = frames[k].annotated
             assert got is not None and got.shape == (h, w, 3)
-            layout = layout_detections((h, w), keep, overlay="box,conf")
-            from test_draw_gpu import atlas_for, expand, text_mask
-            mask = text_mask((h, w), layout, expand(layout, atlas_for(layout)))
             np.testing.assert_array_equal(got[~mask], want[~mask])
+        np.testing.assert_array_equal(dev.get(), frames[3].annotated)   # drawn in place there
         assert frames[2].annotated is None                    # writable: the CPU draws it
         np.testing.assert_array_equal(ring, pristine)         # the host ring is untouched
     finally:
+        dev.close()
         drawer.close()
         pre.close()
+
+
+def test_slot_draws_read_only_and_device_frames_on_the_device(fake_gpu):
+    check_slot_draw(fake_gpu)
+
+
+def test_slot_draws_on_a_gpu(cuda_context):
+    import pycuda.driver as drv
+    check_slot_draw(drv)
 
 
 def test_device_frames_says_mapped_and_device_frames_are_not_staged(fake_gpu):

@@ -45,7 +45,8 @@ def _compile(nvcc, name, defines, arch, folder):
 
 
 def test_sources_found():
-    assert SOURCES == ["postprocess/postprocess.cu", "preprocess/preprocess.cu"], SOURCES
+    assert SOURCES == ["io/draw.cu", "postprocess/postprocess.cu", "preprocess/preprocess.cu"], \
+        SOURCES
 
 
 @pytest.mark.parametrize("arch", ARCHS)

@@ -13,6 +13,7 @@
 // primitives in list order with no barrier and no race. Tiles no primitive touches cost one
 // pass over the list of rectangle tests.
 
+// trtssd-variants: {"TILE_W": 64, "TILE_H": 32}
 #ifndef TILE_W
 #define TILE_W 64
 #endif

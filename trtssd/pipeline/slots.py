@@ -362,8 +362,8 @@ class CudaHostSlot(_Postprocessing, Slot):
 class GpuSlot(_Contexts, Slot):
     """Everything on the GPU on the slot's own stream: GPU preprocessing from the frames (host
     frames uploaded, device frames such as NVDEC's read in place), inference, decode + NMS,
-    and a copy of only the kept boxes into pinned memory; ``result`` reads them once the
-    slot's event completed."""
+    whose last kernel writes the kept boxes into mapped pinned memory; ``result`` reads them
+    once the slot's event completed."""
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1):
@@ -507,7 +507,7 @@ class GpuLayer(_CudaLayer):
     reads_device_frames = True
     time_every = 4
     notes = ("preprocess (host-to-device copy of the frame included), inference and "
-             "postprocess (download of the kept boxes included) timed with CUDA events on one "
+             "postprocess (the kept boxes written to mapped pinned memory) timed with CUDA events on one "
              "submit in %d (the others are not timed, to keep the host's work per frame "
              "small); enqueue = host time to enqueue a batch" % time_every,)
 

@@ -542,12 +542,21 @@ __device__ void ssd_scan_frame(int frame, int total, const float4* __restrict__ 
                 atomicOr(&s_over[(c + 1) & 1][t >> 5], 1u << (t & 31));
 #endif
         }
-        if (t > c && t < nb) {
-            u64 acc = 0;
+        // The (kept row, later word) pairs are spread over the whole block: thread t takes
+        // word c + 1 + t % later of every groups-th new row, so its loads are independent and
+        // in flight together (one L2 round trip per few rows, not one per kept row).
+        const int later = nb - c - 1;
+        if (later > 0) {
+            const int groups = BITS / later;             // >= 1: later < WORDS <= BITS
+            const int g = t / later;
+            if (g < groups) {
+                const int w = c + 1 + t % later;
+                u64 acc = 0;
 #pragma unroll 4
-            for (int k = first; k < kept; ++k)
-                acc |= SSD_LDCG(fmask + (size_t)s_keep[k] * WORDS + t);
-            s_removed[t] |= acc;
+                for (int k = first + g; k < kept; k += groups)
+                    acc |= SSD_LDCG(fmask + (size_t)s_keep[k] * WORDS + w);
+                if (acc != 0) atomicOr(&s_removed[w], acc);
+            }
         }
         __syncthreads();
     }

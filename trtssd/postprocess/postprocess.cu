@@ -74,6 +74,9 @@
 #ifndef SORT_THREADS
 #define SORT_THREADS 1024
 #endif
+#ifndef SORT_UNROLL
+#define SORT_UNROLL 8       // per_class: score loads per thread in flight at once (ssd_sort)
+#endif
 #ifndef MAX_CAND
 #define MAX_CAND 2048
 #endif
@@ -375,23 +378,38 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
 
     // 1. candidates that pass the threshold.
 #if METHOD == 1
+    // One block reads every (anchor, class) score of its frame: SORT_UNROLL loads per thread
+    // are issued before any is tested, so they are in flight together (a few memory round
+    // trips per frame, not one per SORT_THREADS scores). The candidates' order here does not
+    // matter: the sort below orders them totally.
     const float* fs = scores + base * NUM_CLASSES;
     const int pairs = num_anchors * NUM_CLASSES;
-    for (int q = t; q < pairs; q += SORT_THREADS) {
-        const int c = q % NUM_CLASSES;
-        if (c == BACKGROUND) continue;
-        float s = fs[q];
+    for (int q0 = t; q0 < pairs; q0 += SORT_THREADS * SORT_UNROLL) {
+        float v[SORT_UNROLL];
+#pragma unroll
+        for (int u = 0; u < SORT_UNROLL; ++u) {
+            const int q = q0 + u * SORT_THREADS;
+            v[u] = q < pairs ? fs[q] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < SORT_UNROLL; ++u) {
+            const int q = q0 + u * SORT_THREADS;
+            if (q >= pairs) break;
+            const int c = q % NUM_CLASSES;
+            if (c == BACKGROUND) continue;
+            float s = v[u];
 #if ACTIVATION == 1
-        s = ssd_sigmoid(s);
+            s = ssd_sigmoid(s);
 #elif ACTIVATION == 2
-        const int a = q / NUM_CLASSES;
-        s = expf(s - best_score[base + a]) / __int_as_float(best_class[base + a]);
+            const int a = q / NUM_CLASSES;
+            s = expf(s - best_score[base + a]) / __int_as_float(best_class[base + a]);
 #endif
-        if (ssd_passes(s, score_threshold)) {
-            const int p = atomicAdd(&s_count, 1);
-            if (p < MAX_CAND) {
-                s_score[p] = s;
-                s_key[p] = q;
+            if (ssd_passes(s, score_threshold)) {
+                const int p = atomicAdd(&s_count, 1);
+                if (p < MAX_CAND) {
+                    s_score[p] = s;
+                    s_key[p] = q;
+                }
             }
         }
     }

@@ -507,9 +507,9 @@ class GpuLayer(_CudaLayer):
     reads_device_frames = True
     time_every = 4
     notes = ("preprocess (host-to-device copy of the frame included), inference and "
-             "postprocess (the kept boxes written to mapped pinned memory) timed with CUDA events on one "
-             "submit in %d (the others are not timed, to keep the host's work per frame "
-             "small); enqueue = host time to enqueue a batch" % time_every,)
+             "postprocess (the kept boxes written to mapped pinned memory) timed with CUDA "
+             "events on one submit in %d (the others are not timed, to keep the host's work "
+             "per frame small); enqueue = host time to enqueue a batch" % time_every,)
 
     def __init__(self, backend, score_threshold=0.3, max_detections=None, labels=None,
                  max_batch=1, max_frame_shape=(1080, 1920, 3), pixel_format="BGR"):

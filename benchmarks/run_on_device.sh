@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -202,6 +202,36 @@ if [ "$phase" = final-bench ]; then
         --gpus 1 --precision fp32 --frames 3000 --no-chart --out-dir "$OUT/gpus1"
 fi
 # ---- end final ----------------------------------------------------------------------------------
+# ---- last: the round's closing call (under 10 minutes): the changed kernels' GPU tests, the
+# benchmarks side by side, the sanitizers, then the whole suite -------------------------------
+if [ "$phase" = last ]; then
+    step "GPU tests of the postprocessing (mapped result, scan, per-class sort) and drawing"
+    run 90 python3 -m pytest -q -rs -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+        tests/postprocess/test_postprocess_kinds.py tests/models/test_onnx_models_gpu.py
+    step "postprocessing: TFLite layout and pytorch-ssd layout (3000 x 21, per-class)"
+    run 45 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
+        --json "$OUT/postprocess_tflite.json"
+    run 45 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
+        --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
+    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    step "trtssd bench fp16, synthetic 1080p"
+    run 80 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1 \
+        --json "$OUT/bench_fp16.json" --chart "$OUT/bench_fp16.png"
+    step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
+    run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
+        --no-opencv --reps 100 --json "$OUT/preprocess.json"
+    for tool in memcheck racecheck; do
+        step "compute-sanitizer $tool: postprocessing (every output kind)"
+        run 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+            python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+            tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
+    done
+    step "the whole suite on the GPU machine"
+    run 200 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests
+fi
+# ---- end last -----------------------------------------------------------------------------------
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with
 #   git archive 19475d8^ trtssd kernels | tar -x -C .device-carry/old

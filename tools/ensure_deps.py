@@ -104,9 +104,13 @@ def _which(name):
 
 
 def _has_nvidia_gpu():
-    """An NVIDIA driver is loaded (desktop: /proc/driver/nvidia; Jetson: the nvgpu device)."""
-    return os.path.exists("/proc/driver/nvidia/version") or os.path.exists("/dev/nvhost-gpu") \
-        or os.path.exists("/dev/nvgpu")
+    """trtssd.core.env's driver probe (the one rule), imported from this checkout: it needs
+    nothing that this script installs."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from trtssd.core.env import nvidia_driver_present
+    return nvidia_driver_present()
 
 
 def missing(group):

@@ -60,7 +60,7 @@ def test_gpu_postprocess_matches_numpy_on_mb1(cuda_context, mb1, pictures, batch
         b.copy_from_host(np.ascontiguousarray(boxes))
         s.copy_from_host(np.ascontiguousarray(scores))
         for _ in range(2):          # twice: the per-frame tile counters are reset each run
-            post._out_dev.fill_bytes(0xFF)
+            post._out_host.fill(np.nan)
             post.enqueue(b, s, batch)
             gpu = post.results(geos)
             for f in range(batch):

@@ -52,14 +52,14 @@ def run_gpu(post, enc, scores, stream=None):
     with DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s:
         e.copy_from_host(np.ascontiguousarray(enc))
         s.copy_from_host(np.ascontiguousarray(scores))
-        # Poison every output and scratch buffer (0xFF bytes: NaN floats, -1 ints).
-        post._out_dev.fill_bytes(0xFF)
+        # Poison every output and scratch buffer (0xFF bytes: NaN floats, -1 ints; the
+        # mapped result rows: NaN).
         for scratch in (post._best_score, post._best_class, post._cand_box, post._cand_score,
                         post._cand_anchor, post._cand_count, post._mask):
             scratch.fill_bytes(0xFF)
         post._out_host.fill(np.nan)
         post.enqueue(e, s, n, stream)
-        rows = post.raw_results()      # waits on the event recorded after the copy
+        rows = post.raw_results()      # waits on the event recorded after the kernels
     return rows
 
 

@@ -192,6 +192,7 @@ TRTSSD_ATOMIC_RMW(atomicExch, unsigned long long, val)
 TRTSSD_ATOMIC_RMW(atomicExch, float, val)
 TRTSSD_ATOMIC_RMW(atomicOr, int, old | val)
 TRTSSD_ATOMIC_RMW(atomicOr, unsigned int, old | val)
+TRTSSD_ATOMIC_RMW(atomicOr, unsigned long long, old | val)
 TRTSSD_ATOMIC_RMW(atomicAnd, int, old & val)
 TRTSSD_ATOMIC_RMW(atomicAnd, unsigned int, old & val)
 #undef TRTSSD_ATOMIC_RMW

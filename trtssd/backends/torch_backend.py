@@ -522,6 +522,7 @@ class _CudaContext(ExecutionContext):
         self.b = torch.as_tensor(boxes, device=dev)
         self.s = torch.as_tensor(scores, device=dev)
         self.graph = None
+        self._external = {}      # torch's view of a caller's stream, made once per handle
         if backend.cuda_graph:
             self._capture()
 
@@ -558,7 +559,10 @@ class _CudaContext(ExecutionContext):
             handle = getattr(stream, "handle_int", None)
             if handle is None:
                 handle = getattr(stream, "handle", stream)
-            ts = torch.cuda.ExternalStream(int(handle))
+            handle = int(handle)
+            ts = self._external.get(handle)
+            if ts is None:
+                ts = self._external[handle] = torch.cuda.ExternalStream(handle)
         with torch.cuda.stream(ts):
             if self.graph is not None:
                 self.graph.replay()
@@ -567,4 +571,5 @@ class _CudaContext(ExecutionContext):
 
     def close(self):
         self.graph = None
+        self._external = {}
         self.x = self.b = self.s = None

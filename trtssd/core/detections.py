@@ -31,8 +31,8 @@ class Detections(object):
         k = boxes.shape[0]
         scores = np.asarray(scores, dtype=np.float32).reshape(-1)
         class_ids = np.asarray(class_ids)
-        if class_ids.size and not np.issubdtype(class_ids.dtype, np.integer):
-            if not np.all(np.equal(np.mod(class_ids, 1), 0)):
+        if class_ids.size and class_ids.dtype.kind not in "iu":
+            if not (np.mod(class_ids, 1) == 0).all():
                 raise InputError("Detections: class_ids must be integers (score column "
                                  "indices), got %s values; round or cast them first"
                                  % class_ids.dtype)
@@ -41,13 +41,13 @@ class Detections(object):
             raise InputError("Detections: %d boxes but %d scores and %d class ids; pass one "
                              "score and one class id per box"
                              % (k, scores.shape[0], class_ids.shape[0]))
-        if k and not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(scores))):
+        if k and not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             raise InputError("Detections: boxes and scores must be finite (NaN or inf found); "
                              "the model's outputs or the decoding are broken upstream")
-        if k and np.any(boxes[:, 2:] < boxes[:, :2]):
+        if k and (boxes[:, 2:] < boxes[:, :2]).any():
             raise InputError("Detections: every box needs x2 >= x1 and y2 >= y1 (corner order "
                              "x1, y1, x2, y2); reorder the coordinates")
-        if k and np.any(class_ids < 0):
+        if k and (class_ids < 0).any():
             raise InputError("Detections: class ids must be >= 0, got %d" % class_ids.min())
         if labels is not None:
             labels = [str(s) for s in labels]
@@ -149,20 +149,20 @@ class Detections(object):
 
 
 def _name_of(label_map, class_id):
-    """The one class-id-to-name rule: the label map's line ``class_id`` (the score column),
-    else "class N"."""
-    class_id = int(class_id)
-    names = label_map.names if isinstance(label_map, LabelMap) else label_map
-    if 0 <= class_id < len(names):
-        return str(names[class_id])
-    return "class %d" % class_id
+    """The name of one class id (label_names' rule)."""
+    return label_names(label_map, [class_id])[0]
 
 
 def label_names(labels, class_ids):
-    """The names of ``class_ids`` through ``labels`` (LabelMap or list), or None without."""
+    """The names of ``class_ids`` through ``labels`` (LabelMap or list), or None without: the
+    one class-id-to-name rule, the label map's line ``class_id`` (the score column), else
+    "class N"."""
     if labels is None:
         return None
-    return [_name_of(labels, c) for c in class_ids]
+    names = labels.names if isinstance(labels, LabelMap) else labels
+    n = len(names)
+    ids = class_ids.tolist() if hasattr(class_ids, "tolist") else class_ids
+    return [str(names[c]) if 0 <= c < n else "class %d" % c for c in map(int, ids)]
 
 
 def check_labels(labels, num_classes):

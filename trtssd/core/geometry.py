@@ -44,8 +44,7 @@ class FrameGeometry:
 
     def to_frame(self, boxes):
         """Boxes [K, 4] (x1, y1, x2, y2) in network-input pixels -> frame pixels, clipped."""
-        b = np.asarray(boxes, np.float64).reshape(-1, 4)
-        return _net_to_frame(b[:, 0::2], b[:, 1::2], self, None)
+        return _net_to_frame(np.asarray(boxes, np.float64).reshape(-1, 4), self, None)
 
     def to_net(self, boxes):
         """Boxes [K, 4] (x1, y1, x2, y2) in frame pixels -> network-input pixels."""
@@ -55,20 +54,21 @@ class FrameGeometry:
         return b
 
 
-def _net_to_frame(x_net, y_net, geometry, net_size):
-    """x [K, 2] and y [K, 2] (float64) in network-input pixels -> boxes [K, 4] (x1, y1, x2, y2)
-    float32 in frame pixels, clipped to the frame; ``geometry`` None: kept in network-input
-    pixels, clipped to ``net_size`` (width, height)."""
+def _net_to_frame(xy, geometry, net_size):
+    """Boxes [K, 4] (x1, y1, x2, y2) float64 in network-input pixels -> float32 frame pixels,
+    clipped to the frame; ``geometry`` None: kept in network-input pixels, clipped to
+    ``net_size`` (width, height). Whole-array operations (a result of a few boxes costs a few
+    NumPy calls, not one per coordinate): x = (x_net - pad_x) / scale_x, then the clip."""
     if geometry is None:
         fw, fh = float(net_size[0]), float(net_size[1])
-        xs, ys = x_net, y_net
     else:
         fw, fh = float(geometry.frame_width), float(geometry.frame_height)
-        xs = (x_net - float(geometry.pad_x)) / float(geometry.scale_x)
-        ys = (y_net - float(geometry.pad_y)) / float(geometry.scale_y)
-    xs = np.clip(xs, 0.0, fw)
-    ys = np.clip(ys, 0.0, fh)
-    return np.stack([xs[:, 0], ys[:, 0], xs[:, 1], ys[:, 1]], axis=1).astype(np.float32)
+        px, py = float(geometry.pad_x), float(geometry.pad_y)
+        sx, sy = float(geometry.scale_x), float(geometry.scale_y)
+        xy = (xy - np.array((px, py, px, py))) / np.array((sx, sy, sx, sy))
+    # maximum then minimum: np.clip's result, NaN kept, without its dispatch
+    xy = np.minimum(np.maximum(xy, 0.0), np.array((fw, fh, fw, fh)))
+    return xy.astype(np.float32)
 
 
 def boxes_to_frame(boxes_norm, geometry, input_width, input_height):
@@ -77,6 +77,6 @@ def boxes_to_frame(boxes_norm, geometry, input_width, input_height):
     ``geometry`` is the frame's FrameGeometry, or None to report network-input pixels.
     """
     b = np.asarray(boxes_norm, dtype=np.float64).reshape(-1, 4)
-    x_net = b[:, [1, 3]] * float(input_width)
-    y_net = b[:, [0, 2]] * float(input_height)
-    return _net_to_frame(x_net, y_net, geometry, (input_width, input_height))
+    w, h = float(input_width), float(input_height)
+    xy = b[:, (1, 0, 3, 2)] * np.array((w, h, w, h))
+    return _net_to_frame(xy, geometry, (input_width, input_height))

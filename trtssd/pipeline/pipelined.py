@@ -7,7 +7,7 @@ Threads:
 - driver: takes ``batch`` frames, waits until slot ``n % depth`` is free (the only slot it
   must reuse: the completion stage has taken its result), and enqueues everything for them on
   that slot's stream (upload straight from the frame's pinned buffer, preprocess, infer,
-  postprocess, download of the kept boxes, an event); it never waits on the GPU;
+  postprocess into mapped pinned memory, an event); it never waits on the GPU;
 - completion (the caller's thread): takes the slots in submission order, waits for each one's
   event, reads its result, frees the slot and hands the frames to the sink. Results therefore
   come out in frame order. A frame's buffer goes back to its pool or ring only then, after

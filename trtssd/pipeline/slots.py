@@ -371,8 +371,8 @@ class DrawStyle(object):
 class GpuSlot(_Contexts, Slot):
     """Everything on the GPU on the slot's own stream: GPU preprocessing from the frames (host
     frames uploaded, device frames such as NVDEC's read in place), inference, decode + NMS,
-    and a copy of only the kept boxes into pinned memory; ``result`` reads them once the
-    slot's event completed.
+    whose last kernel writes the kept boxes into mapped pinned memory; ``result`` reads them
+    once the slot's event completed.
 
     ``draw`` (a DrawStyle, BGR frames only): ``result`` also draws each frame's detections on
     the GPU, on the slot's stream, into the frame's pixels on the device - the preprocessor's
@@ -598,9 +598,9 @@ class GpuLayer(_CudaLayer):
     reads_device_frames = True
     time_every = 4
     notes = ("preprocess (host-to-device copy of the frame included), inference and "
-             "postprocess (download of the kept boxes included) timed with CUDA events on one "
-             "submit in %d (the others are not timed, to keep the host's work per frame "
-             "small); enqueue = host time to enqueue a batch" % time_every,)
+             "postprocess (the kept boxes written to mapped pinned memory) timed with CUDA "
+             "events on one submit in %d (the others are not timed, to keep the host's work "
+             "per frame small); enqueue = host time to enqueue a batch" % time_every,)
 
     def __init__(self, backend, score_threshold=0.3, max_detections=None, labels=None,
                  max_batch=1, max_frame_shape=(1080, 1920, 3), pixel_format="BGR"):

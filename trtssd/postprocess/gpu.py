@@ -146,13 +146,15 @@ class GpuPostprocessor(Closeable):
     """Decode + threshold + NMS on the GPU; only the kept boxes come back to the host.
 
     Construct and call with the CUDA context current (``with ctx.active():``). Anchors are
-    uploaded once; device scratch, the result buffer and its pinned host copy are allocated
-    here, so ``enqueue`` allocates nothing::
+    uploaded once; device scratch and the result buffer are allocated here, so ``enqueue``
+    allocates nothing. The result buffer is mapped pinned host memory: the last kernel writes
+    the kept rows straight into it, so no copy is enqueued (one launch and its latency fewer;
+    on a Jetson mapped memory is the GPU's own DRAM)::
 
         post = GpuPostprocessor(spec, max_batch=8, score_threshold=0.3)
-        post.enqueue(box_dev, score_dev, batch, stream)     # <= 3 launches + one async copy
+        post.enqueue(box_dev, score_dev, batch, stream)     # <= 3 launches
         ...                                                 # overlap other work
-        dets = post.results(geometries, labels)             # waits for the copy's event
+        dets = post.results(geometries, labels)             # waits for the kernels' event
 
     ``max_detections`` None means the model's own (``spec.nms.max_detections``), at most
     ``MAX_DETECTIONS_GPU``. Semantics: the module docstring (the same as ``postprocess_cpu``).
@@ -174,6 +176,7 @@ class GpuPostprocessor(Closeable):
         self._bufs = []
         self._plans = {}
         self._last = None
+        self._labels_checked = None
         from ..gpu.cuda import DeviceArray, driver, pinned_empty
         from ..gpu.launch import load_kernel
         drv = driver()
@@ -215,15 +218,14 @@ class GpuPostprocessor(Closeable):
             self._bufs.append(self._cand_count)
             self._mask = DeviceArray((self.max_batch, mc, words), np.uint64)
             self._bufs.append(self._mask)
-            self._out_dev = DeviceArray((self.max_batch, self._stride), np.float32)
-            self._bufs.append(self._out_dev)
-            self._out_host = pinned_empty((self.max_batch, self._stride), np.float32)
+            # the kernels write the result here through its device address (no copy)
+            self._out_host = pinned_empty((self.max_batch, self._stride), np.float32,
+                                          mapped=True)
             self._out_host.fill(np.nan)
             self._event = drv.Event()
         except Exception:
             self.close()
             raise
-        self._drv = drv
         self._grid_best_x = (a + self.defines["TILE_A"] - 1) // self.defines["TILE_A"]
         self._block_best = (self.defines["TILE_A"] * self.defines["PARTS"], 1, 1)
         self._mask_tiles = words * (words + 1) // 2
@@ -244,8 +246,8 @@ class GpuPostprocessor(Closeable):
         return _device_pointer(obj, (batch,) + tail, what)
 
     def _plan(self, batch, bptr, sptr):
-        """The launches of one enqueue for these buffers: (launch or function, grid, block,
-        packed parameters, struct) per kernel, and the pinned rows the copy fills."""
+        """The launches of one enqueue for these buffers: (launch, grid, block, packed
+        parameters) per kernel."""
         key = (batch, bptr, sptr)
         plan = self._plans.get(key)
         if plan is not None:
@@ -255,7 +257,7 @@ class GpuPostprocessor(Closeable):
         a = self.spec.num_anchors
         cb, cs, ca, cc, cr = (self._cand_box.ptr, self._cand_score.ptr, self._cand_anchor.ptr,
                               self._cand_count.ptr, self._cand_rank.ptr)
-        bs, bcl, out = self._best_score.ptr, self._best_class.ptr, self._out_dev.ptr
+        bs, bcl, out = self._best_score.ptr, self._best_class.ptr, self._out_host.device_ptr
         every = {
             "ssd_best_class": ((self._grid_best_x, batch), self._block_best,
                                (sptr, a, bs, bcl)),
@@ -271,19 +273,19 @@ class GpuPostprocessor(Closeable):
             k = self._kernels[name]
             grid, block, args = every[name]
             launches.append((k.launch, grid, block, k.signature.pack(*args)))
-        plan = (tuple(launches), self._out_host[:batch], self._out_dev.ptr)
+        plan = tuple(launches)
         self._plans[key] = plan
         return plan
 
     def enqueue(self, box_dev, score_dev, batch, stream=None, events=None):
-        """Enqueue decode + NMS of ``batch`` frames on ``stream`` (a pycuda Stream or None) and
-        the copy of the kept rows to pinned host memory. Returns at once.
+        """Enqueue decode + NMS of ``batch`` frames on ``stream`` (a pycuda Stream or None);
+        the kept rows land in mapped pinned host memory. Returns at once.
 
         Allocates nothing after the first call with the same buffers and batch size: the
         kernels' parameters are packed once per (batch, buffers) and launched directly.
-        ``events`` (for benchmarks): None, or 5 pycuda Events recorded on ``stream`` before
-        ssd_best_class, ssd_sort, ssd_nms, the copy, and after the copy (the events of
-        kernels this spec does not launch are recorded back to back)."""
+        ``events`` (for benchmarks): None, or 4 pycuda Events recorded on ``stream`` before
+        ssd_best_class, ssd_sort, ssd_nms and after ssd_nms (the events of kernels this spec
+        does not launch are recorded back to back)."""
         if self._closed:
             raise InputError("this GpuPostprocessor was closed; make a new one")
         last = self._last
@@ -300,25 +302,22 @@ class GpuPostprocessor(Closeable):
                                  "with a larger max_batch" % (batch, self.max_batch))
             bptr = self._pointer(box_dev, batch, self._box_tail, "box_encodings")
             sptr = self._pointer(score_dev, batch, self._score_tail, "class_scores")
-            if events is not None and len(events) != len(STEPS) + 2:
+            if events is not None and len(events) != len(STEPS) + 1:
                 raise InputError("events must be None or %d pycuda Events, got %d"
-                                 % (len(STEPS) + 2, len(events)))
+                                 % (len(STEPS) + 1, len(events)))
             plan = self._plan(batch, bptr, sptr)
             self._last = (box_dev, score_dev, batch, bptr, sptr, plan)
-        launches, out_host, out_dev = plan
         if events is not None:
             return self._enqueue_timed(plan, batch, stream, events)
-        for launch, grid, block, args in launches:
+        for launch, grid, block, args in plan:
             launch(grid, block, args, 0, stream)
-        self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
         self._event.record(stream)
         self._pending = batch
         return self
 
     def _enqueue_timed(self, plan, batch, stream, events):
         """enqueue with the benchmark's events recorded between the steps."""
-        launches, out_host, out_dev = plan
-        by_name = dict(zip(self.steps, launches))
+        by_name = dict(zip(self.steps, plan))
         for ev, name in zip(events, STEPS):
             ev.record(stream)
             if name not in by_name:
@@ -326,14 +325,12 @@ class GpuPostprocessor(Closeable):
             launch, grid, block, args = by_name[name]
             launch(grid, block, args, 0, stream)
         events[len(STEPS)].record(stream)
-        self._drv.memcpy_dtoh_async(out_host, out_dev, stream)
-        events[len(STEPS) + 1].record(stream)
         self._event.record(stream)
         self._pending = batch
         return self
 
     def wait(self):
-        """Block until the last ``enqueue``'s copy to the host is complete."""
+        """Block until the last ``enqueue``'s kernels are complete (their rows readable)."""
         if self._pending:
             self._event.synchronize()
         return self
@@ -365,7 +362,9 @@ class GpuPostprocessor(Closeable):
 
     def results(self, geometries, labels=None, wait=True):
         """One Detections per frame of the last ``enqueue`` (boxes in frame pixels)."""
-        check_labels(labels, self.spec.num_classes)
+        if labels is not self._labels_checked:     # a pipeline passes the same map each time
+            check_labels(labels, self.spec.num_classes)
+            self._labels_checked = labels
         rows = self.raw_results(wait=wait)
         geos = _geometries(geometries, len(rows))
         out = []

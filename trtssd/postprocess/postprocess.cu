@@ -74,6 +74,9 @@
 #ifndef SORT_THREADS
 #define SORT_THREADS 1024
 #endif
+#ifndef SORT_UNROLL
+#define SORT_UNROLL 8       // per_class: score loads per thread in flight at once (ssd_sort)
+#endif
 #ifndef MAX_CAND
 #define MAX_CAND 2048
 #endif
@@ -375,23 +378,38 @@ ssd_sort(const float* __restrict__ box_encodings,  // [N, A, 4]
 
     // 1. candidates that pass the threshold.
 #if METHOD == 1
+    // One block reads every (anchor, class) score of its frame: SORT_UNROLL loads per thread
+    // are issued before any is tested, so they are in flight together (a few memory round
+    // trips per frame, not one per SORT_THREADS scores). The candidates' order here does not
+    // matter: the sort below orders them totally.
     const float* fs = scores + base * NUM_CLASSES;
     const int pairs = num_anchors * NUM_CLASSES;
-    for (int q = t; q < pairs; q += SORT_THREADS) {
-        const int c = q % NUM_CLASSES;
-        if (c == BACKGROUND) continue;
-        float s = fs[q];
+    for (int q0 = t; q0 < pairs; q0 += SORT_THREADS * SORT_UNROLL) {
+        float v[SORT_UNROLL];
+#pragma unroll
+        for (int u = 0; u < SORT_UNROLL; ++u) {
+            const int q = q0 + u * SORT_THREADS;
+            v[u] = q < pairs ? fs[q] : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < SORT_UNROLL; ++u) {
+            const int q = q0 + u * SORT_THREADS;
+            if (q >= pairs) break;
+            const int c = q % NUM_CLASSES;
+            if (c == BACKGROUND) continue;
+            float s = v[u];
 #if ACTIVATION == 1
-        s = ssd_sigmoid(s);
+            s = ssd_sigmoid(s);
 #elif ACTIVATION == 2
-        const int a = q / NUM_CLASSES;
-        s = expf(s - best_score[base + a]) / __int_as_float(best_class[base + a]);
+            const int a = q / NUM_CLASSES;
+            s = expf(s - best_score[base + a]) / __int_as_float(best_class[base + a]);
 #endif
-        if (ssd_passes(s, score_threshold)) {
-            const int p = atomicAdd(&s_count, 1);
-            if (p < MAX_CAND) {
-                s_score[p] = s;
-                s_key[p] = q;
+            if (ssd_passes(s, score_threshold)) {
+                const int p = atomicAdd(&s_count, 1);
+                if (p < MAX_CAND) {
+                    s_score[p] = s;
+                    s_key[p] = q;
+                }
             }
         }
     }
@@ -542,12 +560,21 @@ __device__ void ssd_scan_frame(int frame, int total, const float4* __restrict__ 
                 atomicOr(&s_over[(c + 1) & 1][t >> 5], 1u << (t & 31));
 #endif
         }
-        if (t > c && t < nb) {
-            u64 acc = 0;
+        // The (kept row, later word) pairs are spread over the whole block: thread t takes
+        // word c + 1 + t % later of every groups-th new row, so its loads are independent and
+        // in flight together (one L2 round trip per few rows, not one per kept row).
+        const int later = nb - c - 1;
+        if (later > 0) {
+            const int groups = BITS / later;             // >= 1: later < WORDS <= BITS
+            const int g = t / later;
+            if (g < groups) {
+                const int w = c + 1 + t % later;
+                u64 acc = 0;
 #pragma unroll 4
-            for (int k = first; k < kept; ++k)
-                acc |= SSD_LDCG(fmask + (size_t)s_keep[k] * WORDS + t);
-            s_removed[t] |= acc;
+                for (int k = first + g; k < kept; k += groups)
+                    acc |= SSD_LDCG(fmask + (size_t)s_keep[k] * WORDS + w);
+                if (acc != 0) atomicOr(&s_removed[w], acc);
+            }
         }
         __syncthreads();
     }

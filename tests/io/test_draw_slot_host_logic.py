@@ -114,3 +114,26 @@ def test_device_frames_says_mapped_and_device_frames_are_not_staged(fake_gpu):
         dev.close()
     finally:
         pre.close()
+
+
+def test_drawer_in_chunks_through_its_ring(fake_gpu):
+    """More primitives than one list holds: several launches in order, lists reused round the
+    ring (the fake driver runs the kernel on the shim); the frame as NumPy draws it."""
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.io.draw_gpu import GpuDrawer
+    from test_draw_gpu import atlas_for, case, expand, numpy_raster
+    for seed in (5, 10, 11):           # 108, 26 and 45 primitives: 4 to 16 launches
+        frame, det, kw = case(3000 + seed)
+        layout = layout_detections(frame.shape, det, **kw)
+        atlas = atlas_for(layout)
+        want = numpy_raster(frame.copy(), expand(layout, atlas), atlas.pixels)
+        drawer = GpuDrawer(max_prims=7, ring=2)
+        dev = DeviceArray(frame.shape, np.uint8)
+        try:
+            dev.copy_from_host(frame)
+            n = drawer.draw(dev.ptr, frame.strides[0], layout, fake_gpu.Stream())
+            assert n == len(expand(layout, atlas)) > 7
+            np.testing.assert_array_equal(dev.get(), want)
+        finally:
+            dev.close()
+            drawer.close()

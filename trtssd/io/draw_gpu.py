@@ -287,7 +287,8 @@ class GpuDrawer(Closeable):
         self._atlases = {}
         self._closed = False
         try:
-            self._host = cuda.pinned_empty((self._ring, self.max_prims), PRIM_DTYPE)
+            # int32 words (PRIM_DTYPE is eight int32 fields): a plain dtype for pinned memory
+            self._host = cuda.pinned_empty((self._ring, self.max_prims * 8), np.int32)
             self._buffers.append(self._host)
             self._dev = cuda.DeviceArray((self._ring, self.max_prims * PRIM_DTYPE.itemsize),
                                          np.uint8)
@@ -344,8 +345,8 @@ class GpuDrawer(Closeable):
             if self._used[k]:
                 ev.synchronize()        # the launch that last read list k has run
             n = len(chunk)
-            dst = self._host[k][:n]
-            dst[...] = chunk
+            dst = self._host[k][:n * 8]
+            dst[...] = chunk.view(np.int32).reshape(-1)
             dptr = self._dev.ptr + k * self.max_prims * PRIM_DTYPE.itemsize
             drv.memcpy_htod_async(dptr, dst, stream)
             self._launch(grid, BLOCK, self._signature.pack(

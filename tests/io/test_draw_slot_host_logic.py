@@ -43,7 +43,7 @@ def check_slot_draw(drv):
     rng = np.random.default_rng(3)
     h, w = 173, 251
     o = PreprocessOptions(width=64, height=48)
-    pre = GpuPreprocessor(o, max_batch=4, max_frame_shape=(h, w, 3))
+    pre = GpuPreprocessor(o, max_batch=5, max_frame_shape=(h, w, 3))
     drawer = GpuDrawer(ring=2)
     dev = DeviceArray((h, w, 3), np.uint8)
     try:
@@ -51,37 +51,44 @@ def check_slot_draw(drv):
         ring[...] = rng.integers(0, 256, ring.shape, dtype=np.uint8)
         pristine = np.array(ring)
         dev.copy_from_host(pristine[3])
-        views = [ring[k] for k in range(3)]
-        for v in views[:2]:
+        small = pinned_empty((101, 77, 3), np.uint8)         # smaller than the slot's frames
+        small[...] = rng.integers(0, 256, small.shape, dtype=np.uint8)
+        small_pristine = np.array(small)
+        views = [ring[k] for k in range(3)] + [small.view()]
+        for v in views[:2] + views[3:]:
             v.flags.writeable = False                         # handed out read-only
-        # frames 0 and 1 read-only, 2 writable (the CPU draws it), 3 on the device
-        frames = [Frame(k, views[k], "s") for k in range(3)] + [Frame(3, dev, "s")]
+        # frames 0, 1 and 4 read-only, 2 writable (the CPU draws it), 3 on the device
+        frames = [Frame(k, views[k], "s") for k in range(3)] + [Frame(3, dev, "s"),
+                                                                 Frame(4, views[3], "s")]
         dets = []
-        for _ in range(4):
+        for _ in range(5):
             xy = rng.uniform(0, 150, (4, 2))
             dets.append(Detections(np.concatenate([xy, xy + [60, 20]], 1), rng.uniform(0, 1, 4),
                                    [5, 9, 7, 5], ["a", "bb", "c", "d"]))
         stream = drv.Stream()
         pre.preprocess([f.image for f in frames], stream=stream)
         where = pre.device_frames([f.image for f in frames])
-        assert [x[4] for x in where] == [True, True, True, False]
+        assert [x[4] for x in where] == [True, True, True, False, True]
         assert where[3][0] == dev.ptr
-        assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where)
-        parts = SlotParts(pre, drawer, pinned_empty((4, h, w, 3), np.uint8), drv,
+        assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where[:4])
+        assert where[4][1:4] == (77 * 3, 77, 101)
+        parts = SlotParts(pre, drawer, pinned_empty((5, h, w, 3), np.uint8), drv,
                           DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7])))
         parts.stream = stream
         assert GpuSlot._draw(parts, frames, dets) is not None
-        for k in (0, 1, 3):
+        for k in (0, 1, 3, 4):
             keep = dets[k][np.isin(dets[k].class_ids, [5, 7])]
-            want = draw_detections(pristine[k].copy(), keep, overlay="box,conf")
-            layout = layout_detections((h, w), keep, overlay="box,conf")
-            mask = text_mask((h, w), layout, expand(layout, atlas_for(layout)))
+            src = pristine[k] if k < 4 else small_pristine
+            want = draw_detections(src.copy(), keep, overlay="box,conf")
+            layout = layout_detections(src.shape, keep, overlay="box,conf")
+            mask = text_mask(src.shape, layout, expand(layout, atlas_for(layout)))
             got = frames[k].annotated
-            assert got is not None and got.shape == (h, w, 3)
+            assert got is not None and got.shape == src.shape and got.flags.c_contiguous
             np.testing.assert_array_equal(got[~mask], want[~mask])
         np.testing.assert_array_equal(dev.get(), frames[3].annotated)   # drawn in place there
         assert frames[2].annotated is None                    # writable: the CPU draws it
         np.testing.assert_array_equal(ring, pristine)         # the host ring is untouched
+        np.testing.assert_array_equal(small, small_pristine)
     finally:
         dev.close()
         drawer.close()

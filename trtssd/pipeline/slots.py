@@ -493,7 +493,7 @@ class GpuSlot(_Contexts, Slot):
                 det = det[np.isin(np.asarray(det.class_ids), style.class_ids)]
             layout = layout_detections((h, w), det, style.labels, overlay=style.overlay)
             self.drawer.draw(ptr, pitch, layout, stream)
-            out = self.h_drawn[k][:h, :w]
+            out = self.h_drawn[k].reshape(-1)[:h * w * 3].reshape(h, w, 3)   # C-contiguous
             _download(ptr, pitch, out, stream)
             drawn.append((frame, out))
         if not drawn:

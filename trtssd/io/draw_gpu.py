@@ -34,7 +34,10 @@ import numpy as np
 
 from ..core.closeable import Closeable
 from ..core.env import import_cv2
-from ..core.errors import InputError
+from ..core.errors import EnvironmentProblem, InputError
+
+_OTHER_OPENCV = ("; this OpenCV draws in a way the GPU drawing does not model: run a CPU mode "
+                 "(--mode sync) to draw with OpenCV itself")
 from .draw import BOX, FONT, TAG
 
 # The kernel's Prim (draw.cu): a rectangle of frame pixels (inclusive), the atlas pixel of its
@@ -55,7 +58,8 @@ def _runs(mask):
     """(first, last) of the True entries of a 1-D mask (they must be one run)."""
     idx = np.nonzero(mask)[0]
     if len(idx) == 0 or idx[-1] - idx[0] + 1 != len(idx):
-        raise RuntimeError("OpenCV drew a box edge that is not one band (%s)" % (idx,))
+        raise EnvironmentProblem("OpenCV drew a box edge that is not one band (rows %s)%s"
+                                 % (idx.tolist(), _OTHER_OPENCV))
     return int(idx[0]), int(idx[-1])
 
 
@@ -115,8 +119,8 @@ class Atlas(object):
         for cx, cy in ((P, P), (Q, P), (P, Q), (Q, Q)):
             stamps.append(extra[cy - R:cy + R + 1, cx - R:cx + R + 1])
         if extra.sum() != sum(int(s.sum()) for s in stamps):
-            raise RuntimeError("OpenCV's box outline of thickness %d has pixels beyond its "
-                               "corners' %d px windows" % (t, R))
+            raise EnvironmentProblem("OpenCV's box outline of thickness %d has pixels beyond "
+                                     "its corners' %d px windows%s" % (t, R, _OTHER_OPENCV))
         self._stamped = [bool(s.any()) for s in stamps]
         # -- glyphs
         ft, scale = self.text_thickness, self.font_scale
@@ -144,7 +148,9 @@ class Atlas(object):
             y0, y1, x0, x1 = ys.min(), ys.max(), xs.min(), xs.max()
             tile = c[y0:y1 + 1, x0:x1 + 1]
             if y0 == 0 or x0 == 0 or y1 == c.shape[0] - 1 or x1 == c.shape[1] - 1:
-                raise RuntimeError("glyph %r of scale %g does not fit its canvas" % (ch, scale))
+                raise EnvironmentProblem("OpenCV's glyph %r at scale %g does not fit the canvas "
+                                         "sized from cv2.getTextSize%s" % (ch, scale,
+                                                                           _OTHER_OPENCV))
             self.glyphs[ch] = (x, tile.shape[1], tile.shape[0], int(x0) - pad, int(y0) - pad - th)
             tiles.append((x, tile))
             x += tile.shape[1]

@@ -178,13 +178,19 @@ if [ "$phase" = final-check ]; then
             tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
     done
 fi
-if [ "$phase" = final-bench ]; then
+if [ "$phase" = last ]; then
+    step "GPU tests of this round's last changes: postprocessing (mapped result, scan, per-class sort), drawing"
+    run 120 python3 -m pytest -q -rs -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
+        tests/postprocess/test_postprocess_kinds.py tests/models/test_onnx_models_gpu.py \
+        tests/io/test_draw_gpu.py tests/io/test_draw_slot_host_logic.py
+fi
+if [ "$phase" = final-bench ] || [ "$phase" = last ]; then
     step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
     run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
         --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
     step "trtssd bench fp16, synthetic 1080p"
     run 70 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1 \
-        --json "$OUT/bench_fp16.json" --no-chart
+        --json "$OUT/bench_fp16.json" --chart "$OUT/bench_fp16.png"
     step "drawing: gpu and pipelined d2/d4 with --draw (GPU into the device frame + download); the undrawn rows: bench.json above"
     run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
         --modes gpu,pipelined --depths 2,4 --draw --json "$OUT/bench_draw.json" --no-chart
@@ -193,32 +199,8 @@ if [ "$phase" = final-bench ]; then
         --json "$OUT/postprocess_tflite.json"
     run 45 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
         --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
-    step "end to end, mb1-ssd with random weights (pytorch-ssd export), the same mode table"
-    run 40 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '/tmp/mb1-ssd.onnx', dynamic_batch=True)"
-    run 90 python3 -m trtssd bench --model /tmp/mb1-ssd.onnx --backend torch --device cuda \
-        --precision fp32 --seconds 1 --json "$OUT/bench_mb1.json" --no-chart
-    step "several-GPU path on one GPU: multi x8 in process against --gpus 1 (a worker process)"
-    run 60 python3 -m trtssd bench --backend torch --device cuda --modes multi --sources-count 8 \
-        --gpus 1 --precision fp32 --frames 3000 --no-chart --out-dir "$OUT/gpus1"
 fi
-# ---- end final ----------------------------------------------------------------------------------
-# ---- last: the round's closing call (under 10 minutes): the changed kernels' GPU tests, the
-# benchmarks side by side, the sanitizers, then the whole suite -------------------------------
 if [ "$phase" = last ]; then
-    step "GPU tests of the postprocessing (mapped result, scan, per-class sort) and drawing"
-    run 90 python3 -m pytest -q -rs -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
-        tests/postprocess/test_postprocess_kinds.py tests/models/test_onnx_models_gpu.py
-    step "postprocessing: TFLite layout and pytorch-ssd layout (3000 x 21, per-class)"
-    run 45 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
-        --json "$OUT/postprocess_tflite.json"
-    run 45 python3 benchmarks/bench_postprocess.py --layout pytorch-ssd --cases worst,realistic \
-        --batches 1,8 --json "$OUT/postprocess_pytorch_ssd.json"
-    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
-    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
-    step "trtssd bench fp16, synthetic 1080p"
-    run 80 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1 \
-        --json "$OUT/bench_fp16.json" --chart "$OUT/bench_fp16.png"
     step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
     run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --no-opencv --reps 100 --json "$OUT/preprocess.json"
@@ -228,10 +210,27 @@ if [ "$phase" = last ]; then
             python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
             tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
     done
-    step "the whole suite on the GPU machine"
-    run 200 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests
+    step "compute-sanitizer memcheck: drawing"
+    run 60 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_gpu.py \
+        tests/io/test_draw_slot_host_logic.py -k "gpu_drawer or on_a_gpu"
+    # what is left of the call's 10 minutes goes to the GPU-bearing test folders (the rest of the
+    # suite runs in CI); killed at the limit, it would print nothing useful, so it gets a budget
+    left=$(( 570 - SECONDS ))
+    step "GPU-bearing test folders on the GPU machine (${left} s left)"
+    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
+        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
 fi
-# ---- end last -----------------------------------------------------------------------------------
+if [ "$phase" = final-bench ]; then
+    step "end to end, mb1-ssd with random weights (pytorch-ssd export), the same mode table"
+    run 40 python3 -c "import sys; sys.path.insert(0, 'tests/models'); import torch, pytorch_ssd_net as P; P.export_onnx(torch, P.build_mb1_ssd(torch), '/tmp/mb1-ssd.onnx', dynamic_batch=True)"
+    run 90 python3 -m trtssd bench --model /tmp/mb1-ssd.onnx --backend torch --device cuda \
+        --precision fp32 --seconds 1 --json "$OUT/bench_mb1.json" --no-chart
+    step "several-GPU path on one GPU: multi x8 in process against --gpus 1 (a worker process)"
+    run 60 python3 -m trtssd bench --backend torch --device cuda --modes multi --sources-count 8 \
+        --gpus 1 --precision fp32 --frames 3000 --no-chart --out-dir "$OUT/gpus1"
+fi
+# ---- end final ----------------------------------------------------------------------------------
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with
 #   git archive 19475d8^ trtssd kernels | tar -x -C .device-carry/old

@@ -216,10 +216,14 @@ if [ "$phase" = last ]; then
         tests/io/test_draw_slot_host_logic.py -k "gpu_drawer or on_a_gpu"
     # what is left of the call's 10 minutes goes to the GPU-bearing test folders (the rest of the
     # suite runs in CI); killed at the limit, it would print nothing useful, so it gets a budget
-    left=$(( 570 - SECONDS ))
+    left=$(( 540 - SECONDS ))
     step "GPU-bearing test folders on the GPU machine (${left} s left)"
     [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
         tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
+fi
+if [ "$phase" = last ] || [ "$phase" = final-check ]; then
+    step "the device-memory test alone (it reads the whole device's free memory; skipped under -n)"
+    run 90 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_gpu.py -k memory_flat
 fi
 if [ "$phase" = final-bench ]; then
     step "end to end, mb1-ssd with random weights (pytorch-ssd export), the same mode table"

@@ -14,6 +14,8 @@ float-vs-quantised comparison, every detection scoring >= 0.5 must have its twin
 corners within 2 px, score within 0.05) in the other mode, both ways; GPU NMS must keep the
 same boxes in the same classes.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -133,6 +135,10 @@ def test_every_mode_same_detections(video, torch_backends):
 
 
 def test_repeated_runs_leave_gpu_memory_flat(video, torch_backends, cuda_context):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # free memory is the device's: other workers' tests move it by hundreds of MB (seen:
+        # -470 MB under -n 8, and passing alone in the same call); run_on_device.sh runs it alone
+        pytest.skip("measures the whole device's free memory: run it without pytest-xdist")
     import pycuda.driver as drv
     b1 = torch_backends(1)
     run_mode(video, b1, "pipelined", 3)     # first run: kernels compiled, caches filled

@@ -171,12 +171,6 @@ if [ "$phase" = final-check ]; then
         python3 -m pytest -q -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py \
         tests/io/test_nvdec.py \
         -k "yuv_pitched or yuv_device_planes or frames_at_allocation_ends or gpu or nvdec_frames or host_frames"
-    for tool in memcheck racecheck; do
-        step "compute-sanitizer $tool: postprocessing (every output kind, merged mask + scan)"
-        run 120 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
-            python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
-            tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
-    done
 fi
 if [ "$phase" = last ]; then
     step "GPU tests of this round's last changes: postprocessing (mapped result, scan, per-class sort), drawing"
@@ -204,12 +198,16 @@ if [ "$phase" = last ]; then
     step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
     run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --no-opencv --reps 100 --json "$OUT/preprocess.json"
+fi
+if [ "$phase" = final-check ] || [ "$phase" = last ]; then
     for tool in memcheck racecheck; do
         step "compute-sanitizer $tool: postprocessing (every output kind)"
-        run 60 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+        run 90 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
             python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
             tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
     done
+fi
+if [ "$phase" = last ]; then
     step "compute-sanitizer memcheck: drawing"
     run 60 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_gpu.py \

@@ -87,5 +87,22 @@ def torch_cuda(cuda_context):
     return torch
 
 
+@pytest.fixture(scope="module")
+def torch_backends(torch_cuda, tflite_model):
+    """``get(max_batch)``: the real model on PyTorch's CUDA backend, one per batch size, made
+    once per test module and closed after it; skips without a GPU or PyTorch's CUDA."""
+    from trtssd.backends import create_backend
+    made = {}
+
+    def get(max_batch):
+        if max_batch not in made:
+            made[max_batch] = create_backend("torch", model=tflite_model, device="cuda",
+                                             max_batch=max_batch)
+        return made[max_batch]
+    yield get
+    for b in made.values():
+        b.close()
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "gpu: needs a CUDA GPU and pycuda")

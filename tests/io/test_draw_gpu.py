@@ -290,28 +290,9 @@ class KeepDrawn(object):
         pass
 
 
-@pytest.fixture(scope="module")
-def torch_backend_for(cuda_context, tflite_model):
-    pytest.importorskip("torch")
-    import torch
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch has no CUDA here")
-    from trtssd.backends import create_backend
-    made = {}
-
-    def get(max_batch):
-        if max_batch not in made:
-            made[max_batch] = create_backend("torch", model=tflite_model, device="cuda",
-                                             max_batch=max_batch)
-        return made[max_batch]
-    yield get
-    for b in made.values():
-        b.close()
-
-
 @pytest.mark.parametrize("mode,depth,nsources", [("gpu", 1, 1), ("pipelined", 2, 1),
                                                   ("pipelined", 4, 1), ("multi", 2, 2)])
-def test_gpu_modes_draw_read_only_ring_frames_on_the_device(torch_backend_for, mode, depth,
+def test_gpu_modes_draw_read_only_ring_frames_on_the_device(torch_backends, mode, depth,
                                                             nsources):
     """Synthetic ring frames are read-only pinned views: the GPU slot draws into their device
     copy and downloads the picture; it must be draw_detections' picture of the frame with the
@@ -324,7 +305,7 @@ def test_gpu_modes_draw_read_only_ring_frames_on_the_device(torch_backend_for, m
     pristine = [[np.array(im) for im in s._images] for s in srcs]
     sink = KeepDrawn(labels=["bg"] + ["class%d" % i for i in range(1, 91)],
                      overlay=None if mode != "multi" else "box,labels")
-    st = run(srcs if mode == "multi" else srcs[0], torch_backend_for(nsources), sink,
+    st = run(srcs if mode == "multi" else srcs[0], torch_backends(nsources), sink,
              PipelineOptions(mode=mode, depth=depth, score_threshold=0.02,
                              source_timeout_ms=5000))
     assert st.frames == n * nsources

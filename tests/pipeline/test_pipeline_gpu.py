@@ -42,25 +42,6 @@ def video(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def torch_backends(cuda_context, tflite_model):
-    pytest.importorskip("torch")
-    import torch
-    if not torch.cuda.is_available():
-        pytest.skip("PyTorch has no CUDA here")
-    from trtssd.backends import create_backend
-    made = {}
-
-    def get(max_batch):
-        if max_batch not in made:
-            made[max_batch] = create_backend("torch", model=tflite_model, device="cuda",
-                                             max_batch=max_batch)
-        return made[max_batch]
-    yield get
-    for b in made.values():
-        b.close()
-
-
 class Keep(object):
     """Keeps (source, index, boxes, scores, classes) per frame, copied."""
     draws = False

@@ -101,10 +101,10 @@ if [ "$phase" = bench ] || [ "$phase" = all ]; then
     run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
         --modes sync,gpu,pipelined --depths 2 --draw --json "$OUT/bench_draw.json" --no-chart
 fi
-# --- pipeline (branch pipe): ceilings at each mode's concurrency, row uploads, NVDEC ---------
+# --- pipeline (branch pipe): ceilings at each mode's concurrency, NVDEC ---------
 # pipe = pipe-check, pipe-bench, pipe-more (each meant to fit one 10-minute device call)
 if [ "$phase" = pipe ] || [ "$phase" = pipe-check ] || [ "$phase" = all ]; then
-    step "pipeline GPU tests: row uploads, NVDEC frames against FFmpeg, NVDEC through every mode, in-flight ceiling"
+    step "pipeline GPU tests: NVDEC frames against FFmpeg, NVDEC through every mode, in-flight ceiling"
     run 400 python3 -m pytest -q -rs -p no:cacheprovider tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
         tests/pipeline/test_pipeline_gpu.py tests/commands/test_bench_video.py
     step "compute-sanitizer memcheck: NVDEC frames through the kernel"
@@ -123,7 +123,7 @@ if [ "$phase" = pipe ] || [ "$phase" = pipe-more ] || [ "$phase" = all ]; then
     step "network alone at 1-4 streams in flight (bench_backend, the bench's in-flight ceilings cross-checked)"
     run 300 python3 benchmarks/bench_backend.py --batch 1 8 --precision fp32 fp16 --mode graph \
         --streams 1 2 3 4 --no-check --json "$OUT/pipe_backend_streams.json"
-    step "multi at depth 3 (row uploads): rounds in flight against the b8 x 3 ceiling"
+    step "multi at depth 3: rounds in flight against the b8 x 3 ceiling"
     run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 \
         --modes multi --multi-depth 3 --json "$OUT/pipe_multi_d3.json" --no-chart
     step "drawing on the clip (pooled frames, drawn in place) and on synthetic frames"
@@ -166,7 +166,7 @@ if [ "$phase" = final-check ]; then
     step "compute-sanitizer memcheck: every preprocessing variant, RGB and YUV"
     run 120 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m benchmarks.bench_preprocess --sanitize
-    step "compute-sanitizer memcheck: YUV planes and pitched surfaces; row uploads and NVDEC frames"
+    step "compute-sanitizer memcheck: YUV planes and pitched surfaces; NVDEC frames"
     run 90 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m pytest -q -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py \
         tests/io/test_nvdec.py \

@@ -7,7 +7,7 @@ How the pixels come out the same as OpenCV's:
   filled disc at its end. ``Atlas`` measures, with OpenCV itself, for the thickness in use: the
   rows (columns) each edge's band covers around it, and the pixels of each corner that the bands
   miss (the disc), as a mask. A box is then four solid bands and four masked corners: exactly
-  cv2.rectangle's pixels (tests/io/test_draw_gpu_cpu.py checks it on random boxes).
+  cv2.rectangle's pixels (tests/io/test_draw_gpu.py checks it on random boxes).
 - Label tags: solid rectangles, corners inclusive, as cv2.rectangle fills them.
 - Text: every printable character rendered once by cv2.putText (white on black, the same
   Hershey font, scale and thickness, LINE_AA) at an integer pen position; its pixels are the
@@ -35,10 +35,10 @@ import numpy as np
 from ..core.closeable import Closeable
 from ..core.env import import_cv2
 from ..core.errors import EnvironmentProblem, InputError
+from .draw import BOX, FONT, TAG
 
 _OTHER_OPENCV = ("; this OpenCV draws in a way the GPU drawing does not model: run a CPU mode "
                  "(--mode sync) to draw with OpenCV itself")
-from .draw import BOX, FONT, TAG
 
 # The kernel's Prim (draw.cu): a rectangle of frame pixels (inclusive), the atlas pixel of its
 # top-left corner (ax < 0: solid) and its colour.

@@ -30,6 +30,8 @@ How the pixels come out the same as OpenCV's:
 No font data is copied from anywhere: the atlas is drawn by OpenCV at run time, once per
 (thickness, font scale, text thickness), and uploaded once.
 """
+import threading
+
 import numpy as np
 
 from ..core.closeable import Closeable
@@ -244,17 +246,20 @@ def expand(layout, atlas):
     return np.ascontiguousarray(flat).view(PRIM_DTYPE).reshape(-1)
 
 
+# Atlases are read-only once made; the lock makes each once when several slots' threads ask
 _ATLASES = {}
+_ATLASES_LOCK = threading.Lock()
 
 
 def atlas_for(thickness, font_scale, text_thickness):
     """The Atlas of these sizes, made once per process (OpenCV draws it in ~10-40 ms)."""
     key = (int(thickness), float(font_scale), int(text_thickness))
-    got = _ATLASES.get(key)
-    if got is None:
-        if len(_ATLASES) >= 16:
-            _ATLASES.clear()
-        got = _ATLASES[key] = Atlas(*key)
+    with _ATLASES_LOCK:
+        got = _ATLASES.get(key)
+        if got is None:
+            if len(_ATLASES) >= 16:
+                _ATLASES.clear()
+            got = _ATLASES[key] = Atlas(*key)
     return got
 
 

@@ -25,6 +25,17 @@ CLIP=.device-carry/clip-1080p-h264.mp4
 VIDEO=$([ -f "$CLIP" ] && echo "$CLIP" || echo auto)
 step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
 run() { local t=$1; shift; timeout "$t" "$@"; local rc=$?; echo "-- rc=$rc: $*"; return 0; }
+# the bench's two tables: fp32 on synthetic 1080p and the H.264 clip (CPU and GPU decode,
+# decode-only rows), then fp16 on synthetic 1080p. Arguments: fp32 seconds per mode and time
+# limit, fp16 seconds per mode and time limit, the fp32 and fp16 file names under $OUT
+bench_tables() {
+    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
+    run "$2" python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds "$1" \
+        --video "$VIDEO" --json "$OUT/$5.json" --chart "$OUT/$5.png"
+    step "trtssd bench fp16, synthetic 1080p"
+    run "$4" python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds "$3" \
+        --json "$OUT/$6.json" --chart "$OUT/$6.png"
+}
 
 step "environment"
 date -u
@@ -112,12 +123,7 @@ if [ "$phase" = pipe ] || [ "$phase" = pipe-check ] || [ "$phase" = all ]; then
         python3 -m pytest -q -p no:cacheprovider tests/io/test_nvdec.py -k "gpu or nvdec_frames or host_frames"
 fi
 if [ "$phase" = pipe ] || [ "$phase" = pipe-bench ] || [ "$phase" = all ]; then
-    step "bench fp32: synthetic rows and the clip with CPU and GPU decode (decode-only rows)"
-    run 600 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 3 \
-        --video "$VIDEO" --json "$OUT/pipe_fp32.json" --chart "$OUT/pipe_fp32.png"
-    step "bench fp16, synthetic"
-    run 300 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 2 \
-        --json "$OUT/pipe_fp16.json" --chart "$OUT/pipe_fp16.png"
+    bench_tables 3 600 2 300 pipe_fp32 pipe_fp16
 fi
 if [ "$phase" = pipe ] || [ "$phase" = pipe-more ] || [ "$phase" = all ]; then
     step "network alone at 1-4 streams in flight (bench_backend, the bench's in-flight ceilings cross-checked)"
@@ -179,12 +185,7 @@ if [ "$phase" = last ]; then
         tests/io/test_draw_gpu.py tests/io/test_draw_slot_host_logic.py
 fi
 if [ "$phase" = final-bench ] || [ "$phase" = last ]; then
-    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
-    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
-    step "trtssd bench fp16, synthetic 1080p"
-    run 70 python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds 1 \
-        --json "$OUT/bench_fp16.json" --chart "$OUT/bench_fp16.png"
+    bench_tables 1 200 1 70 bench bench_fp16
     step "drawing: gpu and pipelined d2/d4 with --draw (GPU into the device frame + download); the undrawn rows: bench.json above"
     run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
         --modes gpu,pipelined --depths 2,4 --draw --json "$OUT/bench_draw.json" --no-chart

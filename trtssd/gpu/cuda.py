@@ -302,6 +302,27 @@ class PinnedArray(np.ndarray):
         self.owner = getattr(obj, "owner", None)
 
 
+def copy_2d(src_ptr, src_pitch, dst, dst_pitch, width_bytes, rows, stream=None):
+    """Copy ``rows`` rows of ``width_bytes`` from device memory at ``src_ptr`` (rows
+    ``src_pitch`` bytes apart) into ``dst``: a C-contiguous host array (pinned, for a copy on a
+    stream) or a device address; its rows ``dst_pitch`` bytes apart. On ``stream``, or at once
+    with ``stream`` None."""
+    m = driver().Memcpy2D()
+    m.set_src_device(int(src_ptr))
+    m.src_pitch = int(src_pitch)
+    if isinstance(dst, np.ndarray):
+        m.set_dst_host(dst)
+    else:
+        m.set_dst_device(int(dst))
+    m.dst_pitch = int(dst_pitch)
+    m.width_in_bytes = int(width_bytes)
+    m.height = int(rows)
+    if stream is None:
+        m(aligned=False)
+    else:
+        m(stream)
+
+
 def pinned_empty(shape, dtype, mapped=False):
     """A page-locked host array (fast, asynchronous copies). Needs a current context.
 

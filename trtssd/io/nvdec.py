@@ -315,23 +315,11 @@ class NvdecSource(Source):
         then the interleaved chroma rows, each plane with its own pitch; on ``stream`` (the
         decoder's, so after its writes; a host ``dst`` must then be pinned), or synchronously
         with ``stream`` None."""
-        from ..gpu.cuda import driver
+        from ..gpu.cuda import copy_2d
         h, w = self.height, self.width
         for src_ptr, src_pitch, rows, row0 in _planes(pic, h, w):
-            m = driver().Memcpy2D()
-            m.set_src_device(src_ptr)
-            m.src_pitch = src_pitch
-            if host:
-                m.set_dst_host(dst[row0:row0 + rows])
-            else:
-                m.set_dst_device(int(dst.ptr) + row0 * w)
-            m.dst_pitch = w
-            m.width_in_bytes = w
-            m.height = rows
-            if stream is None:
-                m(aligned=False)
-            else:
-                m(stream)
+            target = dst[row0:row0 + rows] if host else int(dst.ptr) + row0 * w
+            copy_2d(src_ptr, src_pitch, target, w, w, rows, stream)
 
     def close(self):
         if self._closed and self._cc is None:

@@ -512,20 +512,12 @@ class GpuSlot(_Contexts, Slot):
 def _download(ptr, pitch, out, stream):
     """Enqueue the copy of a device picture (rows ``pitch`` bytes apart) into ``out``, a
     C-contiguous pinned (H, W, 3) view, on ``stream``."""
-    from ..gpu.cuda import driver
-    drv = driver()
+    from ..gpu.cuda import copy_2d, driver
     row = out.shape[1] * 3
     if pitch == row:
-        drv.memcpy_dtoh_async(out, ptr, stream)
-        return
-    c = drv.Memcpy2D()
-    c.set_src_device(ptr)
-    c.src_pitch = pitch
-    c.set_dst_host(out)
-    c.dst_pitch = row
-    c.width_in_bytes = row
-    c.height = out.shape[0]
-    c(stream)
+        driver().memcpy_dtoh_async(out, ptr, stream)
+    else:
+        copy_2d(ptr, pitch, out, row, row, out.shape[0], stream)
 
 
 class _CudaLayer(DeviceLayer):

@@ -219,6 +219,18 @@ def test_resolve_model_order(tmp_path, monkeypatch):
         models.resolve_model()
 
 
+def test_a_checkout_finds_the_model_in_the_shared_folder_beside_it(monkeypatch):
+    # README: "Run from a checkout, trtssd also looks in ../shared/models/"
+    import os
+    from trtssd.models import resolve as models
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    want = os.path.join(os.path.dirname(checkout), "shared", "models")
+    assert models._checkout_models_dir() == want
+    monkeypatch.delenv("TRTSSD_MODEL", raising=False)
+    if os.path.isfile(os.path.join(want, "detect.tflite")):     # CI and this project: it is
+        assert models.resolve_model() == os.path.join(want, "detect.tflite")
+
+
 def test_resolve_labels_beside_the_model(tmp_path, monkeypatch):
     from trtssd.models import resolve as models
     monkeypatch.delenv("TRTSSD_LABELS", raising=False)

@@ -22,9 +22,10 @@ LABEL_NAMES = ("coco_labels.txt", "labelmap.txt", "labels.txt")
 
 
 def _checkout_models_dir():
-    pkg = os.path.dirname(os.path.abspath(__file__))
-    repo = os.path.dirname(pkg)
-    return os.path.join(os.path.dirname(repo), "shared", "models")
+    """``<checkout>/../shared/models``: this file is <checkout>/trtssd/models/resolve.py."""
+    here = os.path.dirname(os.path.abspath(__file__))             # <checkout>/trtssd/models
+    checkout = os.path.dirname(os.path.dirname(here))
+    return os.path.join(os.path.dirname(checkout), "shared", "models")
 
 
 default_cache_dir = cache_dir     # $TRTSSD_CACHE or ~/.cache/trtssd

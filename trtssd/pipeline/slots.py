@@ -184,8 +184,8 @@ class _Contexts(object):
         """``allocate()`` (the slot's own buffers), the bound device arrays, then the slot's
         stream, the event that marks a batch done and three event timers on the stream
         (returned); a failure while allocating closes what was made so far."""
-        import pycuda.driver as drv
-        from ..gpu.cuda import EventTimer
+        from ..gpu.cuda import EventTimer, driver
+        drv = driver()
         try:
             allocate()
             self._device_buffers(backend, max_batch)

@@ -83,6 +83,12 @@ class NoopDriver(object):
         def synchronize(self):
             pass
 
+        def query(self):
+            return True
+
+        def time_since(self, other):
+            return 0.0
+
     class Stream(object):
         handle = 1
 

@@ -1,0 +1,134 @@
+"""Host (Python) time of the GPU modes' per-frame work, with every driver call a no-op (CPU
+only, no GPU): what trtssd's own code costs on top of pycuda's and the network's calls.
+
+    python benchmarks/bench_host.py [--json out.json]
+
+Cases (median us per call, samples of 100 calls):
+- ``slot_submit_result``: one frame through ``GpuSlot.submit`` + ``result`` (preprocessing
+  plan lookup and launch, the network's enqueue, the postprocessing's launches, reading 10
+  kept boxes back into Detections with label names in frame pixels) for a 1080p pinned frame,
+  the real model's spec, a backend whose enqueue does nothing.
+- ``preprocess_nv12_b8_same`` / ``preprocess_nv12_b8_ring``: ``GpuPreprocessor.preprocess`` of
+  8 device NV12 1080p frames, the same 8 each call (a plan-cache hit) or 8 of 56 buffers drawn
+  at random (8 NVDEC sources with rings of 7: a new plan nearly every round).
+The real model: $TRTSSD_MODEL, or ../shared/models/detect.tflite beside a checkout.
+"""
+import argparse
+import json
+import os
+import platform
+import random
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from benchmarks._overhead import median_us_per_call, noop_driver, print_us  # noqa: E402
+
+KEPT = 10
+
+
+class _Context(object):
+    def enqueue(self, stream=None):
+        pass
+
+    def close(self):
+        pass
+
+
+class _Backend(object):
+    """The backend contract's shapes for the SSD-MobileNet, with nothing to run."""
+    device, name, input_dtype, max_batch = "cuda", "no-op", np.float32, 8
+
+    def __init__(self, spec):
+        self.spec = spec
+
+    def input_shape(self, n):
+        return (n, 3, self.spec.input_height, self.spec.input_width)
+
+    def output_shapes(self, n):
+        return (n, self.spec.num_anchors, 4), (n, self.spec.num_anchors,
+                                               int(self.spec.num_classes))
+
+    def create_context(self, *bindings):
+        return _Context()
+
+    def check_batch(self, n):
+        pass
+
+
+def slot_case(spec):
+    """(call, slot) for one frame through a GpuSlot, its result rows filled as the kernels
+    would fill them."""
+    from trtssd.gpu.cuda import pinned_empty
+    from trtssd.io.sources import Frame
+    from trtssd.pipeline import slots as S
+    from trtssd.postprocess.gpu import _HEADER, _ROW
+    layer = S.GpuLayer.__new__(S.GpuLayer)           # no CUDA context: the driver is a no-op
+    layer._init_layer(_Backend(spec), 0.3, None, ["c%d" % i for i in range(spec.num_classes)],
+                      1, "BGR")
+    slot = S.GpuSlot(layer.backend, layer.prep, 1, (1080, 1920, 3), *layer.args, time_every=4)
+    rng = np.random.default_rng(0)
+    rows = np.zeros((KEPT, _ROW), np.float32)
+    rows[:, :2] = rng.uniform(0, 0.8, (KEPT, 2))
+    rows[:, 2:4] = rows[:, :2] + 0.1
+    rows[:, 4] = rng.uniform(0.3, 1, KEPT)
+    rows[:, 5] = rng.integers(1, spec.num_classes, KEPT)
+    out = slot.post._out_host
+    out[:] = 0
+    out[0, 0], out[0, 1] = KEPT, 50
+    out[0, _HEADER:_HEADER + KEPT * _ROW] = rows.reshape(-1)
+    frame = Frame(0, pinned_empty((1080, 1920, 3), np.uint8), "s0")
+
+    def call():
+        slot.submit([frame])
+        return slot.result()
+    return call, slot
+
+
+def preprocess_cases():
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    pre = GpuPreprocessor(PreprocessOptions(input_format="NV12"), max_batch=8,
+                          max_frame_shape=(1080, 1920))
+    bufs = [[DeviceArray((1620, 1920), np.uint8) for _ in range(7)] for _ in range(8)]
+    out = DeviceArray((8, 3, 300, 300), np.float32)
+    rnd = random.Random(0)
+    combos = [[b[rnd.randrange(7)] for b in bufs] for _ in range(997)]
+    same = [b[0] for b in bufs]
+    turn = [0]
+
+    def ring():
+        turn[0] += 1
+        pre.preprocess(combos[turn[0] % len(combos)], out=out)
+    return [("preprocess_nv12_b8_same", lambda: pre.preprocess(same, out=out)),
+            ("preprocess_nv12_b8_ring", ring)]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--json", help="write the figures here")
+    p.add_argument("--samples", type=int, default=30, help="samples of 100 calls each")
+    args = p.parse_args(argv)
+    from trtssd.models.resolve import load_spec, onnx_for, resolve_model
+    spec = load_spec(onnx_for(resolve_model(None)))
+    res = {}
+    with noop_driver():
+        call, slot = slot_case(spec)
+        res["slot_submit_result"] = median_us_per_call(call, args.samples, 500)
+        slot.close()
+        for name, fn in preprocess_cases():
+            res[name] = median_us_per_call(fn, args.samples, 200)
+    print("host us per call, no-op driver, Python %s on %s" % (platform.python_version(),
+                                                                platform.machine()))
+    print_us(res, "call")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"host_us": res, "python": platform.python_version()}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

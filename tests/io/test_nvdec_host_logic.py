@@ -150,6 +150,31 @@ def test_device_frames_in_order_copied_from_pitched_surfaces(fake):
     src.close()                               # twice is harmless
 
 
+def test_the_decoder_starts_when_the_buffers_are_given_not_at_the_first_read(fake):
+    """provide_buffers (the run's setup) decodes up to the first picture, so the decoder's
+    start-up is not timed as the first frame's capture; the frames still come in order,
+    each once, the first included."""
+    from trtssd.io.nvdec import NvdecSource
+    src = NvdecSource(fake.clip)
+    dec = Decoder.live[-1]
+    assert dec.held is None                   # opening alone decodes nothing
+    src.provide_buffers(None, None, 3)
+    assert dec.held is not None and len(src._pending) == 1   # two packets in, one out
+    got = []
+    while True:
+        f = src.read()
+        if f is None:
+            break
+        got.append(f.image.copy_to_host())
+        f.done()
+    assert len(got) == N
+    for k, a in enumerate(got):
+        assert np.array_equal(a, picture(k)[1]), k
+    src.provide_buffers(None, None, 3)        # at the end: nothing more is decoded
+    assert src.read() is None
+    src.close()
+
+
 def test_ring_hands_out_each_buffer_once_until_given_back(fake):
     from trtssd.io.nvdec import NvdecSource
     src = NvdecSource(fake.clip, buffers=2)

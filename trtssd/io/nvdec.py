@@ -153,7 +153,8 @@ class NvdecSource(Source):
         self.live = network if live is None else bool(live)
         self.device_frames = True
         self.skipped = 0
-        self.decode_note = "decoded on the GPU by NVDEC (PyNvVideoCodec), frames kept as NV12"
+        self.decode_note = ("decoded on the GPU by NVDEC (PyNvVideoCodec), frames kept as NV12; "
+                            "each decoder session starts while the run is set up")
         self._min_buffers = max(2, int(buffers))
         self._ring = None
         self._pending = collections.deque()
@@ -212,7 +213,21 @@ class NvdecSource(Source):
         else:
             self._host_alloc, self._host_free = allocate, free
             self._ring = _Ring([allocate(self.frame_shape) for _ in range(n)])
+        self._start_decoding()
         return True
+
+    def _start_decoding(self):
+        """Decode up to the first picture now, while the run is being set up: NVDEC makes its
+        session at the stream's first sequence header, which takes tens of milliseconds (and
+        more when several sources start at once), so opening a source for a run includes it,
+        as making the slots includes their graph captures. The pictures of that Decode call
+        wait in ``_pending`` for the first reads; no other Decode call comes before them."""
+        if self._pending or self._eof or self._dec is None:
+            return
+        with self._cc.active():
+            pic = self._next_decoded()
+            if pic is not None:
+                self._pending.appendleft(pic)
 
     def _device_buffers(self, n):
         from ..gpu.cuda import DeviceArray

@@ -75,6 +75,11 @@ class FakeSlot(Slot):
         self.ready_at = 0.0
         self.closed = False
         self.thread = threading.current_thread()
+        if layer.draws:
+            # a slot drawing on the device: two sets of picture buffers used in turn, as
+            # GpuSlot's; a picture is a key into the set it was "downloaded" into
+            self.drawer = object()
+            self.turns, self.draws, self.drawing = [{}, {}], 0, None
 
     def submit(self, frames):
         L = self.layer
@@ -96,6 +101,7 @@ class FakeSlot(Slot):
         # pooled/ring frames: the device reads their buffers until the result (a direct
         # upload from pinned memory), so they must not be given back before
         self.held = [f for f in frames if f.release is not None]
+        self.frames = list(frames)
         self.ready_at = time.perf_counter() + L.latency
 
     def ready(self):
@@ -107,7 +113,7 @@ class FakeSlot(Slot):
         if dt > 0:
             time.sleep(dt)
 
-    def result(self):
+    def result(self, defer_draw=False):
         L = self.layer
         L.check_active("result")
         self.wait()
@@ -125,8 +131,23 @@ class FakeSlot(Slot):
                                     % (f.source_id, f.index))
         self.held = []
         out = [FakeDetections(s, i) for s, i in self.pending]
+        if L.draws:
+            pictures = self.turns[self.draws % 2]
+            self.draws += 1
+            pictures.clear()
+            pictures.update((key, key) for key in self.pending)
+            drawing = FakeDrawing(pictures, self.frames, self.pending)
+            if defer_draw:
+                self.drawing = drawing
+            else:
+                drawing.wait()
+            L.log.append(("result", self.pending[0]))
         self.pending = None
         return out, [("inference", 1.0, "fake")]
+
+    def take_drawing(self):
+        drawing, self.drawing = self.drawing, None
+        return drawing
 
     def close(self):
         # pycuda objects must be freed with the context current in the thread that made
@@ -139,8 +160,20 @@ class FakeSlot(Slot):
         self.closed = True
 
 
+class FakeDrawing(object):
+    def __init__(self, pictures, frames, keys):
+        self.pictures, self.frames, self.keys = pictures, frames, keys
+
+    def wait(self):
+        for f, key in zip(self.frames, self.keys):
+            f.annotated = (self.pictures, key)
+        return 0.5
+
+
 class FakeLayer(DeviceLayer):
-    def __init__(self, latency=0.0, max_batch=1, fail_submit_at=None, fail_result_at=None):
+    def __init__(self, latency=0.0, max_batch=1, fail_submit_at=None, fail_result_at=None,
+                 draws=False):
+        self.draws, self.log = draws, []
         self.latency = latency
         self.max_batch = max_batch
         self.fail_submit_at, self.fail_result_at = fail_submit_at, fail_result_at
@@ -204,6 +237,7 @@ class ListSink(object):
         self.action = action
         self.delay = delay
         self.bad = []
+        self.log = []
 
     def write(self, frame, det):
         if frame_number(frame.image) != frame.index:
@@ -212,6 +246,12 @@ class ListSink(object):
         if (det.source_id, det.index) != (frame.source_id, frame.index):
             self.bad.append("frame %s#%d got the result of %s#%d"
                             % (frame.source_id, frame.index, det.source_id, det.index))
+        if frame.annotated is not None:
+            pictures, key = frame.annotated
+            if pictures.get(key) != (frame.source_id, frame_number(frame.image)):
+                self.bad.append("frame %d's picture was overwritten before it was delivered"
+                                % frame.index)
+            self.log.append(("deliver", key))
         if self.delay:
             time.sleep(self.delay)
         if self.action is not None:
@@ -271,6 +311,45 @@ def test_file_source_every_frame_in_order(mode, depth, batch):
     assert stats.frames == 40 and stats.dropped == 0
     assert len(stats.latency_ms) == 40 and len(stats.stage_ms["capture"]) == 40
     assert layer.max_inflight <= (depth if mode == "pipelined" else 1)
+    assert_clean(layer)
+
+
+@pytest.mark.parametrize("mode,depth,batch", [("pipelined", 1, 1), ("pipelined", 2, 1),
+                                              ("pipelined", 4, 1), ("pipelined", 2, 3),
+                                              ("multi", 2, 2)])
+def test_pictures_drawn_on_the_device_are_delivered_after_the_next_result(mode, depth, batch):
+    """Slots that draw on the device: each batch reaches the sink after the next batch's
+    result was taken (its download ran meanwhile), in order, with its own pictures intact in
+    the slot's buffers (two sets used in turn suffice, even at depth 1), every frame once,
+    and the drawing's host time counted."""
+    layer = FakeLayer(latency=0.003, max_batch=batch, draws=True)
+    sink = ListSink()
+    sink.log = layer.log                       # one log: results and deliveries in order
+    n = 23
+    srcs = [CountingSource(n, name="s%d" % k) for k in range(batch if mode == "multi" else 1)]
+    stats = run_bounded(srcs if mode == "multi" else srcs[0], None, sink,
+                        opts(mode, depth, batch, source_timeout_ms=5000), device=layer)
+    assert sink.bad == []
+    for s in srcs:
+        assert [i for sid, i in sink.got if sid == s.source_id] == list(range(n))
+    results = [key for what, key in layer.log if what == "result"]
+    assert len(stats.stage_ms["draw-gpu"]) == len(results)
+    for k, first in enumerate(results):
+        at = layer.log.index(("deliver", first))
+        if k + 1 < len(results):                   # the next batch's result came first
+            assert layer.log.index(("result", results[k + 1])) < at, (k, layer.log[:12])
+    assert_clean(layer)
+
+
+def test_drawing_slots_clean_up_when_the_sink_fails_with_a_batch_held():
+    layer = FakeLayer(latency=0.002, draws=True)
+
+    def action(n):
+        if n == 5:
+            raise Boom("sink broke at frame 5")
+    with pytest.raises(Boom):
+        run_bounded(CountingSource(50), None, ListSink(action), opts("pipelined", 2),
+                    device=layer)
     assert_clean(layer)
 
 

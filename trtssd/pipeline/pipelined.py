@@ -10,7 +10,9 @@ Threads:
   postprocess into mapped pinned memory, an event); it never waits on the GPU;
 - completion (the caller's thread): takes the slots in submission order, waits for each one's
   event, reads its result, frees the slot and hands the frames to the sink. Results therefore
-  come out in frame order. A frame's buffer goes back to its pool or ring only then, after
+  come out in frame order. With pictures drawn on the GPU (GpuSlot's ``draw``) a batch is
+  handed over one batch later, after the next slot's result: its pictures' download ran
+  meanwhile, so waiting for it costs nothing on this thread. A frame's buffer goes back to its pool or ring only then, after
   the slot's event: the upload read it in place until that point.
 
 Slots and buffers are made and closed in the caller's thread, under the device's context;
@@ -70,28 +72,61 @@ def run_slots(crew, layer, slots, take_batch, deliver):
 
     crew.spawn("driver", driver_main)
     timings = deliver.timings
-    with layer.activate():
-        while True:
+    # slots that draw on the device leave each batch's pictures downloading; the batch is
+    # delivered after the next slot's result, so the download never holds this thread
+    defer = any(getattr(s, "drawer", None) is not None for s in slots)
+    held = []                       # [(frames, detections, Drawing)], at most one
+
+    def hand_over(frames, dets, drawing):
+        try:
+            if drawing is not None:
+                timings([("draw-gpu", drawing.wait(), "host")])
+        except BaseException:
+            discard(frames)
+            raise
+        for k, frame in enumerate(frames):
             try:
-                r = inflight.get()
-            except Closed:
-                break
-            frames = r.frames
-            try:
-                slot = slots[r.slot]
-                slot.wait()
-                dets, t = slot.result()
+                deliver(frame, dets[k])
             except BaseException:
-                discard(r)
+                discard(frames[k + 1:])
                 raise
-            free[r.slot].set()
-            timings(t)
-            for k, frame in enumerate(frames):
+
+    with layer.activate():
+        try:
+            while True:
                 try:
-                    deliver(frame, dets[k])
+                    r = inflight.get()
+                except Closed:
+                    break
+                frames = r.frames
+                try:
+                    slot = slots[r.slot]
+                    slot.wait()
+                    if defer:
+                        dets, t = slot.result(defer_draw=True)
+                        drawing = slot.take_drawing()
+                    else:
+                        (dets, t), drawing = slot.result(), None
                 except BaseException:
-                    discard(frames[k + 1:])
+                    discard(r)
                     raise
+                free[r.slot].set()
+                timings(t)
+                if held:
+                    try:
+                        hand_over(*held.pop())
+                    except BaseException:
+                        discard(frames)
+                        raise
+                if drawing is None:
+                    hand_over(frames, dets, None)
+                else:
+                    held.append((frames, dets, drawing))
+            while held:
+                hand_over(*held.pop())
+        finally:
+            for frames, _, _ in held:    # stopped or failed: the slot's close waits for
+                discard(frames)             # its downloads before freeing their buffers
 
 
 def run(sources, layer, sink, options, stats, clock=None):
@@ -106,7 +141,9 @@ def run(sources, layer, sink, options, stats, clock=None):
     pool = None
     try:
         with layer.activate():
-            pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2,
+            # queued + in flight + the batch being gathered, one held while its pictures
+            # come down (drawing on the GPU) and the one being delivered, + 2
+            pool = frame_pool(layer, source, queue.capacity + (depth + 3) * batch + 2,
                               crew.stop)
             for _ in range(depth):
                 slots.append(layer.make_slot())

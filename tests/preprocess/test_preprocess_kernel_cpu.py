@@ -422,6 +422,41 @@ def test_foreign_arrays_cached_by_their_memory(fake_gpu):
         assert fake_gpu.fns[-1].launches[-1] == "table"
 
 
+def test_descriptor_tables_uploaded_once_per_ring_slot(fake_gpu):
+    """Device frames of mixed sizes (the table path): a ring slot that already holds a plan's
+    table is not written or uploaded again, one that holds another plan's table is; every
+    call's output is still its own frames' (two frame sets taking turns, out= alternating)."""
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(46)
+    o = PreprocessOptions(width=29, height=21)
+    sets = [[frame(rng, 37, 45, "BGR"), frame(rng, 23, 61, "BGR")],
+            [frame(rng, 41, 33, "BGR"), frame(rng, 19, 27, "BGR")]]
+    dev = [[DeviceArray(f.shape, np.uint8).copy_from_host(f) for f in fs] for fs in sets]
+    outs = [DeviceArray(o.output_shape(2), np.float32) for _ in range(2)]
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(8, 8, 3), table_ring=3) as pre:
+        tables = pre._tables
+        lo, hi = tables.device_base, tables.device_base + tables.ring * tables.table_bytes
+
+        def table_uploads():
+            return sum(1 for dst, _, _ in fake_gpu.copies if lo <= dst < hi)
+        # (order of the frame sets, table uploads expected): the same set 7 times (calls 0-6)
+        # fills the ring's 3 slots once; then calls 7-12 alternate sets over slots 1, 2, 0,
+        # 1, 2, 0: only call 8 (set 0 into slot 2, which holds set 0's table) is spared
+        for pattern, want in (([0] * 7, 3), ([1, 0] * 3, 5)):
+            before = table_uploads()
+            for call, k in enumerate(pattern):
+                out = outs[call % 2]
+                out.fill_bytes(0xFF)
+                pre.preprocess(dev[k], out=out)
+                assert fake_gpu.fns[-1].launches[-1] == "table"
+                np.testing.assert_allclose(out.get(), cpu_preprocess(sets[k], o)[0],
+                                           atol=tolerance(o)[0], rtol=1e-6)
+            assert table_uploads() - before == want, pattern
+    for d in [d for fs in dev for d in fs] + outs:
+        d.close()
+
+
 def test_foreign_key_follows_torch_metadata():
     # torch tensors are keyed by data_ptr, shape, stride and dtype: any change to what their
     # __cuda_array_interface__ would describe changes the key (CPU tensors here: the key does

@@ -338,6 +338,7 @@ class Planner(object):
             for k, (p, pitch, w, h, c) in enumerate(descs):
                 fill_frame_desc(table[k], o, geoms[k], p, pitch, c)
             plan.uniform, plan.stride, plan.table = None, 0, table
+            plan.table_args = {}               # (table slot, out pointer) -> packed arguments
         plan.args = plan.args_out = None
         if isinstance(frames_in, np.ndarray):
             plan.refs = [weakref.ref(frames_in)]
@@ -401,7 +402,7 @@ def _relative(chroma, ptr):
 class Plan(object):
     """What a call with the same frames does again (GpuPreprocessor's plan cache)."""
     __slots__ = ("n", "copies", "uploads", "geoms", "host_slots", "grid", "out_shape", "out_view",
-                 "uniform", "stride", "table", "args", "args_out", "refs")
+                 "uniform", "stride", "table", "table_args", "args", "args_out", "refs")
 
 
 def pinned_root(f):

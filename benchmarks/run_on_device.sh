@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -234,6 +234,26 @@ if [ "$phase" = final-bench ]; then
         --gpus 1 --precision fp32 --frames 3000 --no-chart --out-dir "$OUT/gpus1"
 fi
 # ---- end final ----------------------------------------------------------------------------------
+# ---- r4: round 4's changes (NVDEC start in setup, deferred drawing delivery, tables kept) ----
+if [ "$phase" = r4 ]; then
+    step "GPU tests of round 4's changes: drawing (deferred delivery), NVDEC, preprocessing tables"
+    run 200 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile tests/io/test_draw_gpu.py \
+        tests/io/test_draw_slot_host_logic.py tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
+        tests/preprocess/test_preprocess_gpu.py
+    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    step "drawing: gpu and pipelined d2/d3/d4 with --draw; the undrawn rows: bench.json above"
+    run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --modes gpu,pipelined --depths 2,3,4 --draw --json "$OUT/bench_draw.json" --no-chart
+    step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
+    run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
+        --no-opencv --reps 100 --json "$OUT/preprocess.json"
+    step "compute-sanitizer memcheck: drawing"
+    run 60 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
+        python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_gpu.py \
+        tests/io/test_draw_slot_host_logic.py -k "gpu_drawer or on_a_gpu"
+fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with
 #   git archive 19475d8^ trtssd kernels | tar -x -C .device-carry/old

@@ -136,7 +136,7 @@ class FakeSlot(Slot):
             self.draws += 1
             pictures.clear()
             pictures.update((key, key) for key in self.pending)
-            drawing = FakeDrawing(pictures, self.frames, self.pending)
+            drawing = FakeDrawing(pictures, self.frames, self.pending, L.draws == "at once")
             if defer_draw:
                 self.drawing = drawing
             else:
@@ -161,8 +161,14 @@ class FakeSlot(Slot):
 
 
 class FakeDrawing(object):
-    def __init__(self, pictures, frames, keys):
-        self.pictures, self.frames, self.keys = pictures, frames, keys
+    """``down``: whether ready() says the download has run (True at once, False until
+    waited for)."""
+
+    def __init__(self, pictures, frames, keys, down):
+        self.pictures, self.frames, self.keys, self.down = pictures, frames, keys, down
+
+    def ready(self):
+        return self.down
 
     def wait(self):
         for f, key in zip(self.frames, self.keys):
@@ -317,12 +323,14 @@ def test_file_source_every_frame_in_order(mode, depth, batch):
 @pytest.mark.parametrize("mode,depth,batch", [("pipelined", 1, 1), ("pipelined", 2, 1),
                                               ("pipelined", 4, 1), ("pipelined", 2, 3),
                                               ("multi", 2, 2)])
-def test_pictures_drawn_on_the_device_are_delivered_after_the_next_result(mode, depth, batch):
-    """Slots that draw on the device: each batch reaches the sink after the next batch's
-    result was taken (its download ran meanwhile), in order, with its own pictures intact in
-    the slot's buffers (two sets used in turn suffice, even at depth 1), every frame once,
-    and the drawing's host time counted."""
-    layer = FakeLayer(latency=0.003, max_batch=batch, draws=True)
+@pytest.mark.parametrize("down", ["at once", "when waited for"])
+def test_pictures_drawn_on_the_device_are_delivered_once_down(mode, depth, batch, down):
+    """Slots that draw on the device: a batch whose download has run is delivered right
+    after its result; one whose download has not is held while later results are taken, up
+    to ``depth`` batches, then waited for. Always in order, each frame once, with its own
+    pictures intact in the slot's buffers (two sets used in turn suffice, even at depth 1),
+    the drawing's host time counted."""
+    layer = FakeLayer(latency=0.003, max_batch=batch, draws=down)
     sink = ListSink()
     sink.log = layer.log                       # one log: results and deliveries in order
     n = 23
@@ -336,13 +344,17 @@ def test_pictures_drawn_on_the_device_are_delivered_after_the_next_result(mode, 
     assert len(stats.stage_ms["draw-gpu"]) == len(results)
     for k, first in enumerate(results):
         at = layer.log.index(("deliver", first))
-        if k + 1 < len(results):                   # the next batch's result came first
-            assert layer.log.index(("result", results[k + 1])) < at, (k, layer.log[:12])
+        later = [i for i in range(k + 1, len(results))
+                 if layer.log.index(("result", results[i])) < at]
+        if down == "at once":
+            assert later == [], (k, layer.log[:12])
+        else:                                      # held until depth more results came
+            assert later == list(range(k + 1, min(k + 1 + depth, len(results)))), k
     assert_clean(layer)
 
 
 def test_drawing_slots_clean_up_when_the_sink_fails_with_a_batch_held():
-    layer = FakeLayer(latency=0.002, draws=True)
+    layer = FakeLayer(latency=0.002, draws="when waited for")
 
     def action(n):
         if n == 5:

@@ -2,7 +2,9 @@
 
 A capture thread per source reads that source (into pooled pinned buffers, or the source's
 own pinned ring) and queues its frames (live: a newer frame replaces one not yet taken,
-counted as dropped; file: the thread waits while ``depth`` frames are queued). Each round
+counted as dropped; file: the thread waits while ``FILE_QUEUE`` frames, or ``2 x depth``
+when more, are queued: a decoder's time per frame varies, and each round waits for its slowest
+source, so the faster ones run ahead by a few frames instead of waiting too). Each round
 waits at most ``source_timeout_ms`` in all for the sources' frames and batches those that came
 (batch <= number of sources); the batches run on ``depth`` slots with the ``pipelined``
 schedule (a driver thread that only enqueues, completion in the caller's thread: see
@@ -17,12 +19,16 @@ from .base import Budget, Delivery, Dropped, RunClock, feed, finish, frame_pool,
 from .pipelined import run_slots
 from .threads import Closed, Crew, Timeout, discard
 
+FILE_QUEUE = 4
+
 
 def run(sources, layer, sink, options, stats, clock=None):
     clock = clock or RunClock()
     crew = Crew()
     depth = int(options.depth)
-    chans = [crew.channel(1 if s.live else depth, drop_oldest=bool(s.live)) for s in sources]
+    file_queue = max(FILE_QUEUE, 2 * depth)
+    chans = [crew.channel(1 if s.live else file_queue, drop_oldest=bool(s.live))
+             for s in sources]
     dropped = Dropped()
     budget = Budget(options.max_frames)
     deadline = None
@@ -34,9 +40,9 @@ def run(sources, layer, sink, options, stats, clock=None):
         with layer.activate():
             for s, ch in zip(sources, chans):
                 # queued + one per round in flight + the round being gathered, the frame
-                # being read, one held while its picture comes down (drawing on the GPU)
-                # and the one being delivered
-                pools.append(frame_pool(layer, s, ch.capacity + depth + 4, crew.stop))
+                # being read, up to depth held while their pictures come down (drawing on
+                # the GPU) and the one being delivered
+                pools.append(frame_pool(layer, s, ch.capacity + 2 * depth + 3, crew.stop))
             for _ in range(depth):
                 slots.append(layer.make_slot())
                 # a round with fewer frames than sources needs its own contexts: made here,

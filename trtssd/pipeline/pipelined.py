@@ -11,8 +11,9 @@ Threads:
 - completion (the caller's thread): takes the slots in submission order, waits for each one's
   event, reads its result, frees the slot and hands the frames to the sink. Results therefore
   come out in frame order. With pictures drawn on the GPU (GpuSlot's ``draw``) a batch is
-  handed over one batch later, after the next slot's result: its pictures' download ran
-  meanwhile, so waiting for it costs nothing on this thread. A frame's buffer goes back to its pool or ring only then, after
+  handed over once its pictures' download has run (asked without blocking after each
+  result), at most ``depth`` batches later, so this thread does not wait for downloads
+  while other slots' results are ready. A frame's buffer goes back to its pool or ring only then, after
   the slot's event: the upload read it in place until that point.
 
 Slots and buffers are made and closed in the caller's thread, under the device's context;
@@ -21,6 +22,7 @@ each thread makes the device's context current for its whole life.
 ``run_slots`` is that driver + completion schedule, shared with ``multi`` (whose batches are
 rounds over several sources).
 """
+import collections
 import threading
 
 from .base import (Delivery, Dropped, Result, RunClock, feed, finish, frame_pool,
@@ -72,10 +74,12 @@ def run_slots(crew, layer, slots, take_batch, deliver):
 
     crew.spawn("driver", driver_main)
     timings = deliver.timings
-    # slots that draw on the device leave each batch's pictures downloading; the batch is
-    # delivered after the next slot's result, so the download never holds this thread
+    # slots that draw on the device leave each batch's pictures downloading: a batch is
+    # delivered once its download is done, or when more than ``depth`` batches wait (then
+    # its download is waited for), always in order; the slot's two buffer sets keep a
+    # picture until the same slot's second result after it, 2 x depth batches on
     defer = any(getattr(s, "drawer", None) is not None for s in slots)
-    held = []                       # [(frames, detections, Drawing)], at most one
+    held = collections.deque()      # (frames, detections, Drawing or None), oldest first
 
     def hand_over(frames, dets, drawing):
         try:
@@ -112,18 +116,15 @@ def run_slots(crew, layer, slots, take_batch, deliver):
                     raise
                 free[r.slot].set()
                 timings(t)
-                if held:
-                    try:
-                        hand_over(*held.pop())
-                    except BaseException:
-                        discard(frames)
-                        raise
-                if drawing is None:
+                if not defer:
                     hand_over(frames, dets, None)
-                else:
-                    held.append((frames, dets, drawing))
+                    continue
+                held.append((frames, dets, drawing))
+                while held and (len(held) > depth or held[0][2] is None
+                                or held[0][2].ready()):
+                    hand_over(*held.popleft())
             while held:
-                hand_over(*held.pop())
+                hand_over(*held.popleft())
         finally:
             for frames, _, _ in held:    # stopped or failed: the slot's close waits for
                 discard(frames)             # its downloads before freeing their buffers
@@ -141,9 +142,9 @@ def run(sources, layer, sink, options, stats, clock=None):
     pool = None
     try:
         with layer.activate():
-            # queued + in flight + the batch being gathered, one held while its pictures
-            # come down (drawing on the GPU) and the one being delivered, + 2
-            pool = frame_pool(layer, source, queue.capacity + (depth + 3) * batch + 2,
+            # queued + in flight + the batch being gathered, up to depth held while their
+            # pictures come down (drawing on the GPU) and the one being delivered, + 2
+            pool = frame_pool(layer, source, queue.capacity + (2 * depth + 2) * batch + 2,
                               crew.stop)
             for _ in range(depth):
                 slots.append(layer.make_slot())

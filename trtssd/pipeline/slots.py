@@ -11,8 +11,9 @@ be tested on the CPU with a fake:
   ``(detections per frame, [(stage, ms, clock), ...])``, ``close()``. A slot is reused only
   after its ``result()`` was taken. A slot that draws pictures on the device may be asked
   not to wait for them: ``result(defer_draw=True)``, then ``take_drawing()`` is None or a
-  handle whose ``wait()`` completes the batch's pictures (``frame.annotated``) and returns
-  the host ms the drawing took (see GpuSlot).
+  handle whose ``ready()`` asks without blocking whether they are down and whose ``wait()``
+  completes the batch's pictures (``frame.annotated``) and returns the host ms the drawing
+  took (see GpuSlot).
 
 Real layers: ``HostPrepLayer`` (CPU preprocessing with OpenCV; the backend on the CPU, or on
 CUDA with pinned copies, one stream and events per slot) and ``GpuLayer`` (GPU preprocessing
@@ -392,7 +393,7 @@ class GpuSlot(_Contexts, Slot):
     (trtssd.pipeline.base Delivery). ``result`` returns after the download; with
     ``defer_draw=True`` it returns once the drawing and the download are enqueued, and
     ``take_drawing()`` hands over the wait (a ``Drawing``): the pipelined schedule delivers
-    the batch after it has taken the next slot's result, by which time the download is done.
+    the batch once the download has run, taking other slots' results meanwhile.
     """
     _cuda_attrs = _Contexts._cuda_attrs + ("drawn",)
     drawing = None
@@ -543,6 +544,10 @@ class Drawing(object):
 
     def __init__(self, event, frames, ms):
         self.event, self.frames, self.ms = event, frames, ms
+
+    def ready(self):
+        """True once the download has run (asks the event; does not block)."""
+        return bool(self.event.query())
 
     def wait(self):
         t0 = time.perf_counter()

@@ -56,6 +56,8 @@ def test_torch_cuda_matches_ort(cuda_context, onnx_path, reference, precision, g
     scores = DeviceArray((batch, 1917, 91), np.float32)
     stream = drv.Stream()
     ctx = be.create_context(images, boxes, scores)
+    if graph and hasattr(torch.cuda.CUDAGraph, "raw_cuda_graph_exec"):
+        assert ctx.direct_launch       # the graph is launched on the pycuda stream itself
     tol = TOL[precision]
     # two rounds with different frames: a graph that replays stale inputs fails the second
     for rnd, sl in enumerate((slice(0, batch), slice(8 - batch, 8))):

@@ -523,6 +523,10 @@ class _CudaContext(ExecutionContext):
         self.s = torch.as_tensor(scores, device=dev)
         self.graph = None
         self._external = {}      # torch's view of a caller's stream, made once per handle
+        # the captured graph launched straight on a caller's (pycuda) stream: one driver call
+        # instead of torch's stream switch and replay (the network draws no random numbers,
+        # so replay's generator bookkeeping has nothing to do)
+        self._exec = self._launch = None
         if backend.cuda_graph:
             self._capture()
 
@@ -548,6 +552,21 @@ class _CudaContext(ExecutionContext):
         # the warm-up and capture wrote the bound outputs; nothing is pending after this
         torch.cuda.current_stream().synchronize()
         self.graph = graph
+        raw = getattr(graph, "raw_cuda_graph_exec", None)
+        if raw is not None:
+            from ..gpu.cuda import graph_launcher
+            try:
+                handle = int(raw())
+            except Exception:       # not instantiated, or this torch does not say
+                handle = 0
+            launch = graph_launcher() if handle else None
+            if launch is not None:
+                self._exec, self._launch = handle, launch
+
+    @property
+    def direct_launch(self):
+        """True when ``enqueue`` on a caller's stream launches the graph itself."""
+        return self._launch is not None
 
     def enqueue(self, stream=None):
         torch = self.torch
@@ -560,6 +579,9 @@ class _CudaContext(ExecutionContext):
             if handle is None:
                 handle = getattr(stream, "handle", stream)
             handle = int(handle)
+            if self._launch is not None:
+                self._launch(self._exec, handle)
+                return
             ts = self._external.get(handle)
             if ts is None:
                 ts = self._external[handle] = torch.cuda.ExternalStream(handle)
@@ -570,6 +592,7 @@ class _CudaContext(ExecutionContext):
                 self._run()
 
     def close(self):
+        self._exec = self._launch = None
         self.graph = None
         self._external = {}
         self.x = self.b = self.s = None

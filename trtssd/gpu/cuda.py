@@ -121,6 +121,40 @@ def stream_handle(stream):
     return int(handle)
 
 
+_graph_launch = None
+_graph_launch_lock = threading.Lock()
+
+
+def graph_launcher():
+    """``launch(graph_exec, stream)``: the driver's cuGraphLaunch through ctypes (two integer
+    handles; raises RuntimeError on a CUDA error), or None where the driver library cannot be
+    loaded. What launches a CUDA graph another library instantiated (PyTorch's
+    ``CUDAGraph.raw_cuda_graph_exec()``) on a stream of ours in one driver call."""
+    global _graph_launch
+    with _graph_launch_lock:
+        if _graph_launch is None:
+            _graph_launch = _load_graph_launch() or False
+    return _graph_launch or None
+
+
+def _load_graph_launch():
+    import ctypes
+    import sys
+    try:
+        lib = ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+        fn = lib.cuGraphLaunch
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = ctypes.c_int
+
+    def launch(graph_exec, stream):
+        rc = fn(graph_exec, stream)
+        if rc:
+            raise RuntimeError("cuGraphLaunch failed with CUDA error %d" % rc)
+    return launch
+
+
 def _count(shape):
     n = 1
     for s in shape:

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -253,6 +253,20 @@ if [ "$phase" = r4 ]; then
     run 60 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_gpu.py \
         tests/io/test_draw_slot_host_logic.py -k "gpu_drawer or on_a_gpu"
+fi
+if [ "$phase" = r4b ]; then
+    step "GPU tests of the torch backend's direct graph launch"
+    run 120 python3 -m pytest -q -rs -p no:cacheprovider tests/backends/test_backends_gpu.py
+    bench_tables 1 200 1 80 bench bench_fp16
+    step "drawing: gpu, pipelined d2/d3/d4 and multi with --draw; the undrawn rows: bench.json above"
+    run 80 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --modes gpu,pipelined,multi --depths 2,3,4 --draw --json "$OUT/bench_draw.json" --no-chart
+    left=$(( 520 - SECONDS ))
+    step "GPU-bearing test folders on the GPU machine (${left} s left)"
+    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
+        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
+    step "the device-memory test alone (it reads the whole device's free memory; skipped under -n)"
+    run 60 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_gpu.py -k memory_flat
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

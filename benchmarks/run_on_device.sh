@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -267,6 +267,32 @@ if [ "$phase" = r4b ]; then
         tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
     step "the device-memory test alone (it reads the whole device's free memory; skipped under -n)"
     run 60 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_gpu.py -k memory_flat
+fi
+# ---- r4c: drawing and multi's file queue, policies side by side in one call. Stage the
+# variants here first (each a copy of trtssd/ with one policy changed; not part of the product):
+#   for v in one none q2; do mkdir -p .device-carry/variants/$v && git archive HEAD trtssd | tar -x -C .device-carry/variants/$v; done
+#   one: a drawn batch delivered after the next result; none: result waits for the download;
+#   q2: multi queues depth frames per file source (this tree: up to depth batches held until
+#   their download ran; max(4, 2 x depth) frames) -- patched as NOTES_pipeline.md says
+if [ "$phase" = r4c ]; then
+    clip=$PWD/$CLIP
+    D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 --no-chart"
+    for r in 1 2; do
+        step "repetition $r: undrawn rows, this tree"
+        run 60 $D --modes gpu,pipelined --depths 2,3,4 --json "$OUT/r4c_undrawn_$r.json"
+        for v in now one none; do
+            step "repetition $r: --draw, policy $v"
+            dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
+            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 60 $D --modes gpu,pipelined --depths 2,3,4 --draw \
+                --json "$OUT/r4c_draw_${v}_$r.json")
+        done
+        for v in now q2; do
+            step "repetition $r: multi x8 on the clip, GPU decode, queue policy $v"
+            dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
+            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 60 $D --modes multi --source "$clip" --decode gpu \
+                --seconds 1 --json "$OUT/r4c_multi_${v}_$r.json")
+        done
+    done
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

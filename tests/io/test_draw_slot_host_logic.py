@@ -28,8 +28,7 @@ class SlotParts(object):
     def __init__(self, pre, drawer, h_drawn, drv, style):
         self.pre, self.drawer, self.h_drawn = pre, drawer, h_drawn
         self.stream = drv.Stream()
-        self.drawn = [drv.Event(), drv.Event()]
-        self._draws = 0
+        self.drawn = drv.Event()
         self.draw_style = style
 
 
@@ -73,12 +72,10 @@ def check_slot_draw(drv):
         assert where[3][0] == dev.ptr
         assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where[:4])
         assert where[4][1:4] == (77 * 3, 77, 101)
-        parts = SlotParts(pre, drawer, pinned_empty((2, 5, h, w, 3), np.uint8), drv,
+        parts = SlotParts(pre, drawer, pinned_empty((5, h, w, 3), np.uint8), drv,
                           DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7])))
         parts.stream = stream
-        drawing = GpuSlot._draw(parts, frames, dets)
-        assert all(f.annotated is None for f in frames)       # not before the download
-        assert drawing.wait() >= 0
+        assert GpuSlot._draw(parts, frames, dets) is not None
         for k in (0, 1, 3, 4):
             keep = dets[k][np.isin(dets[k].class_ids, [5, 7])]
             src = pristine[k] if k < 4 else small_pristine
@@ -92,14 +89,6 @@ def check_slot_draw(drv):
         assert frames[2].annotated is None                    # writable: the CPU draws it
         np.testing.assert_array_equal(ring, pristine)         # the host ring is untouched
         np.testing.assert_array_equal(small, small_pristine)
-        # the next batch goes into the other set of buffers: these pictures stay as they are
-        kept = [np.array(frames[k].annotated) for k in (0, 1)]
-        again = [Frame(10 + k, views[k], "s") for k in (0, 1)]
-        pre.preprocess([f.image for f in again], stream=stream)
-        GpuSlot._draw(parts, again, [dets[1], dets[0]]).wait()
-        for k in (0, 1):
-            np.testing.assert_array_equal(frames[k].annotated, kept[k])
-            assert not np.shares_memory(again[k].annotated, frames[k].annotated)
     finally:
         dev.close()
         drawer.close()

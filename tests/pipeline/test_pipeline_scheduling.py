@@ -75,11 +75,6 @@ class FakeSlot(Slot):
         self.ready_at = 0.0
         self.closed = False
         self.thread = threading.current_thread()
-        if layer.draws:
-            # a slot drawing on the device: two sets of picture buffers used in turn, as
-            # GpuSlot's; a picture is a key into the set it was "downloaded" into
-            self.drawer = object()
-            self.turns, self.draws, self.drawing = [{}, {}], 0, None
 
     def submit(self, frames):
         L = self.layer
@@ -101,7 +96,6 @@ class FakeSlot(Slot):
         # pooled/ring frames: the device reads their buffers until the result (a direct
         # upload from pinned memory), so they must not be given back before
         self.held = [f for f in frames if f.release is not None]
-        self.frames = list(frames)
         self.ready_at = time.perf_counter() + L.latency
 
     def ready(self):
@@ -113,7 +107,7 @@ class FakeSlot(Slot):
         if dt > 0:
             time.sleep(dt)
 
-    def result(self, defer_draw=False):
+    def result(self):
         L = self.layer
         L.check_active("result")
         self.wait()
@@ -131,23 +125,8 @@ class FakeSlot(Slot):
                                     % (f.source_id, f.index))
         self.held = []
         out = [FakeDetections(s, i) for s, i in self.pending]
-        if L.draws:
-            pictures = self.turns[self.draws % 2]
-            self.draws += 1
-            pictures.clear()
-            pictures.update((key, key) for key in self.pending)
-            drawing = FakeDrawing(pictures, self.frames, self.pending, L.draws == "at once")
-            if defer_draw:
-                self.drawing = drawing
-            else:
-                drawing.wait()
-            L.log.append(("result", self.pending[0]))
         self.pending = None
         return out, [("inference", 1.0, "fake")]
-
-    def take_drawing(self):
-        drawing, self.drawing = self.drawing, None
-        return drawing
 
     def close(self):
         # pycuda objects must be freed with the context current in the thread that made
@@ -160,26 +139,8 @@ class FakeSlot(Slot):
         self.closed = True
 
 
-class FakeDrawing(object):
-    """``down``: whether ready() says the download has run (True at once, False until
-    waited for)."""
-
-    def __init__(self, pictures, frames, keys, down):
-        self.pictures, self.frames, self.keys, self.down = pictures, frames, keys, down
-
-    def ready(self):
-        return self.down
-
-    def wait(self):
-        for f, key in zip(self.frames, self.keys):
-            f.annotated = (self.pictures, key)
-        return 0.5
-
-
 class FakeLayer(DeviceLayer):
-    def __init__(self, latency=0.0, max_batch=1, fail_submit_at=None, fail_result_at=None,
-                 draws=False):
-        self.draws, self.log = draws, []
+    def __init__(self, latency=0.0, max_batch=1, fail_submit_at=None, fail_result_at=None):
         self.latency = latency
         self.max_batch = max_batch
         self.fail_submit_at, self.fail_result_at = fail_submit_at, fail_result_at
@@ -243,7 +204,6 @@ class ListSink(object):
         self.action = action
         self.delay = delay
         self.bad = []
-        self.log = []
 
     def write(self, frame, det):
         if frame_number(frame.image) != frame.index:
@@ -252,12 +212,6 @@ class ListSink(object):
         if (det.source_id, det.index) != (frame.source_id, frame.index):
             self.bad.append("frame %s#%d got the result of %s#%d"
                             % (frame.source_id, frame.index, det.source_id, det.index))
-        if frame.annotated is not None:
-            pictures, key = frame.annotated
-            if pictures.get(key) != (frame.source_id, frame_number(frame.image)):
-                self.bad.append("frame %d's picture was overwritten before it was delivered"
-                                % frame.index)
-            self.log.append(("deliver", key))
         if self.delay:
             time.sleep(self.delay)
         if self.action is not None:
@@ -320,51 +274,6 @@ def test_file_source_every_frame_in_order(mode, depth, batch):
     assert_clean(layer)
 
 
-@pytest.mark.parametrize("mode,depth,batch", [("pipelined", 1, 1), ("pipelined", 2, 1),
-                                              ("pipelined", 4, 1), ("pipelined", 2, 3),
-                                              ("multi", 2, 2)])
-@pytest.mark.parametrize("down", ["at once", "when waited for"])
-def test_pictures_drawn_on_the_device_are_delivered_once_down(mode, depth, batch, down):
-    """Slots that draw on the device: a batch whose download has run is delivered right
-    after its result; one whose download has not is held while later results are taken, up
-    to ``depth`` batches, then waited for. Always in order, each frame once, with its own
-    pictures intact in the slot's buffers (two sets used in turn suffice, even at depth 1),
-    the drawing's host time counted."""
-    layer = FakeLayer(latency=0.003, max_batch=batch, draws=down)
-    sink = ListSink()
-    sink.log = layer.log                       # one log: results and deliveries in order
-    n = 23
-    srcs = [CountingSource(n, name="s%d" % k) for k in range(batch if mode == "multi" else 1)]
-    stats = run_bounded(srcs if mode == "multi" else srcs[0], None, sink,
-                        opts(mode, depth, batch, source_timeout_ms=5000), device=layer)
-    assert sink.bad == []
-    for s in srcs:
-        assert [i for sid, i in sink.got if sid == s.source_id] == list(range(n))
-    results = [key for what, key in layer.log if what == "result"]
-    assert len(stats.stage_ms["draw-gpu"]) == len(results)
-    for k, first in enumerate(results):
-        at = layer.log.index(("deliver", first))
-        later = [i for i in range(k + 1, len(results))
-                 if layer.log.index(("result", results[i])) < at]
-        if down == "at once":
-            assert later == [], (k, layer.log[:12])
-        else:                                      # held until depth more results came
-            assert later == list(range(k + 1, min(k + 1 + depth, len(results)))), k
-    assert_clean(layer)
-
-
-def test_drawing_slots_clean_up_when_the_sink_fails_with_a_batch_held():
-    layer = FakeLayer(latency=0.002, draws="when waited for")
-
-    def action(n):
-        if n == 5:
-            raise Boom("sink broke at frame 5")
-    with pytest.raises(Boom):
-        run_bounded(CountingSource(50), None, ListSink(action), opts("pipelined", 2),
-                    device=layer)
-    assert_clean(layer)
-
-
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_pipelined_keeps_depth_slots_in_flight(depth):
     # the device takes 50 ms per slot and frames are ready at once, so the driver must have
@@ -396,6 +305,37 @@ def test_multi_every_source_in_order_batched():
         assert [i for s, i in sink.got if s == "s%d" % k] == list(range(n))
     assert stats.frames == 16 and stats.dropped == 0
     assert max(layer.batches) == 3 and all(1 <= b <= 3 for b in layer.batches)
+    assert_clean(layer)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_multi_file_sources_run_ahead_of_a_slow_one(depth):
+    """A round waits for every file source; while one is stalled, another reads ahead until
+    max(4, 2 x depth) of its frames are queued (and one more waits to be queued), then
+    waits; once the stalled one goes on, every frame of both arrives in order."""
+    from trtssd.pipeline.multi import FILE_QUEUE
+    gate = threading.Event()
+    layer = FakeLayer(latency=0.002, max_batch=2)
+    sink = ListSink()
+    slow, fast = CountingSource(12, name="slow", gate=gate), CountingSource(12, name="fast")
+    box = {}
+    t = threading.Thread(target=lambda: box.update(stats=run_bounded(
+        [slow, fast], None, sink, opts("multi", depth, source_timeout_ms=20000),
+        device=layer)))
+    t.start()
+    ahead = max(FILE_QUEUE, 2 * depth) + 1
+    deadline = time.perf_counter() + 10
+    while fast.frames_read < ahead and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)                        # it stays there: the queue is full
+    try:
+        assert fast.frames_read == ahead and slow.frames_read == 0
+    finally:
+        gate.set()
+        t.join(RUN_TIMEOUT)
+    assert box["stats"].frames == 24 and sink.bad == []
+    for name in ("slow", "fast"):
+        assert [i for s, i in sink.got if s == name] == list(range(12))
     assert_clean(layer)
 
 

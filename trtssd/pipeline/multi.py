@@ -40,9 +40,8 @@ def run(sources, layer, sink, options, stats, clock=None):
         with layer.activate():
             for s, ch in zip(sources, chans):
                 # queued + one per round in flight + the round being gathered, the frame
-                # being read, up to depth held while their pictures come down (drawing on
-                # the GPU) and the one being delivered
-                pools.append(frame_pool(layer, s, ch.capacity + 2 * depth + 3, crew.stop))
+                # being read and the one being delivered
+                pools.append(frame_pool(layer, s, ch.capacity + depth + 3, crew.stop))
             for _ in range(depth):
                 slots.append(layer.make_slot())
                 # a round with fewer frames than sources needs its own contexts: made here,

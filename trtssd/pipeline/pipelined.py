@@ -10,10 +10,7 @@ Threads:
   postprocess into mapped pinned memory, an event); it never waits on the GPU;
 - completion (the caller's thread): takes the slots in submission order, waits for each one's
   event, reads its result, frees the slot and hands the frames to the sink. Results therefore
-  come out in frame order. With pictures drawn on the GPU (GpuSlot's ``draw``) a batch is
-  handed over once its pictures' download has run (asked without blocking after each
-  result), at most ``depth`` batches later, so this thread does not wait for downloads
-  while other slots' results are ready. A frame's buffer goes back to its pool or ring only then, after
+  come out in frame order. A frame's buffer goes back to its pool or ring only then, after
   the slot's event: the upload read it in place until that point.
 
 Slots and buffers are made and closed in the caller's thread, under the device's context;
@@ -22,7 +19,6 @@ each thread makes the device's context current for its whole life.
 ``run_slots`` is that driver + completion schedule, shared with ``multi`` (whose batches are
 rounds over several sources).
 """
-import collections
 import threading
 
 from .base import (Delivery, Dropped, Result, RunClock, feed, finish, frame_pool,
@@ -74,60 +70,28 @@ def run_slots(crew, layer, slots, take_batch, deliver):
 
     crew.spawn("driver", driver_main)
     timings = deliver.timings
-    # slots that draw on the device leave each batch's pictures downloading: a batch is
-    # delivered once its download is done, or when more than ``depth`` batches wait (then
-    # its download is waited for), always in order; the slot's two buffer sets keep a
-    # picture until the same slot's second result after it, 2 x depth batches on
-    defer = any(getattr(s, "drawer", None) is not None for s in slots)
-    held = collections.deque()      # (frames, detections, Drawing or None), oldest first
-
-    def hand_over(frames, dets, drawing):
-        try:
-            if drawing is not None:
-                timings([("draw-gpu", drawing.wait(), "host")])
-        except BaseException:
-            discard(frames)
-            raise
-        for k, frame in enumerate(frames):
-            try:
-                deliver(frame, dets[k])
-            except BaseException:
-                discard(frames[k + 1:])
-                raise
-
     with layer.activate():
-        try:
-            while True:
+        while True:
+            try:
+                r = inflight.get()
+            except Closed:
+                break
+            frames = r.frames
+            try:
+                slot = slots[r.slot]
+                slot.wait()
+                dets, t = slot.result()
+            except BaseException:
+                discard(r)
+                raise
+            free[r.slot].set()
+            timings(t)
+            for k, frame in enumerate(frames):
                 try:
-                    r = inflight.get()
-                except Closed:
-                    break
-                frames = r.frames
-                try:
-                    slot = slots[r.slot]
-                    slot.wait()
-                    if defer:
-                        dets, t = slot.result(defer_draw=True)
-                        drawing = slot.take_drawing()
-                    else:
-                        (dets, t), drawing = slot.result(), None
+                    deliver(frame, dets[k])
                 except BaseException:
-                    discard(r)
+                    discard(frames[k + 1:])
                     raise
-                free[r.slot].set()
-                timings(t)
-                if not defer:
-                    hand_over(frames, dets, None)
-                    continue
-                held.append((frames, dets, drawing))
-                while held and (len(held) > depth or held[0][2] is None
-                                or held[0][2].ready()):
-                    hand_over(*held.popleft())
-            while held:
-                hand_over(*held.popleft())
-        finally:
-            for frames, _, _ in held:    # stopped or failed: the slot's close waits for
-                discard(frames)             # its downloads before freeing their buffers
 
 
 def run(sources, layer, sink, options, stats, clock=None):
@@ -142,9 +106,7 @@ def run(sources, layer, sink, options, stats, clock=None):
     pool = None
     try:
         with layer.activate():
-            # queued + in flight + the batch being gathered, up to depth held while their
-            # pictures come down (drawing on the GPU) and the one being delivered, + 2
-            pool = frame_pool(layer, source, queue.capacity + (2 * depth + 2) * batch + 2,
+            pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2,
                               crew.stop)
             for _ in range(depth):
                 slots.append(layer.make_slot())

@@ -9,11 +9,7 @@ be tested on the CPU with a fake:
 - ``Slot``: one batch of frames in flight: ``submit(frames)`` enqueues (on CUDA it returns at
   once), ``ready()`` asks without blocking, ``wait()`` blocks until done, ``result()`` returns
   ``(detections per frame, [(stage, ms, clock), ...])``, ``close()``. A slot is reused only
-  after its ``result()`` was taken. A slot that draws pictures on the device may be asked
-  not to wait for them: ``result(defer_draw=True)``, then ``take_drawing()`` is None or a
-  handle whose ``ready()`` asks without blocking whether they are down and whose ``wait()``
-  completes the batch's pictures (``frame.annotated``) and returns the host ms the drawing
-  took (see GpuSlot).
+  after its ``result()`` was taken.
 
 Real layers: ``HostPrepLayer`` (CPU preprocessing with OpenCV; the backend on the CPU, or on
 CUDA with pinned copies, one stream and events per slot) and ``GpuLayer`` (GPU preprocessing
@@ -55,12 +51,8 @@ class Slot(object):
     def wait(self):
         pass
 
-    def result(self, defer_draw=False):
+    def result(self):
         raise NotImplementedError
-
-    def take_drawing(self):
-        """The pictures of the last ``result(defer_draw=True)`` still being made, or None."""
-        return None
 
     def prepare(self, sizes):
         """Create now (in the calling thread) what batches of these sizes need, e.g. execution
@@ -386,17 +378,12 @@ class GpuSlot(_Contexts, Slot):
     the GPU, on the slot's stream, into the frame's pixels on the device - the preprocessor's
     own device copy of a read-only host frame (a shared ring's), or a device frame given by
     the caller, in place - and downloads the picture into a pinned buffer of the slot, which
-    becomes ``frame.annotated`` (every sink here takes host pictures, so the picture comes
-    down once, asynchronously, while the other slots run). The slot has two sets of those
-    buffers, used in turn: a picture is valid until this slot's second ``result`` after the
-    one that drew it. Writable host frames are left to the CPU, drawn in place
-    (trtssd.pipeline.base Delivery). ``result`` returns after the download; with
-    ``defer_draw=True`` it returns once the drawing and the download are enqueued, and
-    ``take_drawing()`` hands over the wait (a ``Drawing``): the pipelined schedule delivers
-    the batch once the download has run, taking other slots' results meanwhile.
+    becomes ``frame.annotated`` (valid until this slot's next ``result``; every sink here takes
+    host pictures, so the picture comes down once, asynchronously, while the other slots
+    run). Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
+    Delivery). ``result`` returns after the download, before the frames are released.
     """
     _cuda_attrs = _Contexts._cuda_attrs + ("drawn",)
-    drawing = None
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1, draw=None):
@@ -420,15 +407,14 @@ class GpuSlot(_Contexts, Slot):
                 self.drawer = GpuDrawer(ring=2 * max_batch)
                 self._owned.append(self.drawer)
                 self.drawer.prepare(max_frame_shape[0], max_frame_shape[1])
-                self.h_drawn = pinned_empty((2, max_batch) + tuple(max_frame_shape[:2]) +
-                                            (3,), np.uint8)
+                self.h_drawn = pinned_empty((max_batch,) + tuple(max_frame_shape[:2]) + (3,),
+                                            np.uint8)
                 self._pinned.append(self.h_drawn)
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         if draw is not None:
             from ..gpu.cuda import driver
             drv = driver()
-            self.drawn = [drv.Event(drv.event_flags.DISABLE_TIMING) for _ in range(2)]
-            self._draws = 0
+            self.drawn = drv.Event(drv.event_flags.DISABLE_TIMING)
         self.time_every = max(1, int(time_every))
         self._submits = 0
 
@@ -468,7 +454,7 @@ class GpuSlot(_Contexts, Slot):
         buf = self.pre.staging(0)
         return buf if tuple(buf.shape) == tuple(shape) else None
 
-    def result(self, defer_draw=False):
+    def result(self):
         self.wait()
         n, geoms, enqueue_ms, timed, frames = self._pending
         self._pending = None
@@ -481,21 +467,14 @@ class GpuSlot(_Contexts, Slot):
                        ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
                        ("enqueue", enqueue_ms, "host")]
         if self.drawer is not None:
-            drawing = self._draw(frames, dets)
-            if drawing is not None:
-                if defer_draw:
-                    self.drawing = drawing
-                else:
-                    timings.append(("draw-gpu", drawing.wait(), "host"))
+            ms = self._draw(frames, dets)
+            if ms is not None:
+                timings.append(("draw-gpu", ms, "host"))
         return dets, timings
 
-    def take_drawing(self):
-        drawing, self.drawing = self.drawing, None
-        return drawing
-
     def _draw(self, frames, dets):
-        """Enqueue the drawing of ``dets`` into the frames' device pixels and their download
-        into the next set of pinned buffers (see the class docstring): a ``Drawing``, or None
+        """Draw ``dets`` into the frames' device pixels and download them (see the class
+        docstring); the host ms it took (layout, enqueue, waiting for the download), or None
         when no frame was drawn here."""
         from ..io.draw import layout_detections
         t0 = time.perf_counter()
@@ -504,7 +483,6 @@ class GpuSlot(_Contexts, Slot):
         style = self.draw_style
         stream = self.stream
         drawn = []
-        turn = self._draws % 2
         for k, (frame, det, (ptr, pitch, w, h, staged)) in enumerate(zip(frames, dets, where)):
             img = frame.image
             if frame.annotated is not None or det is None:
@@ -515,47 +493,20 @@ class GpuSlot(_Contexts, Slot):
                 det = det[np.isin(np.asarray(det.class_ids), style.class_ids)]
             layout = layout_detections((h, w), det, style.labels, overlay=style.overlay)
             self.drawer.draw(ptr, pitch, layout, stream)
-            out = self.h_drawn[turn, k].reshape(-1)[:h * w * 3].reshape(h, w, 3)  # C-contiguous
+            out = self.h_drawn[k].reshape(-1)[:h * w * 3].reshape(h, w, 3)   # C-contiguous
             _download(ptr, pitch, out, stream)
             drawn.append((frame, out))
         if not drawn:
             return None
-        self._draws += 1
-        event = self.drawn[turn]
-        event.record(stream)
-        return Drawing(event, drawn, (time.perf_counter() - t0) * 1e3)
+        self.drawn.record(stream)
+        self.drawn.synchronize()
+        for frame, out in drawn:
+            frame.annotated = out
+        return (time.perf_counter() - t0) * 1e3
 
     def close(self):
-        try:
-            if (getattr(self, "drawer", None) is not None
-                    and getattr(self, "stream", None) is not None):
-                self.stream.synchronize()       # a download into h_drawn may be in flight
-        finally:
-            _Contexts.close(self)
-            self.pre = self.post = self.drawer = None
-            self.drawing = None
-
-
-class Drawing(object):
-    """One batch's pictures being drawn and downloaded by a GpuSlot: ``wait()`` waits for the
-    download, gives each frame its picture (``frame.annotated``) and returns the host ms of
-    the drawing (the layout and enqueue in ``result``, plus this wait)."""
-    __slots__ = ("event", "frames", "ms")
-
-    def __init__(self, event, frames, ms):
-        self.event, self.frames, self.ms = event, frames, ms
-
-    def ready(self):
-        """True once the download has run (asks the event; does not block)."""
-        return bool(self.event.query())
-
-    def wait(self):
-        t0 = time.perf_counter()
-        self.event.synchronize()
-        for frame, out in self.frames:
-            frame.annotated = out
-        self.frames = ()
-        return self.ms + (time.perf_counter() - t0) * 1e3
+        _Contexts.close(self)
+        self.pre = self.post = self.drawer = None
 
 
 def _download(ptr, pitch, out, stream):

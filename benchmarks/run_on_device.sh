@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -293,6 +293,18 @@ if [ "$phase" = r4c ]; then
                 --seconds 1 --json "$OUT/r4c_multi_${v}_$r.json")
         done
     done
+fi
+if [ "$phase" = r4d ]; then
+    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
+    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
+    step "drawing: gpu and pipelined d2/d3/d4 with --draw; the undrawn rows: bench.json above"
+    run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --modes gpu,pipelined --depths 2,3,4 --draw --json "$OUT/bench_draw.json" --no-chart
+    left=$(( 370 - SECONDS ))
+    step "GPU-bearing test folders on the GPU machine (${left} s left)"
+    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
+        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

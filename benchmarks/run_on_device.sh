@@ -28,13 +28,31 @@ run() { local t=$1; shift; timeout "$t" "$@"; local rc=$?; echo "-- rc=$rc: $*";
 # the bench's two tables: fp32 on synthetic 1080p and the H.264 clip (CPU and GPU decode,
 # decode-only rows), then fp16 on synthetic 1080p. Arguments: fp32 seconds per mode and time
 # limit, fp16 seconds per mode and time limit, the fp32 and fp16 file names under $OUT
-bench_tables() {
+fp32_table() {     # seconds per mode, time limit, file name under $OUT
     step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
     run "$2" python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds "$1" \
-        --video "$VIDEO" --json "$OUT/$5.json" --chart "$OUT/$5.png"
+        --video "$VIDEO" --json "$OUT/$3.json" --chart "$OUT/$3.png"
+}
+bench_tables() {
+    fp32_table "$1" "$2" "$5"
     step "trtssd bench fp16, synthetic 1080p"
     run "$4" python3 -m trtssd bench --backend torch --device cuda --precision fp16 --seconds "$3" \
         --json "$OUT/$6.json" --chart "$OUT/$6.png"
+}
+# --draw rows (GPU drawing into the device frame + download) after a table that has the
+# undrawn rows: modes, depths, time limit
+draw_rows() {
+    step "drawing: $1 at depths $2 with --draw; the undrawn rows: bench.json above"
+    run "$3" python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
+        --modes "$1" --depths "$2" --draw --json "$OUT/bench_draw.json" --no-chart
+}
+# what is left of the call (until second $1 of the script) goes to the GPU-bearing test
+# folders (the rest of the suite runs in CI); killed at a limit it would print nothing useful
+gpu_folders() {
+    local left=$(( $1 - SECONDS ))
+    step "GPU-bearing test folders on the GPU machine (${left} s left)"
+    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
+        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
 }
 
 step "environment"
@@ -186,9 +204,7 @@ if [ "$phase" = last ]; then
 fi
 if [ "$phase" = final-bench ] || [ "$phase" = last ]; then
     bench_tables 1 200 1 70 bench bench_fp16
-    step "drawing: gpu and pipelined d2/d4 with --draw (GPU into the device frame + download); the undrawn rows: bench.json above"
-    run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --modes gpu,pipelined --depths 2,4 --draw --json "$OUT/bench_draw.json" --no-chart
+    draw_rows gpu,pipelined 2,4 60
     step "postprocessing: TFLite layout and pytorch-ssd layout (3000 x 21, per-class)"
     run 45 python3 benchmarks/bench_postprocess.py --cases worst,realistic --batches 1,8 \
         --json "$OUT/postprocess_tflite.json"
@@ -213,12 +229,7 @@ if [ "$phase" = last ]; then
     run 60 compute-sanitizer --tool memcheck --error-exitcode 9 --print-limit 20 \
         python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_gpu.py \
         tests/io/test_draw_slot_host_logic.py -k "gpu_drawer or on_a_gpu"
-    # what is left of the call's 10 minutes goes to the GPU-bearing test folders (the rest of the
-    # suite runs in CI); killed at the limit, it would print nothing useful, so it gets a budget
-    left=$(( 540 - SECONDS ))
-    step "GPU-bearing test folders on the GPU machine (${left} s left)"
-    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
-        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
+    gpu_folders 540
 fi
 if [ "$phase" = last ] || [ "$phase" = final-check ]; then
     step "the device-memory test alone (it reads the whole device's free memory; skipped under -n)"
@@ -240,12 +251,8 @@ if [ "$phase" = r4 ]; then
     run 200 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile tests/io/test_draw_gpu.py \
         tests/io/test_draw_slot_host_logic.py tests/io/test_nvdec.py tests/pipeline/test_pipeline_nvdec_gpu.py \
         tests/preprocess/test_preprocess_gpu.py
-    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
-    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
-    step "drawing: gpu and pipelined d2/d3/d4 with --draw; the undrawn rows: bench.json above"
-    run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --modes gpu,pipelined --depths 2,3,4 --draw --json "$OUT/bench_draw.json" --no-chart
+    fp32_table 1 200 bench
+    draw_rows gpu,pipelined 2,3,4 60
     step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
     run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --no-opencv --reps 100 --json "$OUT/preprocess.json"
@@ -258,22 +265,18 @@ if [ "$phase" = r4b ]; then
     step "GPU tests of the torch backend's direct graph launch"
     run 120 python3 -m pytest -q -rs -p no:cacheprovider tests/backends/test_backends_gpu.py
     bench_tables 1 200 1 80 bench bench_fp16
-    step "drawing: gpu, pipelined d2/d3/d4 and multi with --draw; the undrawn rows: bench.json above"
-    run 80 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --modes gpu,pipelined,multi --depths 2,3,4 --draw --json "$OUT/bench_draw.json" --no-chart
-    left=$(( 520 - SECONDS ))
-    step "GPU-bearing test folders on the GPU machine (${left} s left)"
-    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
-        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
+    draw_rows gpu,pipelined,multi 2,3,4 80
+    gpu_folders 520
     step "the device-memory test alone (it reads the whole device's free memory; skipped under -n)"
     run 60 python3 -m pytest -q -rs -p no:cacheprovider tests/pipeline/test_pipeline_gpu.py -k memory_flat
 fi
-# ---- r4c: drawing and multi's file queue, policies side by side in one call. Stage the
-# variants here first (each a copy of trtssd/ with one policy changed; not part of the product):
-#   for v in one none q2; do mkdir -p .device-carry/variants/$v && git archive HEAD trtssd | tar -x -C .device-carry/variants/$v; done
-#   one: a drawn batch delivered after the next result; none: result waits for the download;
-#   q2: multi queues depth frames per file source (this tree: up to depth batches held until
-#   their download ran; max(4, 2 x depth) frames) -- patched as NOTES_pipeline.md says
+# ---- r4c: drawing and multi's file queue, policies side by side in one call (run 13, on
+# commit 2ab4357, whose own policy was "now": a drawn batch delivered once its download ran,
+# up to depth batches later; multi queueing max(4, 2 x depth) frames). Stage the variants
+# here first (each a copy of trtssd/ with one policy changed; not part of the product):
+#   for v in one none q2; do mkdir -p .device-carry/variants/$v && git archive 2ab4357 trtssd | tar -x -C .device-carry/variants/$v; done
+#   then patch them as NOTES_pipeline.md (round 4) says -- one: delivered after the next
+#   result; none: the result waits for the download (the code kept); q2: multi queues depth
 if [ "$phase" = r4c ]; then
     clip=$PWD/$CLIP
     D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 --no-chart"
@@ -295,16 +298,9 @@ if [ "$phase" = r4c ]; then
     done
 fi
 if [ "$phase" = r4d ]; then
-    step "trtssd bench fp32: synthetic 1080p and the 1080p H.264 clip, CPU and GPU decode"
-    run 200 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --video "$VIDEO" --json "$OUT/bench.json" --chart "$OUT/bench.png"
-    step "drawing: gpu and pipelined d2/d3/d4 with --draw; the undrawn rows: bench.json above"
-    run 60 python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 1 \
-        --modes gpu,pipelined --depths 2,3,4 --draw --json "$OUT/bench_draw.json" --no-chart
-    left=$(( 370 - SECONDS ))
-    step "GPU-bearing test folders on the GPU machine (${left} s left)"
-    [ "$left" -gt 60 ] && run "$left" python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
-        tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
+    fp32_table 1 200 bench
+    draw_rows gpu,pipelined 2,3,4 60
+    gpu_folders 370
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

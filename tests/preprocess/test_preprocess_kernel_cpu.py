@@ -424,8 +424,9 @@ def test_foreign_arrays_cached_by_their_memory(fake_gpu):
 
 def test_descriptor_tables_uploaded_once_per_ring_slot(fake_gpu):
     """Device frames of mixed sizes (the table path): a ring slot that already holds a plan's
-    table is not written or uploaded again, one that holds another plan's table is; every
-    call's output is still its own frames' (two frame sets taking turns, out= alternating)."""
+    table, uploaded on the same stream, is not written or uploaded again; one that holds
+    another plan's table, or was uploaded on another stream, is; every call's output is
+    still its own frames' (two frame sets taking turns, out= alternating)."""
     from trtssd.gpu.cuda import DeviceArray
     from trtssd.preprocess import GpuPreprocessor
     rng = np.random.default_rng(46)
@@ -443,12 +444,15 @@ def test_descriptor_tables_uploaded_once_per_ring_slot(fake_gpu):
         # (order of the frame sets, table uploads expected): the same set 7 times (calls 0-6)
         # fills the ring's 3 slots once; then calls 7-12 alternate sets over slots 1, 2, 0,
         # 1, 2, 0: only call 8 (set 0 into slot 2, which holds set 0's table) is spared
-        for pattern, want in (([0] * 7, 3), ([1, 0] * 3, 5)):
+        # then set 0 on two streams taking turns: every slot's holder changes stream each time
+        s1, s2 = fake_gpu.Stream(), fake_gpu.Stream()
+        for pattern, want, streams in (([0] * 7, 3, [None]), ([1, 0] * 3, 5, [None]),
+                                       ([0] * 6, 6, [s1, s2])):
             before = table_uploads()
             for call, k in enumerate(pattern):
                 out = outs[call % 2]
                 out.fill_bytes(0xFF)
-                pre.preprocess(dev[k], out=out)
+                pre.preprocess(dev[k], out=out, stream=streams[call % len(streams)])
                 assert fake_gpu.fns[-1].launches[-1] == "table"
                 np.testing.assert_allclose(out.get(), cpu_preprocess(sets[k], o)[0],
                                            atol=tolerance(o)[0], rtol=1e-6)

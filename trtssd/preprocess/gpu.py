@@ -142,7 +142,7 @@ class GpuPreprocessor(Closeable):
         self._ring = ring
         self._events = [drv.Event(drv.event_flags.DISABLE_TIMING) for _ in range(ring)]
         self._event_used = [False] * ring
-        self._table_of = [None] * ring     # the plan table each device table slot holds
+        self._table_of = [None] * ring     # (plan table, stream) of each device table slot
         self._calls = 0
         self._last_stream = None
         self._last_event = None
@@ -290,13 +290,14 @@ class GpuPreprocessor(Closeable):
                 plan.args_out = out_ptr
         else:
             # a table is never changed once made: when ring slot ``call`` already holds this
-            # plan's table, nothing is written or uploaded (calls are ordered one after the
-            # other, above, so the upload that put it there has run)
-            if self._table_of[call] is not plan.table:
+            # plan's table, uploaded on this same stream (so before this launch, in stream
+            # order), nothing is written or uploaded
+            held = self._table_of[call]
+            if held is None or held[0] is not plan.table or held[1] is not stream:
                 if self._event_used[call]:
                     ev.synchronize()     # the call that last used this table slot has finished
                 self._tables.put(call, plan.table, stream, drv)
-                self._table_of[call] = plan.table
+                self._table_of[call] = (plan.table, stream)
             args = plan.table_args.get((call, out_ptr))
             if args is None:
                 if len(plan.table_args) >= 4 * self._ring:

@@ -11,6 +11,9 @@ Cases (median us per call, samples of 100 calls):
 - ``preprocess_nv12_b8_same`` / ``preprocess_nv12_b8_ring``: ``GpuPreprocessor.preprocess`` of
   8 device NV12 1080p frames, the same 8 each call (a plan-cache hit) or 8 of 56 buffers drawn
   at random (8 NVDEC sources with rings of 7: a new plan nearly every round).
+- ``draw_host_1box`` / ``draw_host_20box``: the host part of drawing one 1080p frame on the GPU
+  (GpuSlot's drawing): ``layout_detections`` then ``draw_gpu.expand`` into the kernel's
+  primitives, for 1 and 20 labelled boxes (needs OpenCV).
 The real model: $TRTSSD_MODEL, or ../shared/models/detect.tflite beside a checkout.
 """
 import argparse
@@ -108,6 +111,26 @@ def preprocess_cases():
             ("preprocess_nv12_b8_ring", ring)]
 
 
+def draw_cases():
+    from trtssd.core.detections import Detections
+    from trtssd.io.draw import layout_detections
+    from trtssd.io.draw_gpu import atlas_for, expand
+    labels = ["c%d" % i for i in range(91)]
+    rng = np.random.default_rng(0)
+    cases = []
+    for n in (1, 20):
+        xy = rng.uniform(0, 1500, (n, 2))
+        det = Detections(np.concatenate([xy, xy + [200, 100]], 1), rng.uniform(0.3, 1, n),
+                         rng.integers(1, 90, n))
+        first = layout_detections((1080, 1920), det, labels)
+        atlas = atlas_for(first.thickness, first.font_scale, first.text_thickness)
+
+        def call(det=det, atlas=atlas):
+            return expand(layout_detections((1080, 1920), det, labels), atlas)
+        cases.append(("draw_host_%dbox" % n, call))
+    return cases
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--json", help="write the figures here")
@@ -122,6 +145,8 @@ def main(argv=None):
         slot.close()
         for name, fn in preprocess_cases():
             res[name] = median_us_per_call(fn, args.samples, 200)
+    for name, fn in draw_cases():
+        res[name] = median_us_per_call(fn, args.samples, 100)
     print("host us per call, no-op driver, Python %s on %s" % (platform.python_version(),
                                                                 platform.machine()))
     print_us(res, "call")

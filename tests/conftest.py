@@ -1,5 +1,9 @@
-"""Shared fixtures: where the real model is, and whether a GPU or nvcc is here."""
+"""Shared fixtures: where the real model is, and whether a GPU or nvcc is here; and a watchdog
+that ends a test run stuck in one test, with every thread's traceback."""
+import faulthandler
 import os
+import sys
+import threading
 
 import pytest
 
@@ -38,6 +42,40 @@ def cache(tmp_path_factory):
         del os.environ["TRTSSD_CACHE"]
     else:
         os.environ["TRTSSD_CACHE"] = old
+
+
+# No test of this suite takes more than a few minutes, even on a loaded CI machine; one that
+# does is stuck (a cluster waiting for resources, a thread waiting for a frame), and without
+# this the run would sit there until CI's own limit, printing nothing about where.
+WATCHDOG_S = float(os.environ.get("TRTSSD_TEST_WATCHDOG_S", "900"))
+
+
+def _stuck(item):
+    """The watchdog's end: the real stderr back from pytest's capture, every thread's
+    traceback on it, and the run ended (os._exit: a stuck thread cannot hold it up)."""
+    capman = item.config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.suspend_global_capture(in_=False)
+    sys.stderr.write("\n\ntrtssd test watchdog: %s still running after %.0f s "
+                     "(TRTSSD_TEST_WATCHDOG_S); every thread:\n" % (item.nodeid, WATCHDOG_S))
+    sys.stderr.flush()
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(3)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    timer = None
+    if WATCHDOG_S > 0:
+        timer = threading.Timer(WATCHDOG_S, _stuck, (item,))
+        timer.daemon = True
+        timer.start()
+    try:
+        yield
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 _GPU_REASON = []

@@ -154,19 +154,58 @@ def test_a_file_whose_actor_died_goes_to_a_new_actor(ray_cluster, tmp_path, arch
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
+    lines = []
     summary = ray_archive.run_archive(archive["videos"] + [archive["image"]],
-                                      str(tmp_path / "o"), actors=2, retries=1, log=log,
-                                      **cpu(tflite_model, label_file))
-    assert killed and summary["actor_restarts"] >= 1
+                                      str(tmp_path / "o"), actors=2, retries=1,
+                                      log=lambda line: (lines.append(line), log(line)),
+                                      setup_timeout_s=240, **cpu(tflite_model, label_file))
+    # one death, one replacement: the two files queued on the dead actor both fail with it,
+    # and the second failure must not replace the replacement (which then holds the freed CPU
+    # while its successor waits for it)
+    assert killed and summary["actor_restarts"] == 1, lines
+    assert sum(line.startswith("actor restarted: ") for line in lines) == 1, lines
     assert summary["files_done"] == 3 and not summary["failures"]
     assert summary["frames"] == 12 + 9 + 1
+
+
+class _FakeRay(object):
+    """ray.wait and ray.get over a dict ref -> ("ready", value) / ("error", exc) / None."""
+
+    def __init__(self, refs):
+        self.refs = refs
+
+    def wait(self, refs, timeout=None):
+        return [r for r in refs if self.refs[r] is not None], []
+
+    def get(self, ref):
+        state, value = self.refs[ref]
+        if state == "error":
+            raise value
+        return value
+
+
+def test_a_replacement_actor_that_cannot_start_ends_the_run():
+    import time
+    fake = _FakeRay({"up": ("ready", "host pid 7"), "slow": None,
+                     "broken": ("error", RuntimeError("no module named trtssd"))})
+    lines = []
+    starting = {0: ("up", time.perf_counter()), 1: ("slow", time.perf_counter())}
+    ray_archive._check_replacements(fake, starting, 30.0, "m.onnx", lines.append)
+    assert lines == ["actor restarted: host pid 7"] and list(starting) == [1]
+    starting[1] = ("slow", time.perf_counter() - 31.0)       # asked for 31 s ago
+    with pytest.raises(EnvironmentProblem, match="did not start within 30 s"):
+        ray_archive._check_replacements(fake, starting, 30.0, "m.onnx", lines.append)
+    with pytest.raises(EnvironmentProblem, match="could not load the detector.*no module named"):
+        ray_archive._check_replacements(fake, {0: ("broken", time.perf_counter())}, 30.0,
+                                        "m.onnx", lines.append)
 
 
 def test_parquet_results(ray_cluster, tmp_path, archive, tflite_model, label_file):
     pq = pytest.importorskip("pyarrow.parquet", reason="Parquet results need pyarrow")
     out = str(tmp_path / "pq")
     summary = ray_archive.run_archive([archive["videos"][1], archive["pics"]], out, fmt="parquet",
-                                      actors=1, **cpu(tflite_model, label_file))
+                                      actors=1, setup_timeout_s=240,
+                                      **cpu(tflite_model, label_file))
     assert summary["files_done"] == 2 and not summary["failures"]
     rows = pq.read_table(os.path.join(out, "b.parquet")).to_pylist()
     assert [r["frame"] for r in rows] == list(range(9))

@@ -188,6 +188,32 @@ def _error_text(e):
     return "%s: %s" % (type(e).__name__, text[-1] if text else "")
 
 
+def _kill(ray, actor):
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:       # already gone
+        pass
+
+
+def _check_replacements(ray, starting, timeout_s, model, log):
+    """Forget the replacement actors that are up; one that failed to load the detector, or is
+    not up ``timeout_s`` after it was asked for (the cluster has no room for it), ends the run
+    with an EnvironmentProblem instead of waiting for ever on the files queued on it."""
+    for slot, (ref, since) in list(starting.items()):
+        if ray.wait([ref], timeout=0)[0]:
+            del starting[slot]
+            try:
+                log("actor restarted: %s" % ray.get(ref))
+            except Exception as e:
+                raise EnvironmentProblem("a replacement Ray actor could not load the detector "
+                                         "(%s); check that trtssd and the model %s are on "
+                                         "every node" % (_error_text(e), model))
+        elif time.perf_counter() - since > timeout_s:
+            raise EnvironmentProblem(
+                "a replacement Ray actor did not start within %.0f s (the cluster has no free "
+                "CPU or GPU for it?); `ray status` shows what is held" % timeout_s)
+
+
 def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=2,
                 fmt="jsonl", loop=1, labels=None, setup_timeout_s=900.0, log=None,
                 **detector_kwargs):
@@ -196,7 +222,9 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
     the cluster this process already joined, else start one on this machine; ``"auto"``,
     ``"ray://HOST:PORT"`` or ``"HOST:PORT"`` to join one. ``detector_kwargs`` are
     trtssd.Detector's. A file that failed ``retries + 1`` times is listed in ``failures``;
-    the run goes on with the others."""
+    the run goes on with the others. An actor that died is replaced once per death; an actor
+    (first or replacement) not up within ``setup_timeout_s`` ends the run with an
+    EnvironmentProblem."""
     from .gpus import DETECTOR_ARGS
     from ..models import resolve
     log = log or (lambda line: None)
@@ -266,7 +294,8 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
         log("actors ready: %s" % ", ".join(where))
         todo = list(range(len(inputs)))          # indexes into inputs, in order
         attempts = [0] * len(inputs)
-        inflight = {}                             # ref -> (index, actor slot)
+        inflight = {}                             # ref -> (index, slot, the actor it went to)
+        starting = {}                             # slot -> (its replacement's ready ref, since)
         load = [0] * len(pool)
         t0 = time.perf_counter()
         while todo or inflight:
@@ -278,19 +307,26 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
                 attempts[i] += 1
                 path, kind = inputs[i]
                 ref = pool[slot].process.remote(path, kind, outs[i], fmt, loop)
-                inflight[ref] = (i, slot)
+                inflight[ref] = (i, slot, pool[slot])
                 load[slot] += 1
             done, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
             for ref in done:
-                i, slot = inflight.pop(ref)
+                i, slot, actor = inflight.pop(ref)
                 load[slot] -= 1
                 try:
                     res = ray.get(ref)
                 except Exception as e:
                     dead = isinstance(e, ray.exceptions.RayActorError)
-                    if dead and summary["actor_restarts"] < len(inputs) * (retries + 1):
+                    if dead and pool[slot] is actor:     # once per death: its queued files fail too
                         summary["actor_restarts"] += 1
-                        pool[slot] = Actor.remote(kw)       # its queued files fail too
+                        if summary["actor_restarts"] > len(inputs) * (retries + 1):
+                            raise EnvironmentProblem(
+                                "the Ray actors keep dying (%d restarts; last: %s); look at "
+                                "the actors' logs under /tmp/ray/session_latest/logs"
+                                % (summary["actor_restarts"] - 1, _error_text(e)))
+                        _kill(ray, actor)
+                        pool[slot] = Actor.remote(kw)
+                        starting[slot] = (pool[slot].ready.remote(), time.perf_counter())
                     text = _error_text(e)
                     if attempts[i] <= retries:
                         log("%s failed (%s); trying again" % (inputs[i][0], text))
@@ -305,14 +341,12 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
                 summary["per_file"].append(res)
                 log("%s: %d frames in %.2f s (%s)" % (res["file"], res["frames"],
                                                       res["seconds"], res["actor"]))
+            _check_replacements(ray, starting, setup_timeout_s, kw["model"], log)
         summary["wall_s"] = time.perf_counter() - t0
         summary["fps"] = summary["frames"] / summary["wall_s"] if summary["wall_s"] else 0.0
     finally:
         for a in pool:
-            try:
-                ray.kill(a)
-            except Exception:
-                pass
+            _kill(ray, a)
         if started:
             ray.shutdown()
     order = {p: n for n, (p, _) in enumerate(inputs)}

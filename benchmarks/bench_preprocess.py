@@ -24,7 +24,8 @@ What is measured (medians with p5/p95 over --reps repetitions):
   (pinned_empty), uploaded from their own memory: the pipeline's case.
 - ``host_us_own_views`` / ``host_us_torch`` / ``host_us_torch_new_views`` (BGR rows, with
   torch's CUDA): one call with frames and ``out=`` on a stream as DeviceArray views, torch
-  tensors (the same objects), and new torch views of the same batch each call.
+  tensors (the same objects), and new torch views of the same batch each call;
+  ``host_us_torch_key``: the frames' plan-cache key alone (Planner.key of the torch list).
 - ``python overhead`` (``--python-overhead``, CPU only, no GPU): the Python part of a call
   with a no-op driver.
 - OpenCV: ``cpu_preprocess`` per call on this CPU (one thread, cv2.setNumThreads(1)).
@@ -195,10 +196,19 @@ def _foreign_host_cost(pre, dev, frame_shape, n, o, reps):
                 stream.synchronize()
         stream.synchronize()
         res[name] = pct(host)
+    # the part of the torch row that is the plan-cache key of the frames (one per tensor)
+    key = pre._planner.key
+    host = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        key(same)
+        host.append((time.perf_counter() - t0) * 1e6)
+    res["host_us_torch_key"] = pct(host)
     own_out.close()
     print("   foreign arrays, host us per call (median): own views %.1f, torch %.1f, torch new "
-          "views %.1f" % tuple(res[k]["median"] for k in ("host_us_own_views", "host_us_torch",
-                                                           "host_us_torch_new_views")))
+          "views %.1f (of which the frames' plan key %.1f)"
+          % tuple(res[k]["median"] for k in ("host_us_own_views", "host_us_torch",
+                                             "host_us_torch_new_views", "host_us_torch_key")))
     return res
 
 

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -301,6 +301,29 @@ if [ "$phase" = r4d ]; then
     fp32_table 1 200 bench
     draw_rows gpu,pipelined 2,3,4 60
     gpu_folders 370
+fi
+# ---- r5: the per-type frame keys (foreign arrays), and where the pipelined modes' host CPU
+# goes today: py-spy stacks of the threads while they run (on-CPU samples only; py-spy slows
+# the run: stacks, not rates). Stage .device-carry/tools/py-spy (the py-spy wheel's binary).
+if [ "$phase" = r5 ]; then
+    step "GPU tests: preprocessing (frame keys per type) and the kernels"
+    run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile \
+        tests/preprocess tests/gpu
+    step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
+    run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
+        --no-opencv --reps 200 --json "$OUT/preprocess.json"
+    B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
+    step "undrawn and drawn pipelined rows without a profiler, for the stacks' context"
+    run 90 $B --modes gpu,pipelined --depths 2,3,4 --seconds 1 --json "$OUT/r5_undrawn.json"
+    run 90 $B --modes pipelined --depths 2,3,4 --seconds 1 --draw --json "$OUT/r5_draw.json"
+    SPY=.device-carry/tools/py-spy
+    for m in "pipelined --depths 4" "pipelined --depths 4 --draw" "pipelined --depths 2"; do
+        tag=$(echo "$m" | tr -d ' -' | sed 's/pipelineddepths/p/')
+        step "py-spy, every thread, $m (synthetic 1080p)"
+        run 60 $SPY record -r 250 -f raw --threads -o "$OUT/spy_$tag.txt" -- \
+            $B --modes $m --seconds 3 --json "$OUT/spy_$tag.json"
+    done
+    gzip -f "$OUT"/spy_*.txt
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

@@ -543,14 +543,10 @@ def _interface_key(obj):
 _KEY_OF_TYPE = {}
 
 
-def foreign_key(obj):
-    """A hashable key of a device array's memory (pointer, shape, strides, dtype) that changes
-    whenever its ``__cuda_array_interface__`` (or DLPack tensor) would, or None when ``obj``
-    has neither: what caches
-    of plans and checked buffers key foreign arrays by. PyTorch tensors and CuPy arrays by their
-    own cheap attributes (torch's interface property alone costs microseconds), anything else
-    by its interface (DLPack: its tensor)."""
-    t = type(obj)
+def foreign_key_function(t):
+    """The function foreign_key uses for objects of type ``t`` (memoised per type): PyTorch
+    tensors and CuPy arrays by their own cheap attributes (torch's interface property alone
+    costs microseconds), anything else by its interface (DLPack: its tensor)."""
     fn = _KEY_OF_TYPE.get(t)
     if fn is None:
         mod = getattr(t, "__module__", "") or ""
@@ -561,5 +557,13 @@ def foreign_key(obj):
         else:
             fn = _interface_key
         _KEY_OF_TYPE[t] = fn
-    return fn(obj)
+    return fn
+
+
+def foreign_key(obj):
+    """A hashable key of a device array's memory (pointer, shape, strides, dtype) that changes
+    whenever its ``__cuda_array_interface__`` (or DLPack tensor) would, or None when ``obj``
+    has neither: what caches of plans and checked buffers key foreign arrays by
+    (foreign_key_function says how, per type)."""
+    return foreign_key_function(type(obj))(obj)
 

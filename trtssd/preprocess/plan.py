@@ -10,7 +10,8 @@ import numpy as np
 
 from ..core.errors import InputError
 from ..core.geometry import FrameGeometry
-from ..gpu.cuda import DeviceArray, PinnedArray, cuda_array_info, foreign_key, is_device_array
+from ..gpu.cuda import (DeviceArray, PinnedArray, cuda_array_info, foreign_key_function,
+                        is_device_array)
 from .frames import YuvFrame, check_dtype, frame_list, frame_size
 from .options import YUV_FORMATS
 
@@ -120,13 +121,8 @@ class Planner(object):
         their planes."""
         t = type(frames)
         if t is list or t is tuple:
-            key = []
-            for f in frames:
-                k = _frame_key(f)
-                if k is None:
-                    return None
-                key.append(k)
-            return tuple(key)
+            key = tuple(map(_frame_key, frames))
+            return None if None in key else key
         return _frame_key(frames)
 
     @staticmethod
@@ -380,15 +376,38 @@ class Planner(object):
         self.out_views.clear()
 
 
+def _host_key(f):
+    return (id(f), f.shape, f.strides, f.dtype)
+
+
+def _device_array_key(f):
+    return (f.ptr, f.shape, f.dtype)
+
+
+def _yuv_key(f):
+    return ("yuv", f.width, f.height, f.planes, f.pitches) if f.on_device else None
+
+
+_FRAME_KEY_OF_TYPE = {}
+
+
 def _frame_key(f):
-    if isinstance(f, np.ndarray):
-        return (id(f), f.shape, f.strides, f.dtype)
-    if isinstance(f, DeviceArray):
-        return (f.ptr, f.shape, f.dtype)
-    if isinstance(f, YuvFrame):
-        return ("yuv", f.width, f.height, f.planes, f.pitches) if f.on_device else None
+    """Planner.key's key of one frame, by a function chosen once per type (a batch of eight
+    foreign tensors is eight keys a call: one dict lookup each, no chain of isinstance)."""
+    t = type(f)
+    fn = _FRAME_KEY_OF_TYPE.get(t)
+    if fn is None:
+        if issubclass(t, np.ndarray):
+            fn = _host_key
+        elif issubclass(t, DeviceArray):
+            fn = _device_array_key
+        elif issubclass(t, YuvFrame):
+            fn = _yuv_key
+        else:
+            fn = foreign_key_function(t)
+        _FRAME_KEY_OF_TYPE[t] = fn
     try:
-        return foreign_key(f)
+        return fn(f)
     except Exception:           # a broken interface: make() reports it
         return None
 

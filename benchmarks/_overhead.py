@@ -70,12 +70,13 @@ class NoopDriver(object):
     """Just enough of pycuda.driver for GpuPreprocessor and GpuPostprocessor, every call a
     no-op."""
 
-    class event_flags(object):
+    class event_flags(object):          # pycuda's values
+        BLOCKING_SYNC = 1
         DISABLE_TIMING = 2
 
     class Event(object):
-        def __init__(self, *a):
-            pass
+        def __init__(self, flags=0):
+            self.flags = flags
 
         def record(self, stream=None):
             pass

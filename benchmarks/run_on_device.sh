@@ -302,10 +302,25 @@ if [ "$phase" = r4d ]; then
     draw_rows gpu,pipelined 2,3,4 60
     gpu_folders 370
 fi
-# ---- r5: the per-type frame keys (foreign arrays), and where the pipelined modes' host CPU
-# goes today: py-spy stacks of the threads while they run (on-CPU samples only; py-spy slows
-# the run: stacks, not rates). Stage .device-carry/tools/py-spy (the py-spy wheel's binary).
+# ---- r5: the per-type frame keys (foreign arrays); the waits that sleep (host_wait_event)
+# side by side with spinning ones, twice each; and where the pipelined modes' host CPU goes:
+# py-spy stacks of the threads (on-CPU samples only; py-spy slows the run: stacks, not rates).
+# Stage .device-carry/tools/py-spy (the py-spy wheel's binary) and the spinning variant:
+#   mkdir -p .device-carry/variants/spin && git archive HEAD trtssd | tar -x -C .device-carry/variants/spin
+#   sed -i 's/return drv.Event(int(flags.DISABLE_TIMING) | int(flags.BLOCKING_SYNC))/return drv.Event(int(flags.DISABLE_TIMING))/' .device-carry/variants/spin/trtssd/gpu/cuda.py
 if [ "$phase" = r5 ]; then
+    clip=$PWD/$CLIP
+    D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 --no-chart"
+    for r in 1 2; do
+        for v in block spin; do
+            dir=$PWD; [ "$v" = spin ] && dir=$PWD/.device-carry/variants/spin
+            step "repetition $r: waits $v: gpu, pipelined d2-d4, multi (synthetic), pipelined d2 NVDEC"
+            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 90 $D --modes gpu,pipelined,multi \
+                --depths 2,3,4 --json "$OUT/r5_${v}_$r.json")
+            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 60 $D --modes pipelined --depths 2 \
+                --source "$clip" --decode gpu --seconds 1 --json "$OUT/r5_${v}_nvdec_$r.json")
+        done
+    done
     step "GPU tests: preprocessing (frame keys per type) and the kernels"
     run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile \
         tests/preprocess tests/gpu

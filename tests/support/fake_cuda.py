@@ -23,8 +23,9 @@ from support.kernel_shim import compile_cpu_module
 
 
 class FakeEvent(object):
-    def __init__(self, *a):
+    def __init__(self, flags=0):
         self.recorded = 0
+        self.flags = flags
 
     def record(self, stream=None):
         self.recorded += 1
@@ -56,7 +57,8 @@ class FakeDriver(object):
     Event = FakeEvent
     Stream = FakeStream
 
-    class event_flags(object):
+    class event_flags(object):          # pycuda's values
+        BLOCKING_SYNC = 1
         DISABLE_TIMING = 2
 
     class Context(object):

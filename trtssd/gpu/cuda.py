@@ -106,6 +106,17 @@ class CudaContext(Closeable):
         return "CudaContext(%d)" % self.device_index
 
 
+
+def host_wait_event(drv=None):
+    """A CUDA event that the host waits on (``synchronize``): no timing, and blocking
+    synchronisation, so a waiting thread sleeps on an OS primitive until the GPU reaches the
+    event instead of spinning a core in the driver (what CUDA's default scheduling does while a
+    process has fewer CUDA contexts than CPU cores: one core per waiting thread, whatever the
+    frame rate). ``query`` is unaffected."""
+    drv = drv or driver()
+    flags = drv.event_flags
+    return drv.Event(int(flags.DISABLE_TIMING) | int(flags.BLOCKING_SYNC))
+
 def _typestr(dtype):
     dtype = np.dtype(dtype)
     return dtype.str if dtype.itemsize > 1 else "|" + dtype.str[1:]
@@ -386,7 +397,7 @@ class EventTimer(object):
         drv = driver()
         self.stream = stream
         self._start = drv.Event()
-        self._stop = drv.Event()
+        self._stop = drv.Event(drv.event_flags.BLOCKING_SYNC)     # waited on: sleep, no spin
 
     def start(self):
         self._start.record(self.stream)

@@ -307,7 +307,7 @@ class GpuDrawer(Closeable):
         except Exception:
             self.close()
             raise
-        self._events = [drv.Event(drv.event_flags.DISABLE_TIMING) for _ in range(self._ring)]
+        self._events = [cuda.host_wait_event(drv) for _ in range(self._ring)]
         self._used = [False] * self._ring
         self._calls = 0
 

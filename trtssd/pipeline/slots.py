@@ -184,7 +184,7 @@ class _Contexts(object):
         """``allocate()`` (the slot's own buffers), the bound device arrays, then the slot's
         stream, the event that marks a batch done and three event timers on the stream
         (returned); a failure while allocating closes what was made so far."""
-        from ..gpu.cuda import EventTimer, driver
+        from ..gpu.cuda import EventTimer, driver, host_wait_event
         drv = driver()
         try:
             allocate()
@@ -194,7 +194,7 @@ class _Contexts(object):
             raise
         self.stream = drv.Stream()
         timers = tuple(EventTimer(self.stream) for _ in range(3))
-        self.done = drv.Event(drv.event_flags.DISABLE_TIMING)
+        self.done = host_wait_event(drv)
         return timers
 
     def _keep(self, array):
@@ -412,9 +412,9 @@ class GpuSlot(_Contexts, Slot):
                 self._pinned.append(self.h_drawn)
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         if draw is not None:
-            from ..gpu.cuda import driver
+            from ..gpu.cuda import driver, host_wait_event
             drv = driver()
-            self.drawn = drv.Event(drv.event_flags.DISABLE_TIMING)
+            self.drawn = host_wait_event(drv)
         self.time_every = max(1, int(time_every))
         self._submits = 0
 

@@ -177,7 +177,7 @@ class GpuPostprocessor(Closeable):
         self._plans = {}
         self._last = None
         self._labels_checked = None
-        from ..gpu.cuda import DeviceArray, driver, pinned_empty
+        from ..gpu.cuda import DeviceArray, driver, host_wait_event, pinned_empty
         from ..gpu.launch import load_kernel
         drv = driver()
         self._DeviceArray = DeviceArray
@@ -222,7 +222,7 @@ class GpuPostprocessor(Closeable):
             self._out_host = pinned_empty((self.max_batch, self._stride), np.float32,
                                           mapped=True)
             self._out_host.fill(np.nan)
-            self._event = drv.Event()
+            self._event = host_wait_event(drv)
         except Exception:
             self.close()
             raise

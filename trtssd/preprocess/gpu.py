@@ -16,7 +16,7 @@ import numpy as np
 from ..core.closeable import Closeable
 from ..core.errors import InputError
 from ..core.nullcontext import NULL_CONTEXT
-from ..gpu.cuda import DeviceArray, device_buffer, foreign_key
+from ..gpu.cuda import DeviceArray, device_buffer, foreign_key, host_wait_event
 from ..gpu.launch import ScalarArg, Signature, StructArg, VectorArg, load_kernel
 from .frames import frame_list
 from .options import PreprocessOptions
@@ -140,7 +140,7 @@ class GpuPreprocessor(Closeable):
         self._frames_dev_base = self._stage.device_base
         self._slot_event = self._stage.slot_event
         self._ring = ring
-        self._events = [drv.Event(drv.event_flags.DISABLE_TIMING) for _ in range(ring)]
+        self._events = [host_wait_event(drv) for _ in range(ring)]
         self._event_used = [False] * ring
         self._table_of = [None] * ring     # (plan table, stream) of each device table slot
         self._calls = 0

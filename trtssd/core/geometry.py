@@ -54,29 +54,64 @@ class FrameGeometry:
         return b
 
 
+def _constants(geometry, net_size):
+    """(size, pad, scale, limit): float64 [4] arrays of the mapping in (x, y, x, y) order:
+    the network input's size (normalised boxes to its pixels; None without ``net_size``), the
+    geometry's pad and scale (None without a geometry) and the clip limit. Made once per
+    geometry and network size and kept on the geometry (geometries are cached per frame size
+    upstream), so a result does not rebuild them."""
+    key = None if net_size is None else (float(net_size[0]), float(net_size[1]))
+    memo = None
+    if geometry is not None:
+        memo = geometry.__dict__.get("_to_frame_constants")
+        if memo is None:
+            memo = {}
+            object.__setattr__(geometry, "_to_frame_constants", memo)   # not a field: eq, hash unchanged
+        consts = memo.get(key)
+        if consts is not None:
+            return consts
+    size = None if key is None else np.array(key + key)
+    if geometry is None:
+        return size, None, None, size
+    px, py = float(geometry.pad_x), float(geometry.pad_y)
+    sx, sy = float(geometry.scale_x), float(geometry.scale_y)
+    fw, fh = float(geometry.frame_width), float(geometry.frame_height)
+    consts = memo[key] = (size, np.array((px, py, px, py)), np.array((sx, sy, sx, sy)),
+                          np.array((fw, fh, fw, fh)))
+    return consts
+
+
 def _net_to_frame(xy, geometry, net_size):
     """Boxes [K, 4] (x1, y1, x2, y2) float64 in network-input pixels -> float32 frame pixels,
     clipped to the frame; ``geometry`` None: kept in network-input pixels, clipped to
     ``net_size`` (width, height). Whole-array operations (a result of a few boxes costs a few
-    NumPy calls, not one per coordinate): x = (x_net - pad_x) / scale_x, then the clip."""
-    if geometry is None:
-        fw, fh = float(net_size[0]), float(net_size[1])
+    NumPy calls, not one per coordinate): x = (x_net - pad_x) / scale_x, then the clip. The
+    first operation makes a new array and the others work in it: ``xy`` is left as it is."""
+    _, pad, scale, limit = _constants(geometry, net_size)
+    if pad is not None:
+        out = np.subtract(xy, pad)
+        np.divide(out, scale, out=out)
+        np.maximum(out, 0.0, out=out)
     else:
-        fw, fh = float(geometry.frame_width), float(geometry.frame_height)
-        px, py = float(geometry.pad_x), float(geometry.pad_y)
-        sx, sy = float(geometry.scale_x), float(geometry.scale_y)
-        xy = (xy - np.array((px, py, px, py))) / np.array((sx, sy, sx, sy))
+        out = np.maximum(xy, 0.0)
     # maximum then minimum: np.clip's result, NaN kept, without its dispatch
-    xy = np.minimum(np.maximum(xy, 0.0), np.array((fw, fh, fw, fh)))
-    return xy.astype(np.float32)
+    np.minimum(out, limit, out=out)
+    return out.astype(np.float32)
+
+
+_XY_ORDER = np.array((1, 0, 3, 2))        # (ymin, xmin, ymax, xmax) -> (x1, y1, x2, y2)
 
 
 def boxes_to_frame(boxes_norm, geometry, input_width, input_height):
     """Normalised (ymin, xmin, ymax, xmax) [K, 4] -> frame pixels (x1, y1, x2, y2), clipped.
 
     ``geometry`` is the frame's FrameGeometry, or None to report network-input pixels.
+    Float32 boxes are read as they are (float32 times float64 is computed in float64, exactly
+    as from a float64 copy).
     """
-    b = np.asarray(boxes_norm, dtype=np.float64).reshape(-1, 4)
-    w, h = float(input_width), float(input_height)
-    xy = b[:, (1, 0, 3, 2)] * np.array((w, h, w, h))
+    b = np.asarray(boxes_norm)
+    if b.dtype != np.float32:
+        b = np.asarray(b, np.float64)
+    size = _constants(geometry, (input_width, input_height))[0]
+    xy = np.multiply(b.reshape(-1, 4)[:, _XY_ORDER], size)      # a new float64 array
     return _net_to_frame(xy, geometry, (input_width, input_height))

@@ -128,11 +128,11 @@ def to_frame(boxes, geometry, spec):
     """(ymin, xmin, ymax, xmax) [K, 4] in the model's units -> frame pixels (x1, y1, x2, y2),
     clipped (trtssd.core.geometry.boxes_to_frame, the one mapping). ``geometry``: the
     preprocessing's FrameGeometry, or None for network-input pixels (clipped to the input)."""
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     w, h = spec.input_width, spec.input_height
     if not spec.outputs.normalized:      # network-input pixels: to 0..1 first (float64)
-        b = b / np.array([h, w, h, w], np.float64)
-    return boxes_to_frame(b, geometry, w, h)
+        b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+        return boxes_to_frame(b / np.array([h, w, h, w], np.float64), geometry, w, h)
+    return boxes_to_frame(boxes, geometry, w, h)
 
 
 # ----------------------------------------------------------------------------- scores

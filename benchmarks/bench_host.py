@@ -11,6 +11,10 @@ Cases (median us per call, samples of 100 calls):
 - ``preprocess_nv12_b8_same`` / ``preprocess_nv12_b8_ring``: ``GpuPreprocessor.preprocess`` of
   8 device NV12 1080p frames, the same 8 each call (a plan-cache hit) or 8 of 56 buffers drawn
   at random (8 NVDEC sources with rings of 7: a new plan nearly every round).
+- ``to_frame_10box``: the completion thread's mapping of one frame's 10 kept rows to frame
+  pixels (``postprocess.cpu.to_frame``, a letterboxed 1080p frame).
+- ``plan_key_torch_b8``: the preprocessor's plan-cache key of 8 torch tensors (``Planner.key``;
+  CPU tensors, the same attribute reads as CUDA ones; without torch: not run).
 - ``draw_host_1box`` / ``draw_host_20box``: the host part of drawing one 1080p frame on the GPU
   (GpuSlot's drawing): ``layout_detections`` then ``draw_gpu.expand`` into the kernel's
   primitives, for 1 and 20 labelled boxes (needs OpenCV).
@@ -111,6 +115,27 @@ def preprocess_cases():
             ("preprocess_nv12_b8_ring", ring)]
 
 
+def result_cases(spec):
+    """The completion thread's box mapping of one frame (10 kept rows of a kernel's result, a
+    1080p frame letterboxed), and the plan key of a batch of 8 torch tensors (CPU tensors:
+    the key reads the same attributes of CUDA ones; skipped without torch)."""
+    from trtssd.core.geometry import FrameGeometry
+    from trtssd.postprocess.cpu import to_frame
+    from trtssd.preprocess import PreprocessOptions
+    from trtssd.preprocess.plan import Planner
+    rng = np.random.default_rng(0)
+    rows = rng.uniform(-0.05, 1.05, (KEPT, 8)).astype(np.float32)
+    geo = FrameGeometry.compute(1920, 1080, PreprocessOptions(letterbox=True))
+    cases = [("to_frame_10box", lambda: to_frame(rows[:, :4], geo, spec))]
+    try:
+        import torch
+    except ImportError:
+        return cases
+    tensors = [torch.zeros((1080, 1920, 3), dtype=torch.uint8) for _ in range(8)]
+    cases.append(("plan_key_torch_b8", lambda: Planner.key(tensors)))
+    return cases
+
+
 def draw_cases():
     from trtssd.core.detections import Detections
     from trtssd.io.draw import layout_detections
@@ -145,7 +170,7 @@ def main(argv=None):
         slot.close()
         for name, fn in preprocess_cases():
             res[name] = median_us_per_call(fn, args.samples, 200)
-    for name, fn in draw_cases():
+    for name, fn in result_cases(spec) + draw_cases():
         res[name] = median_us_per_call(fn, args.samples, 100)
     print("host us per call, no-op driver, Python %s on %s" % (platform.python_version(),
                                                                 platform.machine()))

@@ -327,6 +327,9 @@ if [ "$phase" = r5 ]; then
     step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
     run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --no-opencv --reps 200 --json "$OUT/preprocess.json"
+    step "PCIe: 1080p frames up, down and both at once; where the GPU and this process sit"
+    nvidia-smi topo -m
+    run 60 python3 -m benchmarks.bench_pcie --json "$OUT/pcie.json"
     B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
     step "undrawn and drawn pipelined rows without a profiler, for the stacks' context"
     run 90 $B --modes gpu,pipelined --depths 2,3,4 --seconds 1 --json "$OUT/r5_undrawn.json"

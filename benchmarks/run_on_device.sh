@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -302,40 +302,50 @@ if [ "$phase" = r4d ]; then
     draw_rows gpu,pipelined 2,3,4 60
     gpu_folders 370
 fi
-# ---- r5: the per-type frame keys (foreign arrays); the waits that sleep (host_wait_event)
-# side by side with spinning ones, twice each; and where the pipelined modes' host CPU goes:
-# py-spy stacks of the threads (on-CPU samples only; py-spy slows the run: stacks, not rates).
+# ---- r5 / r5b (round 5; written without a GPU run, two calls of ~300-450 s each):
+# r5: the GPU tests of the changed code, the foreign-array host cost (per-type frame keys),
+#   PCIe both ways with the GPU's placement, and the waits that sleep (host_wait_event) side
+#   by side with spinning ones on synthetic 1080p, twice each, alternating;
+# r5b: the same side by side on the H.264 clip with NVDEC (pipelined d2, multi x8), then the
+#   drawn rows and py-spy stacks of the pipelined threads (on-CPU samples only; py-spy slows
+#   the run: stacks, not rates).
 # Stage .device-carry/tools/py-spy (the py-spy wheel's binary) and the spinning variant:
 #   mkdir -p .device-carry/variants/spin && git archive HEAD trtssd | tar -x -C .device-carry/variants/spin
 #   sed -i 's/return drv.Event(int(flags.DISABLE_TIMING) | int(flags.BLOCKING_SYNC))/return drv.Event(int(flags.DISABLE_TIMING))/' .device-carry/variants/spin/trtssd/gpu/cuda.py
-if [ "$phase" = r5 ]; then
-    clip=$PWD/$CLIP
-    D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --seconds 2 --no-chart"
+# side_by_side TAG LIMIT BENCH-ARGS...: this tree ("block") and the variant ("spin"), twice
+side_by_side() {
+    local tag=$1 limit=$2; shift 2
+    local D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
     for r in 1 2; do
         for v in block spin; do
-            dir=$PWD; [ "$v" = spin ] && dir=$PWD/.device-carry/variants/spin
-            step "repetition $r: waits $v: gpu, pipelined d2-d4, multi (synthetic), pipelined d2 NVDEC"
-            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 90 $D --modes gpu,pipelined,multi \
-                --depths 2,3,4 --json "$OUT/r5_${v}_$r.json")
-            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 60 $D --modes pipelined --depths 2 \
-                --source "$clip" --decode gpu --seconds 1 --json "$OUT/r5_${v}_nvdec_$r.json")
+            local dir=$PWD; [ "$v" = spin ] && dir=$PWD/.device-carry/variants/spin
+            step "repetition $r, waits $v: $tag"
+            (cd "$dir" && PYTHONPATH=/tmp/site:$dir run "$limit" $D "$@" \
+                --json "$OUT/r5_${tag}_${v}_$r.json")
         done
     done
-    step "GPU tests: preprocessing (frame keys per type) and the kernels"
+}
+if [ "$phase" = r5 ]; then
+    step "GPU tests: preprocessing (frame keys per type), the kernels, the pipelines' waits"
     run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile \
-        tests/preprocess tests/gpu
+        tests/preprocess tests/gpu tests/pipeline/test_pipeline_gpu.py tests/io/test_draw_gpu.py
     step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
     run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --no-opencv --reps 200 --json "$OUT/preprocess.json"
     step "PCIe: 1080p frames up, down and both at once; where the GPU and this process sit"
     nvidia-smi topo -m
     run 60 python3 -m benchmarks.bench_pcie --json "$OUT/pcie.json"
+    side_by_side synthetic 60 --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1
+fi
+if [ "$phase" = r5b ]; then
+    clip=$PWD/$CLIP
+    side_by_side nvdec 60 --modes pipelined,multi --depths 2 --source "$clip" --decode gpu --seconds 1
     B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
     step "undrawn and drawn pipelined rows without a profiler, for the stacks' context"
-    run 90 $B --modes gpu,pipelined --depths 2,3,4 --seconds 1 --json "$OUT/r5_undrawn.json"
-    run 90 $B --modes pipelined --depths 2,3,4 --seconds 1 --draw --json "$OUT/r5_draw.json"
+    run 60 $B --modes pipelined --depths 2,3,4 --seconds 1 --json "$OUT/r5_undrawn.json"
+    run 60 $B --modes pipelined --depths 2,3,4 --seconds 1 --draw --json "$OUT/r5_draw.json"
     SPY=.device-carry/tools/py-spy
-    for m in "pipelined --depths 4" "pipelined --depths 4 --draw" "pipelined --depths 2"; do
+    for m in "pipelined --depths 4" "pipelined --depths 4 --draw"; do
         tag=$(echo "$m" | tr -d ' -' | sed 's/pipelineddepths/p/')
         step "py-spy, every thread, $m (synthetic 1080p)"
         run 60 $SPY record -r 250 -f raw --threads -o "$OUT/spy_$tag.txt" -- \

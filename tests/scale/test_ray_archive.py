@@ -113,6 +113,7 @@ def test_an_archive_on_a_local_cluster(ray_cluster, tmp_path, archive, tflite_mo
     summary = ray_archive.run_archive(files, out, actors=2, retries=1, loop=2,
                                       log=lines.append, **cpu(tflite_model, label_file))
     assert summary["files"] == 6 and summary["files_done"] == 5 and summary["actors"] == 2
+    assert summary["actor_restarts"] == 0       # a broken file is the file's error, not the actor's
     assert summary["failures"] == [{"file": archive["broken"], "attempts": 2, "error": (
         summary["failures"][0]["error"])}]
     assert "cannot open video file" in summary["failures"][0]["error"]

@@ -316,7 +316,11 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
                 try:
                     res = ray.get(ref)
                 except Exception as e:
-                    dead = isinstance(e, ray.exceptions.RayActorError)
+                    # the file's own error comes as a RayTaskError and leaves the actor as it
+                    # was; any other Ray error (the actor died or is unreachable, its worker
+                    # crashed) retires it
+                    dead = (isinstance(e, ray.exceptions.RayError)
+                            and not isinstance(e, ray.exceptions.RayTaskError))
                     if dead and pool[slot] is actor:     # once per death: its queued files fail too
                         summary["actor_restarts"] += 1
                         if summary["actor_restarts"] > len(inputs) * (retries + 1):

@@ -44,7 +44,8 @@ class FrameGeometry:
 
     def to_frame(self, boxes):
         """Boxes [K, 4] (x1, y1, x2, y2) in network-input pixels -> frame pixels, clipped."""
-        return _net_to_frame(np.asarray(boxes, np.float64).reshape(-1, 4), self, None)
+        return _net_to_frame(np.asarray(boxes, np.float64).reshape(-1, 4),
+                             _constants(self, None))
 
     def to_net(self, boxes):
         """Boxes [K, 4] (x1, y1, x2, y2) in frame pixels -> network-input pixels."""
@@ -81,13 +82,14 @@ def _constants(geometry, net_size):
     return consts
 
 
-def _net_to_frame(xy, geometry, net_size):
+def _net_to_frame(xy, constants):
     """Boxes [K, 4] (x1, y1, x2, y2) float64 in network-input pixels -> float32 frame pixels,
-    clipped to the frame; ``geometry`` None: kept in network-input pixels, clipped to
-    ``net_size`` (width, height). Whole-array operations (a result of a few boxes costs a few
-    NumPy calls, not one per coordinate): x = (x_net - pad_x) / scale_x, then the clip. The
-    first operation makes a new array and the others work in it: ``xy`` is left as it is."""
-    _, pad, scale, limit = _constants(geometry, net_size)
+    clipped to the frame, by ``_constants`` of the frame's geometry (without a geometry: kept in
+    network-input pixels, clipped to the input). Whole-array operations (a result of a few
+    boxes costs a few NumPy calls, not one per coordinate): x = (x_net - pad_x) / scale_x, then
+    the clip. The first operation makes a new array and the others work in it: ``xy`` is left
+    as it is."""
+    _, pad, scale, limit = constants
     if pad is not None:
         out = np.subtract(xy, pad)
         np.divide(out, scale, out=out)
@@ -112,6 +114,6 @@ def boxes_to_frame(boxes_norm, geometry, input_width, input_height):
     b = np.asarray(boxes_norm)
     if b.dtype != np.float32:
         b = np.asarray(b, np.float64)
-    size = _constants(geometry, (input_width, input_height))[0]
-    xy = np.multiply(b.reshape(-1, 4)[:, _XY_ORDER], size)      # a new float64 array
-    return _net_to_frame(xy, geometry, (input_width, input_height))
+    constants = _constants(geometry, (input_width, input_height))
+    xy = np.multiply(b.reshape(-1, 4)[:, _XY_ORDER], constants[0])      # a new float64 array
+    return _net_to_frame(xy, constants)

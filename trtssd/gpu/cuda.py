@@ -106,7 +106,6 @@ class CudaContext(Closeable):
         return "CudaContext(%d)" % self.device_index
 
 
-
 def host_wait_event(drv=None):
     """A CUDA event that the host waits on (``synchronize``): no timing, and blocking
     synchronisation, so a waiting thread sleeps on an OS primitive until the GPU reaches the
@@ -116,6 +115,7 @@ def host_wait_event(drv=None):
     drv = drv or driver()
     flags = drv.event_flags
     return drv.Event(int(flags.DISABLE_TIMING) | int(flags.BLOCKING_SYNC))
+
 
 def _typestr(dtype):
     dtype = np.dtype(dtype)

@@ -188,6 +188,11 @@ def _error_text(e):
     return "%s: %s" % (type(e).__name__, text[-1] if text else "")
 
 
+def _load_failed(who, e, model):
+    return EnvironmentProblem("%s could not load the detector (%s); check that trtssd and the "
+                              "model %s are on every node" % (who, _error_text(e), model))
+
+
 def _kill(ray, actor):
     try:
         ray.kill(actor, no_restart=True)
@@ -205,9 +210,7 @@ def _check_replacements(ray, starting, timeout_s, model, log):
             try:
                 log("actor restarted: %s" % ray.get(ref))
             except Exception as e:
-                raise EnvironmentProblem("a replacement Ray actor could not load the detector "
-                                         "(%s); check that trtssd and the model %s are on "
-                                         "every node" % (_error_text(e), model))
+                raise _load_failed("a replacement Ray actor", e, model)
         elif time.perf_counter() - since > timeout_s:
             raise EnvironmentProblem(
                 "a replacement Ray actor did not start within %.0f s (the cluster has no free "
@@ -288,9 +291,7 @@ def run_archive(files, out_dir, address=None, actors=None, retries=1, per_actor=
         try:
             where = ray.get([a.ready.remote() for a in pool], timeout=setup_timeout_s)
         except Exception as e:
-            raise EnvironmentProblem("the Ray actors could not load the detector (%s); check "
-                                     "that trtssd and the model %s are on every node"
-                                     % (_error_text(e), kw["model"]))
+            raise _load_failed("the Ray actors", e, kw["model"])
         log("actors ready: %s" % ", ".join(where))
         todo = list(range(len(inputs)))          # indexes into inputs, in order
         attempts = [0] * len(inputs)

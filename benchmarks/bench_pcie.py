@@ -119,7 +119,7 @@ def main(argv=None):
         with ctx.active():
             res = measure(driver(), args.frames, args.reps)
             res.update(placement(ctx.device))
-            res["device"] = ctx.name()
+            res["device"] = ctx.name
     finally:
         ctx.close()
     print("PCIe, %d x 1080p BGR (%.1f MB) per group, GB/s median (p5-p95):"

@@ -22,3 +22,48 @@ def test_without_a_gpu_it_says_why(capsys):
     from benchmarks import bench_pcie
     assert bench_pcie.main(["--reps", "1"]) == 0
     assert "bench_pcie: skipped: " in capsys.readouterr().out
+
+
+def test_the_command_prints_and_writes_every_case(monkeypatch, tmp_path, capsys):
+    # main() end to end on the fake driver, with a fake device: the case names, the GPU's
+    # name and placement reach the table and the JSON
+    import json
+    import trtssd.core.env as env
+    from benchmarks import bench_pcie
+    drv = fake_cuda.install(monkeypatch, "direct", {})
+
+    class Primary(object):
+        def push(self):
+            pass
+
+        def detach(self):
+            pass
+
+    class Device(object):
+        @staticmethod
+        def count():
+            return 1
+
+        def __init__(self, index):
+            assert index == 0
+
+        def name(self):
+            return "Fake GPU"
+
+        def pci_bus_id(self):
+            return "0000:AB:00.0"
+
+        def retain_primary_context(self):
+            return Primary()
+
+    drv.Device = Device
+    drv.Context.pop = staticmethod(lambda: None)
+    monkeypatch.setattr(env, "gpu_unavailable_reason", lambda: None)
+    out = tmp_path / "pcie.json"
+    assert bench_pcie.main(["--frames", "2", "--reps", "2", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for case in ("h2d", "d2h", "both_h2d", "both_d2h"):
+        assert "\n  %-16s " % case in text, case
+    res = json.loads(out.read_text())
+    assert res["device"] == "Fake GPU" and res["pci_bus_id"] == "0000:ab:00.0"
+    assert "GPU 0000:ab:00.0 on NUMA node" in text

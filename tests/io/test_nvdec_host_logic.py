@@ -134,8 +134,6 @@ def test_device_frames_in_order_copied_from_pitched_surfaces(fake):
     from trtssd.io.nvdec import NvdecSource
     src = NvdecSource(fake.clip)
     assert (src.width, src.height, src.fps, src.pixel_format) == (W, H, 30.0, "NV12")
-    copied = src._copied               # waited on per frame: blocking sync, no timing
-    assert copied.flags == fake.drv.event_flags.BLOCKING_SYNC | fake.drv.event_flags.DISABLE_TIMING
     got = []
     while True:
         f = src.read()
@@ -145,7 +143,6 @@ def test_device_frames_in_order_copied_from_pitched_surfaces(fake):
         got.append(f.image.copy_to_host())
         f.done()
     assert len(got) == N                      # the held-back picture came with the flush
-    assert copied.recorded == N               # each frame's copy waited on through it
     for k, a in enumerate(got):
         assert np.array_equal(a, picture(k)[1]), k
     src.close()

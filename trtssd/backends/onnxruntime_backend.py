@@ -90,22 +90,16 @@ class _CudaContext(ExecutionContext):
             self.binding.bind_output(name, "cuda", 0, np.float32,
                                      list(buf.__cuda_array_interface__["shape"]), _ptr(buf))
         self._keep = (images, boxes, scores)
-        self._ready = None
 
     def enqueue(self, stream=None):
-        """Synchronous (see the module's docstring): waits for ``stream`` (through a blocking
-        event, where a stream's synchronize would spin a core), then runs."""
+        """Synchronous (see the module's docstring): waits for ``stream``, then runs."""
         if stream is None:
             import pycuda.driver as drv
             drv.Context.synchronize()
         else:
-            if self._ready is None:
-                from ..gpu.cuda import host_wait_event
-                self._ready = host_wait_event()
-            self._ready.record(stream)
-            self._ready.synchronize()
+            stream.synchronize()
         self.backend.session.run_with_iobinding(self.binding)
 
     def close(self):
         self.binding = None
-        self._keep = self._ready = None
+        self._keep = None

@@ -107,14 +107,13 @@ class CudaContext(Closeable):
 
 
 def host_wait_event(drv=None):
-    """A CUDA event that the host waits on (``synchronize``): no timing, and blocking
-    synchronisation, so a waiting thread sleeps on an OS primitive until the GPU reaches the
-    event instead of spinning a core in the driver (what CUDA's default scheduling does while a
-    process has fewer CUDA contexts than CPU cores: one core per waiting thread, whatever the
-    frame rate). ``query`` is unaffected."""
+    """A CUDA event that the host waits on (``synchronize``): no timing. Without blocking
+    synchronisation: a waiting thread spins in the driver (one core while it waits) and sees
+    the event within microseconds; with BLOCKING_SYNC it slept, and on the lent H200 every
+    mode lost 5-23% of its frame rate for the CPU it saved (benchmarks/NOTES_pipeline.md,
+    round 5)."""
     drv = drv or driver()
-    flags = drv.event_flags
-    return drv.Event(int(flags.DISABLE_TIMING) | int(flags.BLOCKING_SYNC))
+    return drv.Event(drv.event_flags.DISABLE_TIMING)
 
 
 def _typestr(dtype):
@@ -397,7 +396,7 @@ class EventTimer(object):
         drv = driver()
         self.stream = stream
         self._start = drv.Event()
-        self._stop = drv.Event(drv.event_flags.BLOCKING_SYNC)     # waited on: sleep, no spin
+        self._stop = drv.Event()
 
     def start(self):
         self._start.record(self.stream)

@@ -161,15 +161,14 @@ class NvdecSource(Source):
         self._eof = False
         self._stop = None
         self._host_alloc = self._host_free = None
-        self._dmx = self._dec = self._stream = self._copied = None
+        self._dmx = self._dec = self._stream = None
         nvc = _nvc()
         from ..gpu.cuda import CudaContext
         self._cc = CudaContext(int(gpu))
         try:
             with self._cc.active():
-                from ..gpu.cuda import driver, host_wait_event
+                from ..gpu.cuda import driver
                 self._stream = driver().Stream()
-                self._copied = host_wait_event()     # the frame's copy, waited on per frame
                 try:
                     self._dmx = nvc.CreateDemuxer(filename=text)
                     self._dec = nvc.CreateDecoder(
@@ -317,10 +316,8 @@ class NvdecSource(Source):
                 try:
                     self._copy(pic, buf, host=self._host_alloc is not None,
                                stream=self._stream)
-                    # the frame is complete before any other stream reads it (an event
-                    # with blocking sync: a stream's synchronize would spin a core)
-                    self._copied.record(self._stream)
-                    self._copied.synchronize()
+                    # the frame is complete before any other stream reads it
+                    self._stream.synchronize()
                 except BaseException:
                     self._ring.put(k)
                     raise
@@ -353,7 +350,7 @@ class NvdecSource(Source):
                     self._dec = None
                     self._dmx = self._iter = None
                     self.release_buffers()
-                    self._stream = self._copied = None
+                    self._stream = None
         finally:
             cc, self._cc = self._cc, None
             if cc is not None:

@@ -302,28 +302,39 @@ if [ "$phase" = r4d ]; then
     draw_rows gpu,pipelined 2,3,4 60
     gpu_folders 370
 fi
-# ---- r5 / r5b (round 5; written without a GPU run, two calls of ~300-450 s each):
+# ---- r5 / r5b (round 5; two calls of ~300-450 s each):
 # r5: the GPU tests of the changed code, the foreign-array host cost (per-type frame keys),
-#   PCIe both ways with the GPU's placement, and the waits that sleep (host_wait_event) side
-#   by side with spinning ones on synthetic 1080p, twice each, alternating;
-# r5b: the same side by side on the H.264 clip with NVDEC (pipelined d2, multi x8), then the
-#   drawn rows and py-spy stacks of the pipelined threads (on-CPU samples only; py-spy slows
-#   the run: stacks, not rates).
-# Stage .device-carry/tools/py-spy (the py-spy wheel's binary) and the spinning variant:
-#   mkdir -p .device-carry/variants/spin && git archive HEAD trtssd | tar -x -C .device-carry/variants/spin
-#   sed -i 's/return drv.Event(int(flags.DISABLE_TIMING) | int(flags.BLOCKING_SYNC))/return drv.Event(int(flags.DISABLE_TIMING))/' .device-carry/variants/spin/trtssd/gpu/cuda.py
-# side_by_side TAG LIMIT BENCH-ARGS...: this tree ("block") and the variant ("spin"), twice
+#   PCIe both ways with the GPU's placement, and this tree side by side with the variants on
+#   synthetic 1080p, twice each, alternating (run 15 ran it with BLOCKING_SYNC waits in the tree
+#   and spinning ones in the variant; the tree spins since);
+# r5b: PCIe, the same side by side on the H.264 clip with NVDEC (pipelined d2, multi x8), then
+#   the drawn rows and py-spy stacks of the pipelined threads (on-CPU samples only; py-spy
+#   slows the run: stacks, not rates).
+# Stage .device-carry/tools/py-spy (the py-spy wheel's binary) and the variants: "block", every
+# wait through a BLOCKING_SYNC event (the code of af0397c), and "nvblock", this tree with only
+# NVDEC's per-frame copy waited on through one:
+#   V=.device-carry/variants; mkdir -p $V/block $V/nvblock
+#   git archive af0397c trtssd | tar -x -C $V/block
+#   git archive HEAD trtssd | tar -x -C $V/nvblock && git show af0397c:trtssd/io/nvdec.py > $V/nvblock/trtssd/io/nvdec.py
+#   sed -i 's/self._copied = host_wait_event()/self._copied = driver().Event(3)/' $V/nvblock/trtssd/io/nvdec.py
+# side_by_side TAG LIMIT "VARIANTS" BENCH-ARGS...: this tree ("now") and each variant under
+# .device-carry/variants, twice, alternating
 side_by_side() {
-    local tag=$1 limit=$2; shift 2
+    local tag=$1 limit=$2 variants=$3; shift 3
     local D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
     for r in 1 2; do
-        for v in block spin; do
-            local dir=$PWD; [ "$v" = spin ] && dir=$PWD/.device-carry/variants/spin
-            step "repetition $r, waits $v: $tag"
+        for v in now $variants; do
+            local dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
+            step "repetition $r, variant $v: $tag"
             (cd "$dir" && PYTHONPATH=/tmp/site:$dir run "$limit" $D "$@" \
                 --json "$OUT/r5_${tag}_${v}_$r.json")
         done
     done
+}
+pcie() {
+    step "PCIe: 1080p frames up, down and both at once; where the GPU and this process sit"
+    nvidia-smi topo -m
+    run 60 python3 -m benchmarks.bench_pcie --json "$OUT/pcie.json"
 }
 if [ "$phase" = r5 ]; then
     step "GPU tests: preprocessing (frame keys per type), the kernels, the pipelines' waits"
@@ -332,14 +343,13 @@ if [ "$phase" = r5 ]; then
     step "preprocessing from torch tensors and own views (host cost per call), 1080p f32"
     run 60 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --no-opencv --reps 200 --json "$OUT/preprocess.json"
-    step "PCIe: 1080p frames up, down and both at once; where the GPU and this process sit"
-    nvidia-smi topo -m
-    run 60 python3 -m benchmarks.bench_pcie --json "$OUT/pcie.json"
-    side_by_side synthetic 60 --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1
+    pcie
+    side_by_side synthetic 60 block --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1
 fi
 if [ "$phase" = r5b ]; then
-    clip=$PWD/$CLIP
-    side_by_side nvdec 60 --modes pipelined,multi --depths 2 --source "$clip" --decode gpu --seconds 1
+    pcie
+    side_by_side nvdec 60 "block nvblock" --modes pipelined,multi --depths 2 --source "$PWD/$CLIP" \
+        --decode gpu --seconds 1
     B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
     step "undrawn and drawn pipelined rows without a profiler, for the stacks' context"
     run 60 $B --modes pipelined --depths 2,3,4 --seconds 1 --json "$OUT/r5_undrawn.json"

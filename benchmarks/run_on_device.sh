@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -362,6 +362,29 @@ if [ "$phase" = r5b ]; then
             $B --modes $m --seconds 3 --json "$OUT/spy_$tag.json"
     done
     gzip -f "$OUT"/spy_*.txt
+fi
+# ---- r6 (round 6, one call of ~450 s): the driver thread keeping the GIL through its upload
+# and graph launch (this tree) side by side with the code before it ("released", its calls
+# releasing the GIL), undrawn and drawn, twice each alternating; then fp16 if time is left.
+# Every JSON goes into $OUT/r6.tgz (the device tool brings back at most 8 files). Stage:
+#   mkdir -p .device-carry/variants/released && git archive <the commit before> trtssd | tar -x -C .device-carry/variants/released
+if [ "$phase" = r6 ]; then
+    R=/tmp/r6; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    end=${R6_SECONDS:-470}
+    step "GPU tests: the preprocessing's uploads, the pipelines, the torch backend's graph launch"
+    run 110 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
+        tests/preprocess/test_preprocess_gpu.py tests/preprocess/test_preprocess_yuv.py \
+        tests/pipeline/test_pipeline_gpu.py tests/backends/test_backends_gpu.py tests/gpu
+    side_by_side undrawn 60 released --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1
+    side_by_side drawn 45 released --modes pipelined --depths 2,3,4 --seconds 1 --draw
+    left=$(( end - SECONDS ))
+    if [ "$left" -gt 70 ]; then
+        step "trtssd bench fp16, synthetic 1080p (${left} s left)"
+        run "$left" python3 -m trtssd bench --backend torch --device cuda --precision fp16 \
+            --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1 --no-chart --json "$OUT/r6_fp16.json"
+    fi
+    OUT=$SAVED_OUT
+    tar czf "$OUT/r6.tgz" -C "$R" .
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

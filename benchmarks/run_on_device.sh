@@ -375,16 +375,16 @@ if [ "$phase" = r6 ]; then
     run 110 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile \
         tests/preprocess/test_preprocess_gpu.py tests/preprocess/test_preprocess_yuv.py \
         tests/pipeline/test_pipeline_gpu.py tests/backends/test_backends_gpu.py tests/gpu
-    side_by_side undrawn 60 released --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1
-    side_by_side drawn 45 released --modes pipelined --depths 2,3,4 --seconds 1 --draw
+    pack() { tar czf "$SAVED_OUT/r6.tgz" -C "$R" .; }     # after each step: a cut-off call keeps it
+    side_by_side undrawn 60 released --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1; pack
+    side_by_side drawn 45 released --modes pipelined --depths 2,3,4 --seconds 1 --draw; pack
     left=$(( end - SECONDS ))
     if [ "$left" -gt 70 ]; then
         step "trtssd bench fp16, synthetic 1080p (${left} s left)"
         run "$left" python3 -m trtssd bench --backend torch --device cuda --precision fp16 \
             --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1 --no-chart --json "$OUT/r6_fp16.json"
     fi
-    OUT=$SAVED_OUT
-    tar czf "$OUT/r6.tgz" -C "$R" .
+    OUT=$SAVED_OUT; pack
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

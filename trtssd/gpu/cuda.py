@@ -131,89 +131,38 @@ def stream_handle(stream):
     return int(handle)
 
 
-_libcuda = None
-_libcuda_lock = threading.Lock()
 _graph_launch = None
-
-
-def _driver_function(name, argtypes):
-    """A function of the CUDA driver library loaded through ``ctypes.PyDLL`` (returning a
-    CUresult), or None where the library or the function is missing; the library is loaded
-    once. Calls through PyDLL keep the GIL, where a ``ctypes.CDLL`` call (like pycuda's copies)
-    releases it: for a call that only enqueues and returns in microseconds, made by the thread
-    that sets a pipeline's rate, a release hands the GIL to another thread until that thread's
-    own next release (benchmarks/NOTES_pipeline.md, round 6)."""
-    global _libcuda
-    import ctypes
-    with _libcuda_lock:
-        if _libcuda is None:
-            import sys
-            try:
-                _libcuda = ctypes.PyDLL("nvcuda.dll" if sys.platform == "win32"
-                                        else "libcuda.so.1")
-            except OSError:
-                _libcuda = False
-        if not _libcuda:
-            return None
-        fn = getattr(_libcuda, name, None)
-        if fn is not None:
-            fn.argtypes = argtypes
-            fn.restype = ctypes.c_int
-        return fn
+_graph_launch_lock = threading.Lock()
 
 
 def graph_launcher():
-    """``launch(graph_exec, stream)``: the driver's cuGraphLaunch (two integer handles; raises
-    RuntimeError on a CUDA error), or None where the driver library cannot be loaded. What
-    launches a CUDA graph another library instantiated (PyTorch's
-    ``CUDAGraph.raw_cuda_graph_exec()``) on a stream of ours in one driver call, keeping the
-    GIL (see ``_driver_function``)."""
+    """``launch(graph_exec, stream)``: the driver's cuGraphLaunch through ctypes (two integer
+    handles; raises RuntimeError on a CUDA error), or None where the driver library cannot be
+    loaded. What launches a CUDA graph another library instantiated (PyTorch's
+    ``CUDAGraph.raw_cuda_graph_exec()``) on a stream of ours in one driver call."""
     global _graph_launch
-    if _graph_launch is None:
-        import ctypes
-        fn = _driver_function("cuGraphLaunch", [ctypes.c_void_p, ctypes.c_void_p])
-
-        def launch(graph_exec, stream):
-            rc = fn(graph_exec, stream)
-            if rc:
-                raise RuntimeError("cuGraphLaunch failed with CUDA error %d" % rc)
-        _graph_launch = launch if fn is not None else False
+    with _graph_launch_lock:
+        if _graph_launch is None:
+            _graph_launch = _load_graph_launch() or False
     return _graph_launch or None
 
 
-def host_span(src):
-    """(address, bytes) of a C-contiguous host buffer: a NumPy array or a ctypes array."""
-    if isinstance(src, np.ndarray):
-        return src.__array_interface__["data"][0], src.nbytes
+def _load_graph_launch():
     import ctypes
-    return ctypes.addressof(src), ctypes.sizeof(src)
+    import sys
+    try:
+        lib = ctypes.CDLL("nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1")
+        fn = lib.cuGraphLaunch
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+    fn.restype = ctypes.c_int
 
-
-def pinned_uploader(drv=None):
-    """``upload(dst, src, addr, nbytes, stream)``: enqueue the copy of ``nbytes`` of page-locked
-    host memory at ``addr`` (``src``, the buffer itself, kept by the caller until the copy ran)
-    to device address ``dst`` on ``stream`` (a pycuda Stream or None). With pycuda's driver and
-    the driver library at hand, cuMemcpyHtoDAsync keeping the GIL (see ``_driver_function``);
-    otherwise, as with the test fakes, ``drv.memcpy_htod_async``. Only for page-locked memory:
-    from pageable memory the call would copy while holding the GIL."""
-    import ctypes
-    drv = drv or driver()
-    fn = None
-    if getattr(drv, "__name__", None) == "pycuda.driver":
-        fn = _driver_function("cuMemcpyHtoDAsync_v2", [ctypes.c_uint64, ctypes.c_void_p,
-                                                        ctypes.c_size_t, ctypes.c_void_p])
-    if fn is None:
-        copy = drv.memcpy_htod_async
-
-        def upload(dst, src, addr, nbytes, stream):
-            copy(dst, src, stream)
-        return upload
-
-    def upload(dst, src, addr, nbytes, stream):
-        rc = fn(dst, addr, nbytes, stream_handle(stream))
+    def launch(graph_exec, stream):
+        rc = fn(graph_exec, stream)
         if rc:
-            raise RuntimeError("cuMemcpyHtoDAsync failed with CUDA error %d" % rc)
-    return upload
+            raise RuntimeError("cuGraphLaunch failed with CUDA error %d" % rc)
+    return launch
 
 
 def _count(shape):

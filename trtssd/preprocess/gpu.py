@@ -123,7 +123,6 @@ class GpuPreprocessor(Closeable):
         self._kernel = load_kernel("preprocess/preprocess.cu", "preprocess_u8", self._signature,
                                    o.kernel_defines())
         self._launch = self._kernel.launch      # plans pack the parameters once (trtssd.gpu.launch)
-        self._upload = cuda.pinned_uploader(drv)     # uploads are from page-locked memory
         self._buffers = []
         try:
             self._stage = Staging(self.max_batch, self._slot_bytes, self.mapped)
@@ -279,9 +278,8 @@ class GpuPreprocessor(Closeable):
         last = self._last_event
         if last is not None and stream is not self._last_stream and stream is not None:
             stream.wait_for_event(last)
-        upload = self._upload
-        for dev_ptr, src, addr, nbytes in plan.uploads:
-            upload(dev_ptr, src, addr, nbytes, stream)
+        for dev_ptr, src in plan.uploads:
+            drv.memcpy_htod_async(dev_ptr, src, stream)
 
         call = self._calls % self._ring
         ev = self._events[call]

@@ -11,7 +11,7 @@ import numpy as np
 from ..core.errors import InputError
 from ..core.geometry import FrameGeometry
 from ..gpu.cuda import (DeviceArray, PinnedArray, cuda_array_info, foreign_key_function,
-                        host_span, is_device_array)
+                        is_device_array)
 from .frames import YuvFrame, check_dtype, frame_list, frame_size
 from .options import YUV_FORMATS
 
@@ -314,7 +314,7 @@ class Planner(object):
         plan = Plan()
         plan.n = n
         plan.copies = copies
-        plan.uploads = [(dst, src) + host_span(src) for dst, src in uploads]
+        plan.uploads = uploads
         plan.geoms = geoms
         plan.host_slots = host_slots
         plan.grid = self.grid + (n,)

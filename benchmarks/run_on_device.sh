@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -385,6 +385,19 @@ if [ "$phase" = r6 ]; then
             --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1 --no-chart --json "$OUT/r6_fp16.json"
     fi
     OUT=$SAVED_OUT; pack
+fi
+# ---- r6b: py-spy stacks (idle samples included, so waits show where they are) of every thread
+# of pipelined d4 undrawn and drawn (synthetic 1080p; py-spy slows the run: stacks, not rates)
+if [ "$phase" = r6b ]; then
+    B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
+    SPY=.device-carry/tools/py-spy
+    for m in "pipelined --depths 4" "pipelined --depths 4 --draw"; do
+        tag=$(echo "$m" | tr -d ' -' | sed 's/pipelineddepths/p/')
+        step "py-spy --idle, every thread, $m"
+        run 70 $SPY record -r 250 --idle -f raw --threads -o "$OUT/spy_$tag.txt" -- \
+            $B --modes $m --seconds 3 --json /tmp/spy_$tag.json
+    done
+    gzip -f "$OUT"/spy_*.txt
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

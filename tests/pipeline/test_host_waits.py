@@ -1,7 +1,6 @@
 """The events the host waits on are made without timing and without blocking synchronisation
 (host_wait_event): a slot's done and drawn events, its preprocessor's and postprocessor's and
-the GPU drawer's. Blocking waits were measured side by side on the lent H200 and lost 5-23% of
-every mode's frame rate (benchmarks/NOTES_pipeline.md, round 5), so a waiting thread spins.
+the GPU drawer's: a waiting thread spins (why: benchmarks/NOTES_pipeline.md, round 5).
 The no-op driver of benchmarks/_overhead.py keeps each event's flags; its flag values are
 pycuda's."""
 import pytest

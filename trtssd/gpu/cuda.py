@@ -107,11 +107,10 @@ class CudaContext(Closeable):
 
 
 def host_wait_event(drv=None):
-    """A CUDA event that the host waits on (``synchronize``): no timing. Without blocking
+    """A CUDA event that the host waits on (``synchronize``): no timing, and no blocking
     synchronisation: a waiting thread spins in the driver (one core while it waits) and sees
-    the event within microseconds; with BLOCKING_SYNC it slept, and on the lent H200 every
-    mode lost 5-23% of its frame rate for the CPU it saved (benchmarks/NOTES_pipeline.md,
-    round 5)."""
+    the event at once; a sleeping wait's wake-up costs more frame rate than the CPU it saves
+    (benchmarks/NOTES_pipeline.md, round 5)."""
     drv = drv or driver()
     return drv.Event(drv.event_flags.DISABLE_TIMING)
 

@@ -1,52 +1,76 @@
 """The GPU slot's drawing path on the CPU (tests/support/fake_cuda: device memory is host
 memory, the kernels run through the CPU shim): where the preprocessor left each frame on the
-device (GpuPreprocessor.device_frames), the drawing into that copy and its download
-(GpuSlot._draw), against the NumPy rasteriser of test_draw_gpu.py's kind; writable frames are
-left to the CPU, read-only ones are drawn on the device copy and never touched on the host.
+device (GpuPreprocessor.device_frames), the drawing into that copy, laid out on the device from
+kept rows, and its download (GpuSlot._enqueue_draw), against OpenCV's drawing of the same boxes;
+writable frames are left to the CPU, read-only ones are drawn on the device copy and never
+touched on the host.
 """
 import numpy as np
 import pytest
 
 from support import fake_cuda
-from trtssd.core.detections import Detections
 from trtssd.io.draw import draw_detections, layout_detections
 from trtssd.io.sources import Frame
+from trtssd.postprocess.gpu import HEADER_FLOATS, MAX_DETECTIONS_GPU, ROW_FLOATS
 
+STRIDE = HEADER_FLOATS + MAX_DETECTIONS_GPU * ROW_FLOATS
 pytest.importorskip("cv2", reason="drawing needs OpenCV (opencv-python-headless)")
 
 
 @pytest.fixture(params=["direct", "prepared"])
 def fake_gpu(monkeypatch, request):
     return fake_cuda.install(monkeypatch, request.param, {
-        "preprocess_u8": "P64sqPii" + "f" * 9, "draw_prims": "PiPiPqii"},
+        "preprocess_u8": "P64sqPii" + "f" * 9, "draw_prims": "PiPiPqii",
+        "layout_detections": "PPPPPPddddddiiPPi", "draw_prims_counted": "PPPiPqii"},
         nullable={"preprocess_u8": (0,)}, grid_len=3)
 
 
 class SlotParts(object):
-    """What GpuSlot._draw reads of its slot."""
+    """What GpuSlot._enqueue_draw reads of its slot."""
 
-    def __init__(self, pre, drawer, h_drawn, drv, style):
-        self.pre, self.drawer, self.h_drawn = pre, drawer, h_drawn
-        self.stream = drv.Stream()
-        self.drawn = drv.Event()
-        self.draw_style = style
+    def __init__(self, pre, post, dets_drawer, h_drawn, stream):
+        self.pre, self.post, self.dets_drawer, self.h_drawn = pre, post, dets_drawer, h_drawn
+        self.stream = stream
+
+
+class Rows(object):
+    """The postprocessor's device_rows over kept rows in device memory."""
+
+    def __init__(self, dev):
+        self.dev = dev
+
+    def device_rows(self, k):
+        return self.dev.ptr + k * STRIDE * 4
 
 
 def check_slot_draw(drv):
-    """GpuSlot._draw on a batch of two read-only ring frames, a writable one and a device
-    frame, with ``drv`` the driver (the fake one, or pycuda's on a GPU)."""
+    """GpuSlot._enqueue_draw on a batch of two read-only ring frames, a writable one, a device
+    frame and a smaller read-only one, with ``drv`` the driver (the fake one, or pycuda's on a
+    GPU): each drawn picture against OpenCV's drawing of the Detections the host makes of the
+    same kept rows."""
     from trtssd.gpu.cuda import DeviceArray, pinned_empty
+    from trtssd.io.draw_device import DetectionDrawer
     from trtssd.io.draw_gpu import GpuDrawer
     from trtssd.pipeline.slots import DrawStyle, GpuSlot
     from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
     from test_draw_gpu import atlas_for, expand, text_mask
+    from test_draw_device import host_detections, random_rows, spec_of
     rng = np.random.default_rng(3)
     h, w = 173, 251
     o = PreprocessOptions(width=64, height=48)
+    spec = spec_of(12, 64, 48, True)
+    names = ["n%d" % k for k in range(12)]
+    style = DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7]))
     pre = GpuPreprocessor(o, max_batch=5, max_frame_shape=(h, w, 3))
     drawer = GpuDrawer(ring=2)
+    dd = DetectionDrawer(drawer, spec, names, style, 5, 100)
     dev = DeviceArray((h, w, 3), np.uint8)
+    kept = random_rows(rng, spec, 9, 5)
+    kept[:, HEADER_FLOATS + 5:HEADER_FLOATS + 9 * ROW_FLOATS:ROW_FLOATS] = [5, 9, 7, 5, 7, 7,
+                                                                            1, 5, 0]
+    rows = DeviceArray(kept.shape, np.float32)
     try:
+        rows.copy_from_host(kept)
         ring = pinned_empty((4, h, w, 3), np.uint8)          # a source's shared ring
         ring[...] = rng.integers(0, 256, ring.shape, dtype=np.uint8)
         pristine = np.array(ring)
@@ -60,24 +84,25 @@ def check_slot_draw(drv):
         # frames 0, 1 and 4 read-only, 2 writable (the CPU draws it), 3 on the device
         frames = [Frame(k, views[k], "s") for k in range(3)] + [Frame(3, dev, "s"),
                                                                  Frame(4, views[3], "s")]
-        dets = []
-        for _ in range(5):
-            xy = rng.uniform(0, 150, (4, 2))
-            dets.append(Detections(np.concatenate([xy, xy + [60, 20]], 1), rng.uniform(0, 1, 4),
-                                   [5, 9, 7, 5], ["a", "bb", "c", "d"]))
         stream = drv.Stream()
-        pre.preprocess([f.image for f in frames], stream=stream)
+        _, geoms = pre.preprocess([f.image for f in frames], stream=stream)
         where = pre.device_frames([f.image for f in frames])
         assert [x[4] for x in where] == [True, True, True, False, True]
         assert where[3][0] == dev.ptr
         assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where[:4])
         assert where[4][1:4] == (77 * 3, 77, 101)
-        parts = SlotParts(pre, drawer, pinned_empty((5, h, w, 3), np.uint8), drv,
-                          DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7])))
-        parts.stream = stream
-        assert GpuSlot._draw(parts, frames, dets) is not None
+        h_drawn = pinned_empty((2, 5, h, w, 3), np.uint8)
+        parts = SlotParts(pre, Rows(rows), dd, h_drawn, stream)
+        drawn = GpuSlot._enqueue_draw(parts, frames, [f.image for f in frames], geoms, 1)
+        assert [f.index for f, _ in drawn] == [0, 1, 3, 4]
+        stream.synchronize()
+        for frame, out in drawn:
+            frame.annotated = out
+            assert np.shares_memory(out, h_drawn[1])
         for k in (0, 1, 3, 4):
-            keep = dets[k][np.isin(dets[k].class_ids, [5, 7])]
+            det = host_detections(kept[k], geoms[k], spec, names)
+            keep = det[np.isin(det.class_ids, [5, 7])]
+            assert len(keep)
             src = pristine[k] if k < 4 else small_pristine
             want = draw_detections(src.copy(), keep, overlay="box,conf")
             layout = layout_detections(src.shape, keep, overlay="box,conf")
@@ -90,7 +115,9 @@ def check_slot_draw(drv):
         np.testing.assert_array_equal(ring, pristine)         # the host ring is untouched
         np.testing.assert_array_equal(small, small_pristine)
     finally:
+        rows.close()
         dev.close()
+        dd.close()
         drawer.close()
         pre.close()
 

@@ -218,6 +218,48 @@ def test_synthetic_pinned_ring_frames_on_the_gpu(torch_backends):
         assert_match([("s0",) + g[1:] for g in mine], ref, "ring multi source %d" % k)
 
 
+class KeepDrawn(object):
+    """Keeps (picture, detections, annotated picture) per frame, copied."""
+    draws = False
+
+    def __init__(self):
+        self.got = []
+
+    def write(self, frame, dets):
+        assert frame.annotated is not None and frame.annotated is not frame.image
+        self.got.append((np.array(frame.image), dets,
+                         np.array(frame.annotated)))
+
+
+def test_gpu_modes_draw_what_opencv_draws(torch_backends):
+    # read-only ring frames with --draw: the slots lay the boxes out on the device and draw
+    # them into the device copy; each picture must be OpenCV's drawing of the detections the
+    # sink got (boxes and tags exact, text as test_draw_gpu bounds it), the ring untouched
+    import sys
+    io_tests = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "io")
+    if io_tests not in sys.path:
+        sys.path.insert(0, io_tests)
+    from test_draw_gpu import OPENCV5, atlas_for, expand, text_mask
+    from trtssd.io.draw import draw_detections, layout_detections
+    from trtssd.io.sources import SyntheticSource
+    pics = _pictures()
+    b1 = torch_backends(1)
+    for mode, depth in (("gpu", 1), ("pipelined", 2), ("pipelined", 3)):
+        src = SyntheticSource(SIZE[0], SIZE[1], frames=9, images=pics, source_id="s")
+        keep = KeepDrawn()
+        st = run(src, b1, keep, PipelineOptions(mode=mode, depth=depth, draw=True,
+                                                source_timeout_ms=5000))
+        assert st.frames == 9 and any("on the GPU" in n for n in st.notes), st.notes
+        assert sum(len(d) for _, d, _ in keep.got) > 0
+        for image, dets, annotated in keep.got:
+            want = draw_detections(image.copy(), dets)
+            layout = layout_detections(image.shape, dets)
+            text = text_mask(image.shape, layout, expand(layout, atlas_for(layout)))
+            np.testing.assert_array_equal(annotated[~text], want[~text])
+            diff = np.abs(annotated[text].astype(int) - want[text])
+            assert diff.size == 0 or (diff.max() <= 2 if OPENCV5 else diff.mean() <= 40)
+
+
 def test_no_pycuda_object_is_freed_out_of_its_context(video, torch_backends):
     # "stream/event in out-of-thread context could not be cleaned up": a pycuda object
     # collected in a thread without the context. Every mode must free its objects under the

@@ -129,7 +129,7 @@ class ShimFunction(object):
                 assert v != 0 or k in self.nullable, (self.kernel, k, "null pointer")
             elif code in "iq":
                 assert isinstance(v, (int, np.integer)), (self.kernel, code, type(v))
-            elif code == "f":
+            elif code in "fd":
                 assert isinstance(v, (float, np.floating)), (self.kernel, code, type(v))
             else:
                 assert isinstance(v, bytes), (self.kernel, code, type(v))
@@ -150,7 +150,8 @@ class ShimFunction(object):
             elif code == "s":
                 conv.append(v)
             else:
-                conv.append({"i": np.int32, "q": np.int64, "f": np.float32}[code](v))
+                conv.append({"i": np.int32, "q": np.int64, "f": np.float32,
+                             "d": np.float64}[code](v))
         if self.grid_len is not None:
             assert len(grid) == self.grid_len, (self.kernel, grid)
         assert len(block) == 3

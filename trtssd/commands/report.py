@@ -187,9 +187,10 @@ def _stage_cell(entry, stage):
     stages = entry.get("stages") or {}
     st = stages.get(stage)
     gpu = stages.get("draw-gpu") if stage == "draw" else None
-    if gpu and gpu.get("n"):        # drawn on the GPU by the slots: their host ms per batch
+    if gpu and gpu.get("n"):        # drawn on the GPU by the slots: ms per batch
         cpu = "%.3fh" % st["p50"] if st and st.get("n") else "-"
-        return "%s+gpu %.3fh" % (cpu, gpu["p50"])
+        return "%s+gpu %.3f%s" % (cpu, gpu["p50"], "e" if gpu.get("clock") == "cuda-event"
+                                  else "h")
     if not st or not st.get("n"):
         return "-"
     mark = "e" if st.get("clock") == "cuda-event" else "h"

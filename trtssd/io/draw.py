@@ -93,19 +93,33 @@ class Layout(object):
         self.items = items
 
 
-def _label_text(detections, i, cid, labels, what):
+def class_name(cid, name=None, labels=None):
+    """What a tag calls class ``cid``: ``name`` (the detection's own label) when given, else
+    its name in ``labels`` (a LabelMap or list by class id), else the id."""
+    if name is not None:
+        return str(name)
+    if labels is not None:
+        return labels.name(cid) if hasattr(labels, "name") else (
+            str(labels[cid]) if 0 <= cid < len(labels) else str(cid))
+    return str(cid)
+
+
+def label_text(name, score, what):
+    """A tag's text: "name 0.87" with what ``what`` (parse_overlay's set) asks for."""
     parts = []
     if "labels" in what:
-        if detections.labels is not None:
-            parts.append(str(detections.labels[i]))
-        elif labels is not None:
-            parts.append(labels.name(cid) if hasattr(labels, "name") else (
-                str(labels[cid]) if 0 <= cid < len(labels) else str(cid)))
-        else:
-            parts.append(str(cid))
+        parts.append(name)
     if "conf" in what:
-        parts.append("%.2f" % float(detections.scores[i]))
+        parts.append("%.2f" % float(score))
     return " ".join(parts)
+
+
+def _label_text(detections, i, cid, labels, what):
+    name = None
+    if "labels" in what:
+        name = class_name(cid, None if detections.labels is None else detections.labels[i],
+                          labels)
+    return label_text(name, detections.scores[i], what)
 
 
 def layout_detections(shape, detections, labels=None, thickness=None, font_scale=None,

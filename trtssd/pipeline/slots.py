@@ -374,16 +374,18 @@ class GpuSlot(_Contexts, Slot):
     whose last kernel writes the kept boxes into mapped pinned memory; ``result`` reads them
     once the slot's event completed.
 
-    ``draw`` (a DrawStyle, BGR frames only): ``result`` also draws each frame's detections on
-    the GPU, on the slot's stream, into the frame's pixels on the device - the preprocessor's
-    own device copy of a read-only host frame (a shared ring's), or a device frame given by
-    the caller, in place - and downloads the picture into a pinned buffer of the slot, which
-    becomes ``frame.annotated`` (valid until this slot's next ``result``; every sink here takes
-    host pictures, so the picture comes down once, asynchronously, while the other slots
-    run). Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
-    Delivery). ``result`` returns after the download, before the frames are released.
+    ``draw`` (a DrawStyle, BGR frames only): ``submit`` also enqueues, after the
+    postprocessing and on the same stream, the drawing of each frame's kept boxes laid out on
+    the device (trtssd.io.draw_device: no host work on the boxes) into the frame's pixels on
+    the device - the preprocessor's own device copy of a read-only host frame (a shared
+    ring's), or a device frame given by the caller, in place - and the picture's download
+    into a pinned buffer of the slot, which ``result`` makes ``frame.annotated`` (valid until
+    this slot's next ``result``: the slot downloads into two buffer sets in turn). Every sink
+    here takes host pictures, so the picture comes down once, asynchronously, while the other
+    slots run. Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
+    Delivery).
     """
-    _cuda_attrs = _Contexts._cuda_attrs + ("drawn",)
+    _cuda_attrs = _Contexts._cuda_attrs + ("t_draw",)
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1, draw=None):
@@ -391,7 +393,7 @@ class GpuSlot(_Contexts, Slot):
         from ..preprocess import GpuPreprocessor
         self._init_slot(backend, max_batch)
         self.labels = labels
-        self.pre = self.post = self.drawer = None
+        self.pre = self.post = self.drawer = self.dets_drawer = None
         draw = draw if prep.input_format == "BGR" else None     # YUV frames: the CPU's
         self.draw_style = draw
 
@@ -403,18 +405,21 @@ class GpuSlot(_Contexts, Slot):
             self._owned.append(self.post)
             if draw is not None:
                 from ..gpu.cuda import pinned_empty
+                from ..io.draw_device import DetectionDrawer
                 from ..io.draw_gpu import GpuDrawer
-                self.drawer = GpuDrawer(ring=2 * max_batch)
+                self.drawer = GpuDrawer(ring=2)                 # the atlases' owner
                 self._owned.append(self.drawer)
-                self.drawer.prepare(max_frame_shape[0], max_frame_shape[1])
-                self.h_drawn = pinned_empty((max_batch,) + tuple(max_frame_shape[:2]) + (3,),
+                self.dets_drawer = DetectionDrawer(self.drawer, backend.spec, labels, draw,
+                                                   max_batch, self.post.max_detections)
+                self._owned.append(self.dets_drawer)
+                self.dets_drawer.prepare(max_frame_shape[0], max_frame_shape[1])
+                self.h_drawn = pinned_empty((2, max_batch) + tuple(max_frame_shape[:2]) + (3,),
                                             np.uint8)
                 self._pinned.append(self.h_drawn)
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         if draw is not None:
-            from ..gpu.cuda import driver, host_wait_event
-            drv = driver()
-            self.drawn = host_wait_event(drv)
+            from ..gpu.cuda import EventTimer
+            self.t_draw = EventTimer(self.stream)
         self.time_every = max(1, int(time_every))
         self._submits = 0
 
@@ -444,8 +449,15 @@ class GpuSlot(_Contexts, Slot):
                           stream)
         if timed:
             self.t_post.stop()
+        drawn = None
+        if self.dets_drawer is not None:
+            if timed:
+                self.t_draw.start()
+            drawn = self._enqueue_draw(frames, inputs, geoms, self._submits % 2)
+            if timed:
+                self.t_draw.stop()
         self.done.record(stream)
-        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed, frames)
+        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed, frames, drawn)
 
     def frame_buffer(self, shape):
         # the preprocessor's pinned staging of batch slot 0: a frame decoded there is uploaded
@@ -456,7 +468,7 @@ class GpuSlot(_Contexts, Slot):
 
     def result(self):
         self.wait()
-        n, geoms, enqueue_ms, timed, frames = self._pending
+        n, geoms, enqueue_ms, timed, frames, drawn = self._pending
         self._pending = None
         dets = self.post.results(geoms, labels=self.labels)
         if not timed:
@@ -466,47 +478,40 @@ class GpuSlot(_Contexts, Slot):
                        ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
                        ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
                        ("enqueue", enqueue_ms, "host")]
-        if self.drawer is not None:
-            ms = self._draw(frames, dets)
-            if ms is not None:
-                timings.append(("draw-gpu", ms, "host"))
+        if drawn:
+            for frame, out in drawn:
+                frame.annotated = out
+            if timed:
+                timings.append(("draw-gpu", self.t_draw.elapsed_ms(), "cuda-event"))
         return dets, timings
 
-    def _draw(self, frames, dets):
-        """Draw ``dets`` into the frames' device pixels and download them (see the class
-        docstring); the host ms it took (layout, enqueue, waiting for the download), or None
-        when no frame was drawn here."""
-        from ..io.draw import layout_detections
-        t0 = time.perf_counter()
-        inputs = [f.image for f in frames]
+    def _enqueue_draw(self, frames, inputs, geoms, half):
+        """Enqueue the drawing of the frames' kept boxes into their device pixels and the
+        pictures' download into buffer set ``half`` (see the class docstring); the (frame,
+        picture) pairs ``result`` hands out. Writable host frames (the CPU draws them in place)
+        and mapped ones (no device copy) are left out."""
+        from ..postprocess.cpu import _geometries
         where = self.pre.device_frames(inputs if len(inputs) > 1 else inputs[0])
-        style = self.draw_style
         stream = self.stream
+        buf = self.h_drawn[half]
+        post, dd = self.post, self.dets_drawer
         drawn = []
-        for k, (frame, det, (ptr, pitch, w, h, staged)) in enumerate(zip(frames, dets, where)):
+        for k, (frame, g, (ptr, pitch, w, h, staged)) in enumerate(
+                zip(frames, _geometries(geoms, len(frames)), where)):
             img = frame.image
-            if frame.annotated is not None or det is None:
+            if frame.annotated is not None:
                 continue
             if isinstance(img, np.ndarray) and (img.flags.writeable or not staged):
                 continue        # writable: drawn in place on the CPU; mapped: no device copy
-            if style.class_ids is not None and len(det):
-                det = det[np.isin(np.asarray(det.class_ids), style.class_ids)]
-            layout = layout_detections((h, w), det, style.labels, overlay=style.overlay)
-            self.drawer.draw(ptr, pitch, layout, stream)
-            out = self.h_drawn[k].reshape(-1)[:h * w * 3].reshape(h, w, 3)   # C-contiguous
+            dd.enqueue(k, post.device_rows(k), g, ptr, pitch, w, h, stream)
+            out = buf[k].reshape(-1)[:h * w * 3].reshape(h, w, 3)   # C-contiguous
             _download(ptr, pitch, out, stream)
             drawn.append((frame, out))
-        if not drawn:
-            return None
-        self.drawn.record(stream)
-        self.drawn.synchronize()
-        for frame, out in drawn:
-            frame.annotated = out
-        return (time.perf_counter() - t0) * 1e3
+        return drawn
 
     def close(self):
         _Contexts.close(self)
-        self.pre = self.post = self.drawer = None
+        self.pre = self.post = self.drawer = self.dets_drawer = None
 
 
 def _download(ptr, pitch, out, stream):
@@ -612,9 +617,10 @@ class GpuLayer(_CudaLayer):
         DrawStyle; None: they do not draw), for BGR frames (see GpuSlot)."""
         self.draw_style = style if self.pixel_format == "BGR" else None
         note = ("drawing: on the GPU into the device copy of each read-only host frame (device "
-                "BGR frames: in place), one kernel per frame, then one download into pinned "
-                "memory (stage draw-gpu: host time per batch, waiting for the download "
-                "included); writable host frames in place on the CPU")
+                "BGR frames: in place), laid out on the device from the kept boxes and drawn "
+                "by two kernels per frame after the postprocessing, then one download into "
+                "pinned memory, all on the slot's stream (stage draw-gpu: GPU time per batch, "
+                "the download included); writable host frames in place on the CPU")
         if style is not None and self.pixel_format != "BGR":
             note = ("drawing: %s frames are not drawn on the GPU; host frames are drawn on the "
                     "CPU" % self.pixel_format)

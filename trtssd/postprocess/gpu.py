@@ -18,6 +18,7 @@ MAX_DETECTIONS_GPU = 100
 MAX_CANDIDATES_GPU = 4096   # candidates the GPU NMS sorts in shared memory
 _ROW = 8                    # floats per output row of the kernel
 _HEADER = 8                 # floats before the rows: kept count, candidate count, padding
+ROW_FLOATS, HEADER_FLOATS = _ROW, _HEADER
 _SORT_THREADS = 1024        # ssd_sort: one block per frame
 _BITS = 64                  # candidates per suppression-mask word = threads of mask/scan blocks
 _BEST_THREADS = 256
@@ -334,6 +335,15 @@ class GpuPostprocessor(Closeable):
         if self._pending:
             self._event.synchronize()
         return self
+
+    def device_rows(self, frame):
+        """The device address of frame ``frame``'s kept rows as the last kernel writes them
+        (mapped pinned memory): ``HEADER_FLOATS`` floats, the first the count, then
+        ``ROW_FLOATS`` per box as ``raw_results`` has them. For kernels enqueued after this
+        postprocessor's on the same stream (trtssd.io.draw_device)."""
+        if not 0 <= int(frame) < self.max_batch:
+            raise InputError("frame %r is outside 0..%d" % (frame, self.max_batch - 1))
+        return self._out_host.device_ptr + int(frame) * self._stride * 4
 
     def raw_results(self, wait=True):
         """Per frame, the kept rows [K, 8]: ymin, xmin, ymax, xmax (model units), score, class,

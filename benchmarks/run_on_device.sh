@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -398,6 +398,37 @@ if [ "$phase" = r6b ]; then
             $B --modes $m --seconds 3 --json /tmp/spy_$tag.json
     done
     gzip -f "$OUT"/spy_*.txt
+fi
+# ---- r7 (round 7, one call of ~450 s): drawing laid out on the device (this tree) against the
+# host layout it replaces ("hostdraw", the code of 3d3e02c), drawn, with this tree's undrawn rows
+# in the same repetition: undrawn, drawn, drawn hostdraw, twice, alternating. Every JSON goes
+# into $OUT/r7.tgz. Stage:
+#   mkdir -p .device-carry/variants/hostdraw && git archive 3d3e02c trtssd | tar -x -C .device-carry/variants/hostdraw
+if [ "$phase" = r7 ]; then
+    R=/tmp/r7; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r7.tgz" -C "$R" .; }
+    step "GPU tests: the device layout, the slots' drawing, the rasteriser, the pipelines"
+    run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile \
+        tests/io/test_draw_device.py tests/io/test_draw_slot_host_logic.py tests/io/test_draw_gpu.py \
+        tests/pipeline/test_pipeline_gpu.py tests/postprocess/test_postprocess_gpu.py
+    for tool in memcheck racecheck; do
+        step "compute-sanitizer $tool: layout_detections and draw_prims_counted on the GPU"
+        run 120 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+            python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_device.py \
+            tests/io/test_draw_slot_host_logic.py -k "on_a_gpu"
+    done
+    D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
+    A="--modes gpu,pipelined --depths 2,3,4 --seconds 1"
+    for r in 1 2; do
+        step "repetition $r: undrawn, this tree"
+        run 60 $D $A --json "$OUT/r7_undrawn_now_$r.json"; pack
+        step "repetition $r: drawn, this tree"
+        run 60 $D $A --draw --json "$OUT/r7_drawn_now_$r.json"; pack
+        step "repetition $r: drawn, hostdraw"
+        (cd .device-carry/variants/hostdraw && PYTHONPATH=/tmp/site:$PWD run 60 $D $A --draw \
+            --json "$OUT/r7_drawn_hostdraw_$r.json"); pack
+    done
+    OUT=$SAVED_OUT; pack
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

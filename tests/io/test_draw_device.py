@@ -193,3 +193,29 @@ def test_tables_score_entries_are_the_two_decimal_texts():
             np.testing.assert_array_equal(t.glyphs[off:off + count], atlas.text_prims(text))
     none = DrawTables(atlas, 3, "box", max_detections=4)
     assert none.style.tolist()[1] == 1 and (none.entries[:, 1] == -1).all()
+
+
+def test_bad_arguments_are_clear_errors(fake_gpu):
+    from trtssd.core.errors import InputError
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.io.draw_device import LAYOUT_THREADS, DetectionDrawer
+    from trtssd.io.draw_gpu import GpuDrawer
+    from trtssd.pipeline.slots import DrawStyle
+    spec = spec_of(5, 300, 300, True)
+    g = FrameGeometry.compute(40, 30, SimpleNamespace(width=300, height=300, letterbox=False))
+    with GpuDrawer(ring=2) as drawer:
+        with pytest.raises(InputError, match="at most %d boxes" % LAYOUT_THREADS):
+            DetectionDrawer(drawer, spec, None, DrawStyle(), 1, LAYOUT_THREADS + 1)
+        dd = DetectionDrawer(drawer, spec, None, DrawStyle(), 2, 10)
+        rows = DeviceArray((STRIDE,), np.float32)
+        frame = DeviceArray((30, 40, 3), np.uint8)
+        try:
+            with pytest.raises(InputError, match="frame 2 of a batch of at most 2"):
+                dd.enqueue(2, rows.ptr, g, frame.ptr, 120, 40, 30, None)
+            dd.close()
+            dd.close()                                  # idempotent
+            with pytest.raises(InputError, match="closed"):
+                dd.enqueue(0, rows.ptr, g, frame.ptr, 120, 40, 30, None)
+        finally:
+            rows.close()
+            frame.close()

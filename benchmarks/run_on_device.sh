@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -25,6 +25,15 @@ CLIP=.device-carry/clip-1080p-h264.mp4
 VIDEO=$([ -f "$CLIP" ] && echo "$CLIP" || echo auto)
 step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
 run() { local t=$1; shift; timeout "$t" "$@"; local rc=$?; echo "-- rc=$rc: $*"; return 0; }
+# sanitized WHAT LIMIT PYTEST-ARGS...: those tests under compute-sanitizer memcheck, then racecheck
+sanitized() {
+    local what=$1 limit=$2; shift 2
+    for tool in memcheck racecheck; do
+        step "compute-sanitizer $tool: $what"
+        run "$limit" compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
+            python3 -m pytest -q -p no:cacheprovider "$@"
+    done
+}
 # the bench's two tables: fp32 on synthetic 1080p and the H.264 clip (CPU and GPU decode,
 # decode-only rows), then fp16 on synthetic 1080p. Arguments: fp32 seconds per mode and time
 # limit, fp16 seconds per mode and time limit, the fp32 and fp16 file names under $OUT
@@ -217,12 +226,8 @@ if [ "$phase" = last ]; then
         --no-opencv --reps 100 --json "$OUT/preprocess.json"
 fi
 if [ "$phase" = final-check ] || [ "$phase" = last ]; then
-    for tool in memcheck racecheck; do
-        step "compute-sanitizer $tool: postprocessing (every output kind)"
-        run 90 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
-            python3 -m pytest -q -p no:cacheprovider tests/postprocess/test_postprocess_gpu.py \
-            tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
-    done
+    sanitized "postprocessing (every output kind)" 90 tests/postprocess/test_postprocess_gpu.py \
+        tests/models/test_onnx_models_gpu.py -k "matches_numpy or heavy_overlap or gpu_postprocess"
 fi
 if [ "$phase" = last ]; then
     step "compute-sanitizer memcheck: drawing"
@@ -411,12 +416,8 @@ if [ "$phase" = r7 ]; then
     run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile \
         tests/io/test_draw_device.py tests/io/test_draw_slot_host_logic.py tests/io/test_draw_gpu.py \
         tests/pipeline/test_pipeline_gpu.py tests/postprocess/test_postprocess_gpu.py
-    for tool in memcheck racecheck; do
-        step "compute-sanitizer $tool: layout_detections and draw_prims_counted on the GPU"
-        run 120 compute-sanitizer --tool $tool --error-exitcode 9 --print-limit 20 \
-            python3 -m pytest -q -p no:cacheprovider tests/io/test_draw_device.py \
-            tests/io/test_draw_slot_host_logic.py -k "on_a_gpu"
-    done
+    sanitized "layout_detections and draw_prims_counted on the GPU" 120 \
+        tests/io/test_draw_device.py tests/io/test_draw_slot_host_logic.py -k "on_a_gpu"
     D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
     A="--modes gpu,pipelined --depths 2,3,4 --seconds 1"
     for r in 1 2; do
@@ -429,6 +430,22 @@ if [ "$phase" = r7 ]; then
             --json "$OUT/r7_drawn_hostdraw_$r.json"); pack
     done
     OUT=$SAVED_OUT; pack
+fi
+# ---- r7b (round 7's closing call, ~400 s): fp16 undrawn and drawn, the H.264 clip with NVDEC
+# (pipelined d2, multi x8), then the GPU-bearing test folders with what is left. JSON into
+# $OUT/r7b.tgz.
+if [ "$phase" = r7b ]; then
+    R=/tmp/r7b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r7b.tgz" -C "$R" .; }
+    D="python3 -m trtssd bench --backend torch --device cuda --no-chart --seconds 1"
+    step "fp16 synthetic 1080p, undrawn then drawn"
+    run 60 $D --precision fp16 --modes gpu,pipelined,multi --depths 2,3,4 --json "$OUT/r7b_fp16.json"; pack
+    run 60 $D --precision fp16 --modes pipelined --depths 2,3,4 --draw --json "$OUT/r7b_fp16_draw.json"; pack
+    step "fp32 on the H.264 clip, GPU decode"
+    run 90 $D --precision fp32 --modes pipelined,multi --depths 2 --source "$PWD/$CLIP" --decode gpu \
+        --json "$OUT/r7b_nvdec.json"; pack
+    OUT=$SAVED_OUT; pack
+    gpu_folders 560
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

@@ -23,18 +23,13 @@ import numpy as np
 from ..core.closeable import Closeable
 from ..core.detections import label_names
 from ..core.errors import EnvironmentProblem, InputError
-from .draw_gpu import BLOCK
+from .draw_gpu import BLOCK, _pack_colour
 from .draw import FONT, Layout, class_colour, class_name, label_text, parse_overlay, \
     scaled_sizes
 
 LAYOUT_THREADS = 128        # draw.cu's layout_detections block: one thread per kept box
 _TPL_PROBES = ((1000, 2000, 5000, 9000), (1100, 2300, 5700, 9900))
 _SCORES = 101               # 0.00 .. 1.00
-
-
-def _pack_colour(colour):
-    b, g, r = [int(v) & 255 for v in colour[:3]]
-    return b | (g << 8) | (r << 16)
 
 
 def box_template(atlas):

@@ -287,6 +287,24 @@ def test_pipelined_keeps_depth_slots_in_flight(depth):
     assert_clean(layer)
 
 
+@pytest.mark.parametrize("mode,depth", [("pipelined", 2), ("pipelined", 3), ("multi", 2)])
+def test_a_slot_is_refilled_before_its_result_is_delivered(mode, depth):
+    # frames are queued ahead (a file, a slow device): while a result is being delivered every
+    # slot is in flight again, the freed one included, so the GPU never waits for the sink
+    layer = FakeLayer(latency=0.01, max_batch=2 if mode == "multi" else 1)
+    seen = []
+    sink = ListSink(action=lambda n: seen.append(layer.inflight))
+    n = 12 * depth
+    srcs = [CountingSource(n, name="a"), CountingSource(n, name="b")] if mode == "multi" \
+        else CountingSource(n)
+    run_bounded(srcs, None, sink, opts(mode, depth), device=layer)
+    per_round = 2 if mode == "multi" else 1
+    # the last depth rounds have no batch left to refill their slot with
+    body = seen[:len(seen) - depth * per_round]
+    assert body and all(k == depth for k in body), seen
+    assert_clean(layer)
+
+
 def test_pipelined_batches_full_on_a_file():
     layer = FakeLayer(latency=0.005, max_batch=4)
     sink = ListSink()

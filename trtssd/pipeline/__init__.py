@@ -11,9 +11,9 @@ stats = run(source, backend, sink=None, options=opts)      # -> trtssd.core.stat
   postprocessing; the caller's thread draws and writes the newest result (trt_ssd_async.py).
 - ``gpu``: like sync, with GPU preprocessing from pinned frames and GPU postprocessing.
 - ``pipelined``: ``depth`` slots in flight (2 = double buffering), each with its own pinned
-  and device buffers, stream, events and execution context; a capture thread, a driver thread
-  that only enqueues, and a completion stage (the caller's thread) that hands results to the
-  sink in frame order.
+  and device buffers, stream, events and execution context; a capture thread, and the
+  caller's thread, which enqueues each free slot's batch and hands results to the sink in
+  frame order (a slot gets its next batch before its result is delivered).
 - ``multi``: several sources, a frame of each batched into one inference per round,
   ``depth`` rounds in flight on the ``pipelined`` schedule.
 

@@ -7,8 +7,8 @@ when more, are queued: a decoder's time per frame varies, and each round waits f
 source, so the faster ones run ahead by a few frames instead of waiting too). Each round
 waits at most ``source_timeout_ms`` in all for the sources' frames and batches those that came
 (batch <= number of sources); the batches run on ``depth`` slots with the ``pipelined``
-schedule (a driver thread that only enqueues, completion in the caller's thread: see
-pipelined.run_slots), so the upload of one round overlaps the network of the previous one.
+schedule (pipelined.run_slots: submission and completion in the caller's thread), so the
+upload of one round overlaps the network of the previous one.
 The frames of a batch are uploaded straight from each source's pinned buffer (different
 pointers: the GPU preprocessor's descriptor-table path, one launch). Each frame's detections
 reach the sink per source in that source's frame order. The run ends when every source ended.
@@ -55,7 +55,19 @@ def run(sources, layer, sink, options, stats, clock=None):
 
         open_ = list(range(nsrc))
 
-        def take_batch():
+        def take_batch(timeout):
+            # a round goes out at once only when every open source has a frame queued (a
+            # partial round would shrink the batch); otherwise the frames are waited for,
+            # source_timeout_ms at most a round, when no slot is in flight (timeout None)
+            if timeout is not None:
+                if open_ and all(len(chans[k]) for k in open_):
+                    return gather()
+                if timeout > 0:
+                    time.sleep(timeout)
+                return None
+            return gather()
+
+        def gather():
             while open_:
                 t_end = time.perf_counter() + timeout
                 frames = []
@@ -81,7 +93,7 @@ def run(sources, layer, sink, options, stats, clock=None):
             deadline = time.perf_counter() + float(options.duration_s)
         for k, s in enumerate(sources):
             crew.spawn("capture-%d" % k, capture_main, s, pools[k], chans[k])
-        run_slots(crew, layer, slots, take_batch, deliver)
+        run_slots(layer, slots, take_batch, deliver)
     finally:
         clock.stop()
         finish(crew, stats, dropped, layer, slots + pools)

@@ -4,94 +4,107 @@ Threads:
 - capture: reads the source into pooled (pinned) buffers, or takes the source's own pinned
   buffers (a synthetic source's ring), and queues the frames; on a live source a full queue
   drops its oldest frame (counted), on a file it waits;
-- driver: takes ``batch`` frames, waits until slot ``n % depth`` is free (the only slot it
-  must reuse: the completion stage has taken its result), and enqueues everything for them on
-  that slot's stream (upload straight from the frame's pinned buffer, preprocess, infer,
-  postprocess into mapped pinned memory, an event); it never waits on the GPU;
-- completion (the caller's thread): takes the slots in submission order, waits for each one's
-  event, reads its result, frees the slot and hands the frames to the sink. Results therefore
-  come out in frame order. A frame's buffer goes back to its pool or ring only then, after
-  the slot's event: the upload read it in place until that point.
+- the caller's thread, which both submits and completes (``run_slots``), as the network's
+  ceiling is driven: it gives every free slot a batch as soon as one is queued and enqueues
+  everything for it on that slot's stream (upload straight from the frame's pinned buffer,
+  preprocess, infer, postprocess into mapped pinned memory, an event), then takes the slots'
+  results in submission order; a slot whose result was taken gets its next batch before the
+  result is converted and handed to the sink, so nothing crosses threads between a slot's
+  end and its next start. Results come out in frame order. A frame's buffer goes back to its
+  pool or ring only after its slot's event: the upload read it in place until that point.
 
-Slots and buffers are made and closed in the caller's thread, under the device's context;
-each thread makes the device's context current for its whole life.
+Slots and buffers are made and closed in the caller's thread, under the device's context,
+which is current in that thread for the whole schedule.
 
-``run_slots`` is that driver + completion schedule, shared with ``multi`` (whose batches are
-rounds over several sources).
+``run_slots`` is that schedule, shared with ``multi`` (whose batches are rounds over several
+sources).
 """
-import threading
+import collections
 
-from .base import (Delivery, Dropped, Result, RunClock, feed, finish, frame_pool,
-                   start_capture)
+from .base import Delivery, Dropped, RunClock, feed, finish, frame_pool, start_capture
 from .threads import Closed, Crew, Timeout, discard
 
 
-def run_slots(crew, layer, slots, take_batch, deliver):
-    """Drive ``slots`` round robin with the batches ``take_batch()`` returns (an empty list
-    ends the stream) from a driver thread, and complete them in submission order in the
-    calling thread, delivering each frame's result. Returns when the stream ended or the
-    crew stopped; the driver's errors reach ``crew``."""
+POLL_S = 0.0005     # how long one look for frames waits while a slot could complete
+
+
+def run_slots(layer, slots, take_batch, deliver):
+    """Drive ``slots`` round robin with the batches ``take_batch(timeout)`` gives (a list of
+    frames; ``[]`` ends the stream; None: none within ``timeout`` seconds, None blocks) and
+    complete them in submission order, delivering each frame's result, all in the calling
+    thread: every free slot gets a batch as soon as one is ready (the thread waits for frames
+    only while no slot is in flight; otherwise it looks for frames and at the oldest slot's
+    event in turns), and a slot whose result was taken gets its next batch before that result
+    is converted and delivered, so the GPU restarts it while the host delivers. Returns when
+    the stream ended and every slot was delivered, or raises; frames not delivered are given
+    back."""
     depth = len(slots)
-    inflight = crew.channel(depth)
-    free = [threading.Event() for _ in range(depth)]
-    for ev in free:
-        ev.set()
-    stop = crew.stop
-
-    def driver_main():
-        n = 0
-        try:
-            with layer.activate():
-                while True:
-                    frames = take_batch()
-                    if not frames:
-                        break
-                    i = n % depth
-                    ev = free[i]
-                    try:
-                        if not ev.is_set():
-                            while not ev.wait(0.25):
-                                if stop.is_set():
-                                    raise Closed()
-                        ev.clear()
-                        slots[i].submit(frames)
-                    except BaseException:
-                        discard(frames)
-                        raise
-                    n += 1
-                    r = Result(frames, slot=i)
-                    try:
-                        inflight.put(r)
-                    except Closed:
-                        discard(r)
-                        raise
-        finally:
-            inflight.close()
-
-    crew.spawn("driver", driver_main)
+    free = collections.deque(range(depth))
+    inflight = collections.deque()          # (slot index, frames), in submission order
+    ended = False
     timings = deliver.timings
+
+    def submit(frames):
+        i = free.popleft()
+        try:
+            slots[i].submit(frames)
+        except BaseException:
+            free.appendleft(i)
+            discard(frames)
+            raise
+        inflight.append((i, frames))
+
     with layer.activate():
-        while True:
-            try:
-                r = inflight.get()
-            except Closed:
-                break
-            frames = r.frames
-            try:
-                slot = slots[r.slot]
-                slot.wait()
-                dets, t = slot.result()
-            except BaseException:
-                discard(r)
-                raise
-            free[r.slot].set()
-            timings(t)
-            for k, frame in enumerate(frames):
+        try:
+            while True:
+                while free and not ended:
+                    if not inflight:
+                        frames = take_batch(None)
+                    else:
+                        frames = take_batch(0)
+                        if frames is None:
+                            if slots[inflight[0][0]].ready():
+                                break
+                            frames = take_batch(POLL_S)
+                            if frames is None:
+                                continue
+                    if not frames:
+                        ended = True
+                    else:
+                        submit(frames)
+                if not inflight:
+                    break
+                i, frames = inflight.popleft()
                 try:
-                    deliver(frame, dets[k])
+                    finish = slots[i].collect()
                 except BaseException:
-                    discard(frames[k + 1:])
+                    discard(frames)
                     raise
+                free.append(i)
+                if not ended:
+                    nxt = take_batch(0)
+                    if nxt is not None:
+                        if nxt:
+                            submit(nxt)
+                        else:
+                            ended = True
+                try:
+                    dets, t = finish()
+                except BaseException:
+                    discard(frames)
+                    raise
+                timings(t)
+                for k, frame in enumerate(frames):
+                    try:
+                        deliver(frame, dets[k])
+                    except BaseException:
+                        discard(frames[k + 1:])
+                        raise
+        except BaseException:
+            for _, frames in inflight:
+                discard(frames)
+            inflight.clear()
+            raise
 
 
 def run(sources, layer, sink, options, stats, clock=None):
@@ -117,11 +130,13 @@ def run(sources, layer, sink, options, stats, clock=None):
         deliver = Delivery(sink, stats, options)
 
 
-        def take_batch():
+        def take_batch(timeout):
             try:
-                frames = [queue.get()]
+                frames = [queue.get(timeout=timeout)]
             except Closed:
                 return []
+            except Timeout:
+                return None
             while len(frames) < batch:
                 try:   # a live source does not wait for a full batch; a file does
                     frames.append(queue.get(timeout=0 if live else None))
@@ -131,7 +146,7 @@ def run(sources, layer, sink, options, stats, clock=None):
 
         clock.start()
         crew.spawn("capture", feed, capture, queue, crew.stop, dropped)
-        run_slots(crew, layer, slots, take_batch, deliver)
+        run_slots(layer, slots, take_batch, deliver)
     finally:
         clock.stop()
         finish(crew, stats, dropped, layer, slots + [pool])

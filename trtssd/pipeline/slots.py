@@ -54,6 +54,13 @@ class Slot(object):
     def result(self):
         raise NotImplementedError
 
+    def collect(self):
+        """Take the result now and leave the slot free for its next ``submit``; returns a
+        function giving ``result()``'s value, which may do the host work (the conversion to
+        Detections) later, after that submit."""
+        got = self.result()
+        return lambda: got
+
     def prepare(self, sizes):
         """Create now (in the calling thread) what batches of these sizes need, e.g. execution
         contexts whose creation captures a CUDA graph, which must not overlap other threads'
@@ -467,10 +474,14 @@ class GpuSlot(_Contexts, Slot):
         return buf if tuple(buf.shape) == tuple(shape) else None
 
     def result(self):
+        return self.collect()()
+
+    def collect(self):
         self.wait()
         n, geoms, enqueue_ms, timed, frames, drawn = self._pending
         self._pending = None
-        dets = self.post.results(geoms, labels=self.labels)
+        post, labels = self.post, self.labels
+        rows = post.raw_results(wait=False)         # copies: the next submit may overwrite
         if not timed:
             timings = [("enqueue", enqueue_ms, "host")]
         else:
@@ -483,7 +494,7 @@ class GpuSlot(_Contexts, Slot):
                 frame.annotated = out
             if timed:
                 timings.append(("draw-gpu", self.t_draw.elapsed_ms(), "cuda-event"))
-        return dets, timings
+        return lambda: (post.detections(rows, geoms, labels), timings)
 
     def _enqueue_draw(self, frames, inputs, geoms, half):
         """Enqueue the drawing of the frames' kept boxes into their device pixels and the

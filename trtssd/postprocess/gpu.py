@@ -372,10 +372,14 @@ class GpuPostprocessor(Closeable):
 
     def results(self, geometries, labels=None, wait=True):
         """One Detections per frame of the last ``enqueue`` (boxes in frame pixels)."""
+        return self.detections(self.raw_results(wait=wait), geometries, labels)
+
+    def detections(self, rows, geometries, labels=None):
+        """``raw_results``'s rows (taken earlier) as one Detections per frame, as ``results``
+        makes them."""
         if labels is not self._labels_checked:     # a pipeline passes the same map each time
             check_labels(labels, self.spec.num_classes)
             self._labels_checked = labels
-        rows = self.raw_results(wait=wait)
         geos = _geometries(geometries, len(rows))
         out = []
         for r, g in zip(rows, geos):

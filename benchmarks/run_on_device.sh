@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -446,6 +446,19 @@ if [ "$phase" = r7b ]; then
         --json "$OUT/r7b_nvdec.json"; pack
     OUT=$SAVED_OUT; pack
     gpu_folders 560
+fi
+# ---- r7c (round 7b, one call of ~400 s): one thread submitting and completing (this tree)
+# side by side with the driver thread it replaces ("driver", the code of 65c0292), undrawn:
+# synthetic pipelined d2-d4 and multi x8, then the H.264 clip with NVDEC (pipelined d2, multi
+# x8), twice each, alternating. JSON into $OUT/r7c.tgz. Stage:
+#   mkdir -p .device-carry/variants/driver && git archive 65c0292 trtssd | tar -x -C .device-carry/variants/driver
+if [ "$phase" = r7c ]; then
+    R=/tmp/r7c; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r7c.tgz" -C "$R" .; }
+    side_by_side synthetic 50 driver --modes pipelined,multi --depths 2,3,4 --seconds 1; pack
+    side_by_side nvdec 70 driver --modes pipelined,multi --depths 2 --source "$PWD/$CLIP" \
+        --decode gpu --seconds 1; pack
+    OUT=$SAVED_OUT; pack
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

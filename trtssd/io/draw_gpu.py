@@ -9,26 +9,41 @@ How the pixels come out the same as OpenCV's:
   miss (the disc), as a mask. A box is then four solid bands and four masked corners: exactly
   cv2.rectangle's pixels (tests/io/test_draw_gpu.py checks it on random boxes).
 - Label tags: solid rectangles, corners inclusive, as cv2.rectangle fills them.
-- Text: every printable character rendered once by cv2.putText (white on black, the same
-  Hershey font, scale and thickness, LINE_AA) at an integer pen position; its pixels are the
-  coverage (alpha) the kernel blends with, ``dst = dst * (1 - a) + colour * a``, rounded. Glyph k
-  of a string goes where cv2.putText of the whole string puts its pen:
-  * OpenCV 5 advances the pen by whole pixels, a fixed amount per character: measured once per
-    character with OpenCV itself (where a bar drawn after it lands), so glyph positions are
-    exactly OpenCV's, and so are the pixels but where two neighbouring glyphs' anti-aliased
-    edges overlap (OpenCV blends the second over the first; here too, from coverage rounded
-    to 1/255 once more) and for the rounding of the blend itself;
+- Text: every printable character, and every sequence of characters OpenCV draws as one glyph
+  of its own (a ligature), rendered once by cv2.putText (white on black, the same font, scale
+  and thickness, LINE_AA) at an integer pen position; its pixels are the coverage (alpha) the
+  kernel blends with, ``dst = dst * (1 - a) + colour * a``, rounded. Glyph k of a string goes
+  where cv2.putText of the whole string puts it:
+  * OpenCV 5 draws a TrueType font in place of the Hershey one: glyph bitmaps that do not
+    depend on where they go, at whole-pixel pen positions, blended in order with the kernel's
+    rounding. A glyph's advance may depend on the character after it (kerning: OpenCV 5.1
+    kerns, though not in a text whose first character is a digit, for one) and some sequences
+    are drawn as one glyph (OpenCV 5.1: "ff", "fi", "fl", "ffi", "ffl"). Both are measured with
+    OpenCV, not modelled. cv2.getTextSize's width of a text is its last pen position plus one,
+    so the glyph of text[i:j] goes at getTextSize(text[:j]) - getTextSize(text[i:j]) (the first
+    holds the text's kerning up to the glyph and the glyph's own advance, which nothing after
+    it kerns there; the second that advance alone), asked per text. The sequences are found once per process and text thickness: every
+    pair of printable characters after a letter and after a digit, and every three-character
+    sequence around a pair found, drawn by cv2.putText and by its characters one by one at
+    those pen positions; where the two differ it is a sequence (up to three characters; longer
+    ones are not looked for). Each atlas then draws probe texts that hold every character and
+    sequence, after a letter and after a digit, with its glyphs and with cv2.putText, and
+    raises EnvironmentProblem where they differ by more than 2 grey levels. So glyphs and
+    positions are OpenCV's, and so are the pixels: both blend the same coverage the same way;
   * OpenCV 4 advances it by sub-pixel steps, ``A_k * hscale / 65536`` px (A_k: the earlier
     glyphs' advances in font units, cv2.getTextSize at scale 1 and thickness 0;
     hscale = round(font_scale * 65536)); here glyph k goes there rounded to the nearest pixel,
     at most half a pixel off, so its anti-aliased edges differ from OpenCV's (checked with
     OpenCV 4.10: differences only within a pixel of the glyphs, mean over a glyph's rectangle
     up to ~25 grey levels; boxes and tags exact).
-  Vertically the positions agree exactly. Characters outside printable ASCII are drawn as
-  "?", as cv2.putText does. The tests bound the difference to OpenCV's text pixels.
+  Vertically the positions agree exactly. Characters outside printable ASCII are drawn as "?",
+  as cv2.putText draws a control character (it draws a non-ASCII one as its own glyph with
+  OpenCV 5, as one "?" per UTF-8 byte with OpenCV 4: not modelled). The tests bound the
+  difference to OpenCV's text pixels.
 
 No font data is copied from anywhere: the atlas is drawn by OpenCV at run time, once per
-(thickness, font scale, text thickness), and uploaded once.
+(thickness, font scale, text thickness), and uploaded once; with OpenCV 5 the search for the
+sequences it draws as one glyph, once per text thickness, draws some 40 000 short texts.
 """
 import threading
 
@@ -72,29 +87,136 @@ def _opencv_major(cv2):
         return 4
 
 
-def _last_ink_column(cv2, text, scale, thickness):
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
-    pad = 2 * thickness + 4
-    c = np.zeros((th + base + 2 * pad, tw + 4 * pad), np.uint8)
-    cv2.putText(c, text, (pad, pad + th), FONT, scale, 255, thickness, cv2.LINE_AA)
-    cols = np.nonzero(c.any(axis=0))[0]
-    return int(cols[-1]) if len(cols) else None
+# What the texts drawn to find the glyph sequences (below) start with: a letter and a digit. With
+# OpenCV 5.1 a text's first character decides whether the font's kerning applies at all (not in
+# a text that starts with a digit), so each pair is drawn in both kinds of text.
+_LEADS = ("x", "0")
+_SCAN_SCALE = 1.0           # the font scale the sequences are looked for at
+_MAX_SEQUENCES = 32         # more than this: not a font's ligatures but a pen model that fails
+_SEQUENCES = {}             # text thickness -> the sequences found
+_SEQUENCES_LOCK = threading.Lock()
 
 
-def _pen_advance(cv2, ch, scale, thickness):
-    """How far cv2.putText moves its pen (whole pixels, OpenCV 5) after ``ch``: where a bar
-    drawn after it and a space lands, against after the space alone (the space keeps the
-    bar's ink apart from the character's)."""
-    return (_last_ink_column(cv2, ch + " |", scale, thickness)
-            - _last_ink_column(cv2, " |", scale, thickness))
+def _text_width(cv2, text, scale, thickness):
+    return int(cv2.getTextSize(text, FONT, scale, thickness)[0][0])
+
+
+def _text_canvas(cv2, scale, thickness):
+    """(height, pad, baseline row) of a canvas that holds a line of printable text drawn by
+    cv2.putText at (pad, baseline row)."""
+    (_, th), base = cv2.getTextSize("|gjpqy", FONT, scale, thickness)
+    pad = 2 * thickness + 4 + int(4 * scale)
+    return th + base + 2 * pad, pad, pad + th
+
+
+def _units(text, sequences):
+    """``text`` cut into the units OpenCV draws one glyph each for: from the left, the longest
+    of ``sequences`` (two or three characters) that starts there, else one character."""
+    out = []
+    i, n = 0, len(text)
+    while i < n:
+        step = 1
+        for k in (3, 2):
+            if i + k <= n and text[i:i + k] in sequences:
+                step = k
+                break
+        out.append(text[i:i + step])
+        i += step
+    return out
+
+
+def _not_appended(cv2, items, scale, thickness, width):
+    """The texts of ``items`` ((text, where its last unit starts), ...) that cv2.putText does
+    not draw as its drawing of the text before the last unit with the last unit drawn over it
+    on its own, at pen position getTextSize(text) - getTextSize(last unit). ``width``: a
+    memoised ``_text_width`` at this scale and thickness."""
+    if not items:
+        return []
+    height, pad, row = _text_canvas(cv2, scale, thickness)
+    total = [width(t) for t, _ in items]
+    cols = max(total) + 4 * pad
+    got = np.zeros((len(items), height, cols), np.uint8)
+    want = np.zeros_like(got)
+    heads = {}
+    for j, (text, k) in enumerate(items):
+        cv2.putText(got[j], text, (pad, row), FONT, scale, 255, thickness, cv2.LINE_AA)
+        head, unit = text[:k], text[k:]
+        drawn = heads.get(head)
+        if drawn is None:
+            drawn = heads[head] = np.zeros((height, cols), np.uint8)
+            cv2.putText(drawn, head, (pad, row), FONT, scale, 255, thickness, cv2.LINE_AA)
+        want[j] = drawn
+        cv2.putText(want[j], unit, (pad + total[j] - width(unit), row), FONT, scale, 255,
+                    thickness, cv2.LINE_AA)
+    return [items[j][0] for j in np.nonzero((got != want).any(axis=(1, 2)))[0]]
+
+
+def _few(sequences):
+    if len(sequences) > _MAX_SEQUENCES:
+        raise EnvironmentProblem("cv2.putText draws %d character sequences otherwise than as "
+                                 "their glyphs one by one at getTextSize's pen positions (%s "
+                                 "...)%s" % (len(sequences), ", ".join(sorted(sequences)[:8]),
+                                             _OTHER_OPENCV))
+
+
+def _scan_sequences(cv2, thickness):
+    """The sequences of two or three printable characters that cv2.putText draws as one glyph
+    of their own (a font's ligatures, such as "fi"): every pair after each of _LEADS, then each
+    pair found with any character after or before it, drawn at _SCAN_SCALE and compared with
+    its characters drawn one by one (``_not_appended``)."""
+    scale = _SCAN_SCALE
+    memo = {}
+
+    def width(text):
+        w = memo.get(text)
+        if w is None:
+            w = memo[text] = _text_width(cv2, text, scale, thickness)
+        return w
+
+    chars = [chr(c) for c in range(_FIRST, _LAST + 1)]
+    found = set()
+    for lead in _LEADS:
+        for a in chars:
+            items = [(lead + a + b, len(lead) + 1) for b in chars]
+            found.update(t[len(lead):] for t in _not_appended(cv2, items, scale, thickness,
+                                                              width))
+    _few(found)
+    pairs = sorted(found)
+    for lead in _LEADS:
+        items = []
+        for p in pairs:
+            for c in chars:
+                for s in (p + c, c + p):
+                    text = lead + s
+                    items.append((text, len(text) - len(_units(text, found)[-1])))
+        found.update(t[len(lead):] for t in _not_appended(cv2, items, scale, thickness, width))
+    _few(found)
+    for lead in _LEADS:
+        wrong = _not_appended(cv2, [(lead + s, len(lead)) for s in sorted(found)], scale,
+                              thickness, width)
+        if wrong:
+            raise EnvironmentProblem("cv2.putText draws %s otherwise than as one glyph after "
+                                     "%r%s" % (", ".join(w[len(lead):] for w in wrong), lead,
+                                               _OTHER_OPENCV))
+    return frozenset(found)
+
+
+def _sequences(cv2, thickness):
+    """``_scan_sequences`` once per process and text thickness."""
+    with _SEQUENCES_LOCK:
+        got = _SEQUENCES.get(thickness)
+        if got is None:
+            got = _SEQUENCES[thickness] = _scan_sequences(cv2, thickness)
+    return got
 
 
 class Atlas(object):
     """What the GPU rasteriser needs for one (``thickness``, ``font_scale``,
     ``text_thickness``), drawn by OpenCV: ``pixels`` (uint8 [H, W], coverage 0..255) holding
-    one glyph per printable character and the four corner masks of a box outline; ``bands``
-    (the offsets each edge's band spans around it); ``glyphs`` (per character: atlas x, width,
-    height, offset from the pen position); ``advance`` (font units per character)."""
+    the four corner masks of a box outline and one glyph per printable character and per
+    sequence OpenCV draws as one glyph (``sequences``); ``bands`` (the offsets each edge's band
+    spans around it); ``glyphs`` (per character or sequence: atlas x, width, height, offset
+    from the pen position); with OpenCV 4 ``advance`` (font units per character)."""
 
     def __init__(self, thickness, font_scale, text_thickness):
         cv2 = import_cv2()
@@ -126,24 +248,21 @@ class Atlas(object):
         self._stamped = [bool(s.any()) for s in stamps]
         # -- glyphs
         ft, scale = self.text_thickness, self.font_scale
-        (_, th), base = cv2.getTextSize("|gjpqy", FONT, scale, ft)
-        pad = 2 * ft + 4 + int(4 * scale)
-        gh_canvas = th + base + 2 * pad
         self.hscale = int(np.rint(scale * 65536.0))
         self.subpixel = _opencv_major(cv2) < 5
         self.advance = {}
-        self.advance_px = {}
+        self._widths = {}
+        self.sequences = frozenset() if self.subpixel else _sequences(cv2, ft)
+        height, pad, row = _text_canvas(cv2, scale, ft)
         tiles = []
         self.glyphs = {}
         x = 4 * (2 * R + 1)                     # the corner masks go first
-        for code in range(_FIRST, _LAST + 1):
-            ch = chr(code)
-            self.advance[ch] = int(cv2.getTextSize(ch, FONT, 1.0, 0)[0][0])
-            if not self.subpixel:
-                self.advance_px[ch] = _pen_advance(cv2, ch, scale, ft)
-            (tw, _), _ = cv2.getTextSize(ch, FONT, scale, ft)
-            c = np.zeros((gh_canvas, tw + 2 * pad), np.uint8)
-            cv2.putText(c, ch, (pad, pad + th), FONT, scale, 255, ft, cv2.LINE_AA)
+        units = [chr(code) for code in range(_FIRST, _LAST + 1)] + sorted(self.sequences)
+        for unit in units:
+            if self.subpixel:
+                self.advance[unit] = int(cv2.getTextSize(unit, FONT, 1.0, 0)[0][0])
+            c = np.zeros((height, _text_width(cv2, unit, scale, ft) + 2 * pad), np.uint8)
+            cv2.putText(c, unit, (pad, row), FONT, scale, 255, ft, cv2.LINE_AA)
             ys, xs = np.nonzero(c)
             if len(ys) == 0:
                 continue                        # a space: advances, draws nothing
@@ -151,9 +270,9 @@ class Atlas(object):
             tile = c[y0:y1 + 1, x0:x1 + 1]
             if y0 == 0 or x0 == 0 or y1 == c.shape[0] - 1 or x1 == c.shape[1] - 1:
                 raise EnvironmentProblem("OpenCV's glyph %r at scale %g does not fit the canvas "
-                                         "sized from cv2.getTextSize%s" % (ch, scale,
+                                         "sized from cv2.getTextSize%s" % (unit, scale,
                                                                            _OTHER_OPENCV))
-            self.glyphs[ch] = (x, tile.shape[1], tile.shape[0], int(x0) - pad, int(y0) - pad - th)
+            self.glyphs[unit] = (x, tile.shape[1], tile.shape[0], int(x0) - pad, int(y0) - row)
             tiles.append((x, tile))
             x += tile.shape[1]
         height = max([2 * R + 1] + [tl.shape[0] for _, tl in tiles])
@@ -164,6 +283,8 @@ class Atlas(object):
         for gx, tile in tiles:
             self.pixels[:tile.shape[0], gx:gx + tile.shape[1]] = tile
         self._text = {}
+        if not self.subpixel:
+            self._check_probes(cv2)
 
     @property
     def key(self):
@@ -175,6 +296,42 @@ class Atlas(object):
         mask[y2 + b["bottom"][0]:y2 + b["bottom"][1] + 1, x1:x2 + 1] = True
         mask[y1:y2 + 1, x1 + b["left"][0]:x1 + b["left"][1] + 1] = True
         mask[y1:y2 + 1, x2 + b["right"][0]:x2 + b["right"][1] + 1] = True
+
+    def _width(self, text):
+        """cv2.getTextSize's width of ``text`` (memoised)."""
+        w = self._widths.get(text)
+        if w is None:
+            if len(self._widths) > 65536:
+                self._widths.clear()
+            w = self._widths[text] = _text_width(import_cv2(), text, self.font_scale,
+                                                 self.text_thickness)
+        return w
+
+    def _check_probes(self, cv2):
+        """Each of _LEADS followed by every printable character and every sequence, drawn by
+        cv2.putText and by this atlas's glyphs at ``text_prims``'s places: equal but for the
+        rounding of a blend (2 grey levels), else EnvironmentProblem."""
+        chars = "".join(chr(c) for c in range(_FIRST, _LAST + 1))
+        height, pad, row = _text_canvas(cv2, self.font_scale, self.text_thickness)
+        for lead in _LEADS:
+            text = lead + chars + " " + " ".join(sorted(self.sequences))
+            cols = self._width(text) + 4 * pad
+            want = np.zeros((height, cols), np.uint8)
+            cv2.putText(want, text, (pad, row), FONT, self.font_scale, 255, self.text_thickness,
+                        cv2.LINE_AA)
+            got = np.zeros((height, cols), np.int64)
+            for x0, y0, x1, y1, ax, _, _, _ in self._rows(text).tolist():
+                a = self.pixels[:y1 - y0 + 1, ax:ax + x1 - x0 + 1].astype(np.int64)
+                r = got[row + y0:row + y1 + 1, pad + x0:pad + x1 + 1]
+                got[row + y0:row + y1 + 1, pad + x0:pad + x1 + 1] = \
+                    (r * (255 - a) + 255 * a + 127) // 255
+            diff = np.abs(got - want)
+            if diff.max() > 2:
+                ys, xs = np.nonzero(diff > 2)
+                raise EnvironmentProblem("cv2.putText of %r at scale %g is not its glyphs at "
+                                         "the pen positions cv2.getTextSize gives (from pixel "
+                                         "column %d)%s" % (text, self.font_scale,
+                                                           int(xs.min()) - pad, _OTHER_OPENCV))
 
     def box_prims(self, x1, y1, x2, y2, bgr):
         """The primitives of a box outline (x1 <= x2, y1 <= y2): bands, then corner masks."""
@@ -188,6 +345,30 @@ class Atlas(object):
                 out.append((cx - R, cy - R, cx + R, cy + R, k * n, 0, bgr, 0))
         return out
 
+    def _rows(self, text):
+        """``text_prims`` uncached."""
+        text = "".join(ch if _FIRST <= ord(ch) <= _LAST else "?" for ch in text)
+        rows = []
+        if self.subpixel:
+            units = 0
+            for ch in text:
+                g = self.glyphs.get(ch)
+                if g is not None:
+                    ax, gw, gh, dx, dy = g
+                    x = ((units * self.hscale + 32768) >> 16) + dx
+                    rows.append((x, dy, x + gw - 1, dy + gh - 1, ax, 0, 0, 0))
+                units += self.advance[ch]
+        else:
+            end = 0
+            for unit in (_units(text, self.sequences) if self.sequences else text):
+                end += len(unit)
+                g = self.glyphs.get(unit)
+                if g is not None:
+                    ax, gw, gh, dx, dy = g
+                    x = self._width(text[:end]) - self._width(unit) + dx
+                    rows.append((x, dy, x + gw - 1, dy + gh - 1, ax, 0, 0, 0))
+        return np.array(rows, np.int32).reshape(-1, 8)
+
     def text_prims(self, text):
         """The glyph rectangles of ``text`` relative to its origin, [N, 8] int32 rows of
         PRIM_DTYPE's fields (colour 0): see the module docstring for where each glyph goes
@@ -195,20 +376,7 @@ class Atlas(object):
         rel = self._text.get(text)
         if rel is not None:
             return rel
-        rows = []
-        units = pen = 0
-        for ch in text:
-            if not _FIRST <= ord(ch) <= _LAST:
-                ch = "?"
-            g = self.glyphs.get(ch)
-            if g is not None:
-                ax, gw, gh, dx, dy = g
-                x = (((units * self.hscale + 32768) >> 16) if self.subpixel else pen) + dx
-                rows.append((x, dy, x + gw - 1, dy + gh - 1, ax, 0, 0, 0))
-            units += self.advance[ch]
-            if not self.subpixel:
-                pen += self.advance_px[ch]
-        rel = np.array(rows, np.int32).reshape(-1, 8)
+        rel = self._rows(text)
         if len(self._text) > 4096:
             self._text.clear()
         self._text[text] = rel

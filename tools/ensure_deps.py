@@ -16,9 +16,7 @@ import sys
 # wheel on disk (CPU build); any torch >= 1.10 works for the code.
 COMMON = [
     ("numpy", "numpy>=1.19"),
-    # below 5.1: tests/io/test_draw_gpu.py compares our boxes with OpenCV 5.0's raster pixel for
-    # pixel, and a fresh venv that got 5.1.0 failed 11 of them (not yet looked into)
-    ("cv2", "opencv-python-headless<5.1"),
+    ("cv2", "opencv-python-headless"),
     ("onnx", "onnx"),
     ("tflite", "tflite"),
     ("flatbuffers", "flatbuffers"),

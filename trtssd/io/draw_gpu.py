@@ -420,7 +420,9 @@ _ATLASES_LOCK = threading.Lock()
 
 
 def atlas_for(thickness, font_scale, text_thickness):
-    """The Atlas of these sizes, made once per process (OpenCV draws it in ~10-40 ms)."""
+    """The Atlas of these sizes, made once per process (OpenCV draws it in ~10-40 ms; with
+    OpenCV 5 the first atlas of a text thickness also looks for the sequences drawn as one
+    glyph, ~0.3-0.9 s)."""
     key = (int(thickness), float(font_scale), int(text_thickness))
     with _ATLASES_LOCK:
         got = _ATLASES.get(key)

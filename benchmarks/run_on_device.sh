@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -453,6 +453,18 @@ if [ "$phase" = r7c ]; then
     side_by_side nvdec 70 driver --modes pipelined,multi --depths 2 --source "$PWD/$CLIP" \
         --decode gpu --seconds 1; pack
     OUT=$SAVED_OUT; pack
+fi
+# ---- r7d (~200 s): the final tree's pipelined rows undrawn and drawn, twice, alternating (the
+# --draw target on the one-thread schedule). JSON into $OUT/r7d.tgz.
+if [ "$phase" = r7d ]; then
+    R=/tmp/r7d; mkdir -p "$R"
+    D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
+    for r in 1 2; do
+        step "repetition $r: undrawn, then drawn"
+        run 80 $D --modes pipelined --depths 2,3,4 --seconds 1 --json "$R/r7d_undrawn_$r.json"
+        run 80 $D --modes pipelined --depths 2,3,4 --seconds 1 --draw --json "$R/r7d_drawn_$r.json"
+        tar czf "$OUT/r7d.tgz" -C "$R" .
+    done
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

@@ -28,9 +28,15 @@ def fake_gpu(monkeypatch, request):
 class SlotParts(object):
     """What GpuSlot._enqueue_draw reads of its slot."""
 
-    def __init__(self, pre, post, dets_drawer, h_drawn, stream):
+    def __init__(self, drv, pre, post, dets_drawer, h_drawn, d_drawn, stream):
+        from trtssd.gpu.cuda import host_wait_event
         self.pre, self.post, self.dets_drawer, self.h_drawn = pre, post, dets_drawer, h_drawn
-        self.stream = stream
+        self.d_drawn, self.stream = d_drawn, stream
+        self.max_batch = h_drawn.shape[1]
+        self._picture_bytes = int(np.prod(h_drawn.shape[2:]))
+        self.copy_stream = drv.Stream()
+        self.painted = host_wait_event(drv)
+        self.downloaded = [host_wait_event(drv), host_wait_event(drv)]
 
 
 class Rows(object):
@@ -69,6 +75,8 @@ def check_slot_draw(drv):
     kept[:, HEADER_FLOATS + 5:HEADER_FLOATS + 9 * ROW_FLOATS:ROW_FLOATS] = [5, 9, 7, 5, 7, 7,
                                                                             1, 5, 0]
     rows = DeviceArray(kept.shape, np.float32)
+    d_drawn = DeviceArray((2, 5, h, w, 3), np.uint8)
+    stream = drv.Stream()
     try:
         rows.copy_from_host(kept)
         ring = pinned_empty((4, h, w, 3), np.uint8)          # a source's shared ring
@@ -84,7 +92,6 @@ def check_slot_draw(drv):
         # frames 0, 1 and 4 read-only, 2 writable (the CPU draws it), 3 on the device
         frames = [Frame(k, views[k], "s") for k in range(3)] + [Frame(3, dev, "s"),
                                                                  Frame(4, views[3], "s")]
-        stream = drv.Stream()
         _, geoms = pre.preprocess([f.image for f in frames], stream=stream)
         where = pre.device_frames([f.image for f in frames])
         assert [x[4] for x in where] == [True, True, True, False, True]
@@ -92,10 +99,10 @@ def check_slot_draw(drv):
         assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where[:4])
         assert where[4][1:4] == (77 * 3, 77, 101)
         h_drawn = pinned_empty((2, 5, h, w, 3), np.uint8)
-        parts = SlotParts(pre, Rows(rows), dd, h_drawn, stream)
-        drawn = GpuSlot._enqueue_draw(parts, frames, [f.image for f in frames], geoms, 1)
-        assert [f.index for f, _ in drawn] == [0, 1, 3, 4]
-        stream.synchronize()
+        parts = SlotParts(drv, pre, Rows(rows), dd, h_drawn, d_drawn, stream)
+        drawn, half = GpuSlot._enqueue_draw(parts, frames, [f.image for f in frames], geoms, 1)
+        assert half == 1 and [f.index for f, _ in drawn] == [0, 1, 3, 4]
+        parts.downloaded[1].synchronize()
         for frame, out in drawn:
             frame.annotated = out
             assert np.shares_memory(out, h_drawn[1])
@@ -110,13 +117,15 @@ def check_slot_draw(drv):
             got = frames[k].annotated
             assert got is not None and got.shape == src.shape and got.flags.c_contiguous
             np.testing.assert_array_equal(got[~mask], want[~mask])
-        np.testing.assert_array_equal(dev.get(), frames[3].annotated)   # drawn in place there
+        np.testing.assert_array_equal(dev.get(), pristine[3])     # drawn on a copy of it
         assert frames[2].annotated is None                    # writable: the CPU draws it
         np.testing.assert_array_equal(ring, pristine)         # the host ring is untouched
         np.testing.assert_array_equal(small, small_pristine)
     finally:
+        stream.synchronize()
         rows.close()
         dev.close()
+        d_drawn.close()
         dd.close()
         drawer.close()
         pre.close()

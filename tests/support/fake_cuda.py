@@ -91,6 +91,9 @@ class FakeDriver(object):
     def memcpy_dtoh(self, dst, src):
         self.memcpy_dtoh_async(dst, src)
 
+    def memcpy_dtod_async(self, dst, src, n, stream=None):
+        ctypes.memmove(int(dst), int(src), int(n))
+
     def memset_d8_async(self, ptr, value, n, stream=None):
         ctypes.memset(int(ptr), value, n)
 

@@ -382,17 +382,18 @@ class GpuSlot(_Contexts, Slot):
     once the slot's event completed.
 
     ``draw`` (a DrawStyle, BGR frames only): ``submit`` also enqueues, after the
-    postprocessing and on the same stream, the drawing of each frame's kept boxes laid out on
-    the device (trtssd.io.draw_device: no host work on the boxes) into the frame's pixels on
-    the device - the preprocessor's own device copy of a read-only host frame (a shared
-    ring's), or a device frame given by the caller, in place - and the picture's download
-    into a pinned buffer of the slot, which ``result`` makes ``frame.annotated`` (valid until
-    this slot's next ``result``: the slot downloads into two buffer sets in turn). Every sink
-    here takes host pictures, so the picture comes down once, asynchronously, while the other
-    slots run. Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
+    postprocessing and on the same stream, a device copy of each frame's pixels on the
+    device (the preprocessor's own copy of a read-only host frame, a shared ring's, or a
+    device frame given by the caller, which stays as it is) and the drawing of the frame's
+    kept boxes into it, laid out on the device (trtssd.io.draw_device: no host work on the
+    boxes); the picture then comes down on the slot's copy stream into a pinned buffer of the
+    slot, beside the slot's next batch, and ``collect``'s second half waits for it and makes
+    it ``frame.annotated`` (valid until this slot's next ``result``: pictures alternate
+    between two buffer sets). Every sink here takes host pictures, so the picture comes down
+    once. Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
     Delivery).
     """
-    _cuda_attrs = _Contexts._cuda_attrs + ("t_draw",)
+    _cuda_attrs = _Contexts._cuda_attrs + ("t_draw", "copy_stream", "painted", "downloaded")
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1, draw=None):
@@ -411,7 +412,7 @@ class GpuSlot(_Contexts, Slot):
                                          max_detections)
             self._owned.append(self.post)
             if draw is not None:
-                from ..gpu.cuda import pinned_empty
+                from ..gpu.cuda import DeviceArray, pinned_empty
                 from ..io.draw_device import DetectionDrawer
                 from ..io.draw_gpu import GpuDrawer
                 self.drawer = GpuDrawer(ring=2)                 # the atlases' owner
@@ -420,13 +421,19 @@ class GpuSlot(_Contexts, Slot):
                                                    max_batch, self.post.max_detections)
                 self._owned.append(self.dets_drawer)
                 self.dets_drawer.prepare(max_frame_shape[0], max_frame_shape[1])
-                self.h_drawn = pinned_empty((2, max_batch) + tuple(max_frame_shape[:2]) + (3,),
-                                            np.uint8)
+                shape = (2, max_batch) + tuple(max_frame_shape[:2]) + (3,)
+                self.h_drawn = pinned_empty(shape, np.uint8)
                 self._pinned.append(self.h_drawn)
+                self.d_drawn = self._keep(DeviceArray(shape, np.uint8))
+                self._picture_bytes = int(np.prod(shape[2:]))
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
         if draw is not None:
-            from ..gpu.cuda import EventTimer
+            from ..gpu.cuda import EventTimer, driver, host_wait_event
+            drv = driver()
             self.t_draw = EventTimer(self.stream)
+            self.copy_stream = drv.Stream()
+            self.painted = host_wait_event(drv)
+            self.downloaded = [host_wait_event(drv), host_wait_event(drv)]
         self.time_every = max(1, int(time_every))
         self._submits = 0
 
@@ -489,23 +496,36 @@ class GpuSlot(_Contexts, Slot):
                        ("inference", self.t_inf.elapsed_ms(), "cuda-event"),
                        ("postprocess", self.t_post.elapsed_ms(), "cuda-event"),
                        ("enqueue", enqueue_ms, "host")]
-        if drawn:
-            for frame, out in drawn:
+        if not drawn:
+            return lambda: (post.detections(rows, geoms, labels), timings)
+        if timed:
+            timings.append(("draw-gpu", self.t_draw.elapsed_ms(), "cuda-event"))
+        pictures, half = drawn
+        downloaded = self.downloaded[half]
+
+        def finish():
+            downloaded.synchronize()
+            for frame, out in pictures:
                 frame.annotated = out
-            if timed:
-                timings.append(("draw-gpu", self.t_draw.elapsed_ms(), "cuda-event"))
-        return lambda: (post.detections(rows, geoms, labels), timings)
+            return post.detections(rows, geoms, labels), timings
+        return finish
 
     def _enqueue_draw(self, frames, inputs, geoms, half):
-        """Enqueue the drawing of the frames' kept boxes into their device pixels and the
-        pictures' download into buffer set ``half`` (see the class docstring); the (frame,
-        picture) pairs ``result`` hands out. Writable host frames (the CPU draws them in place)
-        and mapped ones (no device copy) are left out."""
+        """Enqueue the copy of the frames' device pixels into buffer set ``half`` of the slot's
+        device pictures, the drawing of their kept boxes there and, on the copy stream, the
+        pictures' download into set ``half`` of the pinned ones (see the class docstring);
+        (the (frame, picture) pairs, ``half``) for ``collect``, or None when no frame is drawn
+        here: writable host frames (the CPU draws them in place) and mapped ones (no device
+        copy) are left out."""
+        from ..gpu.cuda import copy_2d, driver
         from ..postprocess.cpu import _geometries
         where = self.pre.device_frames(inputs if len(inputs) > 1 else inputs[0])
         stream = self.stream
-        buf = self.h_drawn[half]
+        host = self.h_drawn[half]
+        size = self._picture_bytes
+        base = self.d_drawn.ptr + half * self.max_batch * size
         post, dd = self.post, self.dets_drawer
+        drv = driver()
         drawn = []
         for k, (frame, g, (ptr, pitch, w, h, staged)) in enumerate(
                 zip(frames, _geometries(geoms, len(frames)), where)):
@@ -514,26 +534,32 @@ class GpuSlot(_Contexts, Slot):
                 continue
             if isinstance(img, np.ndarray) and (img.flags.writeable or not staged):
                 continue        # writable: drawn in place on the CPU; mapped: no device copy
-            dd.enqueue(k, post.device_rows(k), g, ptr, pitch, w, h, stream)
-            out = buf[k].reshape(-1)[:h * w * 3].reshape(h, w, 3)   # C-contiguous
-            _download(ptr, pitch, out, stream)
-            drawn.append((frame, out))
-        return drawn
+            row = w * 3
+            pic = base + k * size
+            if pitch == row:
+                drv.memcpy_dtod_async(pic, ptr, h * row, stream)
+            else:
+                copy_2d(ptr, pitch, pic, row, row, h, stream)
+            dd.enqueue(k, post.device_rows(k), g, pic, row, w, h, stream)
+            drawn.append((frame, host[k].reshape(-1)[:h * row].reshape(h, w, 3), pic))
+        if not drawn:
+            return None
+        self.painted.record(stream)
+        cs = self.copy_stream
+        cs.wait_for_event(self.painted)
+        for _, out, pic in drawn:
+            drv.memcpy_dtoh_async(out, pic, cs)
+        self.downloaded[half].record(cs)
+        return [(frame, out) for frame, out, _ in drawn], half
 
     def close(self):
-        _Contexts.close(self)
-        self.pre = self.post = self.drawer = self.dets_drawer = None
-
-
-def _download(ptr, pitch, out, stream):
-    """Enqueue the copy of a device picture (rows ``pitch`` bytes apart) into ``out``, a
-    C-contiguous pinned (H, W, 3) view, on ``stream``."""
-    from ..gpu.cuda import copy_2d, driver
-    row = out.shape[1] * 3
-    if pitch == row:
-        driver().memcpy_dtoh_async(out, ptr, stream)
-    else:
-        copy_2d(ptr, pitch, out, row, row, out.shape[0], stream)
+        try:
+            cs = getattr(self, "copy_stream", None)
+            if cs is not None:
+                cs.synchronize()        # pictures still coming down
+        finally:
+            _Contexts.close(self)
+            self.pre = self.post = self.drawer = self.dets_drawer = None
 
 
 class _CudaLayer(DeviceLayer):
@@ -627,11 +653,11 @@ class GpuLayer(_CudaLayer):
         """Slots made from now on draw the annotated picture on the GPU with ``style`` (a
         DrawStyle; None: they do not draw), for BGR frames (see GpuSlot)."""
         self.draw_style = style if self.pixel_format == "BGR" else None
-        note = ("drawing: on the GPU into the device copy of each read-only host frame (device "
-                "BGR frames: in place), laid out on the device from the kept boxes and drawn "
-                "by two kernels per frame after the postprocessing, then one download into "
-                "pinned memory, all on the slot's stream (stage draw-gpu: GPU time per batch, "
-                "the download included); writable host frames in place on the CPU")
+        note = ("drawing: on the GPU into a device copy of each read-only host frame or "
+                "device BGR frame, laid out on the device from the kept boxes and drawn by two "
+                "kernels per frame after the postprocessing on the slot's stream (stage "
+                "draw-gpu: GPU time per batch), then one download into pinned memory on the "
+                "slot's copy stream; writable host frames in place on the CPU")
         if style is not None and self.pixel_format != "BGR":
             note = ("drawing: %s frames are not drawn on the GPU; host frames are drawn on the "
                     "CPU" % self.pixel_format)

@@ -1,9 +1,11 @@
 """The GPU slot's drawing path on the CPU (tests/support/fake_cuda: device memory is host
 memory, the kernels run through the CPU shim): where the preprocessor left each frame on the
-device (GpuPreprocessor.device_frames), the drawing into that copy, laid out on the device from
-kept rows, and its download (GpuSlot._enqueue_draw), against OpenCV's drawing of the same boxes;
-writable frames are left to the CPU, read-only ones are drawn on the device copy and never
-touched on the host.
+device (GpuPreprocessor.device_frames), the copy of those pixels into the slot's pictures
+right after the preprocessing (GpuSlot._copy_pictures), the next batch's upload into the same
+staging after it (GpuSlot.stage's ordering), the drawing into the pictures, laid out on the
+device from kept rows, and their download (GpuSlot._enqueue_draw), against OpenCV's drawing of
+the same boxes; writable frames are left to the CPU, read-only ones are drawn on the device
+copy and never touched on the host.
 """
 import numpy as np
 import pytest
@@ -36,6 +38,7 @@ class SlotParts(object):
         self._picture_bytes = int(np.prod(h_drawn.shape[2:]))
         self.copy_stream = drv.Stream()
         self.painted = host_wait_event(drv)
+        self.staging_free = host_wait_event(drv)
         self.downloaded = [host_wait_event(drv), host_wait_event(drv)]
 
 
@@ -100,7 +103,16 @@ def check_slot_draw(drv):
         assert where[4][1:4] == (77 * 3, 77, 101)
         h_drawn = pinned_empty((2, 5, h, w, 3), np.uint8)
         parts = SlotParts(drv, pre, Rows(rows), dd, h_drawn, d_drawn, stream)
-        drawn, half = GpuSlot._enqueue_draw(parts, frames, [f.image for f in frames], geoms, 1)
+        copies = GpuSlot._copy_pictures(parts, frames, [f.image for f in frames], 1)
+        assert [c[0] for c in copies] == [0, 1, 3, 4]
+        # the next batch's upload overwrites the staging the pictures were copied from, on
+        # another stream, ordered after the copies only by the slot's staging_free event
+        nxt = pinned_empty((5, h, w, 3), np.uint8)
+        nxt[...] = 255 - pristine[0]
+        upload = drv.Stream()
+        upload.wait_for_event(parts.staging_free)
+        pre.upload([nxt[k] for k in range(5)], stream=upload)
+        drawn, half = GpuSlot._enqueue_draw(parts, copies, geoms, 1)
         assert half == 1 and [f.index for f, _ in drawn] == [0, 1, 3, 4]
         parts.downloaded[1].synchronize()
         for frame, out in drawn:

@@ -75,12 +75,33 @@ class FakeSlot(Slot):
         self.ready_at = 0.0
         self.closed = False
         self.thread = threading.current_thread()
+        self.staged = None
+
+    def stage(self, frames):
+        # the next batch's upload beside this slot's batch in flight: only on a busy slot,
+        # once per batch, and the next submit must be of exactly these frames
+        L = self.layer
+        L.check_active("stage")
+        if self.pending is None:
+            L.violations.append("slot %d staged while free" % self.k)
+        if self.staged is not None:
+            L.violations.append("slot %d staged twice" % self.k)
+        with L.lock:
+            L.stages += 1
+            if L.fail_stage_at is not None and L.stages - 1 == L.fail_stage_at:
+                raise Boom("device failed at stage %d" % (L.stages - 1))
+        self.staged = [(f.source_id, frame_number(f.image)) for f in frames]
 
     def submit(self, frames):
         L = self.layer
         L.check_active("submit")
         if self.pending is not None:
             raise AssertionError("slot %d resubmitted before its result was taken" % self.k)
+        if self.staged is not None:
+            if self.staged != [(f.source_id, frame_number(f.image)) for f in frames]:
+                L.violations.append("slot %d staged %s but was submitted %s" % (
+                    self.k, self.staged, [(f.source_id, f.index) for f in frames]))
+            self.staged = None
         if len(frames) > L.max_batch:
             raise AssertionError("batch %d > max_batch %d" % (len(frames), L.max_batch))
         with L.lock:
@@ -96,7 +117,12 @@ class FakeSlot(Slot):
         # pooled/ring frames: the device reads their buffers until the result (a direct
         # upload from pinned memory), so they must not be given back before
         self.held = [f for f in frames if f.release is not None]
-        self.ready_at = time.perf_counter() + L.latency
+        now = time.perf_counter()
+        if L.serial:            # one batch at a time, as one GPU runs them: staggered slots
+            with L.lock:
+                self.ready_at = L.busy_until = max(now, L.busy_until) + L.latency
+        else:
+            self.ready_at = now + L.latency
 
     def ready(self):
         return time.perf_counter() >= self.ready_at
@@ -140,10 +166,14 @@ class FakeSlot(Slot):
 
 
 class FakeLayer(DeviceLayer):
-    def __init__(self, latency=0.0, max_batch=1, fail_submit_at=None, fail_result_at=None):
+    def __init__(self, latency=0.0, max_batch=1, fail_submit_at=None, fail_result_at=None,
+                 fail_stage_at=None, serial=False):
         self.latency = latency
+        self.serial, self.busy_until = serial, 0.0
         self.max_batch = max_batch
         self.fail_submit_at, self.fail_result_at = fail_submit_at, fail_result_at
+        self.fail_stage_at = fail_stage_at
+        self.stages = 0
         self.lock = threading.Lock()
         self.local = threading.local()
         self.slots = []
@@ -303,6 +333,38 @@ def test_a_slot_is_refilled_before_its_result_is_delivered(mode, depth):
     body = seen[:len(seen) - depth * per_round]
     assert body and all(k == depth for k in body), seen
     assert_clean(layer)
+
+
+@pytest.mark.parametrize("mode,depth,batch", [("pipelined", 2, 1), ("pipelined", 3, 2),
+                                              ("multi", 2, 2)])    # multi: a round of 2
+def test_the_next_batch_is_staged_on_the_oldest_busy_slot(mode, depth, batch):
+    # frames queued ahead and every slot busy: the thread hands the next batch to the slot
+    # it waits for (its upload beside that slot's network) and submits it to that slot as
+    # soon as it is free (FakeSlot checks both); every frame still arrives once, in order
+    layer = FakeLayer(latency=0.005, max_batch=batch, serial=True)
+    sink = ListSink()
+    n = 10 * depth * batch
+    srcs = [CountingSource(n, name="a"), CountingSource(n, name="b")] if mode == "multi" \
+        else CountingSource(n)
+    run_bounded(srcs, None, sink, opts(mode, depth, batch), device=layer)
+    assert sink.bad == []
+    names = ["a", "b"] if mode == "multi" else ["src"]
+    for name in names:
+        assert [i for s, i in sink.got if s == name] == list(range(n))
+    # all but the first depth batches and the last could be staged: most of them were
+    assert layer.stages >= len(layer.batches) // 2, (layer.stages, len(layer.batches))
+    assert_clean(layer)
+
+
+@pytest.mark.parametrize("mode,depth", [("pipelined", 2), ("pipelined", 3), ("multi", 2)])
+def test_an_error_in_staging_reaches_the_caller(mode, depth):
+    layer = FakeLayer(latency=0.005, max_batch=2, fail_stage_at=2, serial=True)
+    srcs = [CountingSource(40, name="a"), CountingSource(40, name="b")] if mode == "multi" \
+        else CountingSource(40)
+    with pytest.raises(Boom) as info:
+        run_bounded(srcs, None, ListSink(), opts(mode, depth), device=layer)
+    assert "stage" in [fr.name for fr in traceback.extract_tb(info.value.__traceback__)]
+    assert_clean(layer)           # the staged frames were given back, no buffer leaked
 
 
 def test_pipelined_batches_full_on_a_file():

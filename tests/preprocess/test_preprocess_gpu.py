@@ -151,6 +151,46 @@ def test_many_calls_in_flight(cuda_context):
             out.close()
 
 
+def test_uploads_ahead_on_another_stream(cuda_context):
+    # Each batch uploaded on an upload stream (upload()) while the batch before it may still
+    # be preprocessed on the run stream, then preprocessed there into its own output, nothing
+    # synchronised until the end: the upload must wait for the kernel that read the staging
+    # before it, and the kernel for its upload. Pinned batches (a block of their own each,
+    # so no source is reused) and plain host frames in turn.
+    from trtssd.gpu.cuda import DeviceArray, driver
+    drv = driver()
+    rng = np.random.default_rng(29)
+    o = PreprocessOptions(width=96, height=80)
+    run, up = drv.Stream(), drv.Stream()
+    calls, blocks = [], []
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(541, 963, 3)) as pre:
+        for k in range(10):
+            if k % 2:
+                fr = [rand_frame(rng, 541, 963, "BGR"), rand_frame(rng, 333, 777, "BGR")]
+                ref = [f.copy() for f in fr]
+            else:
+                block = _pinned_frame(rng, (2, 541, 963, 3))
+                blocks.append(block)
+                fr, ref = [block[0], block[1]], list(np.array(block))
+            out = DeviceArray(o.output_shape(2), np.float32).fill_bytes(0xFF)
+            drv.Context.synchronize()
+            pre.upload(fr, stream=up)
+            if k % 2:
+                for f in fr:
+                    f[...] = 0              # copied by upload(): what the kernel reads stays
+            pre.preprocess(fr, out=out, stream=run)
+            calls.append((ref, out))
+        drv.Context.synchronize()
+        for ref_frames, out in calls:
+            got = out.get()
+            assert not np.isnan(got).any()
+            ref, _ = cpu_preprocess(ref_frames, o)
+            np.testing.assert_allclose(got, ref, atol=tolerance(o)[0], rtol=1e-6)
+            out.close()
+    for b in blocks:
+        b.close()
+
+
 def test_strided_host_crop(cuda_context):
     rng = np.random.default_rng(24)
     big = rand_frame(rng, 1000, 1500, "RGB")

@@ -269,6 +269,61 @@ def test_pinned_frames_upload_from_their_own_memory(fake_gpu):
         assert _staging_untouched(pre)
 
 
+def test_upload_ahead_then_preprocess_launches_only(fake_gpu):
+    # upload(frames, stream) enqueues the copies on that stream after the last kernel; the
+    # next preprocess of the same frames uploads nothing, waits for the upload's event and
+    # reads what was uploaded then; other frames wait for it and upload their own
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(43)
+    o = PreprocessOptions(width=41, height=37)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(70, 90, 3)) as pre:
+        run, up = fake_gpu.Stream(), fake_gpu.Stream()
+        first = [frame(rng, 70, 90, "BGR") for _ in range(2)]
+        _check_host(pre, first, o, stream=run)
+        kernel_event = pre._last_event
+        p = _pinned((2, 70, 90, 3))
+        p[...] = rng.integers(0, 256, p.shape, dtype=np.uint8)
+        pinned = [p[0], p[1]]
+        n0 = len(fake_gpu.copies)
+        assert pre.upload(pinned, stream=up) is None
+        assert fake_gpu.copies[n0:] == [(pre._frames_dev_base, p.nbytes, p.ctypes.data)]
+        assert fake_gpu.copy_streams[n0:] == [up] and up.waited == [kernel_event]
+        uploaded = pre._upload_event
+        _check_host(pre, pinned, o, ref_frames=list(np.array(p)), stream=run)
+        assert len(fake_gpu.copies) == n0 + 1                   # nothing uploaded again
+        assert run.waited[-1] is uploaded
+        # plain host frames: copied into the staging by upload(); changing them afterwards
+        # does not change what the next preprocess of them reads
+        plain = [frame(rng, 61, 83, "BGR"), frame(rng, 70, 90, "BGR")]
+        want = [f.copy() for f in plain]
+        pre.upload(plain, stream=up)
+        n1 = len(fake_gpu.copies)
+        for f in plain:
+            f[...] = 0
+        _check_host(pre, plain, o, ref_frames=want, stream=run)
+        base, end = pre._frames_dev_base, pre._frames_dev_base + pre._staging.nbytes
+        assert not [c for c in fake_gpu.copies[n1:] if base <= c[0] < end]   # the table only
+        # staged, then other frames: they wait for the staged upload and upload their own
+        pre.upload(pinned, stream=up)
+        run_waits = len(run.waited)
+        n2 = len(fake_gpu.copies)
+        other = [frame(rng, 50, 60, "BGR")]
+        _check_host(pre, other, o, stream=run)
+        assert run.waited[run_waits] is pre._upload_event and len(fake_gpu.copies) > n2
+        assert pre._staged is None
+        # then the pinned frames again: not staged any more, so uploaded on the run stream
+        n3 = len(fake_gpu.copies)
+        _check_host(pre, pinned, o, ref_frames=list(np.array(p)), stream=run)
+        assert fake_gpu.copy_streams[n3:] == [run]
+        # device frames: nothing to stage
+        d = DeviceArray((70, 90, 3), np.uint8).copy_from_host(first[0])
+        n4 = len(fake_gpu.copies)
+        pre.upload(d, stream=up)
+        assert len(fake_gpu.copies) == n4 and pre._staged is None
+        d.close()
+
+
 def test_pinned_mixed_with_plain_staging_and_device_frames(fake_gpu):
     from trtssd.gpu.cuda import DeviceArray
     from trtssd.preprocess import GpuPreprocessor

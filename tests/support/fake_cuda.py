@@ -9,7 +9,8 @@ format and host-logic mistakes before the GPU run.
 
 ``install(monkeypatch, how, formats, ...)`` puts it in place of ``trtssd.gpu.cuda._driver``,
 ``trtssd.gpu.kernels.get_function`` and ``trtssd.gpu.cuda.pinned_empty`` and returns the driver:
-``drv.copies`` (every host-to-device copy: (dst, bytes, src address)), ``drv.calls`` (every
+``drv.copies`` (every host-to-device copy: (dst, bytes, src address); its stream in
+``drv.copy_streams``), ``drv.calls`` (every
 launch: (how, kernel)), ``drv.fns`` (every function get_function made), ``drv.how``.
 """
 import ctypes
@@ -43,10 +44,12 @@ class FakeEvent(object):
 class FakeStream(object):
     def __init__(self, *a):
         self.waits = 0
+        self.waited = []            # the events waited for, in order
         self.handle = id(self)
 
     def wait_for_event(self, ev):
         self.waits += 1
+        self.waited.append(ev)
 
     def synchronize(self):
         pass
@@ -68,6 +71,7 @@ class FakeDriver(object):
 
     def __init__(self):
         self.copies = []
+        self.copy_streams = []      # the stream of each entry of copies
         self.calls = []
         self.fns = []
         self.how = None
@@ -79,6 +83,7 @@ class FakeDriver(object):
         # src: any contiguous buffer, as pycuda takes it (numpy views, ctypes arrays)
         buf = np.frombuffer(src, np.uint8)
         self.copies.append((int(dst), buf.nbytes, buf.ctypes.data))
+        self.copy_streams.append(stream)
         ctypes.memmove(int(dst), buf.ctypes.data, buf.nbytes)
 
     def memcpy_htod(self, dst, src):

@@ -8,7 +8,9 @@ Threads:
   ceiling is driven: it gives every free slot a batch as soon as one is queued and enqueues
   everything for it on that slot's stream (upload straight from the frame's pinned buffer,
   preprocess, infer, postprocess into mapped pinned memory, an event), then takes the slots'
-  results in submission order; a slot whose result was taken gets its next batch before the
+  results in submission order; while every slot is busy, the next batch is staged on the
+  oldest one (``Slot.stage``: its upload enqueued beside that slot's network) before the
+  thread waits for it; a slot whose result was taken gets its next batch before the
   result is converted and handed to the sink, so nothing crosses threads between a slot's
   end and its next start. Results come out in frame order. A frame's buffer goes back to its
   pool or ring only after its slot's event: the upload read it in place until that point.
@@ -34,18 +36,23 @@ def run_slots(layer, slots, take_batch, deliver):
     complete them in submission order, delivering each frame's result, all in the calling
     thread: every free slot gets a batch as soon as one is ready (the thread waits for frames
     only while no slot is in flight; otherwise it looks for frames and at the oldest slot's
-    event in turns), and a slot whose result was taken gets its next batch before that result
-    is converted and delivered, so the GPU restarts it while the host delivers. Returns when
+    event in turns); while every slot is in flight, a ready batch is staged on the oldest
+    slot (``stage``) before its result is awaited, and a slot whose result was taken gets its
+    next batch (the staged one first) before that result is converted and delivered, so the GPU restarts it while the host delivers. Returns when
     the stream ended and every slot was delivered, or raises; frames not delivered are given
     back."""
     depth = len(slots)
     free = collections.deque(range(depth))
     inflight = collections.deque()          # (slot index, frames), in submission order
     ended = False
+    staged = None                           # a batch staged on the oldest slot (Slot.stage)
     timings = deliver.timings
 
-    def submit(frames):
-        i = free.popleft()
+    def submit(frames, i=None):
+        if i is None:
+            i = free.popleft()
+        else:
+            free.remove(i)
         try:
             slots[i].submit(frames)
         except BaseException:
@@ -74,14 +81,33 @@ def run_slots(layer, slots, take_batch, deliver):
                         submit(frames)
                 if not inflight:
                     break
-                i, frames = inflight.popleft()
+                i, frames = inflight[0]
+                if not free and not ended and not slots[i].ready():
+                    # every slot busy: the next batch goes to the oldest one's upload now,
+                    # beside its network, and is submitted to it as soon as it is free
+                    staged = take_batch(0)
+                    if staged is not None:
+                        if staged:
+                            try:
+                                slots[i].stage(staged)
+                            except BaseException:
+                                discard(staged)
+                                staged = None
+                                raise
+                        else:
+                            ended = True
+                            staged = None
+                inflight.popleft()
                 try:
                     finish = slots[i].collect()
                 except BaseException:
                     discard(frames)
                     raise
                 free.append(i)
-                if not ended:
+                if staged:
+                    nxt, staged = staged, None
+                    submit(nxt, i)
+                elif not ended:
                     nxt = take_batch(0)
                     if nxt is not None:
                         if nxt:
@@ -104,6 +130,8 @@ def run_slots(layer, slots, take_batch, deliver):
             for _, frames in inflight:
                 discard(frames)
             inflight.clear()
+            if staged:
+                discard(staged)
             raise
 
 

@@ -7,7 +7,8 @@ be tested on the CPU with a fake:
   thread), ``make_slot()``, ``frame_buffer(shape)`` / ``free_frame_buffer(buf)`` (pinned host
   memory on CUDA), ``max_batch``, ``gpu``, ``pixel_format``, ``close()``.
 - ``Slot``: one batch of frames in flight: ``submit(frames)`` enqueues (on CUDA it returns at
-  once), ``ready()`` asks without blocking, ``wait()`` blocks until done, ``result()`` returns
+  once), ``stage(frames)`` starts moving the next batch to the device while the slot is
+  busy (optional), ``ready()`` asks without blocking, ``wait()`` blocks until done, ``result()`` returns
   ``(detections per frame, [(stage, ms, clock), ...])``, ``close()``. A slot is reused only
   after its ``result()`` was taken.
 
@@ -53,6 +54,10 @@ class Slot(object):
 
     def result(self):
         raise NotImplementedError
+
+    def stage(self, frames):
+        """Start moving ``frames``, this slot's next batch, to the device while its current
+        batch still runs; its next ``submit`` is then of these frames. Nothing by default."""
 
     def collect(self):
         """Take the result now and leave the slot free for its next ``submit``; returns a
@@ -393,7 +398,8 @@ class GpuSlot(_Contexts, Slot):
     once. Writable host frames are left to the CPU, drawn in place (trtssd.pipeline.base
     Delivery).
     """
-    _cuda_attrs = _Contexts._cuda_attrs + ("t_draw", "copy_stream", "painted", "downloaded")
+    _cuda_attrs = _Contexts._cuda_attrs + ("t_draw", "copy_stream", "painted", "downloaded",
+                                           "upload_stream", "staging_free")
 
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1, draw=None):
@@ -427,9 +433,12 @@ class GpuSlot(_Contexts, Slot):
                 self.d_drawn = self._keep(DeviceArray(shape, np.uint8))
                 self._picture_bytes = int(np.prod(shape[2:]))
         self.t_pre, self.t_inf, self.t_post = self._stream_setup(backend, max_batch, allocate)
+        from ..gpu.cuda import EventTimer, driver, host_wait_event
+        drv = driver()
+        self.upload_stream = drv.Stream()
+        self.staging_free = None
         if draw is not None:
-            from ..gpu.cuda import EventTimer, driver, host_wait_event
-            drv = driver()
+            self.staging_free = host_wait_event(drv)
             self.t_draw = EventTimer(self.stream)
             self.copy_stream = drv.Stream()
             self.painted = host_wait_event(drv)
@@ -450,10 +459,14 @@ class GpuSlot(_Contexts, Slot):
         if timed:
             self.t_pre.start()
         inputs = [f.image for f in frames]
-        _, geoms = self.pre.preprocess(inputs if n > 1 else inputs[0], out=images,
-                                       stream=stream)
+        batch = inputs if n > 1 else inputs[0]
+        _, geoms = self.pre.preprocess(batch, out=images, stream=stream)
         if timed:
             self.t_pre.stop()
+        copies = None
+        if self.dets_drawer is not None:
+            copies = self._copy_pictures(frames, batch, self._submits % 2)
+        if timed:
             self.t_inf.start()
         ctx.enqueue(stream=stream)
         if timed:
@@ -464,14 +477,22 @@ class GpuSlot(_Contexts, Slot):
         if timed:
             self.t_post.stop()
         drawn = None
-        if self.dets_drawer is not None:
+        if copies:
             if timed:
                 self.t_draw.start()
-            drawn = self._enqueue_draw(frames, inputs, geoms, self._submits % 2)
+            drawn = self._enqueue_draw(copies, geoms, self._submits % 2)
             if timed:
                 self.t_draw.stop()
         self.done.record(stream)
         self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed, frames, drawn)
+
+    def stage(self, frames):
+        # the uploads on the slot's upload stream, after the picture copies of the batch in
+        # flight (which read the device staging); the next submit's kernel waits for them
+        inputs = [f.image for f in frames]
+        if self.staging_free is not None:
+            self.upload_stream.wait_for_event(self.staging_free)
+        self.pre.upload(inputs if len(inputs) > 1 else inputs[0], stream=self.upload_stream)
 
     def frame_buffer(self, shape):
         # the preprocessor's pinned staging of batch slot 0: a frame decoded there is uploaded
@@ -510,25 +531,20 @@ class GpuSlot(_Contexts, Slot):
             return post.detections(rows, geoms, labels), timings
         return finish
 
-    def _enqueue_draw(self, frames, inputs, geoms, half):
-        """Enqueue the copy of the frames' device pixels into buffer set ``half`` of the slot's
-        device pictures, the drawing of their kept boxes there and, on the copy stream, the
-        pictures' download into set ``half`` of the pinned ones (see the class docstring);
-        (the (frame, picture) pairs, ``half``) for ``collect``, or None when no frame is drawn
-        here: writable host frames (the CPU draws them in place) and mapped ones (no device
-        copy) are left out."""
+    def _copy_pictures(self, frames, batch, half):
+        """Enqueue, right after the preprocessing kernel, the copy of the frames' device pixels
+        into buffer set ``half`` of the slot's device pictures, and mark the staging free for
+        the next batch's upload (``stage``); [(batch index, frame, picture address, row bytes,
+        width, height)] of the frames drawn here, or None: writable host frames (the CPU
+        draws them in place) and mapped ones (no device copy) are left out."""
         from ..gpu.cuda import copy_2d, driver
-        from ..postprocess.cpu import _geometries
-        where = self.pre.device_frames(inputs if len(inputs) > 1 else inputs[0])
+        where = self.pre.device_frames(batch)
         stream = self.stream
-        host = self.h_drawn[half]
         size = self._picture_bytes
         base = self.d_drawn.ptr + half * self.max_batch * size
-        post, dd = self.post, self.dets_drawer
         drv = driver()
-        drawn = []
-        for k, (frame, g, (ptr, pitch, w, h, staged)) in enumerate(
-                zip(frames, _geometries(geoms, len(frames)), where)):
+        copies = []
+        for k, (frame, (ptr, pitch, w, h, staged)) in enumerate(zip(frames, where)):
             img = frame.image
             if frame.annotated is not None:
                 continue
@@ -540,13 +556,28 @@ class GpuSlot(_Contexts, Slot):
                 drv.memcpy_dtod_async(pic, ptr, h * row, stream)
             else:
                 copy_2d(ptr, pitch, pic, row, row, h, stream)
-            dd.enqueue(k, post.device_rows(k), g, pic, row, w, h, stream)
+            copies.append((k, frame, pic, row, w, h))
+        self.staging_free.record(stream)
+        return copies or None
+
+    def _enqueue_draw(self, copies, geoms, half):
+        """Enqueue the drawing of the kept boxes into the pictures ``_copy_pictures`` made
+        and, on the copy stream, their download into set ``half`` of the pinned pictures (see
+        the class docstring); (the (frame, picture) pairs, ``half``) for ``collect``."""
+        from ..gpu.cuda import driver
+        from ..postprocess.cpu import _geometries
+        stream = self.stream
+        host = self.h_drawn[half]
+        post, dd = self.post, self.dets_drawer
+        gs = _geometries(geoms, len(geoms))
+        drawn = []
+        for k, frame, pic, row, w, h in copies:
+            dd.enqueue(k, post.device_rows(k), gs[k], pic, row, w, h, stream)
             drawn.append((frame, host[k].reshape(-1)[:h * row].reshape(h, w, 3), pic))
-        if not drawn:
-            return None
         self.painted.record(stream)
         cs = self.copy_stream
         cs.wait_for_event(self.painted)
+        drv = driver()
         for _, out, pic in drawn:
             drv.memcpy_dtoh_async(out, pic, cs)
         self.downloaded[half].record(cs)

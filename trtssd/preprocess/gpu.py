@@ -154,6 +154,8 @@ class GpuPreprocessor(Closeable):
         self._tail_args = (o.width, o.height) + tuple(float(v) for v in kernel_norm_args(o))
         self._out_dtype = o.np_dtype
         self._out_ptrs = {}            # (foreign_key(out), n) -> its checked device pointer
+        self._staged = None            # (plan, event, stream) of an upload() not yet launched
+        self._upload_event = None
 
     def close(self):
         """Free every buffer now (waits for work this object enqueued)."""
@@ -161,11 +163,12 @@ class GpuPreprocessor(Closeable):
             return
         self._closed = True
         with self._activated():
-            if self._last_event is not None:
-                try:
-                    self._last_event.synchronize()
-                except Exception:
-                    pass
+            for ev in (self._last_event, self._upload_event):
+                if ev is not None:
+                    try:
+                        ev.synchronize()
+                    except Exception:
+                        pass
             for b in reversed(self._buffers):
                 b.close()
             self._buffers = []
@@ -174,6 +177,7 @@ class GpuPreprocessor(Closeable):
             # when its last reference goes, and that must not happen in another thread
             self._events = []
             self._last_event = None
+            self._staged = self._upload_event = None
             self._table_of = []
             self._slot_event[:] = [None] * len(self._slot_event)
 
@@ -239,6 +243,71 @@ class GpuPreprocessor(Closeable):
 
     __call__ = preprocess
 
+    def upload(self, frames, stream=None):
+        """Enqueue on ``stream`` now what ``preprocess(frames)`` would move to the device (host
+        copies into the pinned staging, uploads into the device staging), ordered after this
+        preprocessor's last kernel, which read that staging. The next ``preprocess`` call with
+        these same frames, on any stream, then only waits for this upload and launches the
+        kernel: the next batch comes over the link while the network of the one before runs
+        on another stream. A ``preprocess`` call with other frames waits for it and uploads
+        its own. Frames with nothing to copy (device frames, mapped ones) enqueue nothing. The
+        frames' contract is ``preprocess``'s, from this call on: plain host frames are copied
+        before it returns."""
+        if self._closed:
+            raise InputError("this GpuPreprocessor was closed; create a new one")
+        if self.context is None:
+            with self._lock:
+                return self._upload(frames, stream)
+        with self._lock, self._activated():
+            return self._upload(frames, stream)
+
+    def _upload(self, frames, stream):
+        plan = self._plan(frames)
+        if not plan.copies and not plan.uploads:
+            return
+        self._after_staged(stream)
+        self._transfer(plan, frames, stream)
+        ev = self._upload_event
+        if ev is None:
+            ev = self._upload_event = host_wait_event(self._drv)
+        ev.record(stream)
+        for k in plan.host_slots:
+            self._slot_event[k] = ev       # staging slot k was read by this upload
+        self._staged = (plan, ev, stream)
+
+    def _after_staged(self, stream):
+        """Order ``stream`` after a staged upload not yet consumed; returns its plan."""
+        staged = self._staged
+        if staged is None:
+            return None
+        self._staged = None
+        plan, ev, on = staged
+        if stream is not on:
+            if stream is None:
+                ev.synchronize()
+            else:
+                stream.wait_for_event(ev)
+        return plan
+
+    def _transfer(self, plan, frames, stream):
+        """The plan's host copies (each after the last call that read its staging slot) and
+        its uploads on ``stream``, after the last kernel when that ran on another stream."""
+        if plan.copies:
+            flist = frames if isinstance(frames, (list, tuple)) else frame_list(frames, self.options)
+            for k, dst, src in plan.copies:
+                ev = self._slot_event[k]
+                if ev is not None:
+                    ev.synchronize()     # the previous call's copy/kernel of this slot ended
+                np.copyto(dst, flist[k] if src is None else src)
+        # Device buffers (frames, table, output) may still be read by the previous call's
+        # kernel on another stream: order this stream after it, without blocking the host.
+        last = self._last_event
+        if last is not None and stream is not self._last_stream and stream is not None:
+            stream.wait_for_event(last)
+        drv = self._drv
+        for dev_ptr, src in plan.uploads:
+            drv.memcpy_htod_async(dev_ptr, src, stream)
+
     def _output(self, out, plan):
         if out is None:
             return plan.out_view, plan.out_view.ptr
@@ -265,21 +334,12 @@ class GpuPreprocessor(Closeable):
         plan = self._plan(frames)      # cached, or made: validates, InputError before any launch
         out_obj, out_ptr = self._output(out, plan)
         drv = self._drv
-        if plan.copies:
-            flist = frames if isinstance(frames, (list, tuple)) else frame_list(frames, self.options)
-            for k, dst, src in plan.copies:
-                ev = self._slot_event[k]
-                if ev is not None:
-                    ev.synchronize()     # the previous call's copy/kernel of this slot ended
-                np.copyto(dst, flist[k] if src is None else src)
-
-        # Device buffers (frames, table, output) may still be read by the previous call's
-        # kernel on another stream: order this stream after it, without blocking the host.
-        last = self._last_event
-        if last is not None and stream is not self._last_stream and stream is not None:
-            stream.wait_for_event(last)
-        for dev_ptr, src in plan.uploads:
-            drv.memcpy_htod_async(dev_ptr, src, stream)
+        if self._staged is not None and self._after_staged(stream) is plan:
+            last = self._last_event     # uploaded already: only the kernel's own ordering
+            if last is not None and stream is not self._last_stream and stream is not None:
+                stream.wait_for_event(last)
+        else:
+            self._transfer(plan, frames, stream)
 
         call = self._calls % self._ring
         ev = self._events[call]

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -472,18 +472,24 @@ fi
 # NVDEC once each; then the GPU tests of what changed and compute-sanitizer on the staged
 # upload and the slot's drawing. JSON into $OUT/r8.tgz. Stage:
 #   mkdir -p .device-carry/variants/unstaged && git archive 708ba03 trtssd | tar -x -C .device-carry/variants/unstaged
+# nvdec_rows REPETITION: the H.264 clip with NVDEC, pipelined d2 and multi x8, this tree then
+# the unstaged one (the clip's path made absolute before the variant's cd)
+nvdec_rows() {
+    local v dir clip=$PWD/$CLIP
+    for v in now unstaged; do
+        dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
+        step "repetition $1, variant $v: the H.264 clip with NVDEC"
+        (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 70 python3 -m trtssd bench --backend torch \
+            --device cuda --precision fp32 --no-chart --modes pipelined,multi --depths 2 \
+            --source "$clip" --decode gpu --seconds 1 --json "$R/r5_nvdec_${v}_$1.json")
+    done
+}
 if [ "$phase" = r8 ]; then
     R=/tmp/r8; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
     pack() { tar czf "$SAVED_OUT/r8.tgz" -C "$R" .; }
     side_by_side synthetic 60 unstaged --modes pipelined,multi --depths 2,3,4 --seconds 1; pack
     side_by_side drawn 45 unstaged --modes pipelined --depths 2,3,4 --seconds 1 --draw; pack
-    for v in now unstaged; do
-        dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
-        step "variant $v: the H.264 clip with NVDEC"
-        (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 70 python3 -m trtssd bench --backend torch \
-            --device cuda --precision fp32 --no-chart --modes pipelined,multi --depths 2 \
-            --source "$PWD/$CLIP" --decode gpu --seconds 1 --json "$R/r5_nvdec_${v}_1.json")
-    done; pack
+    nvdec_rows 1; pack
     OUT=$SAVED_OUT
     step "GPU tests: the staged upload, the slot's drawing, the pipelines"
     run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile \
@@ -492,6 +498,23 @@ if [ "$phase" = r8 ]; then
     sanitized "the staged upload and the slot's drawing" 70 \
         tests/preprocess/test_preprocess_gpu.py tests/io/test_draw_slot_host_logic.py \
         -k "uploads_ahead or many_calls or on_a_gpu"
+fi
+# ---- r8b (~480 s): round 8 on NVDEC (twice, alternating, as r8's was cut by a path) and at
+# fp16 beside the unstaged tree, then the GPU-bearing test folders. JSON into $OUT/r8b.tgz.
+if [ "$phase" = r8b ]; then
+    R=/tmp/r8b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r8b.tgz" -C "$R" .; }
+    nvdec_rows 1; pack
+    nvdec_rows 2; pack
+    for v in now unstaged; do
+        dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
+        step "variant $v: fp16 synthetic 1080p"
+        (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 60 python3 -m trtssd bench --backend torch \
+            --device cuda --precision fp16 --no-chart --modes pipelined,multi --depths 2,3,4 \
+            --seconds 1 --json "$R/r8b_fp16_$v.json")
+    done; pack
+    OUT=$SAVED_OUT
+    gpu_folders 560
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

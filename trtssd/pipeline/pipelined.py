@@ -37,7 +37,8 @@ def run_slots(layer, slots, take_batch, deliver):
     thread: every free slot gets a batch as soon as one is ready (the thread waits for frames
     only while no slot is in flight; otherwise it looks for frames and at the oldest slot's
     event in turns); while every slot is in flight, a ready batch is staged on the oldest
-    slot (``stage``) before its result is awaited, and a slot whose result was taken gets its
+    slot (``stage``) as soon as the slot before it was refilled, before that result's host
+    work and before the oldest one's result is awaited, and a slot whose result was taken gets its
     next batch (the staged one first) before that result is converted and delivered, so the GPU restarts it while the host delivers. Returns when
     the stream ended and every slot was delivered, or raises; frames not delivered are given
     back."""
@@ -45,7 +46,7 @@ def run_slots(layer, slots, take_batch, deliver):
     free = collections.deque(range(depth))
     inflight = collections.deque()          # (slot index, frames), in submission order
     ended = False
-    staged = None                           # a batch staged on the oldest slot (Slot.stage)
+    staged = None                           # (slot, frames) staged on the oldest slot
     timings = deliver.timings
 
     def submit(frames, i=None):
@@ -60,6 +61,28 @@ def run_slots(layer, slots, take_batch, deliver):
             discard(frames)
             raise
         inflight.append((i, frames))
+
+    def stage_oldest():
+        # every slot busy and the oldest not done: a ready batch goes to that slot's upload
+        # now, beside its network, and is submitted to it as soon as it is free
+        nonlocal staged, ended
+        if staged is not None or free or ended or not inflight:
+            return
+        i = inflight[0][0]
+        if slots[i].ready():
+            return
+        frames = take_batch(0)
+        if frames is None:
+            return
+        if not frames:
+            ended = True
+            return
+        try:
+            slots[i].stage(frames)
+        except BaseException:
+            discard(frames)
+            raise
+        staged = (i, frames)
 
     with layer.activate():
         try:
@@ -81,31 +104,16 @@ def run_slots(layer, slots, take_batch, deliver):
                         submit(frames)
                 if not inflight:
                     break
-                i, frames = inflight[0]
-                if not free and not ended and not slots[i].ready():
-                    # every slot busy: the next batch goes to the oldest one's upload now,
-                    # beside its network, and is submitted to it as soon as it is free
-                    staged = take_batch(0)
-                    if staged is not None:
-                        if staged:
-                            try:
-                                slots[i].stage(staged)
-                            except BaseException:
-                                discard(staged)
-                                staged = None
-                                raise
-                        else:
-                            ended = True
-                            staged = None
-                inflight.popleft()
+                stage_oldest()
+                i, frames = inflight.popleft()
                 try:
                     finish = slots[i].collect()
                 except BaseException:
                     discard(frames)
                     raise
                 free.append(i)
-                if staged:
-                    nxt, staged = staged, None
+                if staged is not None:
+                    (_, nxt), staged = staged, None      # staged on slot i, the oldest
                     submit(nxt, i)
                 elif not ended:
                     nxt = take_batch(0)
@@ -114,6 +122,7 @@ def run_slots(layer, slots, take_batch, deliver):
                             submit(nxt)
                         else:
                             ended = True
+                stage_oldest()      # the next one's upload before this result's host work
                 try:
                     dets, t = finish()
                 except BaseException:
@@ -130,8 +139,8 @@ def run_slots(layer, slots, take_batch, deliver):
             for _, frames in inflight:
                 discard(frames)
             inflight.clear()
-            if staged:
-                discard(staged)
+            if staged is not None:
+                discard(staged[1])
             raise
 
 

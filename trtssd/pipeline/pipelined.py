@@ -9,8 +9,8 @@ Threads:
   everything for it on that slot's stream (upload straight from the frame's pinned buffer,
   preprocess, infer, postprocess into mapped pinned memory, an event), then takes the slots'
   results in submission order; while every slot is busy, the next batch is staged on the
-  oldest one (``Slot.stage``: its upload enqueued beside that slot's network) before the
-  thread waits for it; a slot whose result was taken gets its next batch before the
+  oldest one (``Slot.stage``: its upload enqueued beside that slot's network) as soon as
+  the slot before it was refilled; a slot whose result was taken gets its next batch before the
   result is converted and handed to the sink, so nothing crosses threads between a slot's
   end and its next start. Results come out in frame order. A frame's buffer goes back to its
   pool or ring only after its slot's event: the upload read it in place until that point.
@@ -38,8 +38,9 @@ def run_slots(layer, slots, take_batch, deliver):
     only while no slot is in flight; otherwise it looks for frames and at the oldest slot's
     event in turns); while every slot is in flight, a ready batch is staged on the oldest
     slot (``stage``) as soon as the slot before it was refilled, before that result's host
-    work and before the oldest one's result is awaited, and a slot whose result was taken gets its
-    next batch (the staged one first) before that result is converted and delivered, so the GPU restarts it while the host delivers. Returns when
+    work; a slot whose result was taken gets its next batch (the one staged on it, if any)
+    before that result is converted and delivered, so the GPU restarts it while the host
+    delivers. Returns when
     the stream ended and every slot was delivered, or raises; frames not delivered are given
     back."""
     depth = len(slots)

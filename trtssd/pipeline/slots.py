@@ -8,9 +8,9 @@ be tested on the CPU with a fake:
   memory on CUDA), ``max_batch``, ``gpu``, ``pixel_format``, ``close()``.
 - ``Slot``: one batch of frames in flight: ``submit(frames)`` enqueues (on CUDA it returns at
   once), ``stage(frames)`` starts moving the next batch to the device while the slot is
-  busy (optional), ``ready()`` asks without blocking, ``wait()`` blocks until done, ``result()`` returns
-  ``(detections per frame, [(stage, ms, clock), ...])``, ``close()``. A slot is reused only
-  after its ``result()`` was taken.
+  busy (optional), ``ready()`` asks without blocking, ``wait()`` blocks until done,
+  ``result()`` returns ``(detections per frame, [(stage, ms, clock), ...])``, ``close()``.
+  A slot is reused only after its ``result()`` was taken.
 
 Real layers: ``HostPrepLayer`` (CPU preprocessing with OpenCV; the backend on the CPU, or on
 CUDA with pinned copies, one stream and events per slot) and ``GpuLayer`` (GPU preprocessing

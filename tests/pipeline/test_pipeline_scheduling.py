@@ -342,9 +342,7 @@ def test_the_next_batch_is_staged_on_the_oldest_busy_slot(mode, depth, batch):
     # it waits for (its upload beside that slot's network) and submits it to that slot as
     # soon as it is free (FakeSlot checks both); every frame still arrives once, in order
     layer = FakeLayer(latency=0.005, max_batch=batch, serial=True)
-    staged_at_delivery = []
-    sink = ListSink(action=lambda k: staged_at_delivery.append(
-        sum(s.staged is not None for s in layer.slots)))
+    sink = ListSink()
     n = 10 * depth * batch
     srcs = [CountingSource(n, name="a"), CountingSource(n, name="b")] if mode == "multi" \
         else CountingSource(n)
@@ -355,10 +353,6 @@ def test_the_next_batch_is_staged_on_the_oldest_busy_slot(mode, depth, batch):
         assert [i for s, i in sink.got if s == name] == list(range(n))
     # all but the first depth batches and the last could be staged: most of them were
     assert layer.stages >= len(layer.batches) // 2, (layer.stages, len(layer.batches))
-    # and it is staged before the result just taken is converted and delivered, so its
-    # upload overlaps that host work too: one slot staged while most results are delivered
-    assert max(staged_at_delivery) == 1
-    assert sum(staged_at_delivery) >= len(staged_at_delivery) // 2, staged_at_delivery
     assert_clean(layer)
 
 

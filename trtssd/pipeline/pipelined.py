@@ -9,8 +9,8 @@ Threads:
   everything for it on that slot's stream (upload straight from the frame's pinned buffer,
   preprocess, infer, postprocess into mapped pinned memory, an event), then takes the slots'
   results in submission order; while every slot is busy, the next batch is staged on the
-  oldest one (``Slot.stage``: its upload enqueued beside that slot's network) as soon as
-  the slot before it was refilled; a slot whose result was taken gets its next batch before the
+  oldest one (``Slot.stage``: its upload enqueued beside that slot's network) before the
+  thread waits for it; a slot whose result was taken gets its next batch before the
   result is converted and handed to the sink, so nothing crosses threads between a slot's
   end and its next start. Results come out in frame order. A frame's buffer goes back to its
   pool or ring only after its slot's event: the upload read it in place until that point.
@@ -37,17 +37,15 @@ def run_slots(layer, slots, take_batch, deliver):
     thread: every free slot gets a batch as soon as one is ready (the thread waits for frames
     only while no slot is in flight; otherwise it looks for frames and at the oldest slot's
     event in turns); while every slot is in flight, a ready batch is staged on the oldest
-    slot (``stage``) as soon as the slot before it was refilled, before that result's host
-    work; a slot whose result was taken gets its next batch (the one staged on it, if any)
-    before that result is converted and delivered, so the GPU restarts it while the host
-    delivers. Returns when
+    slot (``stage``) before its result is awaited, and a slot whose result was taken gets its
+    next batch (the staged one first) before that result is converted and delivered, so the GPU restarts it while the host delivers. Returns when
     the stream ended and every slot was delivered, or raises; frames not delivered are given
     back."""
     depth = len(slots)
     free = collections.deque(range(depth))
     inflight = collections.deque()          # (slot index, frames), in submission order
     ended = False
-    staged = None                           # (slot, frames) staged on the oldest slot
+    staged = None                           # a batch staged on the oldest slot (Slot.stage)
     timings = deliver.timings
 
     def submit(frames, i=None):
@@ -62,28 +60,6 @@ def run_slots(layer, slots, take_batch, deliver):
             discard(frames)
             raise
         inflight.append((i, frames))
-
-    def stage_oldest():
-        # every slot busy and the oldest not done: a ready batch goes to that slot's upload
-        # now, beside its network, and is submitted to it as soon as it is free
-        nonlocal staged, ended
-        if staged is not None or free or ended or not inflight:
-            return
-        i = inflight[0][0]
-        if slots[i].ready():
-            return
-        frames = take_batch(0)
-        if frames is None:
-            return
-        if not frames:
-            ended = True
-            return
-        try:
-            slots[i].stage(frames)
-        except BaseException:
-            discard(frames)
-            raise
-        staged = (i, frames)
 
     with layer.activate():
         try:
@@ -105,16 +81,31 @@ def run_slots(layer, slots, take_batch, deliver):
                         submit(frames)
                 if not inflight:
                     break
-                stage_oldest()
-                i, frames = inflight.popleft()
+                i, frames = inflight[0]
+                if not free and not ended and not slots[i].ready():
+                    # every slot busy: the next batch goes to the oldest one's upload now,
+                    # beside its network, and is submitted to it as soon as it is free
+                    staged = take_batch(0)
+                    if staged is not None:
+                        if staged:
+                            try:
+                                slots[i].stage(staged)
+                            except BaseException:
+                                discard(staged)
+                                staged = None
+                                raise
+                        else:
+                            ended = True
+                            staged = None
+                inflight.popleft()
                 try:
                     finish = slots[i].collect()
                 except BaseException:
                     discard(frames)
                     raise
                 free.append(i)
-                if staged is not None:
-                    (_, nxt), staged = staged, None      # staged on slot i, the oldest
+                if staged:
+                    nxt, staged = staged, None
                     submit(nxt, i)
                 elif not ended:
                     nxt = take_batch(0)
@@ -123,7 +114,6 @@ def run_slots(layer, slots, take_batch, deliver):
                             submit(nxt)
                         else:
                             ended = True
-                stage_oldest()      # the next one's upload before this result's host work
                 try:
                     dets, t = finish()
                 except BaseException:
@@ -140,8 +130,8 @@ def run_slots(layer, slots, take_batch, deliver):
             for _, frames in inflight:
                 discard(frames)
             inflight.clear()
-            if staged is not None:
-                discard(staged[1])
+            if staged:
+                discard(staged)
             raise
 
 

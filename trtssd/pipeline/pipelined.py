@@ -37,8 +37,9 @@ def run_slots(layer, slots, take_batch, deliver):
     thread: every free slot gets a batch as soon as one is ready (the thread waits for frames
     only while no slot is in flight; otherwise it looks for frames and at the oldest slot's
     event in turns); while every slot is in flight, a ready batch is staged on the oldest
-    slot (``stage``) before its result is awaited, and a slot whose result was taken gets its
-    next batch (the staged one first) before that result is converted and delivered, so the GPU restarts it while the host delivers. Returns when
+    slot (``stage``) before its result is awaited; a slot whose result was taken gets its
+    next batch (the one staged on it, if any) before that result is converted and delivered,
+    so the GPU restarts it while the host delivers. Returns when
     the stream ended and every slot was delivered, or raises; frames not delivered are given
     back."""
     depth = len(slots)
@@ -48,11 +49,8 @@ def run_slots(layer, slots, take_batch, deliver):
     staged = None                           # a batch staged on the oldest slot (Slot.stage)
     timings = deliver.timings
 
-    def submit(frames, i=None):
-        if i is None:
-            i = free.popleft()
-        else:
-            free.remove(i)
+    def submit(frames):
+        i = free.popleft()
         try:
             slots[i].submit(frames)
         except BaseException:
@@ -105,8 +103,9 @@ def run_slots(layer, slots, take_batch, deliver):
                     raise
                 free.append(i)
                 if staged:
+                    # staged only while no slot was free: slot i is the one free now
                     nxt, staged = staged, None
-                    submit(nxt, i)
+                    submit(nxt)
                 elif not ended:
                     nxt = take_batch(0)
                     if nxt is not None:

@@ -299,14 +299,17 @@ class GpuPreprocessor(Closeable):
                 if ev is not None:
                     ev.synchronize()     # the previous call's copy/kernel of this slot ended
                 np.copyto(dst, flist[k] if src is None else src)
+        self._after_last_kernel(stream)
+        drv = self._drv
+        for dev_ptr, src in plan.uploads:
+            drv.memcpy_htod_async(dev_ptr, src, stream)
+
+    def _after_last_kernel(self, stream):
         # Device buffers (frames, table, output) may still be read by the previous call's
         # kernel on another stream: order this stream after it, without blocking the host.
         last = self._last_event
         if last is not None and stream is not self._last_stream and stream is not None:
             stream.wait_for_event(last)
-        drv = self._drv
-        for dev_ptr, src in plan.uploads:
-            drv.memcpy_htod_async(dev_ptr, src, stream)
 
     def _output(self, out, plan):
         if out is None:
@@ -335,9 +338,7 @@ class GpuPreprocessor(Closeable):
         out_obj, out_ptr = self._output(out, plan)
         drv = self._drv
         if self._staged is not None and self._after_staged(stream) is plan:
-            last = self._last_event     # uploaded already: only the kernel's own ordering
-            if last is not None and stream is not self._last_stream and stream is not None:
-                stream.wait_for_event(last)
+            self._after_last_kernel(stream)     # uploaded already: the kernel's ordering only
         else:
             self._transfer(plan, frames, stream)
 

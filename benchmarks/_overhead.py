@@ -96,10 +96,22 @@ class NoopDriver(object):
         def wait_for_event(self, ev):
             pass
 
+    class device_attribute(object):
+        UNIFIED_ADDRESSING, INTEGRATED = "UNIFIED_ADDRESSING", "INTEGRATED"
+
+    class Device(object):       # a discrete GPU with unified addressing
+        @staticmethod
+        def get_attribute(attr):
+            return int(attr == "UNIFIED_ADDRESSING")
+
     class Context(object):
         @staticmethod
         def get_current():
             return None
+
+        @staticmethod
+        def get_device():
+            return NoopDriver.Device()
 
     def mem_alloc(self, n):
         return HostAlloc(n)

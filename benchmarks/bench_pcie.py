@@ -1,4 +1,5 @@
-"""PCIe copies of 1080p BGR frames (6.2 MB), one direction at a time and both at once.
+"""PCIe copies of 1080p BGR frames (6.2 MB), one direction at a time and both at once, and
+the preprocessing's upload of them: whole frames against only the rows the filter reads.
 
     python -m benchmarks.bench_pcie [--frames 16] [--reps 30] [--json out.json]
 
@@ -102,6 +103,46 @@ def measure(drv, n, reps):
     return res
 
 
+def measure_uploads(drv, n, reps):
+    """What the preprocessing moves of ``n`` pinned 1080p BGR frames for a 300x300 bilinear
+    network input: every row (one copy of the [n, H, W, C] block on the copy engine) against
+    the 600 rows the filter reads (gather_rows: the SMs read the host frames over the bus), as
+    ``GpuPreprocessor.upload`` enqueues them. Milliseconds per frame from the stream's events,
+    median and p5/p95 over ``reps`` after three warm-up groups; both preprocessors' outputs of
+    the frames must then agree bit for bit."""
+    from trtssd.gpu.cuda import pinned_empty
+    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    o = PreprocessOptions()
+    n = min(n, 16)
+    block = pinned_empty((n,) + FRAME, np.uint8)
+    block[...] = np.arange(block.shape[1], dtype=np.uint8)[None, :, None, None]
+    frames = [block[k] for k in range(n)]
+    stream = drv.Stream()
+    ev = [drv.Event(), drv.Event()]
+    res, outs = {}, []
+    try:
+        for name, whole in (("whole", True), ("rows", False)):
+            with GpuPreprocessor(o, max_batch=n, max_frame_shape=FRAME,
+                                 whole_uploads=whole) as pre:
+                ms = []
+                for r in range(reps + 3):
+                    drv.Context.synchronize()
+                    ev[0].record(stream)
+                    pre.upload(frames, stream=stream)
+                    ev[1].record(stream)
+                    drv.Context.synchronize()
+                    if r >= 3:
+                        ms.append(ev[1].time_since(ev[0]) / n)
+                res["upload_%s_ms_per_frame" % name] = pct(ms)
+                out, _ = pre.preprocess(frames, stream=stream)
+                outs.append(out.get())
+        if outs[0].tobytes() != outs[1].tobytes():
+            raise RuntimeError("the gathered rows gave another network input than whole frames")
+    finally:
+        block.close()
+    return res
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--frames", type=int, default=16, help="frames per timed group")
@@ -118,6 +159,7 @@ def main(argv=None):
     try:
         with ctx.active():
             res = measure(driver(), args.frames, args.reps)
+            res.update(measure_uploads(driver(), args.frames, args.reps))
             res.update(placement(ctx.device))
             res["device"] = ctx.name
     finally:
@@ -127,6 +169,9 @@ def main(argv=None):
     for k in sorted(k for k in res if k.endswith("_GBps")):
         v = res[k]
         print("  %-16s %6.1f (%.1f-%.1f)" % (k[:-5], v["median"], v["p5"], v["p95"]))
+    for k in ("whole", "rows"):
+        v = res["upload_%s_ms_per_frame" % k]
+        print("  upload %-9s %6.3f ms a frame (%.3f-%.3f)" % (k, v["median"], v["p5"], v["p95"]))
     print("  GPU %s on NUMA node %s; this process may run on CPUs %s"
           % (res["pci_bus_id"], res["gpu_numa_node"], res["process_cpus"]))
     if args.json:

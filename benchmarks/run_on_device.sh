@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9-check|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -510,6 +510,28 @@ if [ "$phase" = r8b ]; then
     nvdec_rows 1; pack
     OUT=$SAVED_OUT
     gpu_folders 480
+fi
+# ---- r9 (~540 s): round 9 (the rows the filter reads gathered by a kernel, this tree) beside
+# the code before it ("whole", 167535f), fp32 synthetic twice, alternating, then fp16; first the
+# link's rates and the upload of 16 frames both ways (bench_pcie, which also compares the two
+# preprocessors' outputs), and the gather's GPU tests. JSON into $OUT/r9.tgz. Stage:
+#   mkdir -p .device-carry/variants/whole && git archive 167535f trtssd | tar -x -C .device-carry/variants/whole
+if [ "$phase" = r9 ]; then
+    R=/tmp/r9; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r9.tgz" -C "$R" .; }
+    pcie; pack
+    step "GPU tests: the gathered rows against whole uploads, the slot's drawing"
+    run 90 python3 -m pytest -q -rs -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py \
+        tests/io/test_draw_slot_host_logic.py -k "gathered or uploads_ahead or pinned or on_a_gpu"
+    side_by_side synthetic 60 whole --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1; pack
+    side_by_side fp16 50 whole --modes pipelined,multi --depths 2 --seconds 1 --precision fp16; pack
+    OUT=$SAVED_OUT
+fi
+# ---- r9-check (~400 s): the GPU-bearing test folders, then compute-sanitizer on the gather
+if [ "$phase" = r9-check ]; then
+    sanitized "the gathered rows and the staged upload" 90 tests/preprocess/test_preprocess_gpu.py \
+        -k "gathered or uploads_ahead"
+    gpu_folders 380
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

@@ -30,7 +30,8 @@ def test_the_command_prints_and_writes_every_case(monkeypatch, tmp_path, capsys)
     import json
     import trtssd.core.env as env
     from benchmarks import bench_pcie
-    drv = fake_cuda.install(monkeypatch, "direct", {})
+    drv = fake_cuda.install(monkeypatch, "direct", {"preprocess_u8": "P64sqPii" + "f" * 9},
+                            nullable={"preprocess_u8": (0,)})
 
     class Primary(object):
         def push(self):
@@ -65,5 +66,8 @@ def test_the_command_prints_and_writes_every_case(monkeypatch, tmp_path, capsys)
     for case in ("h2d", "d2h", "both_h2d", "both_d2h"):
         assert "\n  %-16s " % case in text, case
     res = json.loads(out.read_text())
+    for case in ("whole", "rows"):      # the shim ran both preprocessors and compared them
+        assert "\n  upload %-9s " % case in text, case
+        assert res["upload_%s_ms_per_frame" % case]["n"] == 2
     assert res["device"] == "Fake GPU" and res["pci_bus_id"] == "0000:ab:00.0"
     assert "GPU 0000:ab:00.0 on NUMA node" in text

@@ -60,17 +60,17 @@ def check_slot_draw(drv):
     from trtssd.gpu.cuda import DeviceArray, pinned_empty
     from trtssd.io.draw_device import DetectionDrawer
     from trtssd.io.draw_gpu import GpuDrawer
-    from trtssd.pipeline.slots import DrawStyle, GpuSlot
-    from trtssd.preprocess import GpuPreprocessor, PreprocessOptions
+    from trtssd.pipeline.slots import DrawStyle, GpuSlot, slot_preprocessor
+    from trtssd.preprocess import PreprocessOptions
     from test_draw_gpu import atlas_for, expand, text_mask
     from test_draw_device import host_detections, random_rows, spec_of
     rng = np.random.default_rng(3)
-    h, w = 173, 251
+    h, w = 173, 256     # 768-byte rows, 3.6 source rows per output row: gatherable but for drawing
     o = PreprocessOptions(width=64, height=48)
     spec = spec_of(12, 64, 48, True)
     names = ["n%d" % k for k in range(12)]
     style = DrawStyle(labels=None, overlay="box,conf", class_ids=np.array([5, 7]))
-    pre = GpuPreprocessor(o, max_batch=5, max_frame_shape=(h, w, 3))
+    pre = slot_preprocessor(o, 5, (h, w, 3), drawn=True)
     drawer = GpuDrawer(ring=2)
     dd = DetectionDrawer(drawer, spec, names, style, 5, 100)
     dev = DeviceArray((h, w, 3), np.uint8)
@@ -86,7 +86,7 @@ def check_slot_draw(drv):
         ring[...] = rng.integers(0, 256, ring.shape, dtype=np.uint8)
         pristine = np.array(ring)
         dev.copy_from_host(pristine[3])
-        small = pinned_empty((101, 77, 3), np.uint8)         # smaller than the slot's frames
+        small = pinned_empty((150, 80, 3), np.uint8)         # smaller than the slot's frames
         small[...] = rng.integers(0, 256, small.shape, dtype=np.uint8)
         small_pristine = np.array(small)
         views = [ring[k] for k in range(3)] + [small.view()]
@@ -100,7 +100,7 @@ def check_slot_draw(drv):
         assert [x[4] for x in where] == [True, True, True, False, True]
         assert where[3][0] == dev.ptr
         assert all(x[1] == w * 3 and x[2:4] == (w, h) for x in where[:4])
-        assert where[4][1:4] == (77 * 3, 77, 101)
+        assert where[4][1:4] == (80 * 3, 80, 150)
         h_drawn = pinned_empty((2, 5, h, w, 3), np.uint8)
         parts = SlotParts(drv, pre, Rows(rows), dd, h_drawn, d_drawn, stream)
         copies = GpuSlot._copy_pictures(parts, frames, [f.image for f in frames], 1)

@@ -553,3 +553,59 @@ def test_torch_and_dlpack_frames_and_out(torch_cuda):
             np.testing.assert_allclose(out.cpu().numpy(), ref, atol=atol, rtol=1e-6)
         with pytest.raises(InputError, match="not in CUDA memory"):
             pre.preprocess(torch.zeros((10, 10, 3), dtype=torch.uint8))     # a CPU tensor
+
+
+@pytest.mark.parametrize("interp,letterbox,dtype", [("linear", False, "float32"),
+                                                    ("nearest", False, "float16"),
+                                                    ("linear", True, "float16")])
+def test_gathered_rows_give_what_whole_uploads_give(cuda_context, interp, letterbox, dtype):
+    # 1080p host frames (a pinned [3, H, W, C] block, a pinned frame, a crop of it with
+    # 16-byte aligned offsets, a plain array copied through the staging) preprocessed by a
+    # GpuPreprocessor that gathers the rows the filter reads and by one that uploads whole
+    # frames: the outputs must be bit for bit the same (the same kernel over the same rows),
+    # directly and after a staged upload on another stream; the gathered device copies,
+    # poisoned before, must hold at most 3/4 of the rows (the saving is real) and at least one
+    # per output row. The CPU path checks the first call.
+    from trtssd.gpu.cuda import DeviceArray, driver
+    drv = driver()
+    rng = np.random.default_rng(61)
+    o = PreprocessOptions(interpolation=interp, letterbox=letterbox, dtype=dtype)
+    block = _pinned_frame(rng, (3, 1080, 1920, 3))
+    p = _pinned_frame(rng, (1080, 1920, 3))
+    plain = rand_frame(rng, 1080, 1920, "BGR")
+    crop = p[16:1060, 64:1856]
+    batches = [[block[0], block[1], block[2]], [p, crop, plain]]
+    refs = [list(np.array(block)), [np.array(p), np.array(crop), plain.copy()]]
+    run, up = drv.Stream(), drv.Stream()
+    outs = [DeviceArray(o.output_shape(3), o.np_dtype) for _ in range(2)]
+    try:
+        with GpuPreprocessor(o, max_batch=3, max_frame_shape=(1080, 1920, 3)) as pre, \
+                GpuPreprocessor(o, max_batch=3, max_frame_shape=(1080, 1920, 3),
+                                whole_uploads=True) as whole:
+            for frames, ref in zip(batches, refs):
+                run_and_check(pre, frames, o, ref_frames=ref)
+                for staged in (False, True):
+                    pre._stage.device.fill_bytes(0xA5)
+                    for out in outs:
+                        out.fill_bytes(0xFF)
+                    drv.Context.synchronize()
+                    if staged:
+                        pre.upload(frames, stream=up)
+                    pre.preprocess(frames, out=outs[0], stream=run)
+                    whole.preprocess(frames, out=outs[1], stream=run)
+                    drv.Context.synchronize()
+                    got, want = outs[0].get(), outs[1].get()
+                    assert not np.isnan(want).any()
+                    np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8))
+                    for ptr, pitch, w, h, _ in pre.device_frames(frames):
+                        host = np.empty(h * pitch, np.uint8)
+                        drv.memcpy_dtoh(host[:(h - 1) * pitch + w * 3], ptr)
+                        rows = np.lib.stride_tricks.as_strided(host, (h, w * 3), (pitch, 1))
+                        moved = int((rows != 0xA5).any(axis=1).sum())
+                        inner_h = pre.geometry(w, h).inner_size[1] if letterbox else o.height
+                        assert inner_h <= moved <= 0.75 * h, (moved, h)
+    finally:
+        for a in outs:
+            a.close()
+        block.close()
+        p.close()

@@ -129,7 +129,7 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
     rng = np.random.default_rng(31)
     o = PreprocessOptions(width=57, height=43, dtype="float16", letterbox=True, pad_value=7)
     with GpuPreprocessor(o, max_batch=3, max_frame_shape=(120, 160, 3), mapped=mapped) as pre:
-        fn = fake_gpu.fns[-1]
+        fn = fake_gpu.function("preprocess_u8")
         # uniform batch of host frames: copied into slots, one launch on the uniform path
         frames = [frame(rng, 119, 157, "BGR") for _ in range(3)]
         _check_host(pre, frames, o)
@@ -143,9 +143,12 @@ def test_gpu_preprocessor_host_logic(fake_gpu, mapped):
         s0, s1 = pre.staging(0), pre.staging(1)
         s0[...] = frame(rng, 120, 160, "BGR")
         s1[...] = frame(rng, 120, 160, "BGR")
-        n_copies = len(fake_gpu.copies)
+        # (their 160-byte rows are 16-byte multiples and the filter reads 86 of 120: not copied
+        # whole, gathered by one gather_rows launch; mapped ones are read in place)
+        n_copies, n_gathers = len(fake_gpu.copies), fake_gpu.launches("gather_rows")
         _check_host(pre, [s0, s1], o, ref_frames=[s0.copy(), s1.copy()])
-        assert len(fake_gpu.copies) - n_copies == (0 if mapped else 1)
+        assert len(fake_gpu.copies) == n_copies
+        assert fake_gpu.launches("gather_rows") - n_gathers == (0 if mapped else 1)
         assert fn.launches[-1] == "uniform"
         crop = pre.staging(0)[:50, :70]
         _check_host(pre, crop, o, ref_frames=crop.copy())
@@ -211,7 +214,7 @@ def test_launch_path(fake_gpu):
     rng = np.random.default_rng(40)
     o = PreprocessOptions(width=33, height=21)
     with GpuPreprocessor(o, max_batch=2, max_frame_shape=(50, 60, 3)) as pre:
-        fn = fake_gpu.fns[-1]
+        fn = fake_gpu.function("preprocess_u8")
         f = frame(rng, 50, 60, "BGR")
         outs = [DeviceArray(o.output_shape(1), np.float32) for _ in range(2)]
         for out in outs + outs:
@@ -259,14 +262,144 @@ def test_pinned_frames_upload_from_their_own_memory(fake_gpu):
         n0 = len(fake_gpu.copies)
         _check_host(pre, batch, o, ref_frames=list(np.array(batch)))
         assert fake_gpu.copies[n0:] == [(pre._frames_dev_base, batch.nbytes, batch.ctypes.data)]
-        assert fake_gpu.fns[-1].launches[-1] == "uniform"
+        assert fake_gpu.function("preprocess_u8").launches[-1] == "uniform"
         # the same through a list of its frames, and crops of it at a constant stride
         _check_host(pre, list(batch), o, ref_frames=list(np.array(batch)))
         crops = [batch[k, 1:39, 2:49] for k in range(3)]
         n0 = len(fake_gpu.copies)
         _check_host(pre, crops, o, ref_frames=[c.copy() for c in crops])
-        assert len(fake_gpu.copies) == n0 + 1 and fake_gpu.fns[-1].launches[-1] == "uniform"
+        assert len(fake_gpu.copies) == n0 + 1 and fake_gpu.function("preprocess_u8").launches[-1] == "uniform"
         assert _staging_untouched(pre)
+
+
+def rows_read(h, inner_h, interp):
+    """The source rows the filter reads for a frame of ``h`` rows resized to ``inner_h``: a
+    NumPy model of preprocess.cu's rule, written from OpenCV's mappings (bilinear: f = (y +
+    0.5) * sy - 0.5 in float32 with sy = h / inner_h, rows floor(f) and the next, clamped to
+    the frame; nearest: floor(y * (1 / (inner_h / h))) in double). The shim's g++ does not
+    contract to FMA, so the model is exact here (on the GPU the tests compare with whole
+    uploads instead)."""
+    rows = set()
+    if interp == "nearest":
+        nn = 1.0 / (float(inner_h) / float(h))
+        for y in range(inner_h):
+            rows.add(min(int(np.floor(y * nn)), h - 1))
+        return rows
+    sy = np.float32(float(h) / float(inner_h))
+    for y in range(inner_h):
+        f = np.float32(np.float32(np.float32(y) + np.float32(0.5)) * sy) - np.float32(0.5)
+        i = int(np.floor(f))
+        i = min(max(i, 0), h - 1)
+        rows.update((i, min(i + 1, h - 1)))
+    return rows
+
+
+def _device_rows(ptr, pitch, h, row_bytes):
+    import ctypes
+    buf = (ctypes.c_ubyte * ((h - 1) * pitch + row_bytes)).from_address(ptr)
+    flat = np.frombuffer(buf, np.uint8)
+    return np.lib.stride_tricks.as_strided(flat, (h, row_bytes), (pitch, 1))
+
+
+@pytest.mark.parametrize("interp", ["linear", "nearest"])
+def test_gather_moves_the_rows_the_filter_reads_and_no_others(fake_gpu, interp):
+    # pinned frames (one a crop, one of another size) and a plain host frame copied through
+    # the staging: one gather_rows launch moves, of each, exactly the rows the model says the
+    # filter reads into the device copy, poisoned before (so a row not moved stays 0xA5), and
+    # nothing else; the output is the CPU path's. With whole_uploads every row goes up.
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(51 + (interp == "nearest"))
+    o = PreprocessOptions(width=61, height=37, interpolation=interp)
+    h, w = 217, 160                 # rows of 480 bytes; 217 / 37 = 5.9 source rows per output row
+    p = _pinned((2, h, w, 3))
+    p[...] = rng.integers(0, 256, p.shape, dtype=np.uint8)
+    q = _pinned((191, 96, 3))
+    q[...] = rng.integers(0, 256, q.shape, dtype=np.uint8)
+    plain = frame(rng, 150, 64, "BGR")
+    frames = [p[0], p[1][6:], q, plain]
+    refs = [np.array(f) for f in frames]
+    assert all(f.ctypes.data % 16 == 0 for f in (p, q))
+    for whole in (False, True):
+        with GpuPreprocessor(o, max_batch=4, max_frame_shape=(h, w, 3),
+                             whole_uploads=whole) as pre:
+            pre._stage.device.fill_bytes(0xA5)
+            n_copies, n_gathers = len(fake_gpu.copies), fake_gpu.launches("gather_rows")
+            _check_host(pre, frames, o, ref_frames=refs)
+            assert fake_gpu.launches("gather_rows") - n_gathers == (0 if whole else 1)
+            frame_copies = [c for c in fake_gpu.copies[n_copies:]
+                            if c[1] > pre._tables.table_bytes]
+            assert bool(frame_copies) == whole
+            for ref, (ptr, pitch, fw, fh, staged) in zip(refs, pre.device_frames(frames)):
+                assert staged
+                got = _device_rows(ptr, pitch, fh, fw * 3)
+                want = set(range(fh)) if whole else rows_read(fh, o.height, interp)
+                assert len(want) < (fh if not whole else fh + 1)
+                for r in range(fh):
+                    if r in want:
+                        np.testing.assert_array_equal(got[r], ref[r].reshape(-1))
+                    else:
+                        assert (got[r] == 0xA5).all(), "row %d was moved" % r
+
+
+def test_gather_only_where_it_saves_bytes_and_can_run(fake_gpu):
+    # gathered when the filter reads at most 3/4 of the rows (bilinear: 8/3 source rows per
+    # output row or more) and every address, pitch and row is a multiple of 16 bytes, up to 16
+    # frames a call; otherwise the frames are uploaded whole, and the output is right either way
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(52)
+    o = PreprocessOptions(width=40, height=37)           # 8/3 x 37 = 98.7 rows
+
+    def gathered(pre, frames):
+        n = fake_gpu.launches("gather_rows")
+        refs = [np.array(f) for f in frames] if isinstance(frames, list) else np.array(frames)
+        _check_host(pre, frames, o, ref_frames=refs)
+        return fake_gpu.launches("gather_rows") - n
+
+    with GpuPreprocessor(o, max_batch=17, max_frame_shape=(120, 64, 3)) as pre:
+        for rows, want in ((99, 1), (98, 0), (120, 1)):
+            assert gathered(pre, frame(rng, rows, 64, "BGR")) == want, rows
+        assert gathered(pre, frame(rng, 120, 63, "BGR")) == 0        # 189-byte rows
+        p = _pinned((120, 64, 3))
+        p[...] = rng.integers(0, 256, p.shape, dtype=np.uint8)
+        assert gathered(pre, p[:, 1:]) == 0                          # starts 3 bytes in
+        assert gathered(pre, p[1:]) == 1                             # 192 bytes in
+        assert gathered(pre, [frame(rng, 120, 64, "BGR") for _ in range(16)]) == 1
+        assert gathered(pre, [frame(rng, 120, 64, "BGR") for _ in range(17)]) == 0
+    # no gather kernel where it cannot help: mapped frames, an integrated GPU, a GPU without
+    # unified addressing (YUV formats: test_preprocess_yuv.py)
+    n_fns = len(fake_gpu.fns)
+    with GpuPreprocessor(o, max_frame_shape=(120, 64, 3), mapped=True):
+        pass
+    dev = fake_gpu.Context.device
+    for attrs in ({"UNIFIED_ADDRESSING": 1, "INTEGRATED": 1},
+                  {"UNIFIED_ADDRESSING": 0, "INTEGRATED": 0}):
+        dev.attributes = attrs
+        with GpuPreprocessor(o, max_frame_shape=(120, 64, 3)) as pre:
+            assert gathered(pre, frame(rng, 120, 64, "BGR")) == 0
+    assert [f.kernel for f in fake_gpu.fns[n_fns:]] == ["preprocess_u8"] * 3
+
+
+def test_staged_upload_gathers_on_the_upload_stream(fake_gpu):
+    # upload() of gatherable frames launches gather_rows on its stream, after the last kernel;
+    # the next preprocess of them launches the preprocessing kernel only
+    from trtssd.preprocess import GpuPreprocessor
+    rng = np.random.default_rng(53)
+    o = PreprocessOptions(width=40, height=37)
+    with GpuPreprocessor(o, max_batch=2, max_frame_shape=(120, 64, 3)) as pre:
+        run, up = fake_gpu.Stream(), fake_gpu.Stream()
+        _check_host(pre, [frame(rng, 120, 64, "BGR")] * 2, o, stream=run)
+        kernel_event = pre._last_event
+        p = _pinned((2, 120, 64, 3))
+        p[...] = rng.integers(0, 256, p.shape, dtype=np.uint8)
+        pinned = [p[0], p[1]]
+        n_calls, n_copies = len(fake_gpu.calls), len(fake_gpu.copies)
+        pre.upload(pinned, stream=up)
+        assert [c[1] for c in fake_gpu.calls[n_calls:]] == ["gather_rows"]
+        assert fake_gpu.call_streams[n_calls:] == [up] and up.waited == [kernel_event]
+        assert len(fake_gpu.copies) == n_copies
+        _check_host(pre, pinned, o, ref_frames=list(np.array(p)), stream=run)
+        assert [c[1] for c in fake_gpu.calls[n_calls + 1:]] == ["preprocess_u8"]
+        assert run.waited[-1] is pre._upload_event
 
 
 def test_upload_ahead_then_preprocess_launches_only(fake_gpu):
@@ -343,7 +476,7 @@ def test_pinned_mixed_with_plain_staging_and_device_frames(fake_gpu):
         refs = [plain, p[3:, :90].copy(), d_host, s3.copy(), big[10:70, 20:110].copy()]
         for _ in range(3):                    # cached plan, three times
             _check_host(pre, frames, o, ref_frames=refs)
-            assert fake_gpu.fns[-1].launches[-1] == "table"
+            assert fake_gpu.function("preprocess_u8").launches[-1] == "table"
         # a crop of a pinned frame that is not packed pixels is copied (np.copyto handles it)
         every2 = p[:, ::2]
         _check_host(pre, every2, o, ref_frames=every2.copy())
@@ -367,7 +500,7 @@ def test_pinned_mapped_read_in_place(fake_gpu):
         assert [c[1] for c in fake_gpu.copies[n0:]] == [128] and _staging_untouched(pre)
         n0 = len(fake_gpu.copies)
         _check_host(pre, m[1:, 2:], o, ref_frames=m[1:, 2:].copy())
-        assert len(fake_gpu.copies) == n0 and fake_gpu.fns[-1].launches[-1] == "uniform"
+        assert len(fake_gpu.copies) == n0 and fake_gpu.function("preprocess_u8").launches[-1] == "uniform"
         u = _pinned((64, 80, 3))
         u[...] = frame(rng, 64, 80, "BGR")
         _check_host(pre, u, o, ref_frames=np.array(u))
@@ -392,6 +525,8 @@ def test_context_pushed_only_when_not_current(fake_gpu):
     current = [None]
 
     class Context(object):
+        get_device = fake_gpu.Context.get_device
+
         @staticmethod
         def get_current():
             return current[0]
@@ -474,7 +609,7 @@ def test_foreign_arrays_cached_by_their_memory(fake_gpu):
         pre.preprocess(fa, out=fo)
         np.testing.assert_allclose(outs2, cpu_preprocess(frames2, o)[0], atol=tolerance(o)[0],
                                    rtol=1e-6)
-        assert fake_gpu.fns[-1].launches[-1] == "table"
+        assert fake_gpu.function("preprocess_u8").launches[-1] == "table"
 
 
 def test_descriptor_tables_uploaded_once_per_ring_slot(fake_gpu):
@@ -508,7 +643,7 @@ def test_descriptor_tables_uploaded_once_per_ring_slot(fake_gpu):
                 out = outs[call % 2]
                 out.fill_bytes(0xFF)
                 pre.preprocess(dev[k], out=out, stream=streams[call % len(streams)])
-                assert fake_gpu.fns[-1].launches[-1] == "table"
+                assert fake_gpu.function("preprocess_u8").launches[-1] == "table"
                 np.testing.assert_allclose(out.get(), cpu_preprocess(sets[k], o)[0],
                                            atol=tolerance(o)[0], rtol=1e-6)
             assert table_uploads() - before == want, pattern

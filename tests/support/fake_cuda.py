@@ -11,7 +11,7 @@ format and host-logic mistakes before the GPU run.
 ``trtssd.gpu.kernels.get_function`` and ``trtssd.gpu.cuda.pinned_empty`` and returns the driver:
 ``drv.copies`` (every host-to-device copy: (dst, bytes, src address); its stream in
 ``drv.copy_streams``), ``drv.calls`` (every
-launch: (how, kernel)), ``drv.fns`` (every function get_function made), ``drv.how``.
+launch: (how, kernel)), ``drv.fns`` (every function get_function made; ``drv.function(kernel)`` the last of one kernel), ``drv.how``.
 """
 import ctypes
 import re
@@ -64,17 +64,45 @@ class FakeDriver(object):
         BLOCKING_SYNC = 1
         DISABLE_TIMING = 2
 
+    class device_attribute(object):     # pycuda's names
+        UNIFIED_ADDRESSING = "UNIFIED_ADDRESSING"
+        INTEGRATED = "INTEGRATED"
+
+    class Device(object):
+        """A discrete GPU with unified addressing (host memory read at its host address, as
+        the fake's kernels read it)."""
+        attributes = {"UNIFIED_ADDRESSING": 1, "INTEGRATED": 0}
+
+        def get_attribute(self, attr):
+            return self.attributes[attr]
+
     class Context(object):
+        device = None
+
         @staticmethod
         def synchronize():
             pass
 
+        @classmethod
+        def get_device(cls):
+            return cls.device
+
     def __init__(self):
+        self.Context = type("Context", (FakeDriver.Context,), {"device": FakeDriver.Device()})
         self.copies = []
         self.copy_streams = []      # the stream of each entry of copies
         self.calls = []
+        self.call_streams = []      # the stream of each entry of calls
         self.fns = []
         self.how = None
+
+    def function(self, kernel):
+        """The last function get_function made for ``kernel``."""
+        return [f for f in self.fns if f.kernel == kernel][-1]
+
+    def launches(self, kernel):
+        """How many times ``kernel`` was launched."""
+        return sum(1 for _, k in self.calls if k == kernel)
 
     def mem_alloc(self, n):
         return HostAlloc(n)
@@ -141,12 +169,13 @@ class ShimFunction(object):
                 assert isinstance(v, (float, np.floating)), (self.kernel, code, type(v))
             else:
                 assert isinstance(v, bytes), (self.kernel, code, type(v))
-        self._record("prepared")
+        self._record("prepared", stream)
         self._run(grid, block, struct.pack("@" + self.fmt, *args))
 
-    def _record(self, how):
+    def _record(self, how, stream):
         self.kinds.append(how)
         self.drv.calls.append((how, self.kernel))
+        self.drv.call_streams.append(stream)
 
     def _run(self, grid, block, buf):
         vals = struct.unpack("@" + self.fmt, buf)   # the bytes the GPU would receive
@@ -174,7 +203,7 @@ class ShimFunctionDirect(ShimFunction):
     def _launch_kernel(self, grid, block, buf, shared, stream):
         assert isinstance(buf, bytes) and shared == 0
         assert len(buf) == struct.calcsize("@" + self.fmt), (self.kernel, len(buf))
-        self._record("direct")
+        self._record("direct", stream)
         self._run(grid, block, buf)
 
 
@@ -188,6 +217,9 @@ def install(monkeypatch, how, formats, nullable=None, grid_len=None, label=None)
     import trtssd.gpu.kernels as loader
     drv = FakeDriver()
     drv.how = how
+    if "preprocess_u8" in formats and "gather_rows" not in formats:
+        # its companion (GpuPreprocessor loads both): 16 RowCopy records of 56 bytes by value
+        formats = dict(formats, gather_rows="896s")
     cls = ShimFunctionDirect if how == "direct" else ShimFunction
     nullable = nullable or {}
 

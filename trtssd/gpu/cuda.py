@@ -388,6 +388,17 @@ def pinned_empty(shape, dtype, mapped=False):
     return arr
 
 
+def pulls_host_memory():
+    """Whether kernels on the current context's device read page-locked host memory at its host
+    address over a bus (unified addressing on a discrete GPU). On an integrated GPU (Jetson)
+    host and device share DRAM and trtssd maps buffers instead (``pinned_empty(mapped=True)``)."""
+    drv = driver()
+    dev = drv.Context.get_device()
+    attr = drv.device_attribute
+    return bool(dev.get_attribute(attr.UNIFIED_ADDRESSING)) and \
+        not dev.get_attribute(attr.INTEGRATED)
+
+
 class EventTimer(object):
     """GPU time between ``start()`` and ``stop()`` on a stream, from CUDA events."""
 

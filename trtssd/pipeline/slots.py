@@ -404,7 +404,6 @@ class GpuSlot(_Contexts, Slot):
     def __init__(self, backend, prep, max_batch, max_frame_shape, score_threshold,
                  max_detections, labels, time_every=1, draw=None):
         from ..postprocess.gpu import GpuPostprocessor
-        from ..preprocess import GpuPreprocessor
         self._init_slot(backend, max_batch)
         self.labels = labels
         self.pre = self.post = self.drawer = self.dets_drawer = None
@@ -412,7 +411,7 @@ class GpuSlot(_Contexts, Slot):
         self.draw_style = draw
 
         def allocate():
-            self.pre = GpuPreprocessor(prep, max_batch=max_batch, max_frame_shape=max_frame_shape)
+            self.pre = slot_preprocessor(prep, max_batch, max_frame_shape, draw is not None)
             self._owned.append(self.pre)
             self.post = GpuPostprocessor(backend.spec, max_batch, score_threshold,
                                          max_detections)
@@ -591,6 +590,15 @@ class GpuSlot(_Contexts, Slot):
         finally:
             _Contexts.close(self)
             self.pre = self.post = self.drawer = self.dets_drawer = None
+
+
+def slot_preprocessor(prep, max_batch, max_frame_shape, drawn):
+    """A GPU slot's GpuPreprocessor. ``drawn``: the slot copies the device frames to draw on
+    them (GpuSlot._copy_pictures), so every row of a host frame is uploaded, not only the rows
+    the filter reads."""
+    from ..preprocess import GpuPreprocessor
+    return GpuPreprocessor(prep, max_batch=max_batch, max_frame_shape=max_frame_shape,
+                           whole_uploads=drawn)
 
 
 class _CudaLayer(DeviceLayer):

@@ -20,7 +20,7 @@ from ..gpu.cuda import DeviceArray, device_buffer, foreign_key, host_wait_event
 from ..gpu.launch import ScalarArg, Signature, StructArg, VectorArg, load_kernel
 from .frames import frame_list
 from .options import PreprocessOptions
-from .plan import Planner, frame_desc_dtype
+from .plan import GATHER_BLOCK, GATHER_MAX, ROW_COPY_DTYPE, Planner, frame_desc_dtype
 from .staging import DescriptorTables, Staging
 
 BLOCK = (32, 8, 1)
@@ -34,6 +34,9 @@ def kernel_signature(options):
         ScalarArg("q", "frame_stride"), VectorArg("out"), ScalarArg("i", "out_w"),
         ScalarArg("i", "out_h"),
         *[ScalarArg("f", "%s%d" % (what, c)) for what in ("mean", "scale", "pad") for c in range(3)])
+
+
+GATHER_SIGNATURE = Signature(StructArg("jobs", GATHER_MAX * ROW_COPY_DTYPE.itemsize))
 
 
 def launch_grid(options, n):
@@ -60,10 +63,16 @@ class GpuPreprocessor(Closeable):
 
     ``mapped=True`` (Jetson): the staging buffers are mapped into the device and the kernel
     reads them in place, no copy (CUDA's documentation for integrated GPUs; README.md, "Jetson").
+
+    Host frames on a discrete GPU: where the filter reads at most 3/4 of a frame's rows (1080p
+    -> 300: 600 of 1,080), only those rows cross the link, moved by a second kernel
+    (``gather_rows``, preprocess.cu) from the page-locked frame to the device staging; the
+    device copy of such a frame then holds only those rows. ``whole_uploads=True`` uploads every
+    row (for a caller that reads the device copy itself, through ``device_frames``).
     """
 
     def __init__(self, options, max_batch=1, max_frame_shape=(1080, 1920, 3), mapped=False,
-                 context=None, table_ring=4):
+                 context=None, table_ring=4, whole_uploads=False):
         if not isinstance(options, PreprocessOptions):
             raise InputError("options must be a PreprocessOptions, got %s" % type(options).__name__)
         self.options = options
@@ -85,6 +94,7 @@ class GpuPreprocessor(Closeable):
                                  % (options.in_channels, options.input_format, max_frame_shape))
         self.max_frame_shape = mfs
         self.mapped = bool(mapped)
+        self.whole_uploads = bool(whole_uploads)
         self.context = context
         self._slot_bytes = options.frame_bytes(mfs[0], mfs[1])
         self._closed = True
@@ -123,6 +133,11 @@ class GpuPreprocessor(Closeable):
         self._kernel = load_kernel("preprocess/preprocess.cu", "preprocess_u8", self._signature,
                                    o.kernel_defines())
         self._launch = self._kernel.launch      # plans pack the parameters once (trtssd.gpu.launch)
+        gather = not (self.mapped or self.whole_uploads or o.is_yuv) and cuda.pulls_host_memory()
+        self._gather = None
+        if gather:
+            self._gather = load_kernel("preprocess/preprocess.cu", "gather_rows",
+                                       GATHER_SIGNATURE, o.kernel_defines()).launch
         self._buffers = []
         try:
             self._stage = Staging(self.max_batch, self._slot_bytes, self.mapped)
@@ -147,7 +162,7 @@ class GpuPreprocessor(Closeable):
         self._last_stream = None
         self._last_event = None
         self._planner = Planner(o, self._stage, self._out, launch_grid(o, 1)[:2],
-                                self.max_frame_shape)
+                                self.max_frame_shape, gather=gather)
         self._plan = self._planner.plan
         self.geometry = self._planner.geometry
         self._zero_desc = bytes(frame_desc_dtype(o).itemsize)
@@ -263,7 +278,7 @@ class GpuPreprocessor(Closeable):
 
     def _upload(self, frames, stream):
         plan = self._plan(frames)
-        if not plan.copies and not plan.uploads:
+        if not plan.copies and not plan.uploads and plan.gather is None:
             return
         self._after_staged(stream)
         self._transfer(plan, frames, stream)
@@ -300,6 +315,10 @@ class GpuPreprocessor(Closeable):
                     ev.synchronize()     # the previous call's copy/kernel of this slot ended
                 np.copyto(dst, flist[k] if src is None else src)
         self._after_last_kernel(stream)
+        if plan.gather is not None:
+            grid, jobs = plan.gather
+            self._gather(grid, GATHER_BLOCK, jobs, 0, stream)
+            return
         drv = self._drv
         for dev_ptr, src in plan.uploads:
             drv.memcpy_htod_async(dev_ptr, src, stream)
@@ -382,7 +401,8 @@ class GpuPreprocessor(Closeable):
         """Where ``preprocess(frames)`` reads each frame's pixels on the device: a list of
         (device address, row pitch in bytes, width, height, staged) per frame. ``staged``: the
         pixels are this preprocessor's own device copy of a host frame (valid until its next
-        call); otherwise they are the caller's memory (device frames; mapped host frames).
+        call; every row of it only with ``whole_uploads``); otherwise they are the caller's
+        memory (device frames; mapped host frames).
         The plan is cached, so after the call this costs a lookup."""
         self._check_open()
         plan = self._plan(frames)

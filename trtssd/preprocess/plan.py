@@ -35,6 +35,23 @@ YUV_FRAME_DESC_DTYPE = np.dtype({
 })
 
 
+# gather_rows' RowCopy (preprocess.cu), 56 bytes; the kernel takes GATHER_MAX of them by value.
+ROW_COPY_DTYPE = np.dtype({
+    "names": ["from", "to", "from_pitch", "to_pitch", "nn_y", "sy", "in_h", "inner_h",
+              "row_vecs"],
+    "formats": [np.uint64, np.uint64, np.int64, np.int64, np.float64, np.float32, np.int32,
+                np.int32, np.int32],
+    "offsets": [0, 8, 16, 24, 32, 40, 44, 48, 52],
+    "itemsize": 56,
+})
+GATHER_MAX = 16
+GATHER_BLOCK = (128, 2, 1)
+GATHER_BLOCKS = 64           # about this many blocks a call, whatever the batch
+# gathered only where it saves a quarter of the bytes or more: a bilinear output row reads two
+# source rows, a nearest one one
+GATHER_MIN_STEP = {"linear": 8.0 / 3.0, "nearest": 4.0 / 3.0}
+
+
 def frame_desc_dtype(options):
     """The kernel's frame descriptor for ``options``: FRAME_DESC_DTYPE, or with chroma planes."""
     return YUV_FRAME_DESC_DTYPE if options.is_yuv else FRAME_DESC_DTYPE
@@ -85,8 +102,9 @@ class Planner(object):
 
     MAX_PLANS = 256
 
-    def __init__(self, options, staging, out, grid, max_frame_shape):
+    def __init__(self, options, staging, out, grid, max_frame_shape, gather=False):
         self.options, self.staging, self.out, self.grid = options, staging, out, grid
+        self.gather = bool(gather) and not staging.mapped and not options.is_yuv
         self.max_batch = staging.max_batch
         self.max_frame_shape = max_frame_shape
         self.mapped = staging.mapped
@@ -235,6 +253,7 @@ class Planner(object):
         pinned = []         # (slot, host address, pitch, span, w, h)
         host_slots = []
         geoms = []
+        uploaded = []       # (frame, host address, host pitch, row bytes) of packed host frames
         for i, f in enumerate(frames):
             what = "frame %d" % i
             if isinstance(f, np.ndarray):
@@ -247,9 +266,11 @@ class Planner(object):
                     host_slots.append(i)
                     descs.append((dev_base + off, rs, w, h, None))
                     ranges.append((off, end))
+                    uploaded.append((i, st.host_base + off, rs, row_bytes))
                 elif how[0] == "pinned":
                     pinned.append((i,) + how[1:] + (w, h))
                     descs.append(None)
+                    uploaded.append((i, how[1], how[2], row_bytes))
                 elif how[0] == "mapped":
                     descs.append((how[1], how[2], w, h, None))
                 else:
@@ -259,6 +280,7 @@ class Planner(object):
                     host_slots.append(i)
                     descs.append((dev_base + off, row_bytes, w, h, None))
                     ranges.append((off, off + rows * row_bytes))
+                    uploaded.append((i, st.host_base + off, row_bytes, row_bytes))
             elif isinstance(f, DeviceArray):            # C-contiguous by design
                 check_dtype(f.dtype, what)
                 h, w = frame_size(f.shape, o, what)
@@ -312,6 +334,9 @@ class Planner(object):
             rel0 = _relative(c0, ptr0)
             uniform = all(_relative(d[4], d[0]) == rel0 for d in descs)
         plan = Plan()
+        plan.gather = self._gather(uploaded, descs, geoms) if self.gather and uploaded else None
+        if plan.gather is not None:
+            uploads = []        # the kernel moves what the filter reads of them instead
         plan.n = n
         plan.copies = copies
         plan.uploads = uploads
@@ -343,6 +368,37 @@ class Planner(object):
         else:
             plan.refs = None
         return plan
+
+    def _gather(self, uploaded, descs, geoms):
+        """gather_rows' launch for the host frames ``uploaded`` (to their places ``descs``):
+        (grid, packed RowCopies), or None where it would not save a quarter of the bytes or
+        cannot run (more than GATHER_MAX frames, an address, pitch or row not 16-byte
+        aligned; see preprocess.cu); then the frames go up whole."""
+        if len(uploaded) > GATHER_MAX:
+            return None
+        o = self.options
+        step = GATHER_MIN_STEP[o.interpolation]
+        jobs = np.zeros(GATHER_MAX, ROW_COPY_DTYPE)
+        rec = np.zeros((), FRAME_DESC_DTYPE)
+        tallest = 1
+        for j, (k, host, host_pitch, row_bytes) in enumerate(uploaded):
+            dev, dev_pitch, w, h, _ = descs[k]
+            if (host | host_pitch | dev | dev_pitch | row_bytes) % 16:
+                return None
+            fill_frame_desc(rec, o, geoms[k], dev, dev_pitch)
+            inner_h = int(rec["inner_h"])
+            if h < step * inner_h:
+                return None
+            job = jobs[j]
+            job["from"], job["to"] = host, dev
+            job["from_pitch"], job["to_pitch"] = host_pitch, dev_pitch
+            job["nn_y"], job["sy"] = rec["nn_y"], rec["sy"]
+            job["in_h"], job["inner_h"], job["row_vecs"] = h, inner_h, row_bytes // 16
+            tallest = max(tallest, inner_h)
+        m = len(uploaded)
+        per_frame = max(1, -(-GATHER_BLOCKS // m))
+        gx = min(per_frame, -(-tallest // GATHER_BLOCK[1]))
+        return (gx, 1, m), jobs.tobytes()
 
     def _pinned_uploads(self, pinned, descs, n):
         """Uploads of pinned frames from their own memory, and their device addresses (filled
@@ -420,7 +476,7 @@ def _relative(chroma, ptr):
 
 class Plan(object):
     """What a call with the same frames does again (GpuPreprocessor's plan cache)."""
-    __slots__ = ("n", "copies", "uploads", "geoms", "host_slots", "grid", "out_shape", "out_view",
+    __slots__ = ("n", "copies", "uploads", "gather", "geoms", "host_slots", "grid", "out_shape", "out_view",
                  "uniform", "stride", "table", "table_args", "args", "args_out", "refs")
 
 

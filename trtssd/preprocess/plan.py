@@ -46,7 +46,7 @@ ROW_COPY_DTYPE = np.dtype({
 })
 GATHER_MAX = 16
 GATHER_BLOCK = (128, 2, 1)
-GATHER_BLOCKS = 64           # about this many blocks a call, whatever the batch
+GATHER_BLOCKS = 8            # about this many blocks a call, whatever the batch (preprocess.cu)
 # gathered only where it saves a quarter of the bytes or more: a bilinear output row reads two
 # source rows, a nearest one one
 GATHER_MIN_STEP = {"linear": 8.0 / 3.0, "nearest": 4.0 / 3.0}

@@ -260,11 +260,13 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
 // the host launches this only when every address, pitch and row length is a multiple of 16
 // and the frame's pairs of rows do not overlap (no row is copied twice). blockIdx.z is the
 // frame; blocks stride over its output rows, blockDim.y rows at a time, the x threads over the
-// row's vectors. The grid is small (the host aims at ~64 blocks in all): it runs beside the
-// network on another stream and needs only enough reads in flight to fill the link.
+// row's vectors. The grid is small (the host aims at 8 blocks in all): it runs beside the
+// network on another stream, and an SM holding one of its blocks may not fit a network block
+// beside it; unrolled loads keep enough reads in flight to fill the link.
 #ifndef GATHER_MAX
 #define GATHER_MAX 16
 #endif
+#define GATHER_UNROLL 4
 
 // 56 bytes; the host builds the same layout (trtssd/preprocess/plan.py, ROW_COPY_DTYPE).
 struct RowCopy {
@@ -294,16 +296,27 @@ extern "C" __global__ void __launch_bounds__(256) gather_rows(const RowCopies jo
         const uint4* s1 = (const uint4*)((const char*)r.from + (long long)y1 * r.from_pitch);
         uint4* d0 = (uint4*)((char*)r.to + (long long)y0 * r.to_pitch);
         uint4* d1 = (uint4*)((char*)r.to + (long long)y1 * r.to_pitch);
-        if (y1 != y0) {
-            for (int v = threadIdx.x; v < r.row_vecs; v += blockDim.x) {
-                const uint4 a = s0[v];
-                const uint4 b = s1[v];
-                d0[v] = a;
-                d1[v] = b;
+        // GATHER_UNROLL vectors of each row loaded before any is stored: the loads are in
+        // flight together, so a few blocks fill the link
+        const int rows = y1 != y0 ? 2 : 1;
+        for (int v0 = threadIdx.x; v0 < r.row_vecs; v0 += blockDim.x * GATHER_UNROLL) {
+            uint4 a[GATHER_UNROLL], b[GATHER_UNROLL];
+#pragma unroll
+            for (int u = 0; u < GATHER_UNROLL; ++u) {
+                const int v = v0 + u * blockDim.x;
+                if (v < r.row_vecs) {
+                    a[u] = s0[v];
+                    if (rows == 2) b[u] = s1[v];
+                }
             }
-        } else {
-            for (int v = threadIdx.x; v < r.row_vecs; v += blockDim.x)
-                d0[v] = s0[v];
+#pragma unroll
+            for (int u = 0; u < GATHER_UNROLL; ++u) {
+                const int v = v0 + u * blockDim.x;
+                if (v < r.row_vecs) {
+                    d0[v] = a[u];
+                    if (rows == 2) d1[v] = b[u];
+                }
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9-check|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9-check|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -525,6 +525,25 @@ if [ "$phase" = r9 ]; then
         tests/io/test_draw_slot_host_logic.py -k "gathered or uploads_ahead or pinned or on_a_gpu"
     side_by_side synthetic 60 whole --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1; pack
     side_by_side fp16 50 whole --modes pipelined,multi --depths 2 --seconds 1 --precision fp16; pack
+    OUT=$SAVED_OUT
+fi
+# ---- r9b (~420 s): round 9b (gather_rows on 8 blocks, this tree) beside whole uploads
+# ("whole", 167535f) and beside this tree with 24 blocks ("b24"), synthetic fp32 twice,
+# alternating, then fp16 multi once; bench_pcie first. JSON into $OUT/r9b.tgz. Stage (with r9's):
+#   mkdir -p .device-carry/variants/b24 && git archive HEAD trtssd | tar -x -C .device-carry/variants/b24
+#   sed -i 's/^GATHER_BLOCKS = 8 /GATHER_BLOCKS = 24/' .device-carry/variants/b24/trtssd/preprocess/plan.py
+if [ "$phase" = r9b ]; then
+    R=/tmp/r9b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r9b.tgz" -C "$R" .; }
+    pcie; pack
+    side_by_side synthetic 50 "whole b24" --modes pipelined,multi --depths 2,4 --seconds 1; pack
+    for v in now whole; do
+        dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
+        step "variant $v: fp16 multi"
+        (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 45 python3 -m trtssd bench --backend torch \
+            --device cuda --precision fp16 --no-chart --modes multi --seconds 1 \
+            --json "$R/r5_fp16_${v}_1.json")
+    done; pack
     OUT=$SAVED_OUT
 fi
 # ---- r9-check (~400 s): the GPU-bearing test folders, then compute-sanitizer on the gather

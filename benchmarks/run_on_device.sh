@@ -536,6 +536,8 @@ if [ "$phase" = r9b ]; then
     R=/tmp/r9b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
     pack() { tar czf "$SAVED_OUT/r9b.tgz" -C "$R" .; }
     pcie; pack
+    step "GPU tests: the gathered rows against whole uploads"
+    run 60 python3 -m pytest -q -rs -p no:cacheprovider tests/preprocess/test_preprocess_gpu.py -k gathered
     side_by_side synthetic 50 "whole b24" --modes pipelined,multi --depths 2,4 --seconds 1; pack
     for v in now whole; do
         dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9-check|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -547,6 +547,18 @@ if [ "$phase" = r9b ]; then
             --json "$R/r5_fp16_${v}_1.json")
     done; pack
     OUT=$SAVED_OUT
+fi
+# ---- r9c (~420 s): round 9b's second repetition of multi (fp32 and fp16), with the gpu mode and
+# pipelined d3, beside whole uploads; compute-sanitizer on the gather's tests. JSON into
+# $OUT/r9c.tgz. Stage as r9 ("whole").
+if [ "$phase" = r9c ]; then
+    R=/tmp/r9c; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r9c.tgz" -C "$R" .; }
+    side_by_side synthetic 60 whole --modes gpu,pipelined,multi --depths 3 --seconds 1; pack
+    side_by_side fp16 50 whole --modes multi --seconds 1 --precision fp16; pack
+    OUT=$SAVED_OUT
+    sanitized "the gathered rows and the staged upload" 60 tests/preprocess/test_preprocess_gpu.py \
+        -k "gathered or uploads_ahead"
 fi
 # ---- r9-check (~400 s): the GPU-bearing test folders, then compute-sanitizer on the gather
 if [ "$phase" = r9-check ]; then

@@ -560,11 +560,11 @@ if [ "$phase" = r9c ]; then
     sanitized "the gathered rows and the staged upload" 60 tests/preprocess/test_preprocess_gpu.py \
         -k "gathered or uploads_ahead"
 fi
-# ---- r9-check (~400 s): the GPU-bearing test folders, then compute-sanitizer on the gather
+# ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then
-    sanitized "the gathered rows and the staged upload" 90 tests/preprocess/test_preprocess_gpu.py \
-        -k "gathered or uploads_ahead"
-    gpu_folders 380
+    step "GPU tests: preprocessing, pipelines, the slot's drawing"
+    run 200 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests/preprocess \
+        tests/pipeline/test_pipeline_gpu.py tests/io/test_draw_slot_host_logic.py tests/test_detector.py
 fi
 # ---- diag: where the host time of the GPU modes goes (the round's starting code side by side,
 # py-spy stacks of every thread; py-spy at 400 Hz slows the run several times: stacks, not rates); stage .device-carry/old with

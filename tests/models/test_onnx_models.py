@@ -163,8 +163,11 @@ def test_every_cpu_backend_matches_the_reference_network(mb1, pictures, kind):
         be.close()
     with torch.no_grad():
         rs, rb = net(torch.from_numpy(ref_x))
-    # float order only: softmax outputs to 2e-6, corners in 0..1 to 1e-6
-    np.testing.assert_allclose(s_ref_in, rs.numpy(), rtol=0, atol=2e-6)
+    # float order only: the converted graph and the torch network run other convolution
+    # kernels (oneDNN picks them per CPU: 2e-6 apart on one CI host, 4.3e-6 on another), so
+    # the softmax outputs are held to 1e-5 (float order, not a wrong weight or layout), the
+    # corners in 0..1 to 1e-6
+    np.testing.assert_allclose(s_ref_in, rs.numpy(), rtol=0, atol=1e-5)
     np.testing.assert_allclose(b_ref_in, rb.numpy(), rtol=0, atol=1e-6)
     sizes = [(p.shape[1], p.shape[0]) for p in pictures]
     assert _assert_same_as_predictor(dets, s, b, sizes, 0.4) > 3

@@ -670,9 +670,10 @@ class GpuLayer(_CudaLayer):
     gpu = True
     reads_device_frames = True
     time_every = 4
-    notes = ("preprocess (the kernel, after the frame's host-to-device copy: enqueued "
-             "before it on the slot's stream, or staged ahead on the slot's upload stream "
-             "while the slot was busy, then only what of it was left), inference and "
+    notes = ("preprocess (the kernel, after the frame's move to the device: whole, or "
+             "only the rows the filter reads, gathered by a kernel; enqueued before it on the "
+             "slot's stream, or staged ahead on the slot's upload stream while the slot was "
+             "busy, then only what of it was left), inference and "
              "postprocess (the kept boxes written to mapped pinned memory) timed with CUDA "
              "events on one submit in %d (the others are not timed, to keep the host's work "
              "per frame small); enqueue = host time to enqueue a batch" % time_every,)

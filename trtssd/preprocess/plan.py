@@ -476,8 +476,9 @@ def _relative(chroma, ptr):
 
 class Plan(object):
     """What a call with the same frames does again (GpuPreprocessor's plan cache)."""
-    __slots__ = ("n", "copies", "uploads", "gather", "geoms", "host_slots", "grid", "out_shape", "out_view",
-                 "uniform", "stride", "table", "table_args", "args", "args_out", "refs")
+    __slots__ = ("n", "copies", "uploads", "gather", "geoms", "host_slots", "grid", "out_shape",
+                 "out_view", "uniform", "stride", "table", "table_args", "args", "args_out",
+                 "refs")
 
 
 def pinned_root(f):

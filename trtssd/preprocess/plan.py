@@ -98,13 +98,15 @@ def fill_frame_desc(rec, options, geometry, ptr, pitch, chroma=None):
 
 class Planner(object):
     """Makes and caches the plans of one GpuPreprocessor: its options, Staging (``staging``),
-    output buffer (``out``, [max_batch, ...]) and launch grid of one frame (``grid``, x and y)."""
+    output buffer (``out``, [max_batch, ...]) and launch grid of one frame (``grid``, x and y).
+    ``gather``: host frames may be moved by gather_rows (GpuPreprocessor decides where it can
+    run: not mapped, not YUV, a discrete GPU)."""
 
     MAX_PLANS = 256
 
     def __init__(self, options, staging, out, grid, max_frame_shape, gather=False):
         self.options, self.staging, self.out, self.grid = options, staging, out, grid
-        self.gather = bool(gather) and not staging.mapped and not options.is_yuv
+        self.gather = bool(gather)
         self.max_batch = staging.max_batch
         self.max_frame_shape = max_frame_shape
         self.mapped = staging.mapped

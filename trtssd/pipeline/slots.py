@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
 from ..core.nullcontext import NullContext
+from ..gpu.waits import PacedWait
 from ..io.sources import YUV420_FORMATS, YUV422_FORMATS, yuv_buffer_shape
 
 
@@ -444,6 +445,8 @@ class GpuSlot(_Contexts, Slot):
             self.downloaded = [host_wait_event(drv), host_wait_event(drv)]
         self.time_every = max(1, int(time_every))
         self._submits = 0
+        self._paced = PacedWait()       # collect's wait, in the thread that drives the slot
+        self._since = 0.0
 
     def submit(self, frames):
         n = len(frames)
@@ -483,7 +486,8 @@ class GpuSlot(_Contexts, Slot):
             if timed:
                 self.t_draw.stop()
         self.done.record(stream)
-        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed, frames, drawn)
+        self._since = self._paced.now()
+        self._pending = (n, geoms, (self._since - t0) * 1e3, timed, frames, drawn)
 
     def stage(self, frames):
         # the uploads on the slot's upload stream, after the picture copies of the batch in
@@ -504,7 +508,8 @@ class GpuSlot(_Contexts, Slot):
         return self.collect()()
 
     def collect(self):
-        self.wait()
+        if self._pending is not None:
+            self._paced.wait(self.done, self._since)
         n, geoms, enqueue_ms, timed, frames, drawn = self._pending
         self._pending = None
         post, labels = self.post, self.labels

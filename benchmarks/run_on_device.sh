@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r10|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -559,6 +559,22 @@ if [ "$phase" = r9c ]; then
     OUT=$SAVED_OUT
     sanitized "the gathered rows and the staged upload" 60 tests/preprocess/test_preprocess_gpu.py \
         -k "gathered or uploads_ahead"
+fi
+# ---- r10 (~480 s): round 10 (paced waits, this tree) beside spinning waits ("spin", 046686a),
+# synthetic fp32 twice, alternating; first the GPU tests of the preprocessing, the pipelines and
+# the detector (r9-check's), and the copy-engine probe (benchmarks/bench_copy_engine.py).
+# JSON into $OUT/r10.tgz. Stage:
+#   mkdir -p .device-carry/variants/spin && git archive 046686a trtssd | tar -x -C .device-carry/variants/spin
+if [ "$phase" = r10 ]; then
+    R=/tmp/r10; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r10.tgz" -C "$R" .; }
+    step "GPU tests: preprocessing, pipelines, the slot's drawing, the detector"
+    run 170 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests/preprocess \
+        tests/pipeline/test_pipeline_gpu.py tests/io/test_draw_slot_host_logic.py tests/test_detector.py
+    step "copy-engine probe: the read rows by cuMemcpyBatchAsync, gather_rows, whole uploads"
+    run 90 python3 -m benchmarks.bench_copy_engine --json "$R/copy_engine.json"; pack
+    side_by_side synthetic 55 spin --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1; pack
+    OUT=$SAVED_OUT
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then

@@ -35,26 +35,3 @@ def test_the_gpu_drawer_waits_on_untimed_spinning_events():
             assert [ev.flags for ev in drawer._events] == [2, 2, 2]
         finally:
             drawer.close()
-
-
-def test_a_slot_waits_for_its_batch_through_its_paced_wait(tflite_model, monkeypatch):
-    # collect waits on the slot's done event, with the time the batch was submitted, through
-    # the slot's own PacedWait (trtssd/gpu/waits.py); a slot done already is not waited for
-    import time
-    import benchmarks.bench_host as bh
-    from benchmarks._overhead import noop_driver
-    from trtssd.models.resolve import load_spec, onnx_for
-    monkeypatch.setenv("TRTSSD_MODEL", tflite_model)
-    spec = load_spec(onnx_for(tflite_model))
-    with noop_driver():
-        call, slot = bh.slot_case(spec)
-        seen = []
-        slot._paced.wait = lambda ev, since: seen.append((ev, since, time.perf_counter()))
-        try:
-            t0 = time.perf_counter()
-            dets, _ = call()
-            assert len(seen) == 1 and seen[0][0] is slot.done
-            assert t0 <= seen[0][1] <= seen[0][2]
-            assert len(dets) == 1
-        finally:
-            slot.close()

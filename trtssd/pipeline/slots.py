@@ -24,7 +24,6 @@ import numpy as np
 
 from ..core.errors import EnvironmentProblem, InputError
 from ..core.nullcontext import NullContext
-from ..gpu.waits import PacedWait
 from ..io.sources import YUV420_FORMATS, YUV422_FORMATS, yuv_buffer_shape
 
 
@@ -445,8 +444,6 @@ class GpuSlot(_Contexts, Slot):
             self.downloaded = [host_wait_event(drv), host_wait_event(drv)]
         self.time_every = max(1, int(time_every))
         self._submits = 0
-        self._paced = PacedWait()       # collect's wait, in the thread that drives the slot
-        self._since = 0.0
 
     def submit(self, frames):
         n = len(frames)
@@ -486,8 +483,7 @@ class GpuSlot(_Contexts, Slot):
             if timed:
                 self.t_draw.stop()
         self.done.record(stream)
-        self._since = self._paced.now()
-        self._pending = (n, geoms, (self._since - t0) * 1e3, timed, frames, drawn)
+        self._pending = (n, geoms, (time.perf_counter() - t0) * 1e3, timed, frames, drawn)
 
     def stage(self, frames):
         # the uploads on the slot's upload stream, after the picture copies of the batch in
@@ -508,8 +504,7 @@ class GpuSlot(_Contexts, Slot):
         return self.collect()()
 
     def collect(self):
-        if self._pending is not None:
-            self._paced.wait(self.done, self._since)
+        self.wait()
         n, geoms, enqueue_ms, timed, frames, drawn = self._pending
         self._pending = None
         post, labels = self.post, self.labels

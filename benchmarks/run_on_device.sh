@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r10|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r10|r10b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -575,6 +575,22 @@ if [ "$phase" = r10 ]; then
     run 90 python3 -m benchmarks.bench_copy_engine --json "$R/copy_engine.json"; pack
     side_by_side synthetic 55 spin --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1; pack
     OUT=$SAVED_OUT
+fi
+# ---- r10b (~300 s): where the host time per frame goes in the host-bound rows: py-spy (native
+# frames, every thread, 250 Hz) of pipelined d3, the gpu mode and multi x8, 4 s each (stacks,
+# not rates: sampling slows the run). Stage .device-carry/tools/py-spy (the py-spy wheel's
+# binary). Raw stacks into $OUT/r10b.tgz.
+if [ "$phase" = r10b ]; then
+    R=/tmp/r10b; mkdir -p "$R"
+    pack() { tar czf "$OUT/r10b.tgz" -C "$R" .; }
+    SPY=.device-carry/tools/py-spy
+    B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
+    for m in "pipelined --depths 3" "gpu" "multi"; do
+        tag=${m%% *}
+        step "py-spy --native, every thread: $m (synthetic 1080p)"
+        run 100 $SPY record -r 250 --native -f raw --threads -o "$R/spy_$tag.txt" -- \
+            $B --modes $m --seconds 4 --json "$R/spy_$tag.json"; pack
+    done
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then

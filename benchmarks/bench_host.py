@@ -13,6 +13,8 @@ Cases (median us per call, samples of 100 calls):
   at random (8 NVDEC sources with rings of 7: a new plan nearly every round).
 - ``to_frame_10box``: the completion thread's mapping of one frame's 10 kept rows to frame
   pixels (``postprocess.cpu.to_frame``, a letterboxed 1080p frame).
+- ``detections_b8_10box``: a batch's kept rows as Detections (``GpuPostprocessor.detections``:
+  8 letterboxed 1080p frames of 10 rows each, label names), what multi x8 does per round.
 - ``plan_key_torch_b8``: the preprocessor's plan-cache key of 8 torch tensors (``Planner.key``;
   CPU tensors, the same attribute reads as CUDA ones; without torch: not run).
 - ``draw_host_1box`` / ``draw_host_20box``: the host part of drawing one 1080p frame on the GPU
@@ -21,6 +23,7 @@ Cases (median us per call, samples of 100 calls):
 The real model: $TRTSSD_MODEL, or ../shared/models/detect.tflite beside a checkout.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -136,6 +139,31 @@ def result_cases(spec):
     return cases
 
 
+@contextlib.contextmanager
+def batch_detections_case(spec):
+    """GpuPostprocessor.detections of 8 frames' kept rows (10 each, letterboxed 1080p frames,
+    the COCO label names): one multi x8 round's conversion (no-op driver)."""
+    from trtssd.core.geometry import FrameGeometry
+    from trtssd.postprocess import GpuPostprocessor
+    from trtssd.preprocess import PreprocessOptions
+    rng = np.random.default_rng(1)
+    rows = []
+    for _ in range(8):
+        r = np.zeros((KEPT, 8), np.float32)
+        r[:, :2] = rng.uniform(0, 0.8, (KEPT, 2))
+        r[:, 2:4] = r[:, :2] + 0.1
+        r[:, 4] = rng.uniform(0.3, 1, KEPT)
+        r[:, 5] = rng.integers(1, spec.num_classes, KEPT)
+        rows.append(r)
+    geo = FrameGeometry.compute(1920, 1080, PreprocessOptions(letterbox=True))
+    labels = ["c%d" % i for i in range(spec.num_classes)]
+    post = GpuPostprocessor(spec, max_batch=8)
+    try:
+        yield lambda: post.detections(rows, [geo] * 8, labels)
+    finally:
+        post.close()
+
+
 def draw_cases():
     from trtssd.core.detections import Detections
     from trtssd.io.draw import layout_detections
@@ -170,6 +198,8 @@ def main(argv=None):
         slot.close()
         for name, fn in preprocess_cases():
             res[name] = median_us_per_call(fn, args.samples, 200)
+        with batch_detections_case(spec) as fn:
+            res["detections_b8_10box"] = median_us_per_call(fn, args.samples, 100)
     for name, fn in result_cases(spec) + draw_cases():
         res[name] = median_us_per_call(fn, args.samples, 100)
     print("host us per call, no-op driver, Python %s on %s" % (platform.python_version(),

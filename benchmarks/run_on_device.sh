@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r10|r10b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -560,37 +560,20 @@ if [ "$phase" = r9c ]; then
     sanitized "the gathered rows and the staged upload" 60 tests/preprocess/test_preprocess_gpu.py \
         -k "gathered or uploads_ahead"
 fi
-# ---- r10 (~480 s): round 10 (paced waits, this tree) beside spinning waits ("spin", 046686a),
-# synthetic fp32 twice, alternating; first the GPU tests of the preprocessing, the pipelines and
-# the detector (r9-check's), and the copy-engine probe (benchmarks/bench_copy_engine.py).
-# JSON into $OUT/r10.tgz. Stage:
-#   mkdir -p .device-carry/variants/spin && git archive 046686a trtssd | tar -x -C .device-carry/variants/spin
-if [ "$phase" = r10 ]; then
-    R=/tmp/r10; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
-    pack() { tar czf "$SAVED_OUT/r10.tgz" -C "$R" .; }
-    step "GPU tests: preprocessing, pipelines, the slot's drawing, the detector"
-    run 170 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests/preprocess \
-        tests/pipeline/test_pipeline_gpu.py tests/io/test_draw_slot_host_logic.py tests/test_detector.py
-    step "copy-engine probe: the read rows by cuMemcpyBatchAsync, gather_rows, whole uploads"
-    run 90 python3 -m benchmarks.bench_copy_engine --json "$R/copy_engine.json"; pack
-    side_by_side synthetic 55 spin --modes gpu,pipelined,multi --depths 2,3,4 --seconds 1; pack
+# ---- r11 (~480 s): round 11 (a batch's results made in one go, this tree) beside "before"
+# (b704830), fp32 (gpu, pipelined d3, multi) and fp16 (pipelined d2, multi), twice each,
+# alternating; first the GPU tests of the postprocessing, the pipelines and the detector.
+# JSON into $OUT/r11.tgz. Stage:
+#   mkdir -p .device-carry/variants/before && git archive b704830 trtssd | tar -x -C .device-carry/variants/before
+if [ "$phase" = r11 ]; then
+    R=/tmp/r11; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r11.tgz" -C "$R" .; }
+    step "GPU tests: postprocessing, pipelines, the detector"
+    run 120 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests/postprocess \
+        tests/pipeline/test_pipeline_gpu.py tests/test_detector.py
+    side_by_side synthetic 50 before --modes gpu,pipelined,multi --depths 3 --seconds 1; pack
+    side_by_side fp16 45 before --modes pipelined,multi --depths 2 --seconds 1 --precision fp16; pack
     OUT=$SAVED_OUT
-fi
-# ---- r10b (~300 s): where the host time per frame goes in the host-bound rows: py-spy (native
-# frames, every thread, 250 Hz) of pipelined d3, the gpu mode and multi x8, 4 s each (stacks,
-# not rates: sampling slows the run). Stage .device-carry/tools/py-spy (the py-spy wheel's
-# binary). Raw stacks into $OUT/r10b.tgz.
-if [ "$phase" = r10b ]; then
-    R=/tmp/r10b; mkdir -p "$R"
-    pack() { tar czf "$OUT/r10b.tgz" -C "$R" .; }
-    SPY=.device-carry/tools/py-spy
-    B="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
-    for m in "pipelined --depths 3" "gpu" "multi"; do
-        tag=${m%% *}
-        step "py-spy --native, every thread: $m (synthetic 1080p)"
-        run 100 $SPY record -r 250 --native -f raw --threads -o "$R/spy_$tag.txt" -- \
-            $B --modes $m --seconds 4 --json "$R/spy_$tag.json"; pack
-    done
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then

@@ -105,3 +105,41 @@ def test_labelmap_errors(tmp_path):
     b.write_bytes(b"\x1c\x00\x00\x00TFL3\x00\x00\xff\xfe")
     with pytest.raises(ModelError, match="not UTF-8|binary"):
         LabelMap.from_file(str(b))
+
+
+@pytest.mark.parametrize("labels", [True, False])
+def test_split_gives_what_one_record_per_run_gives(labels):
+    # Detections.split (a batch's postprocessing) against one constructor call per record,
+    # empty records included; each record's arrays are its own rows
+    d = make(9, labels=labels, seed=3)
+    counts = [4, 0, 3, 2]
+    parts = Detections.split(d.boxes, d.scores, d.class_ids, d.labels, counts)
+    a = 0
+    assert len(parts) == len(counts)
+    for part, k in zip(parts, counts):
+        want = Detections(d.boxes[a:a + k], d.scores[a:a + k], d.class_ids[a:a + k],
+                          None if d.labels is None else d.labels[a:a + k])
+        assert type(part) is Detections and len(part) == k
+        np.testing.assert_array_equal(part.boxes, want.boxes)
+        np.testing.assert_array_equal(part.scores, want.scores)
+        np.testing.assert_array_equal(part.class_ids, want.class_ids)
+        assert part.labels == want.labels
+        assert part.boxes.dtype == np.float32 and part.class_ids.dtype == np.int32
+        a += k
+    assert parts[1].boxes.shape == (0, 4)
+
+
+def test_split_checks_every_row_and_the_counts():
+    d = make(6, seed=4)
+    boxes = d.boxes.copy()
+    boxes[5, 2] = boxes[5, 0] - 1                      # the last record's box is inverted
+    with pytest.raises(InputError, match="x2 >= x1"):
+        Detections.split(boxes, d.scores, d.class_ids, None, [3, 3])
+    scores = d.scores.copy()
+    scores[4] = np.nan
+    with pytest.raises(InputError, match="finite"):
+        Detections.split(d.boxes, scores, d.class_ids, None, [2, 4])
+    with pytest.raises(InputError, match="add up to 5 of 6"):
+        Detections.split(d.boxes, d.scores, d.class_ids, None, [2, 3])
+    with pytest.raises(InputError, match="5 labels for 6 boxes"):
+        Detections.split(d.boxes, d.scores, d.class_ids, ["x"] * 5, [6])

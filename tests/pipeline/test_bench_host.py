@@ -8,8 +8,9 @@ def test_bench_host_reports_every_case(tflite_model, monkeypatch, tmp_path, caps
     out = tmp_path / "host.json"
     bh.main(["--samples", "1", "--json", str(out)])
     got = json.loads(out.read_text())["host_us"]
-    want = ["draw_host_1box", "draw_host_20box", "preprocess_nv12_b8_ring",
-            "preprocess_nv12_b8_same", "slot_submit_result", "to_frame_10box"]
+    want = ["detections_b8_10box", "draw_host_1box", "draw_host_20box",
+            "preprocess_nv12_b8_ring", "preprocess_nv12_b8_same", "slot_submit_result",
+            "to_frame_10box"]
     try:
         import torch  # noqa: F401
         want.append("plan_key_torch_b8")

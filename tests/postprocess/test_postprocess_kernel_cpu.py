@@ -341,3 +341,41 @@ def test_gpu_postprocessor_plans(fake_gpu):
             post.enqueue(e, s2, 2)
         with pytest.raises(InputError, match="max_batch"):
             post.enqueue(e, s, 3)
+
+
+@pytest.mark.parametrize("sizes", [
+    [(1920, 1080)] * 3,                      # one geometry object for the batch
+    [(1920, 1080), (1920, 1080), (640, 480)],   # two frame sizes: mapped frame by frame
+])
+def test_a_batch_maps_each_frame_with_its_own_geometry_and_labels(fake_gpu, sizes):
+    # GpuPostprocessor.results for a batch (one mapping where the frames share a geometry,
+    # one check for the batch) against the NumPy postprocessing of the same outputs, frame
+    # by frame, with letterboxed geometries and label names; outputs poisoned first
+    from trtssd.core.geometry import FrameGeometry
+    from trtssd.gpu.cuda import DeviceArray
+    from trtssd.postprocess import GpuPostprocessor, postprocess_cpu
+    from trtssd.preprocess import PreprocessOptions
+    rng = np.random.default_rng(52)
+    spec = make_spec(rng, 1917, 91)
+    enc, scores = make_outputs(rng, spec, 3, 300)
+    o = PreprocessOptions(letterbox=True)
+    cache = {}
+    geoms = [cache.setdefault(s, FrameGeometry.compute(s[0], s[1], o)) for s in sizes]
+    labels = ["name%d" % i for i in range(91)]
+    with GpuPostprocessor(spec, max_batch=3, score_threshold=0.3, max_detections=100) as post, \
+            DeviceArray(enc.shape, np.float32) as e, DeviceArray(scores.shape, np.float32) as s:
+        e.copy_from_host(enc)
+        s.copy_from_host(scores)
+        post._out_host.fill(np.nan)
+        post.enqueue(e, s, 3)
+        gpu = post.results(geoms, labels)
+    for f in range(3):
+        cpu = postprocess_cpu(enc[f:f + 1], scores[f:f + 1], spec, [geoms[f]], 0.3,
+                              max_detections=100, labels=labels)[0]
+        assert len(gpu[f]) == len(cpu) > 0
+        np.testing.assert_array_equal(gpu[f].class_ids, cpu.class_ids)
+        # both map with boxes_to_frame; the kernel decodes in float32 as NumPy does, to 1e-3
+        # of a network pixel, which a 1080p frame scales by 3.6
+        np.testing.assert_allclose(gpu[f].boxes, cpu.boxes, rtol=0, atol=4e-3 * 3.6)
+        assert gpu[f].labels == cpu.labels
+        assert gpu[f].boxes.max() <= max(sizes[f])

@@ -22,42 +22,30 @@ class Detections(object):
     __slots__ = ("boxes", "scores", "class_ids", "labels")
 
     def __init__(self, boxes, scores, class_ids, labels=None):
-        boxes = np.asarray(boxes, dtype=np.float32)
-        if boxes.size == 0:
-            boxes = boxes.reshape(0, 4)
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise InputError("Detections: boxes must be [K, 4] (x1, y1, x2, y2), got shape %s; "
-                             "pass one row per detection" % (boxes.shape,))
-        k = boxes.shape[0]
-        scores = np.asarray(scores, dtype=np.float32).reshape(-1)
-        class_ids = np.asarray(class_ids)
-        if class_ids.size and class_ids.dtype.kind not in "iu":
-            if not (np.mod(class_ids, 1) == 0).all():
-                raise InputError("Detections: class_ids must be integers (score column "
-                                 "indices), got %s values; round or cast them first"
-                                 % class_ids.dtype)
-        class_ids = class_ids.astype(np.int32).reshape(-1)
-        if scores.shape[0] != k or class_ids.shape[0] != k:
-            raise InputError("Detections: %d boxes but %d scores and %d class ids; pass one "
-                             "score and one class id per box"
-                             % (k, scores.shape[0], class_ids.shape[0]))
-        if k and not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
-            raise InputError("Detections: boxes and scores must be finite (NaN or inf found); "
-                             "the model's outputs or the decoding are broken upstream")
-        if k and (boxes[:, 2:] < boxes[:, :2]).any():
-            raise InputError("Detections: every box needs x2 >= x1 and y2 >= y1 (corner order "
-                             "x1, y1, x2, y2); reorder the coordinates")
-        if k and (class_ids < 0).any():
-            raise InputError("Detections: class ids must be >= 0, got %d" % class_ids.min())
-        if labels is not None:
-            labels = [str(s) for s in labels]
-            if len(labels) != k:
-                raise InputError("Detections: %d labels for %d boxes; pass one name per box "
-                                 "or labels=None" % (len(labels), k))
-        self.boxes = boxes
-        self.scores = scores
-        self.class_ids = class_ids
-        self.labels = labels
+        self.boxes, self.scores, self.class_ids, self.labels = _checked(boxes, scores,
+                                                                        class_ids, labels)
+
+    @classmethod
+    def split(cls, boxes, scores, class_ids, labels, counts):
+        """One Detections per run of ``counts`` rows of the arrays (``labels`` a list or None),
+        checked once for all of them as the constructor checks one: what a batch's
+        postprocessing makes per frame without checking each frame's few rows again. Each
+        record's arrays are views of the checked ones."""
+        boxes, scores, class_ids, labels = _checked(boxes, scores, class_ids, labels)
+        out = []
+        a = 0
+        new = object.__new__
+        for k in counts:
+            b = a + int(k)
+            d = new(cls)
+            d.boxes, d.scores, d.class_ids = boxes[a:b], scores[a:b], class_ids[a:b]
+            d.labels = None if labels is None else labels[a:b]
+            out.append(d)
+            a = b
+        if a != boxes.shape[0]:
+            raise InputError("Detections.split: the counts add up to %d of %d rows; pass one "
+                             "count per record, covering every row" % (a, boxes.shape[0]))
+        return out
 
     @classmethod
     def empty(cls, with_labels=False):
@@ -146,6 +134,45 @@ class Detections(object):
         return "Detections(%d: %s)" % (len(self), ", ".join(
             "%s %.2f" % (self.labels[i] if self.labels else self.class_ids[i], self.scores[i])
             for i in range(min(len(self), 5))) + (", ..." if len(self) > 5 else ""))
+
+
+def _checked(boxes, scores, class_ids, labels):
+    """The arrays of K detections as Detections keeps them, or InputError naming what is
+    wrong: boxes [K, 4] float32 finite with x2 >= x1 and y2 >= y1, scores [K] float32
+    finite, class_ids [K] int32 >= 0 (integral values), labels K strings or None."""
+    boxes = np.asarray(boxes, dtype=np.float32)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 4)
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise InputError("Detections: boxes must be [K, 4] (x1, y1, x2, y2), got shape %s; "
+                         "pass one row per detection" % (boxes.shape,))
+    k = boxes.shape[0]
+    scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+    class_ids = np.asarray(class_ids)
+    if class_ids.size and class_ids.dtype.kind not in "iu":
+        if not (np.mod(class_ids, 1) == 0).all():
+            raise InputError("Detections: class_ids must be integers (score column "
+                             "indices), got %s values; round or cast them first"
+                             % class_ids.dtype)
+    class_ids = class_ids.astype(np.int32).reshape(-1)
+    if scores.shape[0] != k or class_ids.shape[0] != k:
+        raise InputError("Detections: %d boxes but %d scores and %d class ids; pass one "
+                         "score and one class id per box"
+                         % (k, scores.shape[0], class_ids.shape[0]))
+    if k and not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
+        raise InputError("Detections: boxes and scores must be finite (NaN or inf found); "
+                         "the model's outputs or the decoding are broken upstream")
+    if k and (boxes[:, 2:] < boxes[:, :2]).any():
+        raise InputError("Detections: every box needs x2 >= x1 and y2 >= y1 (corner order "
+                         "x1, y1, x2, y2); reorder the coordinates")
+    if k and (class_ids < 0).any():
+        raise InputError("Detections: class ids must be >= 0, got %d" % class_ids.min())
+    if labels is not None:
+        labels = [str(s) for s in labels]
+        if len(labels) != k:
+            raise InputError("Detections: %d labels for %d boxes; pass one name per box "
+                             "or labels=None" % (len(labels), k))
+    return boxes, scores, class_ids, labels
 
 
 def _name_of(label_map, class_id):

@@ -347,28 +347,29 @@ class GpuPostprocessor(Closeable):
 
     def raw_results(self, wait=True):
         """Per frame, the kept rows [K, 8]: ymin, xmin, ymax, xmax (model units), score, class,
-        anchor index, 0 (a copy). For tests and debugging."""
+        anchor index, 0 (views of one copy of the batch's rows)."""
         if not self._pending:
             raise InputError("no batch was enqueued; call enqueue() first")
         if wait:
             self.wait()
-        rows = []
-        for f in range(self._pending):
-            o = self._out_host[f]
-            k = o[0]
-            if not (0 <= k <= self.max_detections) or k != int(k):
+        out = self._out_host[:self._pending]
+        heads = out[:, :2].tolist()              # per frame: kept count, candidate count
+        for f, (k, candidates) in enumerate(heads):
+            if not (0 <= k <= self.max_detections) or k != int(k):      # NaN fails the first
                 raise EnvironmentProblem(
                     "GPU postprocessing returned %r boxes for frame %d: the kernel did not run "
                     "or its result was read before the stream finished; synchronise the stream "
                     "(or call wait()) before results()" % (k, f))
-            if o[1] > self.defines["MAX_CAND"]:
+            if candidates > self.defines["MAX_CAND"]:
                 raise InputError(
                     "frame %d has %d (anchor, class) pairs above the score threshold %g, more "
                     "than the GPU NMS sorts (%d); raise --threshold, or cap the candidates per "
-                    "class (spec key candidates_per_class)" % (f, int(o[1]), self.score_threshold,
+                    "class (spec key candidates_per_class)" % (f, int(candidates),
+                                                               self.score_threshold,
                                                                self.defines["MAX_CAND"]))
-            rows.append(np.array(o[_HEADER:_HEADER + int(k) * _ROW]).reshape(int(k), _ROW))
-        return rows
+        kept = [int(h[0]) for h in heads]
+        block = np.array(out[:, _HEADER:_HEADER + max(kept) * _ROW])     # one copy
+        return [block[f, :k * _ROW].reshape(k, _ROW) for f, k in enumerate(kept)]
 
     def results(self, geometries, labels=None, wait=True):
         """One Detections per frame of the last ``enqueue`` (boxes in frame pixels)."""
@@ -376,17 +377,24 @@ class GpuPostprocessor(Closeable):
 
     def detections(self, rows, geometries, labels=None):
         """``raw_results``'s rows (taken earlier) as one Detections per frame, as ``results``
-        makes them."""
+        makes them: the batch's boxes mapped to frame pixels in one go where its frames share
+        a geometry, and checked once (Detections.split)."""
         if labels is not self._labels_checked:     # a pipeline passes the same map each time
             check_labels(labels, self.spec.num_classes)
             self._labels_checked = labels
-        geos = _geometries(geometries, len(rows))
-        out = []
-        for r, g in zip(rows, geos):
-            cls = r[:, 5].astype(np.int32)
-            out.append(Detections(to_frame(r[:, :4], g, self.spec), r[:, 4], cls,
-                                  label_names(labels, cls)))
-        return out
+        n = len(rows)
+        if not n:
+            return []
+        geos = _geometries(geometries, n)
+        every = rows[0] if n == 1 else np.concatenate(rows)
+        g0 = geos[0]
+        if n == 1 or all(g is g0 or g == g0 for g in geos):
+            boxes = to_frame(every[:, :4], g0, self.spec)
+        else:
+            boxes = np.concatenate([to_frame(r[:, :4], g, self.spec) for r, g in zip(rows, geos)])
+        cls = every[:, 5].astype(np.int32)
+        return Detections.split(boxes, every[:, 4], cls, label_names(labels, cls),
+                                [len(r) for r in rows])
 
     def close(self):
         """Free the device and pinned buffers (context current). Idempotent."""

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -573,6 +573,14 @@ if [ "$phase" = r11 ]; then
         tests/pipeline/test_pipeline_gpu.py tests/test_detector.py
     side_by_side synthetic 50 before --modes gpu,pipelined,multi --depths 3 --seconds 1; pack
     side_by_side fp16 45 before --modes pipelined,multi --depths 2 --seconds 1 --precision fp16; pack
+    OUT=$SAVED_OUT
+fi
+# ---- r11b (~200 s): round 11's fp16 multi x8 again beside "before" (r11's fp16 calls of
+# repetition 1 hit their 45 s limit), twice, alternating. JSON into $OUT/r11b.tgz. Stage as r11.
+if [ "$phase" = r11b ]; then
+    R=/tmp/r11b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
+    pack() { tar czf "$SAVED_OUT/r11b.tgz" -C "$R" .; }
+    side_by_side fp16 70 before --modes multi --seconds 1 --precision fp16; pack
     OUT=$SAVED_OUT
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing

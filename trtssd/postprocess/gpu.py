@@ -393,8 +393,10 @@ class GpuPostprocessor(Closeable):
         else:
             boxes = np.concatenate([to_frame(r[:, :4], g, self.spec) for r, g in zip(rows, geos)])
         cls = every[:, 5].astype(np.int32)
-        return Detections.split(boxes, every[:, 4], cls, label_names(labels, cls),
-                                [len(r) for r in rows])
+        names = label_names(labels, cls)
+        if n == 1:
+            return [Detections(boxes, every[:, 4], cls, names)]
+        return Detections.split(boxes, every[:, 4], cls, names, [len(r) for r in rows])
 
     def close(self):
         """Free the device and pinned buffers (context current). Idempotent."""

@@ -70,27 +70,50 @@ class _Backend(object):
         pass
 
 
-def slot_case(spec):
-    """(call, slot) for one frame through a GpuSlot, its result rows filled as the kernels
-    would fill them."""
-    from trtssd.gpu.cuda import pinned_empty
-    from trtssd.io.sources import Frame
-    from trtssd.pipeline import slots as S
-    from trtssd.postprocess.gpu import _HEADER, _ROW
-    layer = S.GpuLayer.__new__(S.GpuLayer)           # no CUDA context: the driver is a no-op
-    layer._init_layer(_Backend(spec), 0.3, None, ["c%d" % i for i in range(spec.num_classes)],
-                      1, "BGR")
-    slot = S.GpuSlot(layer.backend, layer.prep, 1, (1080, 1920, 3), *layer.args, time_every=4)
-    rng = np.random.default_rng(0)
+def kept_rows(spec, rng):
+    """KEPT result rows as the postprocessing kernels write them: boxes (ymin, xmin, ymax,
+    xmax, normalised), score, class."""
+    from trtssd.postprocess.gpu import _ROW
     rows = np.zeros((KEPT, _ROW), np.float32)
     rows[:, :2] = rng.uniform(0, 0.8, (KEPT, 2))
     rows[:, 2:4] = rows[:, :2] + 0.1
     rows[:, 4] = rng.uniform(0.3, 1, KEPT)
     rows[:, 5] = rng.integers(1, spec.num_classes, KEPT)
-    out = slot.post._out_host
-    out[:] = 0
-    out[0, 0], out[0, 1] = KEPT, 50
-    out[0, _HEADER:_HEADER + KEPT * _ROW] = rows.reshape(-1)
+    return rows
+
+
+def noop_layer(spec, max_batch):
+    """A GpuLayer over the no-op backend without a CUDA context (the driver is a no-op); every
+    slot it makes has kept_rows in each frame's result memory, as if its kernels had run."""
+    from trtssd.pipeline import slots as S
+    from trtssd.postprocess.gpu import _HEADER, _ROW
+    layer = S.GpuLayer.__new__(S.GpuLayer)
+    layer._init_layer(_Backend(spec), 0.3, None, ["c%d" % i for i in range(spec.num_classes)],
+                      max_batch, "BGR")
+    layer.max_frame_shape = (1080, 1920, 3)
+    layer.draw_style = None
+    layer.context = None
+    layer.activate = S._NoContext
+    rows = kept_rows(spec, np.random.default_rng(0))
+    make = layer.make_slot
+
+    def make_slot():
+        slot = make()
+        out = slot.post._out_host
+        out[:] = 0
+        out[:, 0], out[:, 1] = KEPT, 50
+        out[:, _HEADER:_HEADER + KEPT * _ROW] = rows.reshape(-1)
+        return slot
+    layer.make_slot = make_slot
+    return layer
+
+
+def slot_case(spec):
+    """(call, slot) for one frame through a GpuSlot, its result rows filled as the kernels
+    would fill them."""
+    from trtssd.gpu.cuda import pinned_empty
+    from trtssd.io.sources import Frame
+    slot = noop_layer(spec, 1).make_slot()
     frame = Frame(0, pinned_empty((1080, 1920, 3), np.uint8), "s0")
 
     def call():
@@ -147,14 +170,7 @@ def batch_detections_case(spec):
     from trtssd.postprocess import GpuPostprocessor
     from trtssd.preprocess import PreprocessOptions
     rng = np.random.default_rng(1)
-    rows = []
-    for _ in range(8):
-        r = np.zeros((KEPT, 8), np.float32)
-        r[:, :2] = rng.uniform(0, 0.8, (KEPT, 2))
-        r[:, 2:4] = r[:, :2] + 0.1
-        r[:, 4] = rng.uniform(0.3, 1, KEPT)
-        r[:, 5] = rng.integers(1, spec.num_classes, KEPT)
-        rows.append(r)
+    rows = [kept_rows(spec, rng) for _ in range(8)]
     geo = FrameGeometry.compute(1920, 1080, PreprocessOptions(letterbox=True))
     labels = ["c%d" % i for i in range(spec.num_classes)]
     post = GpuPostprocessor(spec, max_batch=8)

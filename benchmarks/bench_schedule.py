@@ -5,8 +5,8 @@ GPU): what trtssd's own Python costs per frame in the gpu, pipelined and multi m
                                         [--frames 6000] [--runs 3] [--json out.json]
 
 Each run is ``trtssd.pipeline.run`` of synthetic 1080p sources (one; eight for multi, at batch
-8) through a GpuLayer whose backend enqueues nothing (bench_host.py's) and whose
-postprocessor's result memory holds 10 kept boxes a frame, into a NullSink. Its figures are
+8) through bench_host.py's ``noop_layer`` (a GpuLayer whose backend enqueues nothing and whose
+postprocessor's result memory holds 10 kept boxes a frame) into a NullSink. Its figures are
 the RunClock's span (from the end of the setup to the last result): wall and process CPU
 microseconds per frame, median (min) over ``--runs``. The real model's spec:
 $TRTSSD_MODEL, or ../shared/models/detect.tflite beside a checkout.
@@ -24,38 +24,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 from benchmarks._overhead import noop_driver  # noqa: E402
-from benchmarks.bench_host import KEPT, _Backend  # noqa: E402
-
-
-def noop_layer(spec, max_batch):
-    """A GpuLayer over the no-op backend, no CUDA context; its slots' results hold KEPT rows
-    a frame."""
-    from trtssd.pipeline import slots as S
-    from trtssd.postprocess.gpu import _HEADER, _ROW
-    layer = S.GpuLayer.__new__(S.GpuLayer)
-    layer._init_layer(_Backend(spec), 0.3, None, ["c%d" % i for i in range(spec.num_classes)],
-                      max_batch, "BGR")
-    layer.max_frame_shape = (1080, 1920, 3)
-    layer.draw_style = None
-    layer.context = None
-    layer.activate = S._NoContext
-    make = layer.make_slot
-    rng = np.random.default_rng(0)
-    rows = np.zeros((KEPT, _ROW), np.float32)
-    rows[:, :2] = rng.uniform(0, 0.8, (KEPT, 2))
-    rows[:, 2:4] = rows[:, :2] + 0.1
-    rows[:, 4] = rng.uniform(0.3, 1, KEPT)
-    rows[:, 5] = rng.integers(1, spec.num_classes, KEPT)
-
-    def make_slot():
-        slot = make()
-        out = slot.post._out_host
-        out[:] = 0
-        out[:, 0], out[:, 1] = KEPT, 50
-        out[:, _HEADER:_HEADER + KEPT * _ROW] = rows.reshape(-1)
-        return slot
-    layer.make_slot = make_slot
-    return layer
+from benchmarks.bench_host import KEPT, noop_layer  # noqa: E402,F401
 
 
 def run_once(spec, mode, depth, frames):

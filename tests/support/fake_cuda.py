@@ -11,7 +11,8 @@ format and host-logic mistakes before the GPU run.
 ``trtssd.gpu.kernels.get_function`` and ``trtssd.gpu.cuda.pinned_empty`` and returns the driver:
 ``drv.copies`` (every host-to-device copy: (dst, bytes, src address); its stream in
 ``drv.copy_streams``), ``drv.calls`` (every
-launch: (how, kernel)), ``drv.fns`` (every function get_function made; ``drv.function(kernel)`` the last of one kernel), ``drv.how``.
+launch: (how, kernel); its stream in ``drv.call_streams``), ``drv.fns`` (every function
+get_function made; ``drv.function(kernel)``: the last of one kernel), ``drv.how``.
 """
 import ctypes
 import re

@@ -48,7 +48,8 @@ GATHER_MAX = 16
 GATHER_BLOCK = (128, 2, 1)
 GATHER_BLOCKS = 8            # about this many blocks a call, whatever the batch (preprocess.cu)
 # gathered only where it saves a quarter of the bytes or more: a bilinear output row reads two
-# source rows, a nearest one one
+# source rows, a nearest one one. Above these steps no two output rows read the same source
+# row (bilinear: consecutive first rows are 2 or more apart), as gather_rows assumes.
 GATHER_MIN_STEP = {"linear": 8.0 / 3.0, "nearest": 4.0 / 3.0}
 
 

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12|r12k|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -581,27 +581,6 @@ if [ "$phase" = r11b ]; then
     R=/tmp/r11b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
     pack() { tar czf "$SAVED_OUT/r11b.tgz" -C "$R" .; }
     side_by_side fp16 70 before --modes multi --seconds 1 --precision fp16; pack
-    OUT=$SAVED_OUT
-fi
-# ---- r12 (~420 s): round 12 (gather_rows on 4 blocks of 128x4, this tree) beside "b2" (2 blocks
-# of 128x8) and "before" (cdb9966, 8 blocks of 128x2): fp32 multi x8 twice, fp16 multi once,
-# alternating. JSON into $OUT/r12.tgz. Stage:
-#   mkdir -p .device-carry/variants/before .device-carry/variants/b2
-#   git archive cdb9966 trtssd | tar -x -C .device-carry/variants/before
-#   git archive HEAD trtssd | tar -x -C .device-carry/variants/b2
-#   sed -i 's/^GATHER_BLOCK = (128, 4, 1)/GATHER_BLOCK = (128, 8, 1)/; s/^GATHER_BLOCKS = 4 /GATHER_BLOCKS = 2 /' .device-carry/variants/b2/trtssd/preprocess/plan.py
-#   sed -i 's/__launch_bounds__(512) gather_rows/__launch_bounds__(1024) gather_rows/' .device-carry/variants/b2/trtssd/preprocess/preprocess.cu
-if [ "$phase" = r12 ]; then
-    R=/tmp/r12; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
-    pack() { tar czf "$SAVED_OUT/r12.tgz" -C "$R" .; }
-    side_by_side synthetic 65 "b2 before" --modes multi --seconds 1; pack
-    for v in now before; do
-        dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
-        step "variant $v: fp16 multi"
-        (cd "$dir" && PYTHONPATH=/tmp/site:$dir run 65 python3 -m trtssd bench --backend torch \
-            --device cuda --precision fp16 --no-chart --modes multi --seconds 1 \
-            --json "$R/r5_fp16_${v}_1.json")
-    done; pack
     OUT=$SAVED_OUT
 fi
 # ---- r12k (~250 s): the GPU tests of the gather and the floor benchmark, compute-sanitizer on

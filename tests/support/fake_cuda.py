@@ -157,7 +157,6 @@ class ShimFunction(object):
         self.label = label
         self.launches = []          # label(args) per launch (default: the kernel's name)
         self.kinds = []             # "direct" or "prepared" per launch
-        self.shapes = []            # (grid, block) per launch, as 3-tuples
 
     def prepared_async_call(self, grid, block, stream, *args):
         assert len(args) == len(self.codes), (self.kernel, len(args), self.fmt)
@@ -195,9 +194,7 @@ class ShimFunction(object):
             assert len(grid) == self.grid_len, (self.kernel, grid)
         assert len(block) == 3
         self.launches.append(self.label(conv) if self.label else self.kernel)
-        grid = tuple(grid) + (1,) * (3 - len(grid))
-        self.shapes.append((grid, tuple(block)))
-        self.mod.launch(self.kernel, grid, block, *conv)
+        self.mod.launch(self.kernel, tuple(grid) + (1,) * (3 - len(grid)), block, *conv)
 
 
 class ShimFunctionDirect(ShimFunction):

@@ -45,8 +45,8 @@ ROW_COPY_DTYPE = np.dtype({
     "itemsize": 56,
 })
 GATHER_MAX = 16
-GATHER_BLOCK = (128, 4, 1)   # 4 output rows at a time: 8 source rows, ~46 KB in flight a block
-GATHER_BLOCKS = 4            # at most this many blocks a call, whatever the batch (preprocess.cu)
+GATHER_BLOCK = (128, 2, 1)
+GATHER_BLOCKS = 8            # about this many blocks a call, whatever the batch (preprocess.cu)
 # gathered only where it saves a quarter of the bytes or more: a bilinear output row reads two
 # source rows, a nearest one one. Above these steps no two output rows read the same source
 # row (bilinear: consecutive first rows are 2 or more apart), as gather_rows assumes.
@@ -398,9 +398,10 @@ class Planner(object):
             job["nn_y"], job["sy"] = rec["nn_y"], rec["sy"]
             job["in_h"], job["inner_h"], job["row_vecs"] = h, inner_h, row_bytes // 16
             tallest = max(tallest, inner_h)
-        gz = min(len(uploaded), GATHER_BLOCKS)     # each z takes every gz-th frame
-        gx = max(1, min(GATHER_BLOCKS // gz, -(-tallest // GATHER_BLOCK[1])))
-        return (gx, 1, gz), jobs.tobytes()
+        m = len(uploaded)
+        per_frame = max(1, -(-GATHER_BLOCKS // m))
+        gx = min(per_frame, -(-tallest // GATHER_BLOCK[1]))
+        return (gx, 1, m), jobs.tobytes()
 
     def _pinned_uploads(self, pinned, descs, n):
         """Uploads of pinned frames from their own memory, and their device addresses (filled

@@ -258,13 +258,11 @@ extern "C" __global__ void __launch_bounds__(256) preprocess_u8(
 // (source_rows) to the same row of the frame's device copy, which preprocess_u8 then reads:
 // at 1080p -> 300 bilinear that is 600 of the 1,080 rows. Rows are moved as 16-byte vectors;
 // the host launches this only when every address, pitch and row length is a multiple of 16
-// and the frame's pairs of rows do not overlap (no row is copied twice). The blocks of one
-// blockIdx.z take frames blockIdx.z, blockIdx.z + gridDim.z, ... (records past the batch have
-// inner_h 0); a frame's blocks stride over its output rows, blockDim.y rows at a time, the x
-// threads over the row's vectors. The grid is small (plan.py's GATHER_BLOCKS in all, however
-// many frames): it runs beside the network on another stream, and an SM holding one of its
-// blocks may not fit a network block beside it; unrolled loads keep enough reads in flight
-// to fill the link.
+// and the frame's pairs of rows do not overlap (no row is copied twice). blockIdx.z is the
+// frame; blocks stride over its output rows, blockDim.y rows at a time, the x threads over the
+// row's vectors. The grid is small (the host aims at 8 blocks in all): it runs beside the
+// network on another stream, and an SM holding one of its blocks may not fit a network block
+// beside it; unrolled loads keep enough reads in flight to fill the link.
 #ifndef GATHER_MAX
 #define GATHER_MAX 16
 #endif
@@ -286,39 +284,37 @@ struct RowCopies {
     RowCopy f[GATHER_MAX];
 };
 
-extern "C" __global__ void __launch_bounds__(512) gather_rows(const RowCopies jobs)
+extern "C" __global__ void __launch_bounds__(256) gather_rows(const RowCopies jobs)
 {
-    for (int f = blockIdx.z; f < GATHER_MAX; f += gridDim.z) {
-        const RowCopy& r = jobs.f[f];
-        for (int iy = blockIdx.x * blockDim.y + threadIdx.y; iy < r.inner_h;
-             iy += gridDim.x * blockDim.y) {
-            int y0, y1;
-            float ay;
-            source_rows(iy, r.sy, r.nn_y, r.in_h, y0, y1, ay);
-            const uint4* s0 = (const uint4*)((const char*)r.from + (long long)y0 * r.from_pitch);
-            const uint4* s1 = (const uint4*)((const char*)r.from + (long long)y1 * r.from_pitch);
-            uint4* d0 = (uint4*)((char*)r.to + (long long)y0 * r.to_pitch);
-            uint4* d1 = (uint4*)((char*)r.to + (long long)y1 * r.to_pitch);
-            // GATHER_UNROLL vectors of each row loaded before any is stored: the loads are in
-            // flight together, so a few blocks fill the link
-            const int rows = y1 != y0 ? 2 : 1;
-            for (int v0 = threadIdx.x; v0 < r.row_vecs; v0 += blockDim.x * GATHER_UNROLL) {
-                uint4 a[GATHER_UNROLL], b[GATHER_UNROLL];
+    const RowCopy& r = jobs.f[blockIdx.z];
+    for (int iy = blockIdx.x * blockDim.y + threadIdx.y; iy < r.inner_h;
+         iy += gridDim.x * blockDim.y) {
+        int y0, y1;
+        float ay;
+        source_rows(iy, r.sy, r.nn_y, r.in_h, y0, y1, ay);
+        const uint4* s0 = (const uint4*)((const char*)r.from + (long long)y0 * r.from_pitch);
+        const uint4* s1 = (const uint4*)((const char*)r.from + (long long)y1 * r.from_pitch);
+        uint4* d0 = (uint4*)((char*)r.to + (long long)y0 * r.to_pitch);
+        uint4* d1 = (uint4*)((char*)r.to + (long long)y1 * r.to_pitch);
+        // GATHER_UNROLL vectors of each row loaded before any is stored: the loads are in
+        // flight together, so a few blocks fill the link
+        const int rows = y1 != y0 ? 2 : 1;
+        for (int v0 = threadIdx.x; v0 < r.row_vecs; v0 += blockDim.x * GATHER_UNROLL) {
+            uint4 a[GATHER_UNROLL], b[GATHER_UNROLL];
 #pragma unroll
-                for (int u = 0; u < GATHER_UNROLL; ++u) {
-                    const int v = v0 + u * blockDim.x;
-                    if (v < r.row_vecs) {
-                        a[u] = s0[v];
-                        if (rows == 2) b[u] = s1[v];
-                    }
+            for (int u = 0; u < GATHER_UNROLL; ++u) {
+                const int v = v0 + u * blockDim.x;
+                if (v < r.row_vecs) {
+                    a[u] = s0[v];
+                    if (rows == 2) b[u] = s1[v];
                 }
+            }
 #pragma unroll
-                for (int u = 0; u < GATHER_UNROLL; ++u) {
-                    const int v = v0 + u * blockDim.x;
-                    if (v < r.row_vecs) {
-                        d0[v] = a[u];
-                        if (rows == 2) d1[v] = b[u];
-                    }
+            for (int u = 0; u < GATHER_UNROLL; ++u) {
+                const int v = v0 + u * blockDim.x;
+                if (v < r.row_vecs) {
+                    d0[v] = a[u];
+                    if (rows == 2) d1[v] = b[u];
                 }
             }
         }

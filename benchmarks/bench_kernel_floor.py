@@ -10,7 +10,10 @@ Cases at 1080p BGR uint8 -> 300x300 RGB float32 NCHW, per batch:
 - ``store``: floor_store on the preprocessing kernel's grid: no loads, three float stores a
   thread (launch + one wave + the output's 1.08 MB a frame).
 - ``copy``: floor_copy of the bytes the bilinear filter reads (600 rows x 5,760 B a frame)
-  and the output's bytes, as 16-byte vectors over a grid of 8 blocks of 256 an SM.
+  and the output's bytes, as 16-byte vectors over a grid of 8 blocks of 256 an SM;
+  ``copy4``: floor_copy4, the same with 4 loads in flight a thread, on 8 and on 2 blocks an
+  SM (``copy4_2``); ``memcpy``: the driver's device-to-device copy of the read bytes
+  (events only: Nsight Compute does not profile it).
 - ``kernel``: the preprocessing kernel on the same frames (GpuPreprocessor).
 Each by CUDA events behind a 256 MiB memset (bench_preprocess's Timer: the GPU is busy when
 the first event is recorded, so host latency is excluded), median and p5/p95 of --reps; under
@@ -35,12 +38,13 @@ BLOCK = (32, 8, 1)
 
 
 def floor_kernels():
-    """floor_store and floor_copy, compiled for the current context."""
+    """floor_store, floor_copy and floor_copy4, compiled for the current context."""
     from pycuda.compiler import SourceModule
     with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels",
                            "floor.cu")) as f:
         mod = SourceModule(f.read(), no_extern_c=True, options=["-O3"])
-    return mod, mod.get_function("floor_store"), mod.get_function("floor_copy")
+    return (mod, mod.get_function("floor_store"), mod.get_function("floor_copy"),
+            mod.get_function("floor_copy4"))
 
 
 def main(argv=None):
@@ -57,13 +61,14 @@ def main(argv=None):
     with ctx.active():
         filler = DeviceArray((FILLER_BYTES,), np.uint8)
         timer = Timer(filler.ptr)
-        mod, store, copy = floor_kernels()
+        mod, store, copy, copy4 = floor_kernels()
         sms = ctx.device.get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT)
         for n in args.batches:
             out = DeviceArray((n, 3, OUT, OUT), np.float32)
             read_bytes = n * 2 * OUT * W * 3
             src = DeviceArray((read_bytes,), np.uint8)
             dst = DeviceArray((out.nbytes,), np.uint8)
+            dst2 = DeviceArray((read_bytes,), np.uint8)
             grid = (-(-OUT // BLOCK[0]), -(-OUT // BLOCK[1]), n)
             copy_grid = (sms * 8, 1, 1)
             cases = {
@@ -72,6 +77,13 @@ def main(argv=None):
                 "copy": lambda: copy(np.intp(src.ptr), np.int64(read_bytes // 16),
                                      np.intp(dst.ptr), np.int64(out.nbytes // 16),
                                      block=(256, 1, 1), grid=copy_grid),
+                "copy4": lambda: copy4(np.intp(src.ptr), np.int64(read_bytes // 16),
+                                       np.intp(dst.ptr), np.int64(out.nbytes // 16),
+                                       block=(256, 1, 1), grid=copy_grid),
+                "copy4_2": lambda: copy4(np.intp(src.ptr), np.int64(read_bytes // 16),
+                                         np.intp(dst.ptr), np.int64(out.nbytes // 16),
+                                         block=(256, 1, 1), grid=(sms * 2, 1, 1)),
+                "memcpy": lambda: drv.memcpy_dtod_async(dst2.ptr, src.ptr, read_bytes),
             }
             frames = random_frames(np.random.default_rng(n), n, H, W, "BGR")
             pre = GpuPreprocessor(PreprocessOptions(), max_batch=n, max_frame_shape=(H, W, 3))
@@ -85,11 +97,10 @@ def main(argv=None):
                 drv.Context.synchronize()
                 row[name + "_us"] = pct([timer.time_us(enqueue) for _ in range(args.reps)])
             pre.close()
-            for a in (out, src, dst, dev):
+            for a in (out, src, dst, dst2, dev):
                 a.close()
-            print("batch %d: store %.2f us, copy %.2f us, kernel %.2f us (events, medians)"
-                  % (n, row["store_us"]["median"], row["copy_us"]["median"],
-                     row["kernel_us"]["median"]))
+            print("batch %d (events, medians): " % n + ", ".join(
+                "%s %.2f us" % (name, row[name + "_us"]["median"]) for name in cases))
         filler.close()
     ctx.close()
     if args.json:

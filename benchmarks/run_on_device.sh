@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -586,12 +586,19 @@ fi
 # ---- r12k (~250 s): the GPU tests of the gather and the floor benchmark, compute-sanitizer on
 # the gather's, then the preprocessing kernel's floor (bench_kernel_floor, by events and under
 # Nsight Compute, batch 1 and 8) and its full Nsight Compute sections. Text into $OUT.
+# r12f (~60 s): only the floor benchmark's GPU test and the floor (events, Nsight Compute)
 if [ "$phase" = r12k ]; then
     step "GPU tests: preprocessing, the floor benchmark, the pipelines"
     run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 8 --dist loadfile tests/preprocess \
         tests/gpu/test_bench_kernel_floor.py tests/pipeline/test_pipeline_gpu.py
     sanitized "the gathered rows and the staged upload" 60 tests/preprocess/test_preprocess_gpu.py \
         -k "gathered or uploads_ahead"
+fi
+if [ "$phase" = r12f ]; then
+    step "GPU tests: the floor benchmark"
+    run 60 python3 -m pytest -q -rs -p no:cacheprovider tests/gpu/test_bench_kernel_floor.py
+fi
+if [ "$phase" = r12k ] || [ "$phase" = r12f ]; then
     step "the kernel's floor by events"
     run 60 python3 -m benchmarks.bench_kernel_floor --json "$OUT/floor.json"
     for b in 1 8; do
@@ -600,6 +607,7 @@ if [ "$phase" = r12k ]; then
             --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
             python3 -m benchmarks.bench_kernel_floor --batches $b --reps 5 > "$OUT/ncu_floor_b$b.txt" 2>&1
         grep -E "floor_|preprocess_u8|gpu__time|dram__bytes" "$OUT/ncu_floor_b$b.txt" | head -40
+        [ "$phase" = r12f ] && continue
         step "the kernel's Nsight Compute sections, batch $b"
         run 90 ncu --clock-control none --kernel-name preprocess_u8 --launch-skip 20 --launch-count 1 \
             --section SpeedOfLight --section MemoryWorkloadAnalysis --section WarpStateStats \
@@ -607,6 +615,20 @@ if [ "$phase" = r12k ]; then
             python3 -m benchmarks.bench_preprocess --sizes 1080p --batches $b --dtypes float32 \
             --quick --no-torch --no-opencv > "$OUT/ncu_sections_b$b.txt" 2>&1
         grep -E "Duration|Throughput|Stall|Occupancy|Warp Cycles|Eligible|Issued" "$OUT/ncu_sections_b$b.txt" | head -30
+    done
+fi
+# ---- r13 (~300 s): multi x8 with two and three rounds in flight (--multi-depth 2 / 3), this
+# tree, alternating: fp16 twice, fp32 once. JSON into $OUT/r13.tgz.
+if [ "$phase" = r13 ]; then
+    R=/tmp/r13; mkdir -p "$R"
+    for p in "fp16 1" "fp16 2" "fp32 1"; do
+        for d in 2 3; do
+            step "multi x8 ${p% *} --multi-depth $d, repetition ${p#* }"
+            run 65 python3 -m trtssd bench --backend torch --device cuda --precision ${p% *} \
+                --no-chart --modes multi --multi-depth $d --seconds 1 \
+                --json "$R/r13_${p% *}_d${d}_${p#* }.json"
+        done
+        tar czf "$OUT/r13.tgz" -C "$R" .
     done
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing

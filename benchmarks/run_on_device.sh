@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants; bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
@@ -618,10 +618,13 @@ if [ "$phase" = r12k ] || [ "$phase" = r12f ]; then
     done
 fi
 # ---- r13 (~300 s): multi x8 with two and three rounds in flight (--multi-depth 2 / 3), this
-# tree, alternating: fp16 twice, fp32 once. JSON into $OUT/r13.tgz.
-if [ "$phase" = r13 ]; then
+# tree, alternating: fp16 twice, fp32 once. JSON into $OUT/r13.tgz. r13b (~200 s): fp32 and
+# fp16 once more each.
+if [ "$phase" = r13 ] || [ "$phase" = r13b ]; then
     R=/tmp/r13; mkdir -p "$R"
-    for p in "fp16 1" "fp16 2" "fp32 1"; do
+    reps="fp16 1|fp16 2|fp32 1"; [ "$phase" = r13b ] && reps="fp32 2|fp16 3"
+    IFS='|' read -ra reps <<< "$reps"
+    for p in "${reps[@]}"; do
         for d in 2 3; do
             step "multi x8 ${p% *} --multi-depth $d, repetition ${p#* }"
             run 65 python3 -m trtssd bench --backend torch --device cuda --precision ${p% *} \

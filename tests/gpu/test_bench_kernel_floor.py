@@ -20,7 +20,7 @@ def test_floor_kernels_write_what_they_claim(cuda_context):
     # (the XOR of all of them lands in its first output vector when one thread reads them all)
     from benchmarks.bench_kernel_floor import floor_kernels
     from trtssd.gpu.cuda import DeviceArray
-    _, store, copy = floor_kernels()
+    _, store, copy, copy4 = floor_kernels()
     w, h, n = 37, 23, 2
     out = DeviceArray((n, 3, h, w), np.float32).fill_bytes(0xFF)
     store(np.intp(out.ptr), np.int32(w), np.int32(h), block=(32, 8, 1),
@@ -37,6 +37,14 @@ def test_floor_kernels_write_what_they_claim(cuda_context):
     got = dst.get()
     np.testing.assert_array_equal(got[0], np.bitwise_xor.reduce(src_host, axis=0))
     assert (got[1:] == 0).all()
+    # floor_copy4 on 2 threads: thread t XORs vectors t, t + 2, ... (101 is not a multiple of 8)
+    dst.fill_bytes(0xA5)
+    copy4(np.intp(src.ptr), np.int64(101), np.intp(dst.ptr), np.int64(3), block=(2, 1, 1),
+          grid=(1, 1, 1))
+    got = dst.get()
+    for t in range(2):
+        np.testing.assert_array_equal(got[t], np.bitwise_xor.reduce(src_host[t::2], axis=0))
+    assert (got[2] == 0).all()
     for a in (out, src, dst):
         a.close()
 
@@ -47,5 +55,5 @@ def test_every_case_is_timed(cuda_context, tmp_path):
     assert bench_kernel_floor.main(["--batches", "1", "--reps", "3", "--json", str(path)]) == 0
     row = json.loads(path.read_text())["floor"]["batch_1"]
     assert row["read_mb"] == 2 * 300 * 1920 * 3 / 1e6
-    for case in ("store", "copy", "kernel"):
+    for case in ("store", "copy", "copy4", "copy4_2", "memcpy", "kernel"):
         assert row[case + "_us"]["n"] == 3 and row[case + "_us"]["median"] > 0

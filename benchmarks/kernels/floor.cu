@@ -21,40 +21,42 @@ extern "C" __global__ void __launch_bounds__(256) floor_store(float* __restrict_
     o[2 * plane] = v + 2.0f;
 }
 
+// Each thread XORs U vectors a grid stride apart, all loaded before any is used, then writes
+// its XOR (and zeros) to dst: U = 1 is one load in flight a thread, U = 4 four.
+template <int U>
+__device__ __forceinline__ void copy_xor(const uint4* __restrict__ src, const long long read_vecs,
+                                         uint4* __restrict__ dst, const long long write_vecs)
+{
+    const long long step = (long long)gridDim.x * blockDim.x;
+    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    uint4 acc = make_uint4(0, 0, 0, 0);
+    for (long long i = t; i < read_vecs; i += U * step) {
+        uint4 v[U];
+#pragma unroll
+        for (int u = 0; u < U; ++u)
+            v[u] = i + u * step < read_vecs ? __ldg(src + i + u * step) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+        for (int u = 0; u < U; ++u) {
+            acc.x ^= v[u].x; acc.y ^= v[u].y; acc.z ^= v[u].z; acc.w ^= v[u].w;
+        }
+    }
+    for (long long i = t; i < write_vecs; i += step) dst[i] = i == t ? acc : make_uint4(0, 0, 0, 0);
+}
+
 extern "C" __global__ void __launch_bounds__(256) floor_copy(const uint4* __restrict__ src,
                                                              const long long read_vecs,
                                                              uint4* __restrict__ dst,
                                                              const long long write_vecs)
 {
-    const long long step = (long long)gridDim.x * blockDim.x;
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    uint4 acc = make_uint4(0, 0, 0, 0);
-    for (long long i = t; i < read_vecs; i += step) {
-        const uint4 v = __ldg(src + i);
-        acc.x ^= v.x; acc.y ^= v.y; acc.z ^= v.z; acc.w ^= v.w;
-    }
-    for (long long i = t; i < write_vecs; i += step) dst[i] = i == t ? acc : make_uint4(0, 0, 0, 0);
+    copy_xor<1>(src, read_vecs, dst, write_vecs);
 }
 
-// floor_copy4: the same bytes, each thread issuing 4 loads (a grid stride apart) before it uses
-// any: 4x the bytes in flight a thread, for when floor_copy's one load at a time is the limit.
+// floor_copy4: 4x the bytes in flight a thread, for when floor_copy's one load at a time is
+// the limit.
 extern "C" __global__ void __launch_bounds__(256) floor_copy4(const uint4* __restrict__ src,
                                                               const long long read_vecs,
                                                               uint4* __restrict__ dst,
                                                               const long long write_vecs)
 {
-    const long long step = (long long)gridDim.x * blockDim.x;
-    const long long t = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    uint4 acc = make_uint4(0, 0, 0, 0);
-    for (long long i = t; i < read_vecs; i += 4 * step) {
-        uint4 v[4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u)
-            v[u] = i + u * step < read_vecs ? __ldg(src + i + u * step) : make_uint4(0, 0, 0, 0);
-#pragma unroll
-        for (int u = 0; u < 4; ++u) {
-            acc.x ^= v[u].x; acc.y ^= v[u].y; acc.z ^= v[u].z; acc.w ^= v[u].w;
-        }
-    }
-    for (long long i = t; i < write_vecs; i += step) dst[i] = i == t ? acc : make_uint4(0, 0, 0, 0);
+    copy_xor<4>(src, read_vecs, dst, write_vecs);
 }

@@ -70,19 +70,17 @@ def main(argv=None):
             dst = DeviceArray((out.nbytes,), np.uint8)
             dst2 = DeviceArray((read_bytes,), np.uint8)
             grid = (-(-OUT // BLOCK[0]), -(-OUT // BLOCK[1]), n)
-            copy_grid = (sms * 8, 1, 1)
+            copy_args = (np.intp(src.ptr), np.int64(read_bytes // 16), np.intp(dst.ptr),
+                         np.int64(out.nbytes // 16))
+
+            def copy_case(fn, blocks_per_sm):
+                return lambda: fn(*copy_args, block=(256, 1, 1), grid=(sms * blocks_per_sm, 1, 1))
             cases = {
                 "store": lambda: store(np.intp(out.ptr), np.int32(OUT), np.int32(OUT),
                                        block=BLOCK, grid=grid),
-                "copy": lambda: copy(np.intp(src.ptr), np.int64(read_bytes // 16),
-                                     np.intp(dst.ptr), np.int64(out.nbytes // 16),
-                                     block=(256, 1, 1), grid=copy_grid),
-                "copy4": lambda: copy4(np.intp(src.ptr), np.int64(read_bytes // 16),
-                                       np.intp(dst.ptr), np.int64(out.nbytes // 16),
-                                       block=(256, 1, 1), grid=copy_grid),
-                "copy4_2": lambda: copy4(np.intp(src.ptr), np.int64(read_bytes // 16),
-                                         np.intp(dst.ptr), np.int64(out.nbytes // 16),
-                                         block=(256, 1, 1), grid=(sms * 2, 1, 1)),
+                "copy": copy_case(copy, 8),
+                "copy4": copy_case(copy4, 8),
+                "copy4_2": copy_case(copy4, 2),
                 "memcpy": lambda: drv.memcpy_dtod_async(dst2.ptr, src.ptr, read_bytes),
             }
             frames = random_frames(np.random.default_rng(n), n, H, W, "BGR")

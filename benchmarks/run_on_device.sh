@@ -7,8 +7,8 @@
 #   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
-# variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel + microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests
-# (NVDEC) and the bench's ceilings and real-video rows; diag: the code of 19475d8^ beside
+# variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel +
+# microbenchmarks and `trtssd bench`; pipe: the pipeline's GPU tests (NVDEC) and the bench's ceilings and real-video rows; diag: the code of 19475d8^ beside
 # today's, and py-spy stacks of the host threads.
 # Writes logs and JSON under $OUT (the device tool's output folder) or bench-out/.
 set -uo pipefail
@@ -64,6 +64,14 @@ gpu_folders() {
         tests/pipeline tests/io tests/preprocess tests/backends tests/gpu tests/test_detector.py
 }
 
+# floor_ncu B: the preprocessing kernel beside its floor kernels (bench_kernel_floor) at batch
+# B under Nsight Compute, every launch, summarised per kernel
+floor_ncu() {
+    run 90 ncu --clock-control none --kernel-name regex:"floor_|preprocess_u8" \
+        --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
+        python3 -m benchmarks.bench_kernel_floor --batches "$1" --reps 5 2>&1
+}
+
 step "environment"
 date -u
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem,temperature.gpu,utilization.gpu --format=csv
@@ -117,12 +125,7 @@ if [ "$phase" = kernel ] || [ "$phase" = bench ] || [ "$phase" = all ]; then
             --input-formats NV12 --quick --no-torch --no-opencv 2>&1 | grep -E "gpu__time|dram__bytes|rc="
     done
     step "the kernel's floor beside it: its stores alone and a copy of its bytes (bench_kernel_floor)"
-    for b in 1 8; do
-        run 90 ncu --clock-control none --kernel-name regex:"floor_|preprocess_u8" \
-            --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
-            python3 -m benchmarks.bench_kernel_floor --batches $b --reps 5 2>&1 \
-            | grep -E "floor_|preprocess_u8|gpu__time|dram__bytes|rc="
-    done
+    for b in 1 8; do floor_ncu $b | grep -E "floor_|preprocess_u8|gpu__time|dram__bytes|rc="; done
     step "preprocessing kernel by CUDA events, BGR and NV12 side by side (1080p -> 300x300)"
     run 240 python3 -m benchmarks.bench_preprocess --sizes 1080p --batches 1 8 --dtypes float32 \
         --input-formats BGR NV12 YUYV --no-torch --no-opencv --json "$OUT/preprocess_yuv.json"
@@ -610,9 +613,7 @@ if [ "$phase" = r12k ] || [ "$phase" = r12f ]; then
     run 60 python3 -m benchmarks.bench_kernel_floor --json "$OUT/floor.json"
     for b in 1 8; do
         step "the kernel's floor under Nsight Compute, batch $b (per kernel: every launch of it)"
-        run 90 ncu --clock-control none --kernel-name regex:"floor_|preprocess_u8" \
-            --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
-            python3 -m benchmarks.bench_kernel_floor --batches $b --reps 5 > "$OUT/ncu_floor_b$b.txt" 2>&1
+        floor_ncu $b > "$OUT/ncu_floor_b$b.txt" 2>&1
         grep -E "floor_|preprocess_u8|gpu__time|dram__bytes" "$OUT/ncu_floor_b$b.txt" | head -40
         [ "$phase" = r12f ] && continue
         step "the kernel's Nsight Compute sections, batch $b"

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel +
@@ -640,6 +640,24 @@ if [ "$phase" = r13 ] || [ "$phase" = r13b ]; then
                 --json "$R/r13_${p% *}_d${d}_${p#* }.json"
         done
         tar czf "$OUT/r13.tgz" -C "$R" .
+    done
+fi
+# ---- r14 (~300 s): what multi x8's NVDEC frames wait for (benchmarks/bench_nvdec.py on the
+# carried clip, every case, x1 and x8, twice), beside multi x8 on the clip with GPU decode,
+# twice; first the GPU tests of the probe, the NVDEC source and the floor benchmark.
+# JSON into $OUT. Carry the clip and the test clips (header).
+if [ "$phase" = r14 ]; then
+    step "GPU tests: the NVDEC probe, the NVDEC source, the floor benchmark"
+    run 150 python3 -m pytest -q -rs -p no:cacheprovider tests/io/test_bench_nvdec.py \
+        tests/io/test_nvdec.py tests/gpu/test_bench_kernel_floor.py
+    step "NVDEC probe: threads, beside Python, beside the network, processes, ThreadedDecoder"
+    run 150 python3 -m benchmarks.bench_nvdec --clip "$CLIP" --sessions 1 8 --reps 2 \
+        --json "$OUT/nvdec_probe.json"
+    for r in 1 2; do
+        step "multi x8 on the clip with GPU decode, repetition $r"
+        run 80 python3 -m trtssd bench --backend torch --device cuda --precision fp32 \
+            --no-chart --modes multi --source "$CLIP" --decode gpu --seconds 1 \
+            --json "$OUT/r14_multi_nvdec_$r.json"
     done
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing

@@ -127,10 +127,23 @@ def _nvdec_or_skip(clip, **kw):
     return nvdec.NvdecSource(clip, **kw)
 
 
-def test_nvdec_frames_equal_ffmpeg_on_the_device(cuda_context, clip):
+def _without_threaded_decoder(monkeypatch):
+    """As if PyNvVideoCodec had no ThreadedDecoder: files take the Decode calls (as RTSP does)."""
+    try:
+        import PyNvVideoCodec as nvc
+    except Exception:
+        return
+    monkeypatch.delattr(nvc, "ThreadedDecoder", raising=False)
+
+
+@pytest.mark.parametrize("decoder", ["threaded", "decode-calls"])
+def test_nvdec_frames_equal_ffmpeg_on_the_device(cuda_context, clip, decoder, monkeypatch):
     ref = _reference_nv12(clip)
+    if decoder == "decode-calls":
+        _without_threaded_decoder(monkeypatch)
     src = _nvdec_or_skip(clip)
     try:
+        assert (src._threaded is not None) is (decoder == "threaded")
         assert (src.width, src.height, src.pixel_format) == (96, 64, "NV12")
         frames = []
         while True:
@@ -171,5 +184,31 @@ def test_nvdec_host_frames_and_ring_back_pressure(cuda_context, clip):
         assert g.image is out and np.array_equal(out, ref[4])
         for x in held[1:] + [f]:
             x.done()
+    finally:
+        src.close()
+
+
+def test_a_slow_reader_gets_every_frame_of_the_threaded_decoder_intact(cuda_context, tmp_path):
+    """The ThreadedDecoder decodes DECODE_AHEAD frames ahead while the reader waits between
+    reads, so its buffers are reused many times over the 24 frames: each frame the source
+    hands out must still be FFmpeg's (copied out before the decoder moved on)."""
+    import time
+    clip = clips.clip("bench-160x96", tmp_path)
+    ref = _reference_nv12(clip)
+    src = _nvdec_or_skip(clip, buffers=2)
+    try:
+        if src._threaded is None:
+            pytest.skip("this PyNvVideoCodec has no ThreadedDecoder")
+        got = []
+        while True:
+            time.sleep(0.01)                    # the decoder runs ahead meanwhile
+            f = src.read()
+            if f is None:
+                break
+            got.append(f.image.copy_to_host())
+            f.done()
+        assert len(got) == len(ref) == 24
+        for k, (a, b) in enumerate(zip(got, ref)):
+            assert np.array_equal(a, b), k
     finally:
         src.close()

@@ -260,3 +260,85 @@ def test_odd_sizes_are_refused(fake, monkeypatch):
         NvdecSource(fake.clip)
     assert "even" in str(e.value)
     assert FakeCudaContext.made[-1].closed
+
+
+class ThreadedDecoder(object):
+    """PyNvVideoCodec's ThreadedDecoder: pictures one at a time, then an empty list. Each call
+    poisons the surface of the picture it gave before, as a decoder that reuses its buffers
+    may: a frame that was not copied out before the next call comes out wrong."""
+    made = []
+
+    def __init__(self, path, buffer_size, gpu_id=0, cuda_context=0, cuda_stream=0,
+                 use_device_memory=False):
+        self.args = (path, buffer_size, gpu_id, cuda_context, cuda_stream, use_device_memory)
+        self.k, self.last, self.ended = 0, None, 0
+        ThreadedDecoder.made.append(self)
+
+    def get_batch_frames(self, n):
+        assert n == 1 and not self.ended
+        if self.last is not None:
+            self.last.surface[:] = 0xAB
+        if self.k >= N:
+            self.last = None
+            return []
+        self.last = Pic(self.k)
+        self.k += 1
+        return [self.last]
+
+    def end(self):
+        self.ended += 1
+
+
+@pytest.fixture
+def threaded(fake, monkeypatch):
+    mod = sys.modules["PyNvVideoCodec"]
+    monkeypatch.setattr(mod, "ThreadedDecoder", ThreadedDecoder, raising=False)
+    ThreadedDecoder.made[:] = []
+    Decoder.live[:] = []
+    return fake
+
+
+def test_a_file_is_decoded_ahead_by_the_threaded_decoder(threaded):
+    from trtssd.io.nvdec import DECODE_AHEAD, NvdecSource
+    src = NvdecSource(threaded.clip)
+    assert len(ThreadedDecoder.made) == 1 and not Decoder.live
+    td = ThreadedDecoder.made[0]
+    assert td.args == (threaded.clip, DECODE_AHEAD, 0, Context.handle, src._stream.handle, True)
+    assert "ThreadedDecoder" in src.decode_note
+    src.provide_buffers(None, None, 3)
+    assert td.k == 0                          # nothing taken before the first read
+    got = []
+    while True:
+        f = src.read()
+        if f is None:
+            break
+        got.append(f.image.copy_to_host())
+        f.done()
+    # each picture was copied out before the next call poisoned it
+    assert len(got) == N
+    for k, a in enumerate(got):
+        assert np.array_equal(a, picture(k)[1]), k
+    assert src.read() is None and td.ended == 0
+    src.close()
+    assert td.ended == 1 and FakeCudaContext.made[0].closed
+
+
+def test_host_frames_through_the_threaded_decoder(threaded):
+    from trtssd.io.nvdec import NvdecSource
+    src = NvdecSource(threaded.clip)
+    out = np.zeros((H * 3 // 2, W), np.uint8)
+    for k in range(3):
+        f = src.read(out=out)
+        assert f.image is out and np.array_equal(out, picture(k)[1]), k
+    src.close()
+
+
+def test_an_rtsp_stream_keeps_its_decode_calls(threaded):
+    from trtssd.io.nvdec import NvdecSource
+    src = NvdecSource("rtsp://127.0.0.1:8554/cam")
+    assert not ThreadedDecoder.made and len(Decoder.live) == 1 and src.live
+    src.provide_buffers(None, None, 2)
+    f = src.read()
+    assert np.array_equal(f.image.copy_to_host(), picture(0)[1])
+    f.done()
+    src.close()

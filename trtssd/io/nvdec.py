@@ -1,14 +1,20 @@
 """Hardware video decode on NVIDIA GPUs (NVDEC) through NVIDIA's PyNvVideoCodec.
 
-``NvdecSource(path)`` reads a file or an RTSP stream through PyNvVideoCodec's demuxer and one
-decoder session of its own (several sources decode at once, on the card's NVDEC engines). Its
+``NvdecSource(path)`` reads a file or an RTSP stream with one decoder session of its own
+(several sources decode at once, on the card's NVDEC engines). A file is decoded by
+PyNvVideoCodec's ThreadedDecoder where the installed version has it: its own native thread
+demuxes and decodes up to ``DECODE_AHEAD`` frames ahead without the GIL, so the source's pace
+does not depend on how soon its Python thread gets the GIL back beside the run's other
+threads. An RTSP stream (and a file on a PyNvVideoCodec without ThreadedDecoder) goes through
+the demuxer and a Decode call per packet in the reading thread. Its
 frames stay on the GPU as NV12: each decoded picture is copied once, device to device, into
 a ring buffer of the source's own, a (H*3/2, W) uint8 device array in OpenCV's single-buffer
 NV12 layout (``Frame.image``, with ``__cuda_array_interface__``), which the preprocessing
 kernel reads in place. A ring buffer is given back by ``Frame.done()``, which the pipeline
 calls after the completion event of the slot that read it: the surface's lifetime is the
-slot's. The decoder's own surfaces are never held across a later ``Decode`` call, so nothing
-depends on how long PyNvVideoCodec keeps them. With ``device_frames = False`` (a layer that
+slot's. The decoder's own surfaces are never held across a later ``Decode`` or
+``get_batch_frames`` call (each is copied and the copy waited for first), so nothing depends on
+how long PyNvVideoCodec keeps them. With ``device_frames = False`` (a layer that
 preprocesses on the CPU) each frame is downloaded into a host (pinned) NV12 buffer instead.
 
 ``open_decoded(text, decode)`` picks the decoder for ``--decode auto|gpu|cpu``: ``gpu``
@@ -30,6 +36,7 @@ from ..core.freelist import FreeList
 from .sources import Source
 
 DECODE_CHOICES = ("auto", "gpu", "cpu")
+DECODE_AHEAD = 8        # frames a file's ThreadedDecoder decodes ahead of the reads
 _NETWORK = ("rtsp://", "rtsps://", "http://", "https://")
 
 
@@ -161,7 +168,7 @@ class NvdecSource(Source):
         self._eof = False
         self._stop = None
         self._host_alloc = self._host_free = None
-        self._dmx = self._dec = self._stream = None
+        self._dmx = self._dec = self._threaded = self._stream = None
         nvc = _nvc()
         from ..gpu.cuda import CudaContext
         self._cc = CudaContext(int(gpu))
@@ -171,10 +178,16 @@ class NvdecSource(Source):
                 self._stream = driver().Stream()
                 try:
                     self._dmx = nvc.CreateDemuxer(filename=text)
-                    self._dec = nvc.CreateDecoder(
-                        gpuid=int(gpu), codec=self._dmx.GetNvCodecId(),
-                        cudacontext=self._cc._ctx.handle, cudastream=self._stream.handle,
-                        usedevicememory=True)
+                    if not network and hasattr(nvc, "ThreadedDecoder"):
+                        self._threaded = nvc.ThreadedDecoder(
+                            text, DECODE_AHEAD, gpu_id=int(gpu),
+                            cuda_context=self._cc._ctx.handle,
+                            cuda_stream=self._stream.handle, use_device_memory=True)
+                    else:
+                        self._dec = nvc.CreateDecoder(
+                            gpuid=int(gpu), codec=self._dmx.GetNvCodecId(),
+                            cudacontext=self._cc._ctx.handle, cudastream=self._stream.handle,
+                            usedevicememory=True)
                 except EnvironmentProblem:
                     raise
                 except Exception as e:
@@ -193,7 +206,12 @@ class NvdecSource(Source):
             self.close()
             raise InputError("video %r: NV12 needs an even, non-zero size, the demuxer says "
                              "%dx%d" % (text, self.width, self.height))
-        self._iter = iter(self._dmx)
+        if self._threaded is not None:
+            self._dmx = None          # the size is known; the ThreadedDecoder demuxes itself
+            self.decode_note = ("decoded on the GPU by NVDEC (PyNvVideoCodec's ThreadedDecoder, "
+                                "%d frames ahead), frames kept as NV12" % DECODE_AHEAD)
+        else:
+            self._iter = iter(self._dmx)
 
     # -- buffers -----------------------------------------------------------------------------
 
@@ -223,7 +241,7 @@ class NvdecSource(Source):
         as making the slots includes their graph captures. The pictures of that Decode call
         wait in ``_pending`` for the first reads; no other Decode call comes before them."""
         if self._pending or self._eof or self._dec is None:
-            return
+            return                    # a ThreadedDecoder started decoding when it was made
         with self._cc.active():
             pic = self._next_decoded()
             if pic is not None:
@@ -259,6 +277,14 @@ class NvdecSource(Source):
     def _next_decoded(self):
         """The next decoded picture (PyNvVideoCodec's frame), or None at the end. The pictures
         of one Decode call are all taken before the next call."""
+        if self._threaded is not None:
+            if self._eof:
+                return None
+            pics = self._threaded.get_batch_frames(1)
+            if not pics:
+                self._eof = True
+                return None
+            return pics[0]
         while not self._pending:
             if self._eof:
                 return None
@@ -347,6 +373,9 @@ class NvdecSource(Source):
                         self._stream.synchronize()
                     self._pending.clear()
                     # decoder, then demuxer, then stream (PyNvVideoCodec's order)
+                    threaded, self._threaded = self._threaded, None
+                    if threaded is not None:
+                        threaded.end()          # its thread stops before the stream goes
                     self._dec = None
                     self._dmx = self._iter = None
                     self.release_buffers()

@@ -212,3 +212,28 @@ def test_a_slow_reader_gets_every_frame_of_the_threaded_decoder_intact(cuda_cont
             assert np.array_equal(a, b), k
     finally:
         src.close()
+
+
+def test_sources_close_mid_stream_and_at_the_end(cuda_context, tmp_path):
+    """Closing while the decoder still decodes ahead (a run stopped early, the bench's warm-up)
+    and after the last frame, four sources at once, twice: nothing crashes, and a source
+    opened afterwards reads the clip from its first frame."""
+    clip = clips.clip("bench-160x96", tmp_path)
+    ref = _reference_nv12(clip)
+    for _ in range(2):
+        srcs = [_nvdec_or_skip(clip) for _ in range(4)]
+        for k, s in enumerate(srcs):
+            for _ in range(3 if k % 2 else 30):       # odd ones stop early, even ones end
+                f = s.read()
+                if f is None:
+                    break
+                f.done()
+        for s in srcs:
+            s.close()
+    src = _nvdec_or_skip(clip)
+    try:
+        f = src.read()
+        assert np.array_equal(f.image.copy_to_host(), ref[0])
+        f.done()
+    finally:
+        src.close()

@@ -369,13 +369,16 @@ class NvdecSource(Source):
         try:
             if self._cc is not None:
                 with self._cc.active():
+                    # a ThreadedDecoder's thread is stopped and the decoder freed first, while
+                    # the context and the stream it decodes on are still there
+                    threaded, self._threaded = self._threaded, None
+                    if threaded is not None:
+                        threaded.end()
+                        del threaded
                     if self._stream is not None:
                         self._stream.synchronize()
                     self._pending.clear()
                     # decoder, then demuxer, then stream (PyNvVideoCodec's order)
-                    threaded, self._threaded = self._threaded, None
-                    if threaded is not None:
-                        threaded.end()          # its thread stops before the stream goes
                     self._dec = None
                     self._dmx = self._iter = None
                     self.release_buffers()

@@ -237,3 +237,43 @@ def test_sources_close_mid_stream_and_at_the_end(cuda_context, tmp_path):
         f.done()
     finally:
         src.close()
+
+
+def test_a_graph_captured_while_a_file_decodes_ahead(cuda_context, tmp_path):
+    """The pipelines open their sources, then make their slots, whose torch backends capture a
+    CUDA graph while each file's ThreadedDecoder already decodes ahead in its own thread: the
+    capture must neither fail nor break the decoder, and the frames stay FFmpeg's."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA here")
+    clip = clips.clip("bench-160x96", tmp_path)
+    ref = _reference_nv12(clip)
+    src = _nvdec_or_skip(clip)
+    try:
+        if src._threaded is None:
+            pytest.skip("this PyNvVideoCodec has no ThreadedDecoder")
+        from trtssd.backends.torch_backend import TorchBackend
+        from trtssd.models.convert import synthetic_model
+        onnx = synthetic_model(0).save(str(tmp_path / "m.onnx"))
+        from trtssd.gpu.cuda import DeviceArray
+        be = TorchBackend(onnx, device="cuda", precision="fp32", max_batch=1, cuda_graph=True)
+        b_shape, s_shape = be.output_shapes(1)
+        bufs = [DeviceArray((1, 3, 300, 300), np.float32), DeviceArray(b_shape, np.float32),
+                DeviceArray(s_shape, np.float32)]
+        for _ in range(3):                      # each capture beside the decoder's thread
+            ctx = be.create_context(*bufs)
+            assert ctx is not None and be.cuda_graph
+        for b in bufs:
+            b.close()
+        got = []
+        while True:
+            f = src.read()
+            if f is None:
+                break
+            got.append(f.image.copy_to_host())
+            f.done()
+        assert len(got) == len(ref) == 24
+        for k, (a, b) in enumerate(zip(got, ref)):
+            assert np.array_equal(a, b), k
+    finally:
+        src.close()

@@ -337,7 +337,7 @@ fi
 side_by_side() {
     local tag=$1 limit=$2 variants=$3; shift 3
     local D="python3 -m trtssd bench --backend torch --device cuda --precision fp32 --no-chart"
-    for r in 1 2; do
+    for r in $(seq 1 "${REPS:-2}"); do
         for v in now $variants; do
             local dir=$PWD; [ "$v" != now ] && dir=$PWD/.device-carry/variants/$v
             step "repetition $r, variant $v: $tag"
@@ -662,8 +662,8 @@ if [ "$phase" = r14 ]; then
 fi
 # ---- r14b (~330 s): round 14b (a file's NVDEC session in PyNvVideoCodec's ThreadedDecoder,
 # this tree) beside "before" (da16806), multi x8 and pipelined d2 on the clip with GPU decode,
-# twice, alternating; first the GPU tests of the NVDEC source and the pipelines. JSON into
-# $OUT/r14b.tgz. Stage:
+# twice (REPS=1: once), alternating; first the GPU tests of the NVDEC source and the
+# pipelines. JSON into $OUT/r14b.tgz. Stage:
 #   mkdir -p .device-carry/variants/before && git archive da16806 trtssd | tar -x -C .device-carry/variants/before
 if [ "$phase" = r14b ]; then
     step "GPU tests: the NVDEC source, the probe, the pipelines"

@@ -301,11 +301,13 @@ def threaded(fake, monkeypatch):
 def test_a_file_is_decoded_ahead_by_the_threaded_decoder(threaded):
     from trtssd.io.nvdec import DECODE_AHEAD, NvdecSource
     src = NvdecSource(threaded.clip)
-    assert len(ThreadedDecoder.made) == 1 and not Decoder.live
-    td = ThreadedDecoder.made[0]
-    assert td.args == (threaded.clip, DECODE_AHEAD, 0, Context.handle, src._stream.handle, True)
+    # nothing decodes before the run gives the source its buffers (after its slots' graphs)
+    assert not ThreadedDecoder.made and not Decoder.live
     assert "ThreadedDecoder" in src.decode_note
     src.provide_buffers(None, None, 3)
+    assert len(ThreadedDecoder.made) == 1
+    td = ThreadedDecoder.made[0]
+    assert td.args == (threaded.clip, DECODE_AHEAD, 0, Context.handle, src._stream.handle, True)
     assert td.k == 0                          # nothing taken before the first read
     got = []
     while True:
@@ -342,3 +344,15 @@ def test_an_rtsp_stream_keeps_its_decode_calls(threaded):
     assert np.array_equal(f.image.copy_to_host(), picture(0)[1])
     f.done()
     src.close()
+
+
+def test_a_source_never_given_buffers_decodes_at_its_first_read_and_closes(threaded):
+    from trtssd.io.nvdec import NvdecSource
+    src = NvdecSource(threaded.clip)
+    src.close()                               # never started: nothing to stop
+    assert not ThreadedDecoder.made
+    src = NvdecSource(threaded.clip)
+    out = np.zeros((H * 3 // 2, W), np.uint8)
+    assert src.read(out=out) is not None and len(ThreadedDecoder.made) == 1
+    src.close()
+    assert ThreadedDecoder.made[0].ended == 1

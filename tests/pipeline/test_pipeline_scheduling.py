@@ -711,3 +711,44 @@ def test_wall_time_counts_from_the_end_of_setup(mode):
     assert stats.frames == 5 and 0 < stats.wall_s < 0.9, stats.wall_s
     assert any("end of the run's setup" in n for n in stats.notes)
     assert_clean(layer)
+
+
+class StartsWhenGivenBuffers(CountingSource):
+    """A source that starts decoding on a thread of its own when a run gives it buffers (as
+    NvdecSource's ThreadedDecoder does): it records how many slots the layer had made by then
+    and whether any was still being made."""
+
+    def __init__(self, layer, n, name="src"):
+        CountingSource.__init__(self, n, name=name)
+        self.layer, self.slots_then = layer, None
+
+    def provide_buffers(self, allocate, free=None, count=4, stop=None):
+        self.slots_then = (len(self.layer.slots), self.layer.making)
+        return False
+
+
+@pytest.mark.parametrize("mode,depth,batch", SINGLE + [("multi", 2, 1), ("multi", 3, 2)],
+                         ids=IDS + ["multi-d2-b1", "multi-d3-b2"])
+def test_sources_get_their_buffers_after_every_slot_is_made(mode, depth, batch):
+    # a CUDA graph captured while a source decodes on its own thread fails: every mode makes
+    # all its slots (their graphs) before it gives a source buffers
+    class Layer(FakeLayer):
+        making = False
+
+        def make_slot(self):
+            self.making = True
+            try:
+                return FakeLayer.make_slot(self)
+            finally:
+                self.making = False
+    nsrc = 2 if mode == "multi" else 1
+    layer = Layer(latency=0.001, max_batch=max(batch, nsrc))
+    srcs = [StartsWhenGivenBuffers(layer, 12, name="s%d" % k) for k in range(nsrc)]
+    sink = ListSink()
+    run_bounded(srcs if mode == "multi" else srcs[0], None, sink, opts(mode, depth, batch),
+                device=layer)
+    assert sink.bad == [] and len(sink.got) == 12 * nsrc
+    slots = 1 if mode in ("sync", "gpu", "async") else depth
+    for s in srcs:
+        assert s.slots_then == (slots, False), (mode, s.slots_then)
+    assert_clean(layer)

@@ -547,7 +547,7 @@ class _CudaContext(ExecutionContext):
                 self._run()
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with _capturing(torch, graph):
+        with torch.cuda.graph(graph):
             self._run()
         # the warm-up and capture wrote the bound outputs; nothing is pending after this
         torch.cuda.current_stream().synchronize()
@@ -596,15 +596,3 @@ class _CudaContext(ExecutionContext):
         self.graph = None
         self._external = {}
         self.x = self.b = self.s = None
-
-
-def _capturing(torch, graph):
-    """``torch.cuda.graph(graph)`` that forbids unsafe CUDA calls in this thread only: the
-    default ('global') also fails other threads' calls while the graph is captured, such as
-    those of a video decoder's own thread (PyNvVideoCodec's ThreadedDecoder) decoding ahead on
-    its own stream beside a slot being made. Torch versions without the option capture as
-    before."""
-    try:
-        return torch.cuda.graph(graph, capture_error_mode="thread_local")
-    except TypeError:
-        return torch.cuda.graph(graph)

@@ -5,8 +5,11 @@
 PyNvVideoCodec's ThreadedDecoder where the installed version has it: its own native thread
 demuxes and decodes up to ``DECODE_AHEAD`` frames ahead without the GIL, so the source's pace
 does not depend on how soon its Python thread gets the GIL back beside the run's other
-threads. An RTSP stream (and a file on a PyNvVideoCodec without ThreadedDecoder) goes through
-the demuxer and a Decode call per packet in the reading thread. Its
+threads. The ThreadedDecoder is made, and starts decoding, when the run gives the source its
+buffers (or at the first read): a CUDA graph captured while it decodes (a torch backend making
+a slot) fails, so the pipelines make their slots first, and a program of its own should too.
+An RTSP stream (and a file on a PyNvVideoCodec without ThreadedDecoder) goes through the
+demuxer and a Decode call per packet in the reading thread. Its
 frames stay on the GPU as NV12: each decoded picture is copied once, device to device, into
 a ring buffer of the source's own, a (H*3/2, W) uint8 device array in OpenCV's single-buffer
 NV12 layout (``Frame.image``, with ``__cuda_array_interface__``), which the preprocessing
@@ -179,8 +182,8 @@ class NvdecSource(Source):
                 try:
                     self._dmx = nvc.CreateDemuxer(filename=text)
                     if not network and hasattr(nvc, "ThreadedDecoder"):
-                        self._threaded = nvc.ThreadedDecoder(
-                            text, DECODE_AHEAD, gpu_id=int(gpu),
+                        self._threaded = functools.partial(
+                            nvc.ThreadedDecoder, text, DECODE_AHEAD, gpu_id=int(gpu),
                             cuda_context=self._cc._ctx.handle,
                             cuda_stream=self._stream.handle, use_device_memory=True)
                     else:
@@ -240,12 +243,27 @@ class NvdecSource(Source):
         more when several sources start at once), so opening a source for a run includes it,
         as making the slots includes their graph captures. The pictures of that Decode call
         wait in ``_pending`` for the first reads; no other Decode call comes before them."""
+        if self._threaded is not None:
+            self._threaded_decoder()
+            return
         if self._pending or self._eof or self._dec is None:
-            return                    # a ThreadedDecoder started decoding when it was made
+            return
         with self._cc.active():
             pic = self._next_decoded()
             if pic is not None:
                 self._pending.appendleft(pic)
+
+    def _threaded_decoder(self):
+        """The file's ThreadedDecoder, made (and so decoding) from the first call on: when the
+        run gives the source its buffers, after its slots were made. Its thread decodes from
+        the moment it exists, and a CUDA graph captured meanwhile (a torch backend making a
+        slot) fails, in whatever thread, on the decoder's calls; so the pipelines make their
+        slots before they give their sources buffers, and nothing decodes before that."""
+        t = self._threaded
+        if isinstance(t, functools.partial):
+            with self._cc.active():
+                t = self._threaded = t()
+        return t
 
     def _device_buffers(self, n):
         from ..gpu.cuda import DeviceArray
@@ -280,7 +298,7 @@ class NvdecSource(Source):
         if self._threaded is not None:
             if self._eof:
                 return None
-            pics = self._threaded.get_batch_frames(1)
+            pics = self._threaded_decoder().get_batch_frames(1)
             if not pics:
                 self._eof = True
                 return None
@@ -372,9 +390,9 @@ class NvdecSource(Source):
                     # a ThreadedDecoder's thread is stopped and the decoder freed first, while
                     # the context and the stream it decodes on are still there
                     threaded, self._threaded = self._threaded, None
-                    if threaded is not None:
+                    if threaded is not None and not isinstance(threaded, functools.partial):
                         threaded.end()
-                        del threaded
+                    del threaded
                     if self._stream is not None:
                         self._stream.synchronize()
                     self._pending.clear()

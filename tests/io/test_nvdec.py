@@ -127,23 +127,10 @@ def _nvdec_or_skip(clip, **kw):
     return nvdec.NvdecSource(clip, **kw)
 
 
-def _without_threaded_decoder(monkeypatch):
-    """As if PyNvVideoCodec had no ThreadedDecoder: files take the Decode calls (as RTSP does)."""
-    try:
-        import PyNvVideoCodec as nvc
-    except Exception:
-        return
-    monkeypatch.delattr(nvc, "ThreadedDecoder", raising=False)
-
-
-@pytest.mark.parametrize("decoder", ["threaded", "decode-calls"])
-def test_nvdec_frames_equal_ffmpeg_on_the_device(cuda_context, clip, decoder, monkeypatch):
+def test_nvdec_frames_equal_ffmpeg_on_the_device(cuda_context, clip):
     ref = _reference_nv12(clip)
-    if decoder == "decode-calls":
-        _without_threaded_decoder(monkeypatch)
     src = _nvdec_or_skip(clip)
     try:
-        assert (src._threaded is not None) is (decoder == "threaded")
         assert (src.width, src.height, src.pixel_format) == (96, 64, "NV12")
         frames = []
         while True:
@@ -186,55 +173,3 @@ def test_nvdec_host_frames_and_ring_back_pressure(cuda_context, clip):
             x.done()
     finally:
         src.close()
-
-
-def test_a_slow_reader_gets_every_frame_of_the_threaded_decoder_intact(cuda_context, tmp_path):
-    """The ThreadedDecoder decodes DECODE_AHEAD frames ahead while the reader waits between
-    reads, so its buffers are reused many times over the 24 frames: each frame the source
-    hands out must still be FFmpeg's (copied out before the decoder moved on)."""
-    import time
-    clip = clips.clip("bench-160x96", tmp_path)
-    ref = _reference_nv12(clip)
-    src = _nvdec_or_skip(clip, buffers=2)
-    try:
-        if src._threaded is None:
-            pytest.skip("this PyNvVideoCodec has no ThreadedDecoder")
-        got = []
-        while True:
-            time.sleep(0.01)                    # the decoder runs ahead meanwhile
-            f = src.read()
-            if f is None:
-                break
-            got.append(f.image.copy_to_host())
-            f.done()
-        assert len(got) == len(ref) == 24
-        for k, (a, b) in enumerate(zip(got, ref)):
-            assert np.array_equal(a, b), k
-    finally:
-        src.close()
-
-
-def test_sources_close_mid_stream_and_at_the_end(cuda_context, tmp_path):
-    """Closing while the decoder still decodes ahead (a run stopped early, the bench's warm-up)
-    and after the last frame, four sources at once, twice: nothing crashes, and a source
-    opened afterwards reads the clip from its first frame."""
-    clip = clips.clip("bench-160x96", tmp_path)
-    ref = _reference_nv12(clip)
-    for _ in range(2):
-        srcs = [_nvdec_or_skip(clip) for _ in range(4)]
-        for k, s in enumerate(srcs):
-            for _ in range(3 if k % 2 else 30):       # odd ones stop early, even ones end
-                f = s.read()
-                if f is None:
-                    break
-                f.done()
-        for s in srcs:
-            s.close()
-    src = _nvdec_or_skip(clip)
-    try:
-        f = src.read()
-        assert np.array_equal(f.image.copy_to_host(), ref[0])
-        f.done()
-    finally:
-        src.close()
-

@@ -1,23 +1,14 @@
 """Hardware video decode on NVIDIA GPUs (NVDEC) through NVIDIA's PyNvVideoCodec.
 
-``NvdecSource(path)`` reads a file or an RTSP stream with one decoder session of its own
-(several sources decode at once, on the card's NVDEC engines). A file is decoded by
-PyNvVideoCodec's ThreadedDecoder where the installed version has it: its own native thread
-demuxes and decodes up to ``DECODE_AHEAD`` frames ahead without the GIL, so the source's pace
-does not depend on how soon its Python thread gets the GIL back beside the run's other
-threads. The ThreadedDecoder is made, and starts decoding, when the run gives the source its
-buffers (or at the first read): a CUDA graph captured while it decodes (a torch backend making
-a slot) fails, so the pipelines make their slots first, and a program of its own should too.
-An RTSP stream (and a file on a PyNvVideoCodec without ThreadedDecoder) goes through the
-demuxer and a Decode call per packet in the reading thread. Its
+``NvdecSource(path)`` reads a file or an RTSP stream through PyNvVideoCodec's demuxer and one
+decoder session of its own (several sources decode at once, on the card's NVDEC engines). Its
 frames stay on the GPU as NV12: each decoded picture is copied once, device to device, into
 a ring buffer of the source's own, a (H*3/2, W) uint8 device array in OpenCV's single-buffer
 NV12 layout (``Frame.image``, with ``__cuda_array_interface__``), which the preprocessing
 kernel reads in place. A ring buffer is given back by ``Frame.done()``, which the pipeline
 calls after the completion event of the slot that read it: the surface's lifetime is the
-slot's. The decoder's own surfaces are never held across a later ``Decode`` or
-``get_batch_frames`` call (each is copied and the copy waited for first), so nothing depends on
-how long PyNvVideoCodec keeps them. With ``device_frames = False`` (a layer that
+slot's. The decoder's own surfaces are never held across a later ``Decode`` call, so nothing
+depends on how long PyNvVideoCodec keeps them. With ``device_frames = False`` (a layer that
 preprocesses on the CPU) each frame is downloaded into a host (pinned) NV12 buffer instead.
 
 ``open_decoded(text, decode)`` picks the decoder for ``--decode auto|gpu|cpu``: ``gpu``
@@ -39,7 +30,6 @@ from ..core.freelist import FreeList
 from .sources import Source
 
 DECODE_CHOICES = ("auto", "gpu", "cpu")
-DECODE_AHEAD = 8        # frames a file's ThreadedDecoder decodes ahead of the reads
 _NETWORK = ("rtsp://", "rtsps://", "http://", "https://")
 
 
@@ -171,7 +161,7 @@ class NvdecSource(Source):
         self._eof = False
         self._stop = None
         self._host_alloc = self._host_free = None
-        self._dmx = self._dec = self._threaded = self._stream = None
+        self._dmx = self._dec = self._stream = None
         nvc = _nvc()
         from ..gpu.cuda import CudaContext
         self._cc = CudaContext(int(gpu))
@@ -181,16 +171,10 @@ class NvdecSource(Source):
                 self._stream = driver().Stream()
                 try:
                     self._dmx = nvc.CreateDemuxer(filename=text)
-                    if not network and hasattr(nvc, "ThreadedDecoder"):
-                        self._threaded = functools.partial(
-                            nvc.ThreadedDecoder, text, DECODE_AHEAD, gpu_id=int(gpu),
-                            cuda_context=self._cc._ctx.handle,
-                            cuda_stream=self._stream.handle, use_device_memory=True)
-                    else:
-                        self._dec = nvc.CreateDecoder(
-                            gpuid=int(gpu), codec=self._dmx.GetNvCodecId(),
-                            cudacontext=self._cc._ctx.handle, cudastream=self._stream.handle,
-                            usedevicememory=True)
+                    self._dec = nvc.CreateDecoder(
+                        gpuid=int(gpu), codec=self._dmx.GetNvCodecId(),
+                        cudacontext=self._cc._ctx.handle, cudastream=self._stream.handle,
+                        usedevicememory=True)
                 except EnvironmentProblem:
                     raise
                 except Exception as e:
@@ -209,12 +193,7 @@ class NvdecSource(Source):
             self.close()
             raise InputError("video %r: NV12 needs an even, non-zero size, the demuxer says "
                              "%dx%d" % (text, self.width, self.height))
-        if self._threaded is not None:
-            self._dmx = None          # the size is known; the ThreadedDecoder demuxes itself
-            self.decode_note = ("decoded on the GPU by NVDEC (PyNvVideoCodec's ThreadedDecoder, "
-                                "%d frames ahead), frames kept as NV12" % DECODE_AHEAD)
-        else:
-            self._iter = iter(self._dmx)
+        self._iter = iter(self._dmx)
 
     # -- buffers -----------------------------------------------------------------------------
 
@@ -243,27 +222,12 @@ class NvdecSource(Source):
         more when several sources start at once), so opening a source for a run includes it,
         as making the slots includes their graph captures. The pictures of that Decode call
         wait in ``_pending`` for the first reads; no other Decode call comes before them."""
-        if self._threaded is not None:
-            self._threaded_decoder()
-            return
         if self._pending or self._eof or self._dec is None:
             return
         with self._cc.active():
             pic = self._next_decoded()
             if pic is not None:
                 self._pending.appendleft(pic)
-
-    def _threaded_decoder(self):
-        """The file's ThreadedDecoder, made (and so decoding) from the first call on: when the
-        run gives the source its buffers, after its slots were made. Its thread decodes from
-        the moment it exists, and a CUDA graph captured meanwhile (a torch backend making a
-        slot) fails, in whatever thread, on the decoder's calls; so the pipelines make their
-        slots before they give their sources buffers, and nothing decodes before that."""
-        t = self._threaded
-        if isinstance(t, functools.partial):
-            with self._cc.active():
-                t = self._threaded = t()
-        return t
 
     def _device_buffers(self, n):
         from ..gpu.cuda import DeviceArray
@@ -295,14 +259,6 @@ class NvdecSource(Source):
     def _next_decoded(self):
         """The next decoded picture (PyNvVideoCodec's frame), or None at the end. The pictures
         of one Decode call are all taken before the next call."""
-        if self._threaded is not None:
-            if self._eof:
-                return None
-            pics = self._threaded_decoder().get_batch_frames(1)
-            if not pics:
-                self._eof = True
-                return None
-            return pics[0]
         while not self._pending:
             if self._eof:
                 return None
@@ -387,12 +343,6 @@ class NvdecSource(Source):
         try:
             if self._cc is not None:
                 with self._cc.active():
-                    # a ThreadedDecoder's thread is stopped and the decoder freed first, while
-                    # the context and the stream it decodes on are still there
-                    threaded, self._threaded = self._threaded, None
-                    if threaded is not None and not isinstance(threaded, functools.partial):
-                        threaded.end()
-                    del threaded
                     if self._stream is not None:
                         self._stream.synchronize()
                     self._pending.clear()

@@ -6,7 +6,6 @@ The hand-over holds one result. Live source: a newer result replaces one the con
 not taken yet (newest wins; the replaced one is counted as dropped). File source: the
 producer waits until the consumer took the previous result, so every frame is shown.
 """
-import threading
 import time
 
 from .base import (Delivery, Dropped, Result, RunClock, detect_one, finish, frame_pool,
@@ -20,30 +19,23 @@ def run(sources, layer, sink, options, stats, clock=None):
     crew = Crew()
     handoff = crew.channel(1, drop_oldest=bool(source.live))
     dropped = Dropped()
-    pools = []
-    setup = {}
-    slot_made, go = threading.Event(), threading.Event()
+    pool = None
     try:
+        with layer.activate():
+            pool = frame_pool(layer, source, 4, crew.stop)
+        capture = start_capture(source, stats, options, pool, None)
         deliver = Delivery(sink, stats, options)
 
         def producer():
             try:
                 with layer.activate():
                     slot = layer.make_slot()
+                    clock.start()
+                    if options.duration_s is not None:
+                        # the duration counts from here, like the wall time: making the
+                        # slot (a CUDA-graph capture) is setup
+                        capture.deadline = time.perf_counter() + float(options.duration_s)
                     try:
-                        # the caller gives the source its buffers once the slot (its CUDA
-                        # graph) is made: a source may start decoding on its own thread then,
-                        # and no graph may be captured beside that
-                        slot_made.set()
-                        while not go.wait(0.25):
-                            if crew.stop.is_set():
-                                return
-                        capture = setup["capture"]
-                        clock.start()
-                        if options.duration_s is not None:
-                            # the duration counts from here, like the wall time: making the
-                            # slot (a CUDA-graph capture) is setup
-                            capture.deadline = time.perf_counter() + float(options.duration_s)
                         while True:
                             frame = capture.read(crew.stop)
                             if frame is None:
@@ -61,14 +53,6 @@ def run(sources, layer, sink, options, stats, clock=None):
                 handoff.close()
 
         crew.spawn("producer", producer)
-        while not slot_made.wait(0.25):
-            if crew.stop.is_set():
-                break
-        if slot_made.is_set():
-            with layer.activate():
-                pools.append(frame_pool(layer, source, 4, crew.stop))
-            setup["capture"] = start_capture(source, stats, options, pools[0], None)
-            go.set()
         while True:
             try:
                 r = handoff.get()
@@ -78,5 +62,5 @@ def run(sources, layer, sink, options, stats, clock=None):
             deliver(r.frames[0], r.detections[0])
     finally:
         clock.stop()
-        finish(crew, stats, dropped, layer, pools)
+        finish(crew, stats, dropped, layer, [pool])
     crew.reraise()

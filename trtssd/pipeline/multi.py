@@ -38,15 +38,15 @@ def run(sources, layer, sink, options, stats, clock=None):
     nsrc = len(sources)
     try:
         with layer.activate():
+            for s, ch in zip(sources, chans):
+                # queued + one per round in flight + the round being gathered, the frame
+                # being read and the one being delivered
+                pools.append(frame_pool(layer, s, ch.capacity + depth + 3, crew.stop))
             for _ in range(depth):
                 slots.append(layer.make_slot())
                 # a round with fewer frames than sources needs its own contexts: made here,
                 # before the threads start (making one may capture a CUDA graph)
                 slots[-1].prepare(range(1, min(nsrc, int(layer.max_batch))))
-            for s, ch in zip(sources, chans):
-                # queued + one per round in flight + the round being gathered, the frame
-                # being read and the one being delivered; after the slots, as in pipelined
-                pools.append(frame_pool(layer, s, ch.capacity + depth + 3, crew.stop))
         deliver = Delivery(sink, stats, options)
 
         def capture_main(source, pool, chan):

@@ -146,15 +146,13 @@ def run(sources, layer, sink, options, stats, clock=None):
     pool = None
     try:
         with layer.activate():
+            pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2,
+                              crew.stop)
             for _ in range(depth):
                 slots.append(layer.make_slot())
                 # a short last batch needs its own contexts: made here, before the threads
                 # start, since making one may capture a CUDA graph
                 slots[-1].prepare(range(1, batch))
-            # the source's buffers after the slots: a source may start decoding on its own
-            # thread when it gets them, and no graph may be captured beside that
-            pool = frame_pool(layer, source, queue.capacity + (depth + 2) * batch + 2,
-                              crew.stop)
         capture = start_capture(source, stats, options, pool, None)
         deliver = Delivery(sink, stats, options)
 

@@ -660,8 +660,9 @@ if [ "$phase" = r14 ]; then
             --json "$OUT/r14_multi_nvdec_$r.json"
     done
 fi
-# ---- r14b (~330 s): round 14b (a file's NVDEC session in PyNvVideoCodec's ThreadedDecoder,
-# this tree) beside "before" (da16806), multi x8 and pipelined d2 on the clip with GPU decode,
+# ---- r14b (~330 s): round 14b (a file's NVDEC session in PyNvVideoCodec's ThreadedDecoder; run
+# at 4aa4bc5..fb610f8, removed since, so today's tree equals "before") beside "before"
+# (da16806), multi x8 and pipelined d2 on the clip with GPU decode,
 # twice (REPS=1: once), alternating; first the GPU tests of the NVDEC source and the
 # pipelines. JSON into $OUT/r14b.tgz. Stage:
 #   mkdir -p .device-carry/variants/before && git archive da16806 trtssd | tar -x -C .device-carry/variants/before

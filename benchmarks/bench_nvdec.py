@@ -209,14 +209,7 @@ def _process_main(clip, barrier, queue):
     try:
         r = SourceReader(clip)
         out = [None]
-
-        class _Start(object):
-            def wait(self):
-                barrier.wait()
-
-            def abort(self):
-                barrier.abort()
-        read_all(r, _Start(), out, 0)
+        read_all(r, barrier, out, 0)       # a multiprocessing Barrier waits and aborts alike
         r.close()
         queue.put(out[0] if not isinstance(out[0], BaseException) else repr(out[0]))
     except BaseException as e:        # noqa: B902

@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|r14b|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel +
@@ -659,22 +659,6 @@ if [ "$phase" = r14 ]; then
             --no-chart --modes multi --source "$CLIP" --decode gpu --seconds 1 \
             --json "$OUT/r14_multi_nvdec_$r.json"
     done
-fi
-# ---- r14b (~330 s): round 14b (a file's NVDEC session in PyNvVideoCodec's ThreadedDecoder; run
-# at 4aa4bc5..fb610f8, removed since, so today's tree equals "before") beside "before"
-# (da16806), multi x8 and pipelined d2 on the clip with GPU decode,
-# twice (REPS=1: once), alternating; first the GPU tests of the NVDEC source and the
-# pipelines. JSON into $OUT/r14b.tgz. Stage:
-#   mkdir -p .device-carry/variants/before && git archive da16806 trtssd | tar -x -C .device-carry/variants/before
-if [ "$phase" = r14b ]; then
-    step "GPU tests: the NVDEC source, the probe, the pipelines"
-    run 150 python3 -m pytest -q -rs -p no:cacheprovider -n 4 --dist loadfile tests/io/test_nvdec.py \
-        tests/io/test_bench_nvdec.py tests/pipeline/test_pipeline_gpu.py
-    R=/tmp/r14b; mkdir -p "$R"; SAVED_OUT=$OUT; OUT=$R
-    side_by_side nvdec 80 before --modes pipelined,multi --depths 2 --source "$PWD/$CLIP" \
-        --decode gpu --seconds 1
-    tar czf "$SAVED_OUT/r14b.tgz" -C "$R" .
-    OUT=$SAVED_OUT
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then

@@ -12,6 +12,12 @@ each session's own rate (the slowest sets a round-based mode's pace):
 - ``threads+network``: the same beside one thread replaying the network's batch-8 CUDA graph
   back to back on its own stream (the GPU work multi adds, with little host Python);
 - ``processes``: NvdecSource, one process each (no GIL shared);
+- ``processes+network``: the same beside the batch-8 graph replayed in this process (each
+  process its own CUDA context: the network's and the decoders' work from different contexts);
+- ``ipc`` / ``ipc+network``: a decoder process each that copies every picture into one of
+  four device buffers of this process (CUDA IPC) and names it on a pipe; a thread of this
+  process takes it and gives it back on another pipe (a process-backed source's data path),
+  alone and beside the batch-8 graph;
 - ``threaded-decoder``: PyNvVideoCodec's ThreadedDecoder (its own C++ thread decodes ahead),
   a Python thread each taking one frame at a time and copying it into a device buffer as
   NvdecSource does.
@@ -31,7 +37,10 @@ import threading
 import time
 
 WARMUP = 10
-CASES = ("threads", "threads+python", "threads+network", "processes", "threaded-decoder")
+CASES = ("threads", "threads+python", "threads+network", "processes", "processes+network",
+         "ipc", "ipc+network", "threaded-decoder")
+IPC_BUFFERS = 4
+IPC_END = 255
 
 
 def median(xs):
@@ -217,21 +226,145 @@ def _process_main(clip, barrier, queue):
         barrier.abort()
 
 
-def run_processes(clip, sessions):
-    """``sessions`` processes, one NvdecSource each, started together (a barrier after each
-    decoded its warm-up frames)."""
+def _ipc_main(clip, handles, barrier, queue, frame_conn, free_conn):
+    """A decoder process of the ``ipc`` cases: each picture copied into this process's mapping
+    of one of the parent's buffers (the first one given back), waited for, and its index
+    written to ``frame_conn``'s pipe; IPC_END after the last (the pipes' bytes are read and
+    written raw). Its count and end time into ``queue``."""
+    out = [None]
+    frame_fd, free_fd = frame_conn.fileno(), free_conn.fileno()
+    try:
+        import PyNvVideoCodec as nvc
+        from trtssd.gpu.cuda import CudaContext, copy_2d, driver
+        from trtssd.io.nvdec import _planes
+        drv = driver()
+        cc = CudaContext(0)
+        with cc.active():
+            stream = drv.Stream()
+            mapped = [drv.IPCMemoryHandle(h) for h in handles]
+            ptrs = [int(m) for m in mapped]
+            dmx = nvc.CreateDemuxer(filename=clip)
+            dec = nvc.CreateDecoder(gpuid=0, codec=dmx.GetNvCodecId(),
+                                    cudacontext=cc._ctx.handle, cudastream=stream.handle,
+                                    usedevicememory=True)
+            w, h = int(dmx.Width()), int(dmx.Height())
+            free = list(range(len(ptrs)))
+
+            def pictures():
+                for packet in dmx:
+                    for pic in dec.Decode(packet) or ():
+                        yield pic
+                for pic in dec.Decode(nvc.PacketData()) or ():
+                    yield pic
+
+            class Reader(object):
+                it = pictures()
+
+                def step(self):
+                    pic = next(self.it, None)
+                    if pic is None:
+                        return False
+                    while not free:
+                        free.extend(bytearray(os.read(free_fd, 64)))
+                    k = free.pop(0)
+                    for ptr, pitch, rows, row0 in _planes(pic, h, w):
+                        copy_2d(ptr, pitch, ptrs[k] + row0 * w, w, w, rows, stream)
+                    stream.synchronize()
+                    os.write(frame_fd, bytes([k]))
+                    return True
+            read_all(Reader(), barrier, out, 0)
+            os.write(frame_fd, bytes([IPC_END]))
+            while len(free) < len(ptrs):       # every buffer back before they are unmapped
+                free.extend(bytearray(os.read(free_fd, 64)))
+            dec = dmx = None
+            for m in mapped:
+                m.close()
+        cc.close()
+        queue.put(out[0] if not isinstance(out[0], BaseException) else repr(out[0]))
+    except BaseException as e:        # noqa: B902
+        queue.put(repr(e))
+        barrier.abort()
+        try:
+            os.write(frame_fd, bytes([IPC_END]))
+        except OSError:
+            pass
+
+
+def _ipc_taker(frame_fd, free_fd):
+    """This process's side of one ``ipc`` session: every buffer named is given back at once,
+    until IPC_END."""
+    while True:
+        got = bytearray(os.read(frame_fd, 64))
+        if not got:
+            return
+        back = bytes(k for k in got if k != IPC_END)
+        if back:
+            os.write(free_fd, back)
+        if IPC_END in got:
+            return
+
+
+def run_processes(clip, sessions, beside=None, ipc=False):
+    """``sessions`` processes, one NvdecSource each (``ipc``: one decoder each writing into
+    this process's buffers, see ``_ipc_main``), started together (a barrier after each decoded
+    its warm-up frames); ``beside`` as in run_threads."""
     mp = multiprocessing.get_context("spawn")
     barrier = mp.Barrier(sessions + 1)
     queue = mp.Queue()
-    procs = [mp.Process(target=_process_main, args=(clip, barrier, queue), daemon=True)
-             for _ in range(sessions)]
-    for p in procs:
-        p.start()
-    barrier.wait(timeout=120)
-    t0 = time.perf_counter()       # perf_counter is CLOCK_MONOTONIC: one clock for all
-    out = [queue.get(timeout=120) for _ in procs]
-    for p in procs:
-        p.join(10)
+    stop = threading.Event()
+    side = None
+    procs, takers, fds, bufs = [], [], [], []
+    cc = None
+    try:
+        if ipc:
+            import numpy as np
+            from trtssd.gpu.cuda import CudaContext, DeviceArray, driver
+            cc = CudaContext(0)
+            dmx = __import__("PyNvVideoCodec").CreateDemuxer(filename=clip)
+            shape = (int(dmx.Height()) * 3 // 2, int(dmx.Width()))
+            del dmx
+        for _ in range(sessions):
+            if ipc:
+                with cc.active():
+                    mine = [DeviceArray(shape, np.uint8) for _ in range(IPC_BUFFERS)]
+                    handles = [driver().mem_get_ipc_handle(a.ptr) for a in mine]
+                bufs.extend(mine)
+                frame_r, frame_w = mp.Pipe(duplex=False)     # os.pipe()s, passed on by spawn
+                free_r, free_w = mp.Pipe(duplex=False)
+                fds.extend([frame_r, frame_w, free_r, free_w])
+                p = mp.Process(target=_ipc_main, daemon=True,
+                               args=(clip, handles, barrier, queue, frame_w, free_r))
+                takers.append(threading.Thread(target=_ipc_taker, daemon=True,
+                                               args=(frame_r.fileno(), free_w.fileno())))
+            else:
+                p = mp.Process(target=_process_main, args=(clip, barrier, queue), daemon=True)
+            procs.append(p)
+        for p in procs:
+            p.start()
+        for t in takers:
+            t.start()
+        if beside is not None:
+            side = threading.Thread(target=beside, args=(stop,), daemon=True)
+            side.start()
+        barrier.wait(timeout=120)
+        t0 = time.perf_counter()       # perf_counter is CLOCK_MONOTONIC: one clock for all
+        out = [queue.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(10)
+    finally:
+        stop.set()
+        if side is not None:
+            side.join()
+        for t in takers:
+            t.join(10)
+        for conn in fds:
+            conn.close()
+        if bufs:
+            with cc.active():
+                for a in bufs:
+                    a.close()
+        if cc is not None:
+            cc.close()
     bad = [o for o in out if isinstance(o, str)]
     if bad:
         raise RuntimeError("a decoding process failed: %s" % bad[0])
@@ -251,15 +384,16 @@ def main(argv=None):
     if not os.path.isfile(a.clip):
         print("--clip %s: no such file" % a.clip, file=sys.stderr)
         return 2
-    net = network_load() if "threads+network" in a.cases else None
+    net = network_load() if any(c.endswith("+network") for c in a.cases) else None
     rows = []
     for rep in range(a.reps):
         for n in a.sessions:
             for case in a.cases:
-                if case in ("threads+python", "threads+network", "processes") and n == 1:
+                if n == 1 and case not in ("threads", "threaded-decoder", "ipc"):
                     continue
-                if case == "processes":
-                    r = run_processes(a.clip, n)
+                if case.startswith(("processes", "ipc")):
+                    r = run_processes(a.clip, n, net if case.endswith("+network") else None,
+                                      ipc=case.startswith("ipc"))
                 else:
                     make = ((lambda: ThreadedReader(a.clip)) if case == "threaded-decoder"
                             else (lambda: SourceReader(a.clip)))
@@ -267,7 +401,7 @@ def main(argv=None):
                               if case == "threads+python" else
                               net if case == "threads+network" else None)
                     r = run_threads(make, n, beside)
-                if case == "threads+network":
+                if case.endswith("+network"):
                     r["network_img_s"] = net.rates.pop()
                 r.update(case=case, sessions=n, rep=rep + 1)
                 rows.append(r)

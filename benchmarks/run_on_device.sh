@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|r15|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel +
@@ -659,6 +659,17 @@ if [ "$phase" = r14 ]; then
             --no-chart --modes multi --source "$CLIP" --decode gpu --seconds 1 \
             --json "$OUT/r14_multi_nvdec_$r.json"
     done
+fi
+# ---- r15 (~200 s): can the decoders run in processes of their own beside the network?
+# bench_nvdec.py's threads, processes and ipc cases, alone and beside the batch-8 network,
+# x1 and x8, twice; first the probe's GPU test.
+if [ "$phase" = r15 ]; then
+    step "GPU test: the NVDEC probe's cases (ipc too)"
+    run 150 python3 -m pytest -q -rs -p no:cacheprovider tests/io/test_bench_nvdec.py
+    step "NVDEC probe: threads, processes, ipc; alone and beside the network"
+    run 240 python3 -m benchmarks.bench_nvdec --clip "$CLIP" --sessions 1 8 --reps 2 \
+        --cases threads threads+network processes processes+network ipc ipc+network \
+        --json "$OUT/nvdec_probe_r15.json"
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then

@@ -83,11 +83,11 @@ def test_every_case_on_the_gpu(tmp_path):
         pytest.skip(why)
     clip = clips.clip("bench-160x96", tmp_path)       # 24 frames
     from benchmarks import bench_nvdec
-    for case in ("threads", "threaded-decoder", "processes", "threads+python"):
+    for case in ("threads", "threaded-decoder", "processes", "ipc", "threads+python"):
         make = {"threads": lambda: bench_nvdec.SourceReader(clip),
                 "threaded-decoder": lambda: bench_nvdec.ThreadedReader(clip)}
-        if case == "processes":
-            r = bench_nvdec.run_processes(clip, 2)
+        if case in ("processes", "ipc"):
+            r = bench_nvdec.run_processes(clip, 2, ipc=case == "ipc")
         else:
             r = bench_nvdec.run_threads(
                 make.get(case, make["threads"]), 2,

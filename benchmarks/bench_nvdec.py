@@ -18,6 +18,10 @@ each session's own rate (the slowest sets a round-based mode's pace):
   four device buffers of this process (CUDA IPC) and names it on a pipe; a thread of this
   process takes it and gives it back on another pipe (a process-backed source's data path),
   alone and beside the batch-8 graph;
+- ``own+network`` / ``own-high+network``: a Python thread each decoding with Decode calls on a
+  stream made through the driver API at the lowest (the default) or the highest priority, each
+  picture copied into a buffer on that stream and waited for, beside the batch-8 graph (do the
+  decoders' GPU steps wait behind the network's kernels?);
 - ``threaded-decoder``: PyNvVideoCodec's ThreadedDecoder (its own C++ thread decodes ahead),
   a Python thread each taking one frame at a time and copying it into a device buffer as
   NvdecSource does.
@@ -28,6 +32,7 @@ each session's own rate (the slowest sets a round-based mode's pace):
 Needs a CUDA GPU with NVDEC and PyNvVideoCodec (and torch for ``threads+network``).
 """
 import argparse
+import ctypes
 import json
 import multiprocessing
 import os
@@ -38,7 +43,7 @@ import time
 
 WARMUP = 10
 CASES = ("threads", "threads+python", "threads+network", "processes", "processes+network",
-         "ipc", "ipc+network", "threaded-decoder")
+         "ipc", "ipc+network", "own+network", "own-high+network", "threaded-decoder")
 IPC_BUFFERS = 4
 IPC_END = 255
 
@@ -165,6 +170,101 @@ class ThreadedReader(object):
             self.stream.synchronize()
             self.dec = None
             self.buf.close()
+        self.cc.close()
+
+
+class _Cu(object):
+    """The few driver-API calls a priority stream needs (ctypes, the GIL released)."""
+
+    class Copy2D(ctypes.Structure):       # CUDA_MEMCPY2D
+        _c = ctypes
+        _fields_ = [("srcXInBytes", _c.c_size_t), ("srcY", _c.c_size_t),
+                    ("srcMemoryType", _c.c_int), ("srcHost", _c.c_void_p),
+                    ("srcDevice", _c.c_uint64), ("srcArray", _c.c_void_p),
+                    ("srcPitch", _c.c_size_t),
+                    ("dstXInBytes", _c.c_size_t), ("dstY", _c.c_size_t),
+                    ("dstMemoryType", _c.c_int), ("dstHost", _c.c_void_p),
+                    ("dstDevice", _c.c_uint64), ("dstArray", _c.c_void_p),
+                    ("dstPitch", _c.c_size_t),
+                    ("WidthInBytes", _c.c_size_t), ("Height", _c.c_size_t)]
+
+    def __init__(self):
+        self.c = ctypes
+        self.lib = ctypes.CDLL("libcuda.so.1")
+
+    def check(self, rc, what):
+        if rc:
+            raise RuntimeError("%s failed with CUDA error %d" % (what, rc))
+
+    def stream(self, high):
+        c = self.c
+        least, greatest = c.c_int(), c.c_int()
+        self.check(self.lib.cuCtxGetStreamPriorityRange(c.byref(least), c.byref(greatest)),
+                   "cuCtxGetStreamPriorityRange")
+        s = c.c_void_p()
+        self.check(self.lib.cuStreamCreateWithPriority(
+            c.byref(s), 1, greatest if high else least), "cuStreamCreateWithPriority")
+        return s.value, (greatest.value if high else least.value)
+
+    def copy(self, src, src_pitch, dst, dst_pitch, width, rows, stream):
+        m = self.Copy2D(srcMemoryType=2, srcDevice=src, srcPitch=src_pitch, dstMemoryType=2,
+                        dstDevice=dst, dstPitch=dst_pitch, WidthInBytes=width, Height=rows)
+        self.check(self.lib.cuMemcpy2DAsync_v2(self.c.byref(m), self.c.c_void_p(stream)),
+                   "cuMemcpy2DAsync")
+
+    def sync(self, stream):
+        self.check(self.lib.cuStreamSynchronize(self.c.c_void_p(stream)), "cuStreamSynchronize")
+
+    def destroy(self, stream):
+        self.check(self.lib.cuStreamDestroy_v2(self.c.c_void_p(stream)), "cuStreamDestroy")
+
+
+class OwnStreamReader(object):
+    """Decode calls on a stream of a chosen priority (``high``: the context's greatest, else
+    its least, the default's), each picture copied into one device buffer on that stream and
+    waited for: NvdecSource's steps, its stream's priority the only difference."""
+
+    def __init__(self, clip, high):
+        import numpy as np
+        import PyNvVideoCodec as nvc
+        from trtssd.gpu.cuda import CudaContext, DeviceArray
+        self.nvc, self.cu = nvc, _Cu()
+        self.cc = CudaContext(0)
+        with self.cc.active():
+            self.stream, self.priority = self.cu.stream(high)
+            self.dmx = nvc.CreateDemuxer(filename=clip)
+            self.dec = nvc.CreateDecoder(gpuid=0, codec=self.dmx.GetNvCodecId(),
+                                         cudacontext=self.cc._ctx.handle,
+                                         cudastream=self.stream, usedevicememory=True)
+            self.w, self.h = int(self.dmx.Width()), int(self.dmx.Height())
+            self.buf = DeviceArray((self.h * 3 // 2, self.w), np.uint8)
+        self.it = self._pictures()
+
+    def _pictures(self):
+        for packet in self.dmx:
+            for pic in self.dec.Decode(packet) or ():
+                yield pic
+        for pic in self.dec.Decode(self.nvc.PacketData()) or ():
+            yield pic
+
+    def step(self):
+        from trtssd.io.nvdec import _planes
+        with self.cc.active():
+            pic = next(self.it, None)
+            if pic is None:
+                return False
+            for ptr, pitch, rows, row0 in _planes(pic, self.h, self.w):
+                self.cu.copy(ptr, pitch, int(self.buf.ptr) + row0 * self.w, self.w, self.w,
+                             rows, self.stream)
+            self.cu.sync(self.stream)
+        return True
+
+    def close(self):
+        with self.cc.active():
+            self.cu.sync(self.stream)
+            self.it = self.dec = self.dmx = None
+            self.buf.close()
+            self.cu.destroy(self.stream)
         self.cc.close()
 
 
@@ -395,11 +495,13 @@ def main(argv=None):
                     r = run_processes(a.clip, n, net if case.endswith("+network") else None,
                                       ipc=case.startswith("ipc"))
                 else:
-                    make = ((lambda: ThreadedReader(a.clip)) if case == "threaded-decoder"
-                            else (lambda: SourceReader(a.clip)))
+                    make = {"threaded-decoder": lambda: ThreadedReader(a.clip),
+                            "own+network": lambda: OwnStreamReader(a.clip, False),
+                            "own-high+network": lambda: OwnStreamReader(a.clip, True),
+                            }.get(case, lambda: SourceReader(a.clip))
                     beside = (python_load(a.python_us, a.python_period_us)
                               if case == "threads+python" else
-                              net if case == "threads+network" else None)
+                              net if case.endswith("+network") else None)
                     r = run_threads(make, n, beside)
                 if case.endswith("+network"):
                     r["network_img_s"] = net.rates.pop()

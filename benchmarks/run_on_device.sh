@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|r15|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|r15|r16|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel +
@@ -670,6 +670,38 @@ if [ "$phase" = r15 ]; then
     run 240 python3 -m benchmarks.bench_nvdec --clip "$CLIP" --sessions 1 8 --reps 2 \
         --cases threads threads+network processes processes+network ipc ipc+network \
         --json "$OUT/nvdec_probe_r15.json"
+fi
+# ---- r16 (~300 s): what multi x8's NVDEC decoders wait for in this process: the probe's
+# decoders on a stream of the lowest and of the highest priority beside the network; multi x8
+# on the clip with GPU decode at the interpreter's default switch interval (5 ms), 0.5 ms and
+# 20 ms, twice, alternating; then py-spy's samples of the GIL's holder (--gil) and of every
+# thread of one more such run. Carry .device-carry/tools/py-spy (the py-spy wheel's binary).
+if [ "$phase" = r16 ]; then
+    step "GPU test: the NVDEC probe (the priority readers too)"
+    run 150 python3 -m pytest -q -rs -p no:cacheprovider tests/io/test_bench_nvdec.py
+    step "NVDEC probe: threads, beside the network, own streams of the lowest and highest priority"
+    run 150 python3 -m benchmarks.bench_nvdec --clip "$CLIP" --sessions 8 --reps 2 \
+        --cases threads threads+network own+network own-high+network \
+        --json "$OUT/nvdec_probe_r16.json"
+    ARGS="bench --backend torch --device cuda --precision fp32 --no-chart --modes multi --source $CLIP --decode gpu --seconds 2"
+    for r in 1 2; do
+        for si in default 0.0005 0.02; do
+            step "multi x8 on the clip with GPU decode, switch interval $si, repetition $r"
+            if [ $si = default ]; then
+                run 80 python3 -m trtssd $ARGS --json "$OUT/r16_multi_${si}_$r.json"
+            else
+                run 80 python3 -c "import sys; sys.setswitchinterval($si); from trtssd.commands.cli import main; sys.exit(main(sys.argv[1:]))" \
+                    $ARGS --json "$OUT/r16_multi_${si}_$r.json"
+            fi
+        done
+    done
+    SPY=.device-carry/tools/py-spy
+    step "py-spy --gil (the GIL's holder), multi x8 on the clip with GPU decode"
+    run 90 $SPY record -r 200 -f raw --threads --gil -o "$OUT/spy_gil_multi_nvdec.txt" -- \
+        python3 -m trtssd $ARGS --json "$OUT/r16_spy_gil.json"
+    step "py-spy (every running thread), multi x8 on the clip with GPU decode"
+    run 90 $SPY record -r 200 -f raw --threads -o "$OUT/spy_all_multi_nvdec.txt" -- \
+        python3 -m trtssd $ARGS --json "$OUT/r16_spy_all.json"
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then

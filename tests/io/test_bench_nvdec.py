@@ -83,9 +83,12 @@ def test_every_case_on_the_gpu(tmp_path):
         pytest.skip(why)
     clip = clips.clip("bench-160x96", tmp_path)       # 24 frames
     from benchmarks import bench_nvdec
-    for case in ("threads", "threaded-decoder", "processes", "ipc", "threads+python"):
+    for case in ("threads", "threaded-decoder", "own", "own-high", "processes", "ipc",
+                 "threads+python"):
         make = {"threads": lambda: bench_nvdec.SourceReader(clip),
-                "threaded-decoder": lambda: bench_nvdec.ThreadedReader(clip)}
+                "threaded-decoder": lambda: bench_nvdec.ThreadedReader(clip),
+                "own": lambda: bench_nvdec.OwnStreamReader(clip, False),
+                "own-high": lambda: bench_nvdec.OwnStreamReader(clip, True)}
         if case in ("processes", "ipc"):
             r = bench_nvdec.run_processes(clip, 2, ipc=case == "ipc")
         else:
@@ -95,3 +98,37 @@ def test_every_case_on_the_gpu(tmp_path):
         # every session reads every frame after its warm-up, once
         assert r["frames"] == 2 * (24 - bench_nvdec.WARMUP), case
         assert r["fps"] > 0 and r["session_fps_min"] <= r["session_fps_max"], case
+
+
+def test_the_own_stream_reader_copies_what_nvdec_source_reads(tmp_path):
+    why = gpu_unavailable_reason()
+    if why:
+        pytest.skip("needs a CUDA GPU with NVDEC: %s" % why)
+    from trtssd.io.nvdec import unavailable_reason
+    why = unavailable_reason()
+    if why:
+        pytest.skip(why)
+    clip = clips.clip("bench-160x96", tmp_path)
+    from benchmarks import bench_nvdec
+    ref = bench_nvdec.SourceReader(clip)
+    try:
+        want = []
+        for _ in range(3):
+            f = ref.src.read()
+            with ref.src._cc.active():
+                want.append(f.image.copy_to_host())
+            f.done()
+    finally:
+        ref.close()
+    for high in (False, True):
+        r = bench_nvdec.OwnStreamReader(clip, high)
+        try:
+            for k in range(3):
+                with r.cc.active():
+                    r.buf.fill_bytes(0x5A)            # poisoned before each picture
+                assert r.step()
+                with r.cc.active():
+                    got = r.buf.copy_to_host()
+                assert (got == want[k]).all(), (high, k)
+        finally:
+            r.close()

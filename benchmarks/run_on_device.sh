@@ -4,7 +4,7 @@
 #
 #   ../shared/device/stage.sh nvdec && mkdir -p .device-carry/models && cp ../shared/models/* .device-carry/models/
 #   python -m trtssd.commands.bench_video .device-carry/clip-1080p-h264.mp4   # the H.264 clip (PyAV, here)
-#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|r15|r16|all]
+#   device run, carry [".device-carry"]:  . .device-carry/setup.sh && benchmarks/run_on_device.sh [check|kernel|bench|pipe|pipe-check|pipe-bench|pipe-more|byo|final-check|final-bench|diag|last|r4|r4b|r4c|r4d|r5|r5b|r6|r6b|r7|r7b|r7c|r7d|r8|r8b|r9|r9b|r9c|r9-check|r11|r11b|r12k|r12f|r13|r13b|r14|r15|r16|r16b|all]
 #
 # check: GPU tests and compute-sanitizer; kernel: Nsight Compute of the preprocessing
 # variants and of the kernel's floor (benchmarks/bench_kernel_floor.py); bench: kernel +
@@ -702,6 +702,28 @@ if [ "$phase" = r16 ]; then
     step "py-spy (every running thread), multi x8 on the clip with GPU decode"
     run 90 $SPY record -r 200 -f raw --threads -o "$OUT/spy_all_multi_nvdec.txt" -- \
         python3 -m trtssd $ARGS --json "$OUT/r16_spy_all.json"
+fi
+# ---- r16b (~250 s): r16's py-spy part (py-spy's samples of the GIL's holder, twice, and of
+# every running thread), multi x8 on the clip with GPU decode three times at depth 2 and twice
+# at depth 3. Carry .device-carry/tools/py-spy.
+if [ "$phase" = r16b ]; then
+    ARGS="bench --backend torch --device cuda --precision fp32 --no-chart --modes multi --source $CLIP --decode gpu --seconds 1.5"
+    SPY=.device-carry/tools/py-spy
+    for r in 1 2; do
+        step "py-spy --gil (the GIL's holder), multi x8 on the clip with GPU decode, $r"
+        run 90 $SPY record -r 200 -f raw --threads --gil -o "$OUT/spy_gil_multi_nvdec_$r.txt" -- \
+            python3 -m trtssd $ARGS --json "$OUT/r16b_spy_gil_$r.json"
+    done
+    step "py-spy (every running thread), multi x8 on the clip with GPU decode"
+    run 90 $SPY record -r 200 -f raw --threads -o "$OUT/spy_all_multi_nvdec.txt" -- \
+        python3 -m trtssd $ARGS --json "$OUT/r16b_spy_all.json"
+    for r in 1 2 3; do
+        for d in 2 3; do
+            [ $d = 3 ] && [ $r = 3 ] && continue
+            step "multi x8 on the clip with GPU decode, depth $d, repetition $r"
+            run 80 python3 -m trtssd $ARGS --multi-depth $d --json "$OUT/r16b_multi_d${d}_$r.json"
+        done
+    done
 fi
 # ---- r9-check (~200 s): the GPU tests of the preprocessing, the pipelines and the slot's drawing
 if [ "$phase" = r9-check ]; then
